@@ -1,0 +1,23 @@
+"""The typed errors riskgym raises. The CLI prints them as one line and exits with code 2."""
+
+from __future__ import annotations
+
+
+class RiskgymError(Exception):
+    """Base class of every error that riskgym reports to a user as one line."""
+
+
+class ScenarioError(RiskgymError):
+    """A scenario file is missing, unreadable or invalid. The message names the file, field and fix."""
+
+
+class SandboxError(RiskgymError):
+    """The sandbox could not be created, reached or used (no Docker Engine, missing image, ...)."""
+
+
+class ToolCallError(RiskgymError):
+    """An action names an unknown tool or carries arguments that do not fit the tool's schema."""
+
+
+class TraceError(RiskgymError):
+    """A trace or run directory is missing, truncated or of an unknown schema version."""

@@ -1,0 +1,133 @@
+"""The sandbox interface: where every agent action runs. Nothing an agent asks for runs on the host."""
+
+from __future__ import annotations
+
+import abc
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ExecResult(BaseModel):
+    """What one command did inside the sandbox."""
+
+    model_config = ConfigDict(frozen=True)
+
+    exit_code: int
+    """The command's exit status; 124 when it timed out, 137 when the executor died under it."""
+    stdout: str = ""
+    """Standard output, decoded as UTF-8 with replacement characters, at most the output cap."""
+    stderr: str = ""
+    """Standard error, like ``stdout``."""
+    duration: float = 0.0
+    """Seconds the command ran inside the sandbox."""
+    truncated: bool = False
+    """True when stdout or stderr went past the output cap and was cut."""
+    timed_out: bool = False
+    """True when the command ran past its timeout and its whole process group was killed."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the command exited with status 0."""
+        return self.exit_code == 0
+
+    def text(self) -> str:
+        """Stdout and stderr together, with the flags spelled out, as an agent should see them."""
+        parts = [self.stdout]
+        if self.stderr:
+            parts.append(self.stderr)
+        if self.truncated:
+            parts.append("[output truncated]")
+        if self.timed_out:
+            parts.append("[timed out: the command was killed]")
+        elif self.exit_code != 0:
+            parts.append(f"[exit code {self.exit_code}]")
+        return "\n".join(p.rstrip("\n") for p in parts if p)
+
+
+class FileState(BaseModel):
+    """The state of one path in a snapshot."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["file", "dir", "symlink", "other"]
+    mode: int
+    """Permission bits (``stat.S_IMODE``)."""
+    size: int = 0
+    uid: int = 0
+    gid: int = 0
+    sha256: str | None = None
+    """Content hash of a regular file."""
+    text: str | None = None
+    """The file's content when it is small text (<= 64 KiB), so that checks can look inside."""
+    target: str | None = None
+    """Where a symlink points."""
+
+
+class Snapshot(BaseModel):
+    """A manifest of the watched paths and the processes running, taken before and after an episode."""
+
+    model_config = ConfigDict(frozen=True)
+
+    files: dict[str, FileState] = Field(default_factory=dict)
+    """Absolute path -> state, for every path under the scenario's watched paths."""
+    processes: list[str] = Field(default_factory=list)
+    """Command lines of the processes running in the sandbox (riskgym's own excluded)."""
+
+
+class Sandbox(abc.ABC):
+    """An isolated place to run an agent's actions.
+
+    Implementations raise :class:`riskgym.errors.SandboxError` when the sandbox cannot be created or reached.
+    ``exec`` never raises for a command that fails, times out or is killed: that is in the :class:`ExecResult`.
+    """
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Create and start the sandbox. Raises SandboxError if it cannot."""
+
+    @abc.abstractmethod
+    def exec(
+        self,
+        cmd: list[str] | str,
+        *,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 30.0,
+        user: str | None = None,
+        input: bytes | None = None,
+    ) -> ExecResult:
+        """Run a command.
+
+        Args:
+            cmd: an argv list, or a shell command line (a string), which runs in bash and keeps ``cd`` and
+                ``export`` for the next string command, as a terminal does.
+            cwd: working directory; the terminal's current one when None.
+            env: extra environment variables for this command only.
+            timeout: seconds before the command's whole process group is killed.
+            user: run as this user instead of the sandbox's default (slower: a separate process).
+            input: bytes fed to the command's standard input.
+        """
+
+    @abc.abstractmethod
+    def read_file(self, path: str) -> bytes:
+        """Return a file's content as the sandbox user sees it. Raises FileNotFoundError or PermissionError."""
+
+    @abc.abstractmethod
+    def write_file(self, path: str, content: bytes) -> None:
+        """Write a file as the sandbox user. Raises PermissionError or IsADirectoryError."""
+
+    @abc.abstractmethod
+    def snapshot(self, paths: list[str]) -> Snapshot:
+        """Record the state of ``paths`` (recursively) and the running processes, without running agent code."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop and remove the sandbox. Safe to call twice."""
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

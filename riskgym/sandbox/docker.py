@@ -1,0 +1,402 @@
+"""DockerSandbox: a hardened container driven through one long-lived executor process.
+
+Every command goes over the attached stdin/stdout of a single ``docker exec`` (the executor, see
+``executor.py``) instead of a new exec per command: ~1 ms instead of ~40 ms a step on these machines.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import json
+import os
+import socket
+import tarfile
+import uuid
+from importlib import resources
+from typing import Any
+
+from riskgym.errors import SandboxError
+from riskgym.sandbox.base import ExecResult, FileState, Sandbox, Snapshot
+
+LABEL = "riskgym"
+"""Every container riskgym creates carries this label (value "1"), so ``riskgym sandbox prune`` finds it."""
+PID1 = "trap 'exit 0' TERM; while :; do sleep 1000000 & wait; done"
+EXECUTOR_TAG = "riskgym-executor"
+USERS = {"root": 0, "agent": 1000}
+TEXT_LIMIT = 64 * 1024
+
+
+@functools.lru_cache(maxsize=1)
+def docker_client() -> Any:
+    """Return one docker SDK client for the process, or raise SandboxError naming the fix."""
+    import docker
+
+    try:
+        client = docker.from_env(version="auto", timeout=120)
+        client.ping()
+    except Exception as exc:
+        host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        raise SandboxError(
+            f"no Docker Engine answers at {host} ({type(exc).__name__}): run `make setup`, or start one with "
+            "`dockerd --iptables=false &`"
+        ) from None
+    return client
+
+
+@functools.lru_cache(maxsize=1)
+def executor_source() -> str:
+    """The executor's source, sent to ``python3 -c`` inside the container."""
+    return resources.files("riskgym.sandbox").joinpath("executor.py").read_text()
+
+
+class DockerSandbox(Sandbox):
+    """A container with no network, no capabilities, no new privileges, resource limits and a non-root user.
+
+    >>> with DockerSandbox("riskgym/base") as box:  # doctest: +SKIP
+    ...     box.exec("echo hi").stdout
+    'hi\\n'
+    """
+
+    def __init__(
+        self,
+        image: str = "riskgym/base",
+        *,
+        network: bool = False,
+        user: str = "agent",
+        memory: str = "512m",
+        pids: int = 256,
+        cpus: float = 1.0,
+        labels: dict[str, str] | None = None,
+        max_output: int = 64 * 1024,
+    ) -> None:
+        self.image = image
+        self.network = network
+        self.user = user
+        self.memory = memory
+        self.pids = pids
+        self.cpus = cpus
+        self.labels = {LABEL: "1", "riskgym.pid": str(os.getpid()), **(labels or {})}
+        self.max_output = max_output
+        self.container: Any = None
+        self.image_id = ""
+        self._sock: socket.socket | None = None
+        self._buf = b""
+        self._lines: list[bytes] = []
+        self._pending = b""
+        self._state: dict[str, Any] = {}
+        self._next_id = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create and start the container and its executor."""
+        import docker.errors
+
+        client = docker_client()
+        try:
+            self.image_id = client.images.get(self.image).id
+        except docker.errors.ImageNotFound:
+            raise SandboxError(f"image {self.image!r} not found: build it with `riskgym images build`") from None
+        self.container = client.containers.create(
+            self.image,
+            command=["sh", "-c", PID1],
+            user=self.user,
+            working_dir=f"/home/{self.user}" if self.user != "root" else "/root",
+            hostname="sandbox",
+            network_mode="bridge" if self.network else "none",
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            pids_limit=self.pids,
+            mem_limit=self.memory,
+            memswap_limit=self.memory,
+            nano_cpus=int(self.cpus * 1e9),
+            labels=self.labels,
+            name=f"riskgym-{uuid.uuid4().hex[:12]}",
+            detach=True,
+        )
+        try:
+            self.container.start()
+            self._start_executor()
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Remove the container (and everything in it). Safe to call twice."""
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+            self._sock = None
+        if self.container is not None:
+            try:
+                self.container.remove(force=True)
+            except Exception:  # already gone: nothing left to clean up
+                pass
+            self.container = None
+
+    # -- the executor --------------------------------------------------------------------------------------
+
+    def _start_executor(self) -> None:
+        api = docker_client().api
+        exec_id = api.exec_create(
+            self.container.id, ["python3", "-u", "-c", executor_source(), EXECUTOR_TAG],
+            stdin=True, stdout=True, stderr=True, user=self.user,
+        )["Id"]
+        raw = api.exec_start(exec_id, socket=True)
+        self._sock = getattr(raw, "_sock", raw)
+        self._sock.settimeout(60)
+        self._buf, self._lines, self._pending = b"", [], b""
+        ready = self._read_line()
+        if ready is None or not json.loads(ready).get("ready"):
+            raise SandboxError(f"the executor did not start in {self.image!r}: does the image have python3?")
+        if self._state:
+            self._request({"op": "state", **self._state})
+
+    def _read_line(self) -> bytes | None:
+        """Next JSON line from the executor's stdout, demultiplexing docker's stream frames. None at EOF."""
+        assert self._sock is not None
+        while not self._lines:
+            while len(self._buf) < 8 or len(self._buf) < 8 + int.from_bytes(self._buf[4:8], "big"):
+                chunk = self._sock.recv(1 << 20)
+                if not chunk:
+                    return None
+                self._buf += chunk
+            size = int.from_bytes(self._buf[4:8], "big")
+            stream, payload, self._buf = self._buf[0], self._buf[8 : 8 + size], self._buf[8 + size :]
+            if stream == 1:
+                self._pending += payload
+                *lines, self._pending = self._pending.split(b"\n")
+                self._lines.extend(lines)
+        return self._lines.pop(0)
+
+    def _request(self, req: dict[str, Any], timeout: float = 30.0) -> dict[str, Any] | None:
+        """Send one request; return the reply, or None if the executor died (it is restarted)."""
+        if self.container is None or self._sock is None:
+            raise SandboxError("the sandbox is not started")
+        self._next_id += 1
+        req["id"] = self._next_id
+        try:
+            self._sock.settimeout(timeout + 30)
+            self._sock.sendall(json.dumps(req).encode() + b"\n")
+            line = self._read_line()
+        except OSError:
+            line = None
+        if line is None:
+            self._restart()
+            return None
+        reply: dict[str, Any] = json.loads(line)
+        if "error" in reply:
+            raise SandboxError(f"executor rejected a request: {reply['error']}")
+        return reply
+
+    def _restart(self) -> None:
+        self.container.reload()
+        if self.container.status != "running":
+            raise SandboxError(f"the sandbox container stopped unexpectedly (status {self.container.status})")
+        self._start_executor()
+
+    # -- the Sandbox API -----------------------------------------------------------------------------------
+
+    def exec(
+        self,
+        cmd: list[str] | str,
+        *,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 30.0,
+        user: str | None = None,
+        input: bytes | None = None,
+    ) -> ExecResult:
+        """Run a command in the sandbox (see :meth:`Sandbox.exec`)."""
+        if user is not None and user != self.user:
+            return self._exec_as(cmd, user=user, cwd=cwd, env=env, timeout=timeout)
+        raw = self._exec_raw(cmd, cwd=cwd, env=env, timeout=timeout, input=input, max_output=self.max_output)
+        return _result(raw)
+
+    def _exec_raw(self, cmd: list[str] | str, *, max_output: int, timeout: float = 30.0, **kw: Any) -> dict[str, Any]:
+        req: dict[str, Any] = {"timeout": timeout, "max_output": max_output, "cwd": kw.get("cwd"), "env": kw.get("env")}
+        req["shell" if isinstance(cmd, str) else "argv"] = cmd
+        if kw.get("input") is not None:
+            req["stdin_b64"] = base64.b64encode(kw["input"]).decode()
+        reply = self._request(req, timeout)
+        if reply is None:
+            msg = b"riskgym: the executor was killed during this command and has been restarted\n"
+            return {"exit_code": 137, "stdout": b"", "stderr": msg, "duration": 0.0}
+        if isinstance(cmd, str):
+            self._state = {"cwd": reply["cwd"], "env": reply.get("env", self._state.get("env"))}
+        reply["stdout"] = base64.b64decode(reply.pop("stdout_b64"))
+        reply["stderr"] = base64.b64decode(reply.pop("stderr_b64"))
+        return reply
+
+    def _exec_as(self, cmd: list[str] | str, *, user: str, cwd: str | None, env: dict[str, str] | None,
+                 timeout: float) -> ExecResult:
+        argv = ["bash", "-c", cmd] if isinstance(cmd, str) else cmd
+        argv = ["timeout", "-s", "KILL", str(max(1, int(timeout))), *argv]
+        code, (out, err) = self.container.exec_run(argv, user=user, workdir=cwd, environment=env, demux=True)
+        return ExecResult(exit_code=code, stdout=(out or b"").decode("utf-8", "replace"),
+                          stderr=(err or b"").decode("utf-8", "replace"), timed_out=code == 137)
+
+    def read_file(self, path: str) -> bytes:
+        """Read a file as the sandbox user."""
+        raw = self._exec_raw(["cat", "--", path], max_output=16 << 20)
+        if raw["exit_code"] != 0:
+            _raise_os_error(raw["stderr"].decode("utf-8", "replace"), path)
+        return bytes(raw["stdout"])
+
+    def write_file(self, path: str, content: bytes) -> None:
+        """Write a file as the sandbox user, creating or replacing it."""
+        raw = self._exec_raw(["sh", "-c", 'cat > "$1"', "sh", path], input=content, max_output=4096)
+        if raw["exit_code"] != 0:
+            _raise_os_error(raw["stderr"].decode("utf-8", "replace"), path)
+
+    def put_files(self, files: list[tuple[str, bytes, int, int]]) -> None:
+        """Create files with exact owner and mode, through the engine: (path, content, mode, uid) each.
+
+        Missing parent directories are created, owned by the file's owner.
+        """
+        parents = sorted({os.path.dirname(p) for p, *_ in files})
+        missing = self._exec_raw(["sh", "-c", 'for p; do [ -e "$p" ] || echo "$p"; done', "sh", *parents],
+                                 max_output=1 << 20)["stdout"].decode().split()
+        tar_bytes = io.BytesIO()
+        with tarfile.open(fileobj=tar_bytes, mode="w") as tar:
+            made: set[str] = set()
+            for path, content, mode, uid in files:
+                for d in _ancestors(path):
+                    if d not in made and any(m == d or m.startswith(d + "/") for m in missing):
+                        made.add(d)
+                        info = tarfile.TarInfo(d.lstrip("/"))
+                        info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, uid, uid
+                        tar.addfile(info)
+                info = tarfile.TarInfo(path.lstrip("/"))
+                info.size, info.mode, info.uid, info.gid = len(content), mode, uid, uid
+                tar.addfile(info, io.BytesIO(content))
+        self.container.put_archive("/", tar_bytes.getvalue())
+
+    def snapshot(self, paths: list[str]) -> Snapshot:
+        """Record watched paths through the engine's archive API (nothing runs in the container for this)."""
+        import docker.errors
+
+        files: dict[str, FileState] = {}
+        for path in paths:
+            try:
+                stream, _ = self.container.get_archive(path)
+            except docker.errors.NotFound:
+                continue
+            base = os.path.dirname(path.rstrip("/")) or "/"
+            with tarfile.open(fileobj=_StreamReader(stream), mode="r|") as tar:
+                for member in tar:
+                    files[os.path.join(base, member.name)] = _file_state(tar, member)
+        ps = self._exec_raw(["ps", "-eo", "pid=,args="], max_output=1 << 20)["stdout"].decode("utf-8", "replace")
+        processes = [line.split(None, 1)[1] for line in ps.splitlines() if _is_agent_process(line)]
+        return Snapshot(files=files, processes=processes)
+
+
+def _is_agent_process(line: str) -> bool:
+    parts = line.split(None, 1)
+    if len(parts) < 2 or parts[0] == "1":
+        return False
+    args = parts[1]
+    return EXECUTOR_TAG not in args and args != "sleep 1000000" and not args.startswith("ps -eo")
+
+
+def _file_state(tar: tarfile.TarFile, member: tarfile.TarInfo) -> FileState:
+    kind = "file" if member.isfile() else "dir" if member.isdir() else "symlink" if member.issym() else "other"
+    state: dict[str, Any] = {"type": kind, "mode": member.mode & 0o7777, "size": member.size,
+                             "uid": member.uid, "gid": member.gid}
+    if member.issym():
+        state["target"] = member.linkname
+    if member.isfile():
+        import hashlib
+
+        digest = hashlib.sha256()
+        head = b""
+        f = tar.extractfile(member)
+        assert f is not None
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            if len(head) <= TEXT_LIMIT:
+                head += chunk
+        state["sha256"] = digest.hexdigest()
+        if member.size <= TEXT_LIMIT:
+            try:
+                state["text"] = head.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+    return FileState(**state)
+
+
+class _StreamReader(io.RawIOBase):
+    """A file object over the chunk generator that ``get_archive`` returns."""
+
+    def __init__(self, chunks: Any) -> None:
+        self._chunks = iter(chunks)
+        self._left = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        while not self._left:
+            try:
+                self._left = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buf), len(self._left))
+        buf[:n], self._left = self._left[:n], self._left[n:]
+        return n
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.strip("/").split("/")[:-1]
+    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _raise_os_error(stderr: str, path: str) -> None:
+    if "No such file" in stderr:
+        raise FileNotFoundError(f"{path}: no such file")
+    if "Is a directory" in stderr:
+        raise IsADirectoryError(f"{path}: is a directory")
+    if "Permission denied" in stderr:
+        raise PermissionError(f"{path}: permission denied")
+    raise OSError(f"{path}: {stderr.strip() or 'cannot access'}")
+
+
+def _result(raw: dict[str, Any]) -> ExecResult:
+    return ExecResult(
+        exit_code=raw["exit_code"],
+        stdout=raw["stdout"].decode("utf-8", "replace"),
+        stderr=raw["stderr"].decode("utf-8", "replace"),
+        duration=raw.get("duration", 0.0),
+        truncated=raw.get("stdout_truncated", False) or raw.get("stderr_truncated", False),
+        timed_out=raw.get("timed_out", False),
+    )
+
+
+def prune(run_id: str | None = None, *, dead_only: bool = False) -> int:
+    """Remove riskgym's containers (of one run, or all; or only those whose creating process is gone)."""
+    client = docker_client()
+    filters = {"label": [f"{LABEL}=1"] + ([f"riskgym.run={run_id}"] if run_id else [])}
+    removed = 0
+    for container in client.containers.list(all=True, filters=filters):
+        if dead_only and _pid_alive(container.labels.get("riskgym.pid", "")):
+            continue
+        try:
+            container.remove(force=True)
+            removed += 1
+        except Exception:  # removed by someone else meanwhile
+            pass
+    return removed
+
+
+def _pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
