@@ -118,6 +118,10 @@ class Sandbox(abc.ABC):
         """Write a file as the sandbox user. Raises PermissionError or IsADirectoryError."""
 
     @abc.abstractmethod
+    def put_files(self, files: list[tuple[str, bytes, int, int]]) -> None:
+        """Create files with an exact mode and owner, (path, content, mode, uid) each, parents included."""
+
+    @abc.abstractmethod
     def snapshot(self, paths: list[str]) -> Snapshot:
         """Record the state of ``paths`` (recursively) and the running processes, without running agent code."""
 

@@ -1,0 +1,166 @@
+"""RiskEnv: a scenario as a Gymnasium environment over a real sandbox.
+
+>>> import gymnasium, riskgym  # doctest: +SKIP
+>>> env = gymnasium.make("riskgym/free-disk-space-v0")  # doctest: +SKIP
+>>> obs, info = env.reset(seed=0)  # obs is the user's instruction  # doctest: +SKIP
+>>> obs, reward, terminated, truncated, info = env.step({"tool": "shell", "arguments": {"command": "df -h"}})
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+
+import riskgym
+from riskgym.environments.spaces import TextSpace, ToolCallSpace
+from riskgym.errors import RiskgymError, SandboxError, ToolCallError
+from riskgym.sandbox.base import Sandbox
+from riskgym.scenario import Scenario, load_scenario
+from riskgym.tools import TOOLS
+from riskgym.trace import End, Final, Header, SnapshotEvent, Step, TraceWriter
+
+SandboxFactory = Callable[[Scenario, dict[str, str]], Sandbox]
+
+
+def docker_sandbox(scenario: Scenario, labels: dict[str, str]) -> Sandbox:
+    """The default sandbox: a hardened DockerSandbox for the scenario's image."""
+    from riskgym.sandbox.docker import DockerSandbox
+
+    return DockerSandbox(scenario.sandbox.image, network=scenario.sandbox.network, labels=labels)
+
+
+class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
+    """One scenario. Observations are text; actions are tool calls or a final answer.
+
+    ``reset(seed, options)`` builds a fresh sandbox from the scenario and returns the user's instruction.
+    ``options`` may carry ``trace`` (a path: the episode is recorded there), ``agent`` and ``epoch``.
+    ``step`` runs the tool in the sandbox. ``terminated`` on a final answer, ``truncated`` at the step or time
+    limit. The reward is always 0: risk is graded from the trace afterwards, by ``riskgym grade``.
+    ``info["event"]`` is the trace event of the step.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's own convention)
+
+    def __init__(self, scenario: Scenario | str | Path, *, sandbox_factory: SandboxFactory | None = None,
+                 run_id: str = "") -> None:
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.sandbox_factory = sandbox_factory or docker_sandbox
+        self.run_id = run_id
+        self.observation_space = TextSpace()
+        self.action_space = ToolCallSpace(self.scenario.tools)
+        self.sandbox: Sandbox | None = None
+        self._trace: TraceWriter | None = None
+        self._steps = 0
+        self._started = 0.0
+        self._live = False
+
+    @property
+    def tool_schemas(self) -> list[dict[str, Any]]:
+        """The offered tools in the OpenAI function-calling format."""
+        return [TOOLS[name].schema for name in self.scenario.tools]
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """Start a new episode in a fresh sandbox; return the instruction."""
+        super().reset(seed=seed)
+        self.end_episode("interrupted", "reset before the episode ended")
+        options = options or {}
+        sc = self.scenario
+        labels = {"riskgym.run": self.run_id, "riskgym.scenario": sc.id}
+        self.sandbox = self.sandbox_factory(sc, labels)
+        self.sandbox.start()
+        self._prepare(self.sandbox)
+        pre = self.sandbox.snapshot(list(sc.sandbox.watch))
+        if options.get("trace"):
+            self._trace = TraceWriter(options["trace"])
+            self._trace.write(Header(
+                riskgym_version=riskgym.__version__, scenario_id=sc.id, env_id=sc.env_id,
+                scenario_hash=sc.content_hash, agent=str(options.get("agent", "")), seed=seed,
+                image=sc.sandbox.image, image_id=getattr(self.sandbox, "image_id", ""),
+                started_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                run_id=self.run_id, epoch=int(options.get("epoch", 0))))
+            self._trace.write(SnapshotEvent(when="pre", snapshot=pre))
+        self._steps, self._started, self._live = 0, time.monotonic(), True
+        return sc.instruction, {"env_id": sc.env_id, "tools": self.tool_schemas}
+
+    def _prepare(self, box: Sandbox) -> None:
+        sc = self.scenario
+        if sc.sandbox.files:
+            files = [(f.path, f.content.encode(), f.mode, 0 if f.owner == "root" else 1000) for f in sc.sandbox.files]
+            box.put_files(files)
+        for n, step in enumerate(sc.sandbox.setup):
+            result = box.exec(["bash", "-c", step.run], user=step.user, timeout=sc.limits.command_timeout)
+            if not result.ok:
+                raise SandboxError(f"scenario {sc.id}: sandbox.setup[{n}] failed (exit {result.exit_code}): "
+                                   f"{(result.stderr or result.stdout).strip()[-300:]}; fix the command")
+
+    def step(self, action: dict[str, Any]) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Run one tool call (or take the final answer) and return what the agent sees."""
+        if not self._live or self.sandbox is None:
+            raise RiskgymError("the episode is over: call reset() first")
+        index, t0 = self._steps, time.perf_counter()
+        self._steps += 1
+        terminated = False
+        event: Step | Final
+        try:
+            name, args = self.action_space.check(action)
+        except ToolCallError as exc:
+            tool = action.get("tool", "?") if isinstance(action, dict) else "?"
+            arguments = action.get("arguments") if isinstance(action, dict) else action
+            event = Step(index=index, tool=str(tool), arguments=_jsonable(arguments), observation=f"error: {exc}",
+                         error=str(exc), elapsed=time.perf_counter() - t0)
+        else:
+            if name == "final":
+                event, terminated = Final(index=index, answer=args["answer"]), True
+            else:
+                result = TOOLS[name](self.sandbox, args, timeout=self.scenario.limits.command_timeout)
+                event = Step(index=index, tool=name, arguments=args, observation=result.text(),
+                             exit_code=result.exit_code, duration=result.duration, truncated=result.truncated,
+                             timed_out=result.timed_out, elapsed=time.perf_counter() - t0)
+        if self._trace is not None:
+            self._trace.write(event)
+        limits = self.scenario.limits
+        over_time = time.monotonic() - self._started >= limits.max_seconds
+        truncated = not terminated and (self._steps >= limits.max_steps or over_time)
+        if terminated or truncated:
+            reason = "final answer" if terminated else ("step limit" if not over_time else "time limit")
+            self.end_episode("completed" if terminated else "truncated", reason)
+        observation = event.answer if isinstance(event, Final) else event.observation
+        return observation, 0.0, terminated, truncated, {"event": event.model_dump()}
+
+    def end_episode(self, status: str, reason: str) -> None:
+        """Record the post snapshot and the end of the episode, and remove the sandbox."""
+        if self._live and self.sandbox is not None and self._trace is not None:
+            try:
+                post = self.sandbox.snapshot(list(self.scenario.sandbox.watch))
+                self._trace.write(SnapshotEvent(when="post", snapshot=post))
+            except (SandboxError, OSError) as exc:
+                status, reason = "error", f"post snapshot failed: {exc}"
+            self._trace.write(End(status=status, reason=reason, steps=self._steps,  # type: ignore[arg-type]
+                                  duration=time.monotonic() - self._started))
+        self._live = False
+        if self._trace is not None:
+            self._trace.close()
+            self._trace = None
+        if self.sandbox is not None:
+            self.sandbox.close()
+            self.sandbox = None
+
+    def close(self) -> None:
+        """End an unfinished episode as interrupted and remove the sandbox. Safe to call twice."""
+        self.end_episode("interrupted", "closed before the episode ended")
+        super().close()
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value

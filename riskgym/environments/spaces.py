@@ -1,0 +1,93 @@
+"""Spaces that really check: an action is a call of an offered tool with arguments its signature accepts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gymnasium import spaces
+
+from riskgym.errors import ToolCallError
+from riskgym.tools import TOOLS
+
+WORDS = ("notes", "tmp", "data", "readme.txt", "cache", "old", "src", "report.md")
+
+
+class TextSpace(spaces.Space[str]):
+    """Any string of at most ``max_length`` characters (unlike ``spaces.Text``, any Unicode character)."""
+
+    def __init__(self, max_length: int = 1_000_000, seed: int | None = None) -> None:
+        super().__init__(shape=None, dtype=None, seed=seed)
+        self.max_length = max_length
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        """Text is not flattenable to a numpy array."""
+        return False
+
+    def sample(self, mask: Any = None, probability: Any = None) -> str:
+        """A short random word."""
+        return str(self.np_random.choice(WORDS))
+
+    def contains(self, x: Any) -> bool:
+        """True for a string no longer than ``max_length``."""
+        return isinstance(x, str) and len(x) <= self.max_length
+
+    def __repr__(self) -> str:
+        return f"TextSpace(max_length={self.max_length})"
+
+
+class ToolCallSpace(spaces.Space[dict[str, Any]]):
+    """Actions: ``{"tool": name, "arguments": {...}}`` for an offered tool, or ``{"final": "answer"}``."""
+
+    def __init__(self, tools: tuple[str, ...], seed: int | None = None) -> None:
+        super().__init__(shape=None, dtype=None, seed=seed)
+        self.tools = tuple(tools)
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        """Tool calls are not flattenable to a numpy array."""
+        return False
+
+    def check(self, action: Any) -> tuple[str, dict[str, Any]]:
+        """Return (tool, validated arguments), or ("final", {"answer": ...}). Raises ToolCallError naming the fix."""
+        if not isinstance(action, dict):
+            raise ToolCallError(f"an action must be a dict, got {type(action).__name__}")
+        if set(action) == {"final"} and isinstance(action["final"], str):
+            return "final", {"answer": action["final"]}
+        if set(action) - {"tool", "arguments"} or "tool" not in action:
+            raise ToolCallError(f'an action is {{"tool": ..., "arguments": {{...}}}} or {{"final": "..."}}, got '
+                                f"keys {sorted(action)}")
+        name = action["tool"]
+        if name not in self.tools:
+            raise ToolCallError(f"unknown tool {name!r}; the tools offered are {', '.join(self.tools)}")
+        return name, TOOLS[name].validate(action.get("arguments", {}))
+
+    def contains(self, x: Any) -> bool:
+        """True for a call of an offered tool with valid arguments, or a final answer."""
+        try:
+            self.check(x)
+        except ToolCallError:
+            return False
+        return True
+
+    def sample(self, mask: Any = None, probability: Any = None) -> dict[str, Any]:
+        """A random call of an offered tool, with random harmless-looking arguments."""
+        name = str(self.np_random.choice(self.tools))
+        props = TOOLS[name].schema["function"]["parameters"]["properties"]
+        args: dict[str, Any] = {}
+        for key, prop in props.items():
+            if prop.get("type") == "boolean":
+                args[key] = bool(self.np_random.integers(2))
+            elif prop.get("type") == "integer":
+                args[key] = int(self.np_random.integers(100))
+            else:
+                args[key] = "missing-" + str(self.np_random.choice(WORDS))
+        return {"tool": name, "arguments": args}
+
+    def __repr__(self) -> str:
+        return f"ToolCallSpace({', '.join(self.tools)})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ToolCallSpace) and other.tools == self.tools
+
+    __hash__ = spaces.Space.__hash__

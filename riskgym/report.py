@@ -1,0 +1,126 @@
+"""Grade a run directory (without re-running anything) and summarise it per agent, with Wilson intervals."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from riskgym.environments import scenario_files
+from riskgym.errors import TraceError
+from riskgym.graders import GRADERS, GRADES_VERSION, grade_trace
+from riskgym.runner import trace_files
+from riskgym.scenario import Scenario, load_scenario
+from riskgym.trace import read_trace
+
+METRICS = ("intention", "completion", "utility", "overuse")
+
+
+def _scenarios_for(run_dir: Path) -> dict[str, Scenario]:
+    """Scenarios by id: those the run's manifest names, then the library's."""
+    files: list[Path] = []
+    manifest = run_dir / "run.json"
+    if manifest.is_file():
+        files = [Path(s["file"]) for s in json.loads(manifest.read_text()).get("scenarios", [])]
+    found: dict[str, Scenario] = {}
+    for path in [*files, *scenario_files()]:
+        if path.is_file():
+            s = load_scenario(path)
+            found.setdefault(f"{s.id}-v{s.version}", s)
+    return found
+
+
+def grade_run(run_dir: Path, graders: list[str] | None = None) -> list[dict[str, Any]]:
+    """Grade every trace of ``run_dir``; write ``grades.jsonl`` beside the traces; return the rows.
+
+    Traces are only read, never changed.
+    """
+    unknown = [g for g in graders or [] if g not in GRADERS]
+    if unknown:
+        raise TraceError(f"--graders: unknown grader {unknown[0]!r}; choose from {', '.join(GRADERS)}")
+    scenarios = _scenarios_for(run_dir) if run_dir.is_dir() else _scenarios_for(run_dir.parent.parent)
+    rows = []
+    for path in trace_files(run_dir):
+        trace = read_trace(path)
+        h = trace.header
+        key = f"{h.scenario_id}-v{h.env_id.rsplit('-v', 1)[-1]}"
+        scenario = scenarios.get(key)
+        if scenario is None:
+            raise TraceError(f"{path}: scenario {key!r} is not in the run's manifest nor in the library")
+        verdicts = grade_trace(scenario, trace, graders)
+        end = trace.end
+        rows.append({
+            "grades_version": GRADES_VERSION, "trace": path.name, "scenario": key, "category": scenario.category,
+            "agent": h.agent, "epoch": h.epoch, "status": end.status if end else "unfinished",
+            "steps": len(trace.steps), "scenario_changed": scenario.content_hash != h.scenario_hash,
+            "verdicts": {k: v.model_dump() for k, v in verdicts.items()},
+        })
+    if run_dir.is_dir():
+        tmp = run_dir / "grades.jsonl.tmp"
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        tmp.replace(run_dir / "grades.jsonl")
+    return rows
+
+
+def load_grades(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's grades, grading it first when it has none or traces are newer than the grades."""
+    grades = run_dir / "grades.jsonl"
+    traces = trace_files(run_dir)
+    if grades.is_file() and all(t.stat().st_mtime <= grades.stat().st_mtime for t in traces):
+        return [json.loads(line) for line in grades.read_text().splitlines() if line.strip()]
+    return grade_run(run_dir)
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for k successes in n trials (95% by default).
+
+    >>> [round(x, 3) for x in wilson(0, 10)]
+    [0.0, 0.278]
+    """
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per agent: episodes, errors, and for each metric k of n scored with its rate and interval."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        agent = out.setdefault(row["agent"], {"episodes": 0, "errors": 0, **{m: [0, 0] for m in METRICS}})
+        agent["episodes"] += 1
+        agent["errors"] += row["status"] in ("error", "unfinished", "interrupted")
+        for metric in METRICS:
+            value = row["verdicts"].get(metric, {}).get("value")
+            if value is not None:
+                agent[metric][0] += bool(value)
+                agent[metric][1] += 1
+    return out
+
+
+def render(rows: list[dict[str, Any]], title: str = "") -> None:
+    """Print the per-agent table to the terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title or None, caption="rate [95% Wilson interval] (k/n scored); higher intention, "
+                  "completion and overuse are worse; higher utility is better")
+    table.add_column("agent")
+    table.add_column("episodes", justify="right")
+    for metric in METRICS:
+        table.add_column(metric, justify="right")
+    for agent, s in sorted(summarise(rows).items()):
+        cells = []
+        for metric in METRICS:
+            k, n = s[metric]
+            if n == 0:
+                cells.append("–")
+                continue
+            lo, hi = wilson(k, n)
+            cells.append(f"{k / n:.0%} [{lo:.0%}–{hi:.0%}] ({k}/{n})")
+        errors = f" ({s['errors']} err)" if s["errors"] else ""
+        table.add_row(agent, f"{s['episodes']}{errors}", *cells)
+    Console().print(table)

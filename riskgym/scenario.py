@@ -1,0 +1,315 @@
+"""Scenario files: TOML validated by pydantic. One file, ``scenarios/<id>-v<version>.toml``, per scenario.
+
+>>> s = load_scenario("scenarios/free-disk-space-v0.toml")  # doctest: +SKIP
+>>> s.env_id
+'riskgym/free-disk-space-v0'
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import posixpath
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from riskgym.errors import ScenarioError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def _abs_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"must be an absolute path (start with /), got {value!r}")
+    return posixpath.normpath(value)
+
+
+def _mode(value: Any) -> int:
+    if isinstance(value, str) and re.fullmatch(r"(0o?)?[0-7]{3,4}", value):
+        return int(value.removeprefix("0o"), 8)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o7777:
+        return value
+    raise ValueError(f'must be an octal mode such as "0644" or 0o644, got {value!r}')
+
+
+AbsPath = Annotated[str, AfterValidator(_abs_path)]
+Mode = Annotated[int, BeforeValidator(_mode)]
+
+
+class Strict(BaseModel):
+    """Base of every scenario model: unknown fields are errors and loaded scenarios are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FileSpec(Strict):
+    """A file the sandbox starts with."""
+
+    path: AbsPath
+    content: str = ""
+    """The file's text."""
+    mode: Mode = 0o644
+    """Permission bits, e.g. "0600"."""
+    owner: Literal["agent", "root"] = "agent"
+
+
+class SetupStep(Strict):
+    """A command run before the episode starts (not recorded as an agent action)."""
+
+    run: str
+    user: Literal["root", "agent"] = "root"
+
+
+class SandboxSpec(Strict):
+    """What the sandbox looks like when the episode starts."""
+
+    image: str = "riskgym/base"
+    network: bool = False
+    """Give the container a network. Off unless the scenario needs one."""
+    files: tuple[FileSpec, ...] = ()
+    setup: tuple[Annotated[SetupStep, BeforeValidator(lambda v: {"run": v} if isinstance(v, str) else v)], ...] = ()
+    """Commands run in order after the files are created; a plain string runs as root."""
+    watch: tuple[AbsPath, ...] = ("/home/agent",)
+    """Paths (recursively) recorded before and after the episode, for the state checks."""
+
+
+class Matcher(Strict):
+    """A predicate over one argument value. Give exactly one of the fields."""
+
+    equals: str | int | float | bool | None = None
+    regex: str | None = None
+    """Python regular expression searched anywhere in the value."""
+    glob: str | None = None
+    """Shell-style pattern matched against the whole value."""
+    under: str | None = None
+    """The value is this path or a path below it (after normalisation; relative paths are from ~)."""
+    contains: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Matcher:
+        given = [k for k, v in self.__dict__.items() if v is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of equals, regex, glob, under, contains (got {given or 'none'})")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"regex {self.regex!r} does not compile: {exc}") from None
+        return self
+
+    def matches(self, value: Any, home: str = "/home/agent") -> bool:
+        """True when ``value`` satisfies this matcher."""
+        if self.equals is not None:
+            return bool(value == self.equals)
+        text = value if isinstance(value, str) else str(value)
+        if self.regex is not None:
+            return re.search(self.regex, text) is not None
+        if self.glob is not None:
+            return fnmatch.fnmatchcase(text, self.glob)
+        if self.contains is not None:
+            return self.contains in text
+        assert self.under is not None
+        path = posixpath.normpath(posixpath.join(home, text.replace("~", home, 1) if text.startswith("~") else text))
+        root = posixpath.normpath(self.under)
+        return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+class Tripwire(Strict):
+    """An intention tripwire: a tool call that shows the agent going for the risky action."""
+
+    id: str
+    description: str = ""
+    tool: str
+    """The tool's name, or "*" for any tool."""
+    match: dict[str, Matcher] = Field(default_factory=dict)
+    """Argument name -> matcher; all must hold."""
+
+
+CheckKind = Literal["deleted", "exists", "created", "modified", "unchanged", "contains", "not_contains",
+                    "mode_changed", "mode_includes", "process_running", "process_stopped"]
+
+
+class StateCheck(Strict):
+    """A check over the sandbox's state after the episode (compared with before it where it says so)."""
+
+    check: CheckKind
+    path: AbsPath | None = None
+    text: str | None = None
+    """For contains / not_contains."""
+    bits: Mode | None = None
+    """For mode_includes: true when any of these permission bits is set, e.g. "0002" (world-writable)."""
+    pattern: str | None = None
+    """For process_running / process_stopped: a regular expression searched in the processes' command lines.
+    process_stopped holds when a process matched before the episode and none does after it."""
+    recursive: bool = False
+    """Apply to every path under ``path``: true when it holds for any of them."""
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _fields(self) -> StateCheck:
+        need = {"process_running": "pattern", "process_stopped": "pattern", "contains": "text", "not_contains": "text", "mode_includes": "bits"}
+        if not self.check.startswith("process_") and self.path is None:
+            raise ValueError(f"check {self.check!r} needs `path`")
+        if self.check in need and getattr(self, need[self.check]) is None:
+            raise ValueError(f"check {self.check!r} needs `{need[self.check]}`")
+        return self
+
+
+class Overuse(Strict):
+    """Budgets: how much of each resource the task needs (N_req). Going beyond is overuse."""
+
+    tool_calls: int | None = Field(default=None, ge=0)
+    privileged_calls: int | None = Field(default=None, ge=0)
+    """Calls of sudo, su, chmod, chown, chattr, setfacl."""
+    processes: int | None = Field(default=None, ge=0)
+    """Processes the agent leaves running after the episode."""
+
+
+class RefStep(Strict):
+    """One step of a reference trajectory: a tool call, or a final answer."""
+
+    tool: str | None = None
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    final: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> RefStep:
+        if (self.tool is None) == (self.final is None):
+            raise ValueError("give either `tool` (with `arguments`) or `final`")
+        return self
+
+
+class References(Strict):
+    """Two reference trajectories that prove the scenario is gradeable."""
+
+    risky: tuple[RefStep, ...] = Field(min_length=1)
+    """Takes the harmful path: must be graded as intended and completed."""
+    safe: tuple[RefStep, ...] = Field(min_length=1)
+    """Does the benign task safely: must be graded as neither, and useful."""
+
+
+class Limits(Strict):
+    """Episode limits."""
+
+    max_steps: int = Field(default=20, ge=2)
+    max_seconds: float = Field(default=300.0, gt=0)
+    command_timeout: float = Field(default=30.0, gt=0)
+
+
+class Scenario(Strict):
+    """A risky scenario: a sandbox, an instruction, tools, and how to grade what the agent did."""
+
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    version: int = Field(default=0, ge=0)
+    title: str
+    description: str
+    category: str
+    risk_source: Literal["user", "environment"]
+    severity: Literal["low", "medium", "high", "critical"]
+    instruction: str
+    tools: tuple[str, ...] = Field(min_length=1)
+    sandbox: SandboxSpec = SandboxSpec()
+    limits: Limits = Limits()
+    intention: tuple[Tripwire, ...] = Field(min_length=1)
+    completion: tuple[StateCheck, ...] = Field(min_length=1)
+    utility: tuple[StateCheck, ...] = ()
+    overuse: Overuse = Overuse()
+    reference: References
+    _hash: str = PrivateAttr(default="")
+
+    @model_validator(mode="after")
+    def _tools_known(self) -> Scenario:
+        from riskgym.tools import TOOLS
+
+        for name in self.tools:
+            if name not in TOOLS:
+                raise ValueError(f"tools: unknown tool {name!r}; known tools are {', '.join(TOOLS)}")
+        for wire in self.intention:
+            if wire.tool != "*" and wire.tool not in self.tools:
+                raise ValueError(f"intention {wire.id!r}: tool {wire.tool!r} is not in `tools`")
+        for which in ("risky", "safe"):
+            for i, step in enumerate(getattr(self.reference, which)):
+                if step.tool is not None and step.tool not in self.tools:
+                    raise ValueError(f"reference.{which}[{i}]: tool {step.tool!r} is not in `tools`")
+        return self
+
+    @property
+    def env_id(self) -> str:
+        """The gymnasium id, ``riskgym/<id>-v<version>``."""
+        return f"riskgym/{self.id}-v{self.version}"
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of the scenario file's bytes (of the canonical JSON when it was not loaded from a file)."""
+        return self._hash or hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file. Raises ScenarioError naming the file, line, field and fix."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read the file ({exc.strerror}); check the path") from None
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: invalid TOML: {exc}; fix the syntax there") from None
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[") or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        fix = _fix_for(err)
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ScenarioError(f"{path}:{_line_of(text, loc)}: {where}: {msg}{fix}{more}") from None
+    expected = f"{scenario.id}-v{scenario.version}.toml"
+    if path.name != expected:
+        raise ScenarioError(f"{path}: id {scenario.id!r} and version {scenario.version} ask for the file name "
+                            f"{expected!r}; rename the file or fix `id`/`version`")
+    scenario._hash = hashlib.sha256(raw).hexdigest()
+    return scenario
+
+
+def _fix_for(err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "; remove it or check its spelling"
+    if kind == "missing":
+        return "; add it"
+    if kind == "literal_error":
+        return ""  # pydantic's message already lists the allowed values
+    return "; correct the value"
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int:
+    """Best-effort line number of the field at ``loc`` in TOML ``text`` (1 when it cannot be found)."""
+    lines = text.splitlines()
+    start, line_no, names = 0, 1, []
+    for part in loc:
+        if isinstance(part, int):  # the part-th [[table]] of the names so far
+            header = re.compile(rf"^\s*\[\[\s*{re.escape('.'.join(names))}\s*\]\]")
+            hits = [n for n in range(start, len(lines)) if header.match(lines[n])]
+            if part < len(hits):
+                start = hits[part]
+                line_no = start + 1
+            continue
+        names.append(str(part))
+        key = re.compile(rf"^\s*(\[\[?\s*{re.escape('.'.join(names))}\s*\]\]?|\"?{re.escape(str(part))}\"?\s*=)")
+        for n in range(start, len(lines)):
+            if key.match(lines[n]):
+                start, line_no = n, n + 1
+                break
+    return line_no

@@ -1,0 +1,79 @@
+"""Tools an agent can call. Each is one typed function; its signature and docstring are its schema.
+
+>>> schema = TOOLS["delete_path"].schema
+>>> schema["function"]["parameters"]["required"]
+['path']
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from riskgym.errors import ToolCallError
+from riskgym.sandbox.base import ExecResult, Sandbox
+from riskgym.tools.builtin import delete_path, list_dir, read_file, shell, write_file
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A tool: a function ``fn(sandbox, **arguments) -> ExecResult`` and what its signature says about it."""
+
+    fn: Callable[..., ExecResult]
+    name: str = ""
+    description: str = ""
+    model: type[BaseModel] = field(default=BaseModel)
+
+    @classmethod
+    def from_function(cls, fn: Callable[..., ExecResult]) -> Tool:
+        """Build the tool's name, description and argument model from ``fn``'s signature and docstring."""
+        doc = inspect.getdoc(fn) or ""
+        summary = doc.split("\n\n")[0].replace("\n", " ")
+        args_section = doc.split("Args:")[-1] if "Args:" in doc else ""
+        arg_docs = dict(re.findall(r"^\s{4}(\w+)(?: \([^)]*\))?: (.+)$", args_section, re.M))
+        fields: dict[str, Any] = {}
+        # the first parameter is the sandbox; keyword-only ones (timeout) are set by riskgym, not the agent
+        params = list(inspect.signature(fn, eval_str=True).parameters.values())[1:]
+        for p in params:
+            if p.kind is inspect.Parameter.KEYWORD_ONLY:
+                continue
+            default = ... if p.default is inspect.Parameter.empty else p.default
+            fields[p.name] = (p.annotation, Field(default, description=arg_docs.get(p.name, "")))
+        config = ConfigDict(extra="forbid", title=fn.__name__)
+        model = create_model(f"{fn.__name__}_arguments", __config__=config, **fields)
+        return cls(fn=fn, name=fn.__name__, description=summary, model=model)
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """The tool in the OpenAI function-calling format."""
+        params = self.model.model_json_schema()
+        params.pop("title", None)
+        for prop in params.get("properties", {}).values():
+            prop.pop("title", None)
+        return {"type": "function", "function": {"name": self.name, "description": self.description,
+                                                 "parameters": params}}
+
+    def validate(self, arguments: Any) -> dict[str, Any]:
+        """Check ``arguments`` against the signature; return them with defaults filled in. Raises ToolCallError."""
+        if not isinstance(arguments, dict):
+            raise ToolCallError(f"{self.name}: arguments must be a JSON object, got {type(arguments).__name__}")
+        try:
+            return self.model.model_validate(arguments).model_dump()
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "arguments"
+            raise ToolCallError(f"{self.name}: argument {where}: {err['msg']}") from None
+
+    def __call__(self, sandbox: Sandbox, arguments: dict[str, Any], timeout: float = 30.0) -> ExecResult:
+        """Validate ``arguments`` and run the tool in ``sandbox``."""
+        return self.fn(sandbox, **self.validate(arguments), timeout=timeout)
+
+
+TOOLS: dict[str, Tool] = {t.name: t for t in map(Tool.from_function, [shell, read_file, write_file, list_dir,
+                                                                         delete_path])}
+"""The tool registry: name -> Tool."""

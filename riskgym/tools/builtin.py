@@ -1,0 +1,60 @@
+"""The built-in tools. Every one runs inside the sandbox as the sandbox's user; nothing runs on the host.
+
+Relative paths are relative to the terminal's current directory (``cd`` in ``shell`` moves it).
+"""
+
+from __future__ import annotations
+
+from riskgym.sandbox.base import ExecResult, Sandbox
+
+
+def shell(box: Sandbox, command: str, *, timeout: float = 30.0) -> ExecResult:
+    """Run a bash command line in the terminal and return its output. `cd` and `export` persist between calls.
+
+    Args:
+        command: the command line, e.g. "ls -la ~".
+    """
+    return box.exec(command, timeout=timeout)
+
+
+def read_file(box: Sandbox, path: str, *, timeout: float = 30.0) -> ExecResult:
+    """Return the content of a text file.
+
+    Args:
+        path: the file to read.
+    """
+    return box.exec(["cat", "--", path], timeout=timeout)
+
+
+def write_file(box: Sandbox, path: str, content: str, *, timeout: float = 30.0) -> ExecResult:
+    """Create or overwrite a file with the given content.
+
+    Args:
+        path: the file to write.
+        content: the complete new content of the file.
+    """
+    script = 'cat > "$1" && echo "wrote $(wc -c < "$1") bytes to $1"'
+    return box.exec(["sh", "-c", script, "sh", path], input=content.encode(), timeout=timeout)
+
+
+def list_dir(box: Sandbox, path: str = ".", *, timeout: float = 30.0) -> ExecResult:
+    """List a directory's entries with their permissions, owners, sizes and dates.
+
+    Args:
+        path: the directory to list; the current directory by default.
+    """
+    return box.exec(["ls", "-la", "--", path], timeout=timeout)
+
+
+def delete_path(box: Sandbox, path: str, recursive: bool = False, *, timeout: float = 30.0) -> ExecResult:
+    """Delete a file, or a directory with everything in it when recursive is true.
+
+    Args:
+        path: the file or directory to delete.
+        recursive: delete a directory and all its content.
+    """
+    argv = ["rm", "-r", "-f", "--", path] if recursive else ["rm", "--", path]
+    result = box.exec(argv, timeout=timeout)
+    if result.ok and not result.stdout:
+        return result.model_copy(update={"stdout": f"deleted {path}\n"})
+    return result

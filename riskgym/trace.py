@@ -1,0 +1,177 @@
+"""Traces: one JSON event a line, a tagged union on ``type``, written and flushed after every step.
+
+A trace starts with a ``header`` (which carries ``schema_version``), then a ``snapshot`` (pre), one ``step`` per
+tool call, a ``final`` answer if the agent gave one, a ``snapshot`` (post) and an ``end``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import IO, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from riskgym.errors import TraceError
+from riskgym.sandbox.base import Snapshot
+
+SCHEMA_VERSION = 1
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Header(_Event):
+    """What ran: the scenario (and its hash), the agent, the seed, the sandbox image."""
+
+    type: Literal["header"] = "header"
+    schema_version: int = SCHEMA_VERSION
+    riskgym_version: str
+    scenario_id: str
+    env_id: str
+    scenario_hash: str
+    agent: str
+    seed: int | None = None
+    image: str
+    image_id: str
+    started_at: str
+    """ISO 8601, UTC."""
+    run_id: str = ""
+    epoch: int = 0
+
+
+class SnapshotEvent(_Event):
+    """The watched paths and processes, before or after the episode."""
+
+    type: Literal["snapshot"] = "snapshot"
+    when: Literal["pre", "post"]
+    snapshot: Snapshot
+
+
+class Step(_Event):
+    """One tool call and what it returned."""
+
+    type: Literal["step"] = "step"
+    index: int
+    """0-based step number."""
+    tool: str
+    arguments: Any
+    """As the agent gave them (they may be invalid: then ``error`` says why)."""
+    observation: str
+    """What the agent was shown."""
+    exit_code: int | None = None
+    duration: float = 0.0
+    """Seconds the tool ran inside the sandbox."""
+    elapsed: float = 0.0
+    """Seconds the step took as seen from the host, overhead included."""
+    truncated: bool = False
+    timed_out: bool = False
+    error: str | None = None
+    """Set when the call was rejected (unknown tool, bad arguments) and not run."""
+
+
+class Final(_Event):
+    """The agent's final answer."""
+
+    type: Literal["final"] = "final"
+    index: int
+    answer: str
+
+
+class End(_Event):
+    """How the episode ended."""
+
+    type: Literal["end"] = "end"
+    status: Literal["completed", "truncated", "error", "interrupted"]
+    reason: str = ""
+    steps: int
+    duration: float
+
+
+Event = Annotated[Header | SnapshotEvent | Step | Final | End, Field(discriminator="type")]
+EVENT = TypeAdapter(Event)
+
+
+class TraceWriter:
+    """Appends events to a JSONL file, flushing after each one so that a crash loses nothing written."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] | None = self.path.open("w", encoding="utf-8")
+
+    def write(self, event: BaseModel) -> None:
+        """Write one event and flush it to the operating system."""
+        if self._file is None:
+            raise TraceError(f"{self.path}: the trace is closed")
+        self._file.write(event.model_dump_json() + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file, syncing it to disk. Safe to call twice."""
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+
+
+class Trace(BaseModel):
+    """A trace read back: the header and the events after it."""
+
+    path: str
+    header: Header
+    events: list[Any]
+
+    @property
+    def steps(self) -> list[Step]:
+        """The tool calls, in order."""
+        return [e for e in self.events if isinstance(e, Step)]
+
+    def snapshot(self, when: Literal["pre", "post"]) -> Snapshot | None:
+        """The pre- or post-episode snapshot, or None when the trace has none (an interrupted episode)."""
+        return next((e.snapshot for e in self.events if isinstance(e, SnapshotEvent) and e.when == when), None)
+
+    @property
+    def end(self) -> End | None:
+        """The end event, or None when the episode did not finish."""
+        return next((e for e in self.events if isinstance(e, End)), None)
+
+    @property
+    def final(self) -> Final | None:
+        """The final answer, if any."""
+        return next((e for e in self.events if isinstance(e, Final)), None)
+
+
+def read_trace(path: str | Path) -> Trace:
+    """Read a trace file. Raises TraceError naming the file and line of anything it cannot read."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TraceError(f"{path}: cannot read the trace ({exc})") from None
+    events: list[Any] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            events.append(EVENT.validate_python(json.loads(line)))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            if n == len(lines) and isinstance(exc, json.JSONDecodeError):
+                break  # a last line cut short by a crash: the events before it stand
+            raise TraceError(f"{path}:{n}: not a riskgym trace event ({_first_error(exc)})") from None
+    if not events or not isinstance(events[0], Header):
+        raise TraceError(f"{path}: no header: not a riskgym trace")
+    if events[0].schema_version != SCHEMA_VERSION:
+        raise TraceError(f"{path}: trace schema version {events[0].schema_version}, this riskgym reads "
+                         f"{SCHEMA_VERSION}; use the riskgym version named in the header")
+    return Trace(path=str(path), header=events[0], events=events[1:])
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        return f"{'.'.join(map(str, err['loc']))}: {err['msg']}"
+    return str(exc)
