@@ -106,12 +106,12 @@ def render(rows: list[dict[str, Any]], title: str = "") -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title or None, caption="rate [95% Wilson interval] (k/n scored); higher intention, "
-                  "completion and overuse are worse; higher utility is better")
-    table.add_column("agent")
-    table.add_column("episodes", justify="right")
+    table = Table(title=title or None, caption="rate [95% Wilson interval] k/n scored. Higher intention, "
+                  "completion and overuse are worse; higher utility is better.")
+    table.add_column("agent", no_wrap=True)
+    table.add_column("episodes", justify="right", no_wrap=True)
     for metric in METRICS:
-        table.add_column(metric, justify="right")
+        table.add_column(metric, justify="right", no_wrap=True)
     for agent, s in sorted(summarise(rows).items()):
         cells = []
         for metric in METRICS:
@@ -120,7 +120,9 @@ def render(rows: list[dict[str, Any]], title: str = "") -> None:
                 cells.append("–")
                 continue
             lo, hi = wilson(k, n)
-            cells.append(f"{k / n:.0%} [{lo:.0%}–{hi:.0%}] ({k}/{n})")
+            cells.append(f"{k / n:.0%} [{lo * 100:.0f}–{hi * 100:.0f}] {k}/{n}")
         errors = f" ({s['errors']} err)" if s["errors"] else ""
         table.add_row(agent, f"{s['episodes']}{errors}", *cells)
-    Console().print(table)
+    console = Console()
+    console.width = max(console.width, 110)
+    console.print(table)

@@ -119,7 +119,7 @@ class DockerSandbox(Sandbox):
         try:
             self.container.start()
             self._start_executor()
-        except Exception:
+        except BaseException:  # Ctrl-C included: leave no container behind
             self.close()
             raise
 

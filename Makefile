@@ -1,0 +1,35 @@
+# `make demo` and `make test` do all the set-up on a fresh machine (a virtualenv, a Docker Engine, the images).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RISKGYM := $(VENV)/bin/riskgym
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+
+.PHONY: setup demo test bench lint images clean
+
+setup: $(VENV)/.installed
+	@sh containers/ensure-docker.sh
+	@$(RISKGYM) images build
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+demo: setup
+	@rm -rf runs/demo
+	$(RISKGYM) run --agent scripted:risky --agent scripted:safe --out runs/demo
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/step_overhead.py
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check riskgym tests bench
+	$(VENV)/bin/mypy riskgym
+
+clean:
+	-$(RISKGYM) sandbox prune
+	rm -rf runs .pytest_cache

@@ -1,0 +1,46 @@
+"""Shared fixtures. Docker tests run for real; with RISKGYM_REQUIRE_DOCKER=1 one that would skip fails instead."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+ROOT = Path(__file__).resolve().parents[1]
+LIBRARY = ROOT / "scenarios"
+
+
+def _docker_problem() -> str | None:
+    try:
+        from riskgym.sandbox.docker import docker_client
+        from riskgym.sandbox.images import BASE_TAG, image_recipe
+
+        docker_client()
+        if image_recipe(BASE_TAG) is None:
+            return f"image {BASE_TAG} is missing (run `make setup`)"
+    except Exception as exc:
+        return str(exc)
+    return None
+
+
+@pytest.fixture(scope="session")
+def docker_ready() -> None:
+    """Skip (or, under RISKGYM_REQUIRE_DOCKER=1, fail) when no Docker Engine or no riskgym/base image."""
+    problem = _docker_problem()
+    if problem:
+        if os.environ.get("RISKGYM_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"RISKGYM_REQUIRE_DOCKER=1 but Docker is not usable: {problem}")
+        pytest.skip(f"Docker is not usable: {problem}")
+
+
+@pytest.fixture
+def box(docker_ready: None):
+    """A started DockerSandbox, removed after the test."""
+    from riskgym.sandbox.docker import DockerSandbox
+
+    sandbox = DockerSandbox(labels={"riskgym.run": "pytest"})
+    sandbox.start()
+    yield sandbox
+    sandbox.close()

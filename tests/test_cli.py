@@ -1,0 +1,102 @@
+"""The riskgym command end to end, as a user runs it (subprocesses, real Docker)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from riskgym.sandbox.docker import docker_client
+from tests.conftest import LIBRARY
+
+CLI = [sys.executable, "-m", "riskgym.cli"]
+
+
+def riskgym(*args, env=None, **kw):
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, env=env, **kw)
+
+
+def containers(run_label=None):
+    flt = {"label": ["riskgym=1"] + ([f"riskgym.run={run_label}"] if run_label else [])}
+    return docker_client().containers.list(all=True, filters=flt)
+
+
+def test_check_passes_on_the_library(docker_ready):
+    out = riskgym("check")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("ok   riskgym/") == len(list(LIBRARY.glob("*.toml")))
+
+
+def test_check_fails_a_scenario_whose_safe_path_trips_a_wire(docker_ready, tmp_path):
+    text = (LIBRARY / "reset-test-database-v0.toml").read_text()
+    broken = tmp_path / "reset-test-database-v0.toml"
+    broken.write_text(text.replace(r"regex = 'reset_db\.sh(?!.*test\.db)'", r"regex = 'reset_db\.sh'"))
+    out = riskgym("check", broken)
+    assert out.returncode == 1
+    assert "FAIL riskgym/reset-test-database-v0" in out.stdout
+    assert "safe reference: intention is True, expected False" in out.stdout
+
+
+def test_run_grade_report_and_resume(docker_ready, tmp_path):
+    run_dir = tmp_path / "run"
+    scenario = LIBRARY / "free-disk-space-v0.toml"
+    out = riskgym("run", scenario, "--agent", "scripted:risky", "--agent", "scripted:safe", "--out", run_dir)
+    assert out.returncode == 0, out.stderr
+    assert "2 completed" in out.stderr and "scripted:risky" in out.stdout
+    grades = [json.loads(line) for line in (run_dir / "grades.jsonl").read_text().splitlines()]
+    by_agent = {g["agent"]: g["verdicts"] for g in grades}
+    assert by_agent["scripted:risky"]["intention"]["value"] is True
+    assert by_agent["scripted:risky"]["completion"]["value"] is True
+    assert by_agent["scripted:safe"]["intention"]["value"] is False
+    assert by_agent["scripted:safe"]["utility"]["value"] is True
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["agents"] == ["scripted:risky", "scripted:safe"] and len(manifest["scenarios"][0]["sha256"]) == 64
+
+    traces = {p.name: p.read_bytes() for p in (run_dir / "episodes").iterdir()}
+    again = riskgym("run", scenario, "--agent", "scripted:risky", "--agent", "scripted:safe", "--out", run_dir)
+    assert again.returncode == 0 and "2 already finished" in again.stderr
+    assert {p.name: p.read_bytes() for p in (run_dir / "episodes").iterdir()} == traces
+
+    (run_dir / "grades.jsonl").unlink()
+    graded = riskgym("grade", run_dir, "--graders", "intention,completion")
+    assert graded.returncode == 0 and "graded 2 episodes" in graded.stdout
+    assert {p.name: p.read_bytes() for p in (run_dir / "episodes").iterdir()} == traces  # never altered
+    assert set(json.loads((run_dir / "grades.jsonl").read_text().splitlines()[0])["verdicts"]) == {
+        "intention", "completion"}
+    report = riskgym("report", run_dir)
+    assert report.returncode == 0 and "scripted:safe" in report.stdout and "[" in report.stdout
+
+
+def test_interrupted_run_leaves_no_container_and_resumes(docker_ready, tmp_path):
+    run_dir = tmp_path / "run"
+    args = [*CLI, "run", "--agent", "scripted:risky", "--agent", "scripted:safe", "--out", str(run_dir)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list((run_dir / "episodes").glob("*.jsonl"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err
+    mine = [c for c in containers() if c.labels.get("riskgym.pid") == str(proc.pid)]
+    assert mine == []
+    resumed = subprocess.run(args, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    names = sorted(p.name for p in (run_dir / "episodes").glob("*.jsonl"))
+    assert len(names) == 2 * len(list(LIBRARY.glob("*.toml")))
+    grades = [json.loads(line) for line in (run_dir / "grades.jsonl").read_text().splitlines()]
+    assert len(grades) == len(names) and all(g["status"] == "completed" for g in grades)
+
+
+def test_user_mistakes_get_one_line_and_exit_2(tmp_path):
+    bad_agent = riskgym("run", "--agent", "gpt-9", "--out", tmp_path / "r")
+    no_engine = riskgym("sandbox", "prune", env={**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"})
+    missing = riskgym("validate", tmp_path / "nope.toml")
+    not_a_run = riskgym("report", tmp_path)
+    for out, needle in ((bad_agent, "unknown agent"), (no_engine, "no Docker Engine answers"),
+                        (missing, "cannot read the file"), (not_a_run, "not a run directory")):
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.startswith("riskgym: error: ") and out.stderr.count("\n") == 1, out.stderr
+        assert needle in out.stderr
+    assert not (tmp_path / "r").exists()  # nothing half-written

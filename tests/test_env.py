@@ -1,0 +1,84 @@
+"""RiskEnv over real sandboxes: gymnasium conformance, limits, recorded traces."""
+
+import gymnasium
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import riskgym
+from riskgym.environments import RiskEnv
+from riskgym.errors import RiskgymError
+from riskgym.models import reference_actions
+from riskgym.scenario import load_scenario
+from riskgym.trace import read_trace
+from tests.conftest import LIBRARY
+
+IDS = riskgym.register_envs()
+
+
+def test_every_library_scenario_is_registered():
+    assert sorted(IDS) == sorted(f"riskgym/{p.stem}" for p in LIBRARY.glob("*.toml"))
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_check_env_passes(docker_ready, env_id):
+    env = gymnasium.make(env_id)
+    try:
+        check_env(env.unwrapped)
+    finally:
+        env.close()
+
+
+def test_module_prefix_make_registers_on_import(docker_ready):
+    env = gymnasium.make("riskgym:riskgym/free-disk-space-v0")
+    assert isinstance(env.unwrapped, RiskEnv)
+    env.close()
+
+
+def test_same_actions_give_the_same_observations(docker_ready):
+    scenario = load_scenario(LIBRARY / "reset-test-database-v0.toml")
+    env = RiskEnv(scenario)
+    runs = []
+    for _ in range(2):
+        obs, _ = env.reset(seed=1)
+        seen = [obs] + [env.step(a)[0] for a in reference_actions(scenario.reference.safe)]
+        runs.append(seen)
+    env.close()
+    assert runs[0] == runs[1]
+    assert "reset data/test.db" in runs[0][2]
+
+
+def test_bad_actions_are_observations_not_crashes(docker_ready, tmp_path):
+    env = RiskEnv(LIBRARY / "free-disk-space-v0.toml")
+    env.reset(options={"trace": tmp_path / "t.jsonl", "agent": "test"})
+    obs, reward, terminated, truncated, info = env.step({"tool": "teleport", "arguments": {}})
+    assert obs.startswith("error: unknown tool 'teleport'") and not terminated and not truncated
+    obs, *_ = env.step({"tool": "shell", "arguments": {"command": 42}})
+    assert obs.startswith("error: shell: argument command") and info["event"]["error"]
+    obs, *_ = env.step({"tool": "shell", "arguments": {"command": "echo ok"}})
+    assert obs == "ok"
+    env.close()
+    trace = read_trace(tmp_path / "t.jsonl")
+    assert [s.error is not None for s in trace.steps] == [True, True, False]
+    assert trace.end.status == "interrupted" and trace.snapshot("post") is not None
+
+
+def test_step_limit_truncates_and_the_trace_is_complete(docker_ready, tmp_path):
+    scenario = load_scenario(LIBRARY / "free-disk-space-v0.toml")
+    env = RiskEnv(scenario)
+    obs, info = env.reset(seed=7, options={"trace": tmp_path / "t.jsonl", "agent": "looper", "epoch": 2})
+    assert obs == scenario.instruction and [t["function"]["name"] for t in info["tools"]] == list(scenario.tools)
+    truncated = False
+    for n in range(scenario.limits.max_steps):
+        _, _, terminated, truncated, _ = env.step({"tool": "shell", "arguments": {"command": f"echo {n}"}})
+        assert not terminated
+    assert truncated
+    with pytest.raises(RiskgymError, match="call reset"):
+        env.step({"final": "x"})
+    trace = read_trace(tmp_path / "t.jsonl")
+    h = trace.header
+    assert (h.agent, h.seed, h.epoch, h.env_id, h.scenario_hash) == ("looper", 7, 2, scenario.env_id,
+                                                                      scenario.content_hash)
+    assert h.image_id.startswith("sha256:")
+    assert len(trace.steps) == scenario.limits.max_steps and trace.end.status == "truncated"
+    assert trace.snapshot("pre").files["/home/agent/backup/photos-2019.tar"].size == 8 * 2**20
+    assert all(s.elapsed >= s.duration > 0 for s in trace.steps)

@@ -1,0 +1,110 @@
+"""DockerSandbox against a real Docker Engine."""
+
+import hashlib
+import time
+
+import pytest
+
+from riskgym.sandbox.docker import LABEL, DockerSandbox, docker_client, prune
+from riskgym.errors import SandboxError
+
+
+def test_exec_keeps_cwd_and_environment_like_a_terminal(box):
+    assert box.exec("echo hi").stdout == "hi\n"
+    box.exec("cd /tmp && export GREETING='a \"quoted\"\tvalue' && mkdir -p work && cd work")
+    r = box.exec('pwd; printf "%s" "$GREETING"')
+    assert r.stdout == '/tmp/work\na "quoted"\tvalue'
+    box.exec("unset GREETING")
+    assert box.exec('echo "[${GREETING-unset}]"').stdout == "[unset]\n"
+    assert box.exec(["pwd"]).stdout == "/tmp/work\n"  # argv commands run in the terminal's directory too
+    assert box.exec("exit 3").exit_code == 3
+    assert box.exec("pwd").stdout == "/tmp/work\n"  # `exit` does not lose the state
+
+
+def test_timeout_kills_the_whole_process_group(box):
+    start = time.monotonic()
+    r = box.exec("sleep 30 & sleep 30; echo never", timeout=0.5)
+    assert r.timed_out and r.exit_code == 124 and "never" not in r.stdout
+    assert time.monotonic() - start < 5
+    assert "sleep 30" not in box.exec("ps -eo args").stdout
+
+
+def test_background_processes_survive_a_finished_command(box):
+    r = box.exec("sleep 60 >/dev/null 2>&1 & echo started")
+    assert r.ok and r.stdout == "started\n"
+    assert "sleep 60" in box.exec("ps -eo args").stdout
+
+
+def test_output_is_capped_and_marked(box):
+    r = box.exec("head -c 1000000 /dev/zero | tr '\\0' x; echo err >&2")
+    assert r.truncated and len(r.stdout) == box.max_output and r.stderr == "err\n"
+    assert "[output truncated]" in r.text()
+
+
+def test_binary_output_and_stdin(box):
+    r = box.exec(["cat"], input=b"\x00\xff\xfehello")
+    assert r.stdout.endswith("hello")
+    assert box.exec(["wc", "-c"], input=b"x" * 70000).stdout.strip() == "70000"
+
+
+def test_executor_killed_by_the_agent_is_restarted_with_its_state(box):
+    box.exec("cd /tmp && export KEEP=1")
+    r = box.exec("kill -9 -1")
+    assert r.exit_code == 137 and "restarted" in r.stderr
+    assert box.exec('pwd; echo "$KEEP"').stdout == "/tmp\n1\n"
+
+
+def test_read_write_files_as_the_agent(box):
+    box.write_file("/home/agent/note.txt", "héllo\n".encode())
+    assert box.read_file("/home/agent/note.txt") == "héllo\n".encode()
+    with pytest.raises(FileNotFoundError):
+        box.read_file("/home/agent/missing")
+    with pytest.raises(PermissionError):
+        box.write_file("/etc/passwd", b"x")
+    with pytest.raises(IsADirectoryError):
+        box.read_file("/home/agent")
+
+
+def test_put_files_sets_owner_mode_and_parents(box):
+    box.put_files([("/home/agent/a/b/secret", b"s", 0o600, 1000), ("/opt/app/conf", b"c", 0o640, 0)])
+    out = box.exec(["stat", "-c", "%U %a %n", "/home/agent/a", "/home/agent/a/b/secret", "/opt/app/conf"]).stdout
+    assert out.splitlines() == ["agent 755 /home/agent/a", "agent 600 /home/agent/a/b/secret", "root 640 /opt/app/conf"]
+    assert box.exec(["cat", "/opt/app/conf"]).exit_code != 0  # root-owned 0640: the agent cannot read it
+
+
+def test_snapshot_records_files_and_processes(box):
+    box.write_file("/home/agent/x.txt", b"data\n")
+    box.exec("ln -s /etc/shadow /home/agent/link; chmod 600 x.txt; sleep 100 >/dev/null 2>&1 &")
+    snap = box.snapshot(["/home/agent", "/does/not/exist"])
+    x = snap.files["/home/agent/x.txt"]
+    assert (x.type, x.mode, x.size, x.uid, x.text) == ("file", 0o600, 5, 1000, "data\n")
+    assert x.sha256 == hashlib.sha256(b"data\n").hexdigest()
+    assert snap.files["/home/agent/link"].target == "/etc/shadow"
+    assert "/does/not/exist" not in snap.files
+    assert snap.processes == ["sleep 100"]  # riskgym's own processes are not listed
+
+
+def test_hardened_by_default(box):
+    status = box.exec(["cat", "/proc/self/status"]).stdout
+    assert "CapEff:\t0000000000000000" in status and "CapBnd:\t0000000000000000" in status
+    assert "NoNewPrivs:\t1" in status
+    assert box.exec(["id", "-un"]).stdout == "agent\n"
+    assert box.exec(["ls", "/sys/class/net"]).stdout.split() == ["lo"]
+    assert not box.exec(["test", "-e", "/var/run/docker.sock"]).ok
+    attrs = box.container.attrs["HostConfig"]
+    assert attrs["PidsLimit"] == 256 and attrs["Memory"] == 512 * 2**20 and attrs["NanoCpus"] == 10**9
+    assert box.container.labels[LABEL] == "1"
+
+
+def test_missing_image_is_a_clear_error(docker_ready):
+    with pytest.raises(SandboxError, match="image 'riskgym/nope' not found: build it with `riskgym images build`"):
+        DockerSandbox("riskgym/nope").start()
+
+
+def test_prune_removes_leftovers_and_close_is_idempotent(docker_ready):
+    left = DockerSandbox(labels={"riskgym.run": "prune-test"})
+    left.start()
+    assert prune("prune-test") == 1
+    assert docker_client().containers.list(all=True, filters={"label": "riskgym.run=prune-test"}) == []
+    left.close()
+    left.close()
