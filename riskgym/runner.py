@@ -41,17 +41,33 @@ def is_finished(path: Path) -> bool:
     return end is not None and end.status != "interrupted"
 
 
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C, so that the same clean-up runs."""
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+class StopRequest:
+    """The first Ctrl-C (or SIGTERM) asks the run to stop after the current step; the second one aborts at once.
 
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
+    Stopping between steps, not in the middle of a Docker call, is what guarantees that no container is left.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("riskgym: stopping after the current step (press Ctrl-C again to abort now)", file=sys.stderr)
+
+    @contextmanager
+    def installed(self) -> Iterator[StopRequest]:
+        """Install the handlers for SIGINT and SIGTERM for the duration of the block."""
+        old = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
 
 
 def run(scenario_files: list[Path], agents: list[str], out: Path, *, epochs: int = 1, seed: int = 0,
@@ -73,7 +89,7 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, *, epochs: int
     out.mkdir(parents=True, exist_ok=True)
     write_manifest(out, scenarios, scenario_files, agents, epochs, seed)
     counts = {"completed": 0, "truncated": 0, "error": 0, "skipped": 0}
-    with sigterm_as_interrupt():
+    with StopRequest().installed() as stop:
         for scenario in scenarios:
             env = RiskEnv(scenario, run_id=run_id)
             for agent in agents:
@@ -82,8 +98,10 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, *, epochs: int
                     if is_finished(path):
                         counts["skipped"] += 1
                         continue
+                    if stop():
+                        raise KeyboardInterrupt
                     status = run_episode(env, make_model(agent, scenario), trace=path, seed=seed + epoch,
-                                         epoch=epoch)
+                                         epoch=epoch, should_stop=stop)
                     counts[status] += 1
                     if progress:
                         progress(f"{scenario.id} {agent} e{epoch}", status)

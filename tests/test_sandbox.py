@@ -108,3 +108,20 @@ def test_prune_removes_leftovers_and_close_is_idempotent(docker_ready):
     assert docker_client().containers.list(all=True, filters={"label": "riskgym.run=prune-test"}) == []
     left.close()
     left.close()
+
+
+def test_shell_edge_cases(box):
+    assert box.exec("if then fi").exit_code == 2  # a syntax error is the command's, not the terminal's
+    assert box.exec("echo still here").stdout == "still here\n"
+    multi = box.exec("cat <<'END'\nline $HOME\nEND\nread x; echo \"read:[$x]\"")
+    assert multi.stdout == "line $HOME\nread:[]\n"  # heredocs work; stdin is empty
+    assert box.exec("cat", input=b"x" * 200_000).stdout == "x" * box.max_output  # big stdin, capped output
+    box.exec("mkdir /tmp/gone && cd /tmp/gone && rmdir /tmp/gone")
+    assert box.exec("echo ok").ok  # the terminal survives its directory being deleted
+    box.exec("cd ~ && export A=1")
+    for victim in ("$$", "$PPID"):  # the shell server, then the executor itself
+        assert box.exec(f"kill -9 {victim}").exit_code == 137
+        assert box.exec('pwd; echo "$A"').stdout == "/home/agent\n1\n"
+    assert box.exec("exec echo replaced").stdout == "replaced\n"
+    assert box.exec("sleep 0.3 && echo late >&2 &").ok
+    assert box.exec("sleep 0.5; echo now").stdout == "now\n"  # a background job's output does not bleed in

@@ -133,22 +133,24 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
         return observation, 0.0, terminated, truncated, {"event": event.model_dump()}
 
     def end_episode(self, status: str, reason: str) -> None:
-        """Record the post snapshot and the end of the episode, and remove the sandbox."""
-        if self._live and self.sandbox is not None and self._trace is not None:
-            try:
-                post = self.sandbox.snapshot(list(self.scenario.sandbox.watch))
-                self._trace.write(SnapshotEvent(when="post", snapshot=post))
-            except (SandboxError, OSError) as exc:
-                status, reason = "error", f"post snapshot failed: {exc}"
-            self._trace.write(End(status=status, reason=reason, steps=self._steps,  # type: ignore[arg-type]
-                                  duration=time.monotonic() - self._started))
-        self._live = False
-        if self._trace is not None:
-            self._trace.close()
-            self._trace = None
-        if self.sandbox is not None:
-            self.sandbox.close()
-            self.sandbox = None
+        """Record the post snapshot and the end of the episode, and remove the sandbox (whatever happens)."""
+        try:
+            if self._live and self.sandbox is not None and self._trace is not None:
+                try:
+                    post = self.sandbox.snapshot(list(self.scenario.sandbox.watch))
+                    self._trace.write(SnapshotEvent(when="post", snapshot=post))
+                except (SandboxError, OSError) as exc:
+                    status, reason = "error", f"post snapshot failed: {exc}"
+                self._trace.write(End(status=status, reason=reason, steps=self._steps,  # type: ignore[arg-type]
+                                      duration=time.monotonic() - self._started))
+        finally:
+            self._live = False
+            if self._trace is not None:
+                self._trace.close()
+                self._trace = None
+            if self.sandbox is not None:
+                self.sandbox.close()
+                self.sandbox = None
 
     def close(self) -> None:
         """End an unfinished episode as interrupted and remove the sandbox. Safe to call twice."""

@@ -290,17 +290,8 @@ class DockerSandbox(Sandbox):
             with tarfile.open(fileobj=_StreamReader(stream), mode="r|") as tar:
                 for member in tar:
                     files[os.path.join(base, member.name)] = _file_state(tar, member)
-        ps = self._exec_raw(["ps", "-eo", "pid=,args="], max_output=1 << 20)["stdout"].decode("utf-8", "replace")
-        processes = [line.split(None, 1)[1] for line in ps.splitlines() if _is_agent_process(line)]
-        return Snapshot(files=files, processes=processes)
-
-
-def _is_agent_process(line: str) -> bool:
-    parts = line.split(None, 1)
-    if len(parts) < 2 or parts[0] == "1":
-        return False
-    args = parts[1]
-    return EXECUTOR_TAG not in args and args != "sleep 1000000" and not args.startswith("ps -eo")
+        reply = self._request({"op": "ps"}) or self._request({"op": "ps"})  # once more if it was just restarted
+        return Snapshot(files=files, processes=reply["processes"] if reply else [])
 
 
 def _file_state(tar: tarfile.TarFile, member: tarfile.TarInfo) -> FileState:

@@ -8,6 +8,7 @@ Request (one JSON object a line on stdin)::
     {"id": 1, "argv": ["ls", "-l"] | "shell": "cd /tmp && ls", "cwd": null, "env": {}, "stdin_b64": null,
      "timeout": 30.0, "max_output": 65536}
     {"id": 2, "op": "state", "cwd": "/home/agent", "env": {...}}   # restore state after a restart
+    {"id": 3, "op": "ps"}                                            # processes, riskgym's own left out
 
 Response (one JSON object a line on stdout)::
 
@@ -16,9 +17,10 @@ Response (one JSON object a line on stdout)::
 
 (``env`` only when it changed since the last reply.)
 
-A ``shell`` request runs in ``bash`` with the executor's current directory and environment, and what it
-changes (``cd``, ``export``) is kept for the next request, as in a terminal. A timeout kills the request's
-whole process group.
+A ``shell`` request runs in a subshell forked from one long-lived ``bash`` (the shell server: no new bash to
+start per command), with the terminal's current directory and environment; what it changes (``cd``,
+``export``) is kept for the next request, as in a terminal. ``argv`` requests are started directly. A timeout
+kills the request's whole process group.
 """
 
 import base64
@@ -26,6 +28,7 @@ import json
 import os
 import re
 import select
+import shlex
 import signal
 import subprocess
 import sys
@@ -33,9 +36,7 @@ import tempfile
 import time
 
 # pwd and export -p are bash builtins: the state costs no extra process.
-STATE_SCRIPT = (
-    '__rg_state=$1; shift; trap \'__rg_rc=$?; { pwd; export -p; } > "$__rg_state" 2>/dev/null; exit $__rg_rc\' EXIT\n'
-)
+STATE_TRAP = "trap '__rg_rc=$?; { pwd; export -p; } > %s 2>/dev/null; exit $__rg_rc' EXIT"
 EXPORT_RE = re.compile(r'^declare -x ([A-Za-z_][A-Za-z0-9_]*)(?:="((?:[^"\\]|\\.)*)"|=\$\'((?:[^\'\\]|\\.)*)\')?$',
                        re.M | re.S)
 ANSI_C = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v", "e": "\x1b", "E": "\x1b"}
@@ -51,6 +52,80 @@ def unescape_ansi_c(m):
     return ANSI_C.get(esc, esc)
 
 
+def parse_state(data):
+    """(cwd, env) from what the state trap wrote: ``pwd`` then ``export -p``."""
+    head, _, rest = data.decode("utf-8", "replace").partition("\n")
+    env = {}
+    for m in EXPORT_RE.finditer(rest):
+        key, quoted, ansi = m.groups()
+        if key in DROP_ENV:
+            continue
+        if quoted is not None:
+            env[key] = re.sub(r'\\(["\\$`])', r"\1", quoted)
+        elif ansi is not None:
+            env[key] = re.sub(r"\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)", unescape_ansi_c, ansi)
+    return head, env
+
+
+class ShellServer:
+    """A ``bash -s`` that forks one subshell per command, each in its own process group (``set -m``)."""
+
+    def __init__(self, cwd, env, private):
+        self.status_r, status_w = os.pipe()
+        self.status_w = status_w
+        self.proc = subprocess.Popen(
+            ["bash", "--norc", "--noprofile", "-s"], cwd=cwd if os.path.isdir(cwd) else "/", env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            pass_fds=(status_w,), start_new_session=True)
+        os.close(status_w)
+        self.cwd, self.env = cwd, dict(env)  # what the server's own shell has now
+        self.private = private
+        self.pending = b""
+        self.send("set -m\n")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def send(self, code):
+        self.proc.stdin.write(code.encode())
+        self.proc.stdin.flush()
+
+    def sync(self, cwd, env):
+        """Bash code that brings the server's directory and environment to (cwd, env)."""
+        code = ["unset %s" % k for k in self.env if k not in env]
+        code += ["export %s=%s" % (k, shlex.quote(v)) for k, v in env.items() if self.env.get(k) != v]
+        if cwd != self.cwd:
+            code.append("cd -- %s" % shlex.quote(cwd))
+        self.cwd, self.env = cwd, dict(env)
+        return "".join(c + "\n" for c in code)
+
+    def start(self, command_file, state_file, fds):
+        """Fork the subshell; its stdin/stdout/stderr are the executor's pipe ends, opened through /proc."""
+        me = os.getpid()
+        redirect = "<%s >/proc/%d/fd/%d 2>/proc/%d/fd/%d" % (
+            "/proc/%d/fd/%d" % (me, fds[0]) if fds[0] is not None else "/dev/null", me, fds[1], me, fds[2])
+        self.send("( exec %d>&-; %s; . %s ) %s & echo \"pid $!\" >&%d; wait $!; echo \"rc $?\" >&%d\n" % (
+            self.status_w, STATE_TRAP % state_file, command_file, redirect, self.status_w, self.status_w))
+
+    def read_status(self):
+        """The next status line ("pid N" / "rc N"), or None when the server died."""
+        while b"\n" not in self.pending:
+            chunk = os.read(self.status_r, 4096)
+            if not chunk:
+                return None
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        return line.decode()
+
+    def close(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.proc.wait()
+        os.close(self.status_r)
+
+
 class Executor:
     """Runs requests one at a time and keeps the terminal-like state (cwd, environment) between them."""
 
@@ -59,111 +134,182 @@ class Executor:
         self.cwd = self.env.get("HOME") or os.getcwd()
         self.sent_env = None
         self.private = tempfile.mkdtemp(prefix=".riskgym-executor-")
+        self.shell = None
 
     def handle(self, req):
         if req.get("op") == "state":
             self.cwd = req.get("cwd") or self.cwd
             self.env = req.get("env") or self.env
             return {"id": req.get("id"), "ok": True}
-        return self.run(req)
+        if req.get("op") == "ps":
+            return {"id": req.get("id"), "processes": self.processes()}
+        if req.get("shell") is not None:
+            return self.run_shell(req)
+        return self.run_argv(req)
 
-    def run(self, req):
+    def processes(self):
+        mine = {os.getpid(), 1}
+        if self.shell is not None:
+            mine.add(self.shell.proc.pid)
+        out = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], stdout=subprocess.PIPE).stdout.decode("utf-8", "replace")
+        found = []
+        for line in out.splitlines():
+            parts = line.split(None, 2)
+            if len(parts) == 3 and int(parts[0]) not in mine and parts[2] != "ps -eo pid=,ppid=,args=":
+                if not (parts[1] == "1" and parts[2] == "sleep 1000000"):
+                    found.append(parts[2])
+        return found
+
+    def run_argv(self, req):
         env = dict(self.env)
         env.update(req.get("env") or {})
         cwd = req.get("cwd") or self.cwd
-        if not os.path.isdir(cwd):
-            cwd = "/"
-        state_file = None
-        if req.get("shell") is not None:
-            state_file = os.path.join(self.private, "state")
-            argv = ["bash", "-c", STATE_SCRIPT + req["shell"], "bash", state_file]
-        else:
-            argv = req["argv"]
         stdin_data = base64.b64decode(req["stdin_b64"]) if req.get("stdin_b64") else None
         start = time.monotonic()
         try:
             proc = subprocess.Popen(
-                argv, cwd=cwd, env=env, start_new_session=True,
+                req["argv"], cwd=cwd if os.path.isdir(cwd) else "/", env=env, start_new_session=True,
                 stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             )
         except OSError as exc:
-            return self.reply(req, 127, b"", str(exc).encode(), start, False, False, False)
-        if stdin_data is not None:
-            try:
-                proc.stdin.write(stdin_data)
-                proc.stdin.close()
-            except OSError:
-                pass
-        out, err, timed_out = self.collect(proc, float(req.get("timeout") or 30), int(req.get("max_output") or 65536))
-        code = proc.returncode if not timed_out else 124
-        if state_file is not None and not timed_out:
-            self.load_state(state_file)
-        return self.reply(req, code, out[0], err[0], start, out[1], err[1], timed_out)
-
-    def collect(self, proc, timeout, cap):
-        out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
-        bufs = {out_fd: [b"", False], err_fd: [b"", False]}
-        deadline = time.monotonic() + timeout
-        timed_out = False
-        open_fds = list(bufs)
-        while open_fds:
-            exited = proc.poll() is not None
-            wait = 0 if exited else min(0.05, max(0.0, deadline - time.monotonic()))
-            ready, _, _ = select.select(open_fds, [], [], wait)
-            for fd in ready:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    open_fds.remove(fd)
-                    continue
-                buf = bufs[fd]
-                room = cap - len(buf[0])
-                if room > 0:
-                    buf[0] += chunk[:room]
-                if len(chunk) > room:
-                    buf[1] = True
-            if exited and not ready:
-                break  # the command is done; background children may keep the pipes open
-            if not exited and time.monotonic() >= deadline:
-                timed_out = True
+            return self.reply(req, 127, (b"", False), (str(exc).encode(), False), start, False)
+        in_fd = proc.stdin.fileno() if proc.stdin else None
+        out, err, timed_out = self.pump(
+            in_fd, stdin_data, proc.stdout.fileno(), proc.stderr.fileno(), lambda: proc.poll() is not None,
+            lambda: os.killpg(proc.pid, signal.SIGKILL), req)
+        proc.wait()
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            if f is not None and not f.closed:
                 try:
-                    os.killpg(proc.pid, signal.SIGKILL)
+                    f.close()
                 except OSError:
                     pass
-                proc.wait()
-                break
-        proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        return self.reply(req, 124 if timed_out else proc.returncode, out, err, start, timed_out)
+
+    def run_shell(self, req):
+        start = time.monotonic()
+        if self.shell is None or not self.shell.alive():
+            if self.shell is not None:
+                self.shell.close()
+            self.shell = ShellServer(self.cwd, self.env, self.private)
+        cmd_file, state_file = os.path.join(self.private, "cmd"), os.path.join(self.private, "state")
+        with open(cmd_file, "w") as f:
+            f.write(req["shell"])
+        extra = "".join("export %s=%s\n" % (k, shlex.quote(v)) for k, v in (req.get("env") or {}).items())
+        if req.get("cwd"):
+            extra += "cd -- %s\n" % shlex.quote(req["cwd"])
+        if extra:
+            with open(cmd_file, "w") as f:
+                f.write(extra + req["shell"])
+        stdin_data = base64.b64decode(req["stdin_b64"]) if req.get("stdin_b64") else None
+        in_r, in_w = os.pipe() if stdin_data is not None else (None, None)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        shell = self.shell
+        shell.send(shell.sync(self.cwd, self.env))
+        shell.start(cmd_file, state_file, (in_r, out_w, err_w))
+        status = {"pid": None, "rc": None, "dead": False}
+
+        def done():
+            while status["rc"] is None and not status["dead"]:
+                ready, _, _ = select.select([shell.status_r], [], [], 0)
+                if not ready:
+                    return False
+                line = shell.read_status()
+                if line is None:
+                    status["dead"] = True
+                else:
+                    key, _, value = line.partition(" ")
+                    status[key] = int(value)
+            return True
+
+        def kill():
+            while status["pid"] is None and not status["dead"]:
+                done()
+            if status["pid"]:
+                os.killpg(status["pid"], signal.SIGKILL)
+
+        out, err, timed_out = self.pump(in_w, stdin_data, out_r, err_r, done, kill, req, extra_fd=shell.status_r)
+        for fd in (in_r, out_w, err_w, out_r, err_r):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        if status["dead"]:
+            return self.reply(req, 137, out, (err[0] + b"riskgym: the shell was killed; it will be restarted\n",
+                                              err[1]), start, False)
+        if not timed_out and os.path.exists(state_file):
+            with open(state_file, "rb") as f:
+                cwd, env = parse_state(f.read())
+            os.unlink(state_file)
+            self.cwd = cwd or self.cwd
+            self.env = env or self.env
+        return self.reply(req, 124 if timed_out else status["rc"], out, err, start, timed_out)
+
+    def pump(self, in_fd, data, out_fd, err_fd, finished, kill, req, extra_fd=None):
+        """Feed stdin, read stdout/stderr up to the cap until ``finished()``; kill at the deadline.
+
+        ``extra_fd`` (the shell server's status pipe) is watched too, so that its news wakes the loop.
+        """
+        cap = int(req.get("max_output") or 65536)
+        deadline = time.monotonic() + float(req.get("timeout") or 30)
+        bufs = {out_fd: [b"", False], err_fd: [b"", False]}
+        readers = [out_fd, err_fd]
+        writers = [in_fd] if in_fd is not None else []
+        data = data or b""
+        timed_out = False
+        while True:
+            is_done = finished()
+            watch = readers + ([extra_fd] if extra_fd is not None and not is_done else [])
+            if not is_done and not watch and not writers:
+                time.sleep(0.0002)  # the pipes are closed: the process is exiting
+            else:
+                wait = 0 if is_done else min(0.05, max(0.0, deadline - time.monotonic()))
+                ready, writable, _ = select.select(watch, writers, [], wait)
+                for fd in writable:
+                    try:
+                        n = os.write(fd, data[:65536])
+                    except OSError:  # the command closed its stdin
+                        n, data = 0, b""
+                    data = data[n:]
+                    if not data:
+                        os.close(fd)
+                        writers.remove(fd)
+                got = False
+                for fd in ready:
+                    if fd not in bufs:
+                        continue  # the status pipe: finished() reads it
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        readers.remove(fd)
+                        continue
+                    got = True
+                    buf = bufs[fd]
+                    room = cap - len(buf[0])
+                    if room > 0:
+                        buf[0] += chunk[:room]
+                    if len(chunk) > room:
+                        buf[1] = True
+                if is_done and not got:
+                    break  # the command is done; background children may keep the pipes open
+            if not is_done and time.monotonic() >= deadline:
+                timed_out = True
+                try:
+                    kill()
+                except OSError:
+                    pass
+                deadline = float("inf")  # now wait for it to be reaped
+        for fd in writers:
+            os.close(fd)
         return bufs[out_fd], bufs[err_fd], timed_out
 
-    def load_state(self, path):
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-            os.unlink(path)
-        except OSError:
-            return
-        head, _, rest = data.decode("utf-8", "replace").partition("\n")
-        if head:
-            self.cwd = head
-        env = {}
-        for m in EXPORT_RE.finditer(rest):
-            key, quoted, ansi = m.groups()
-            if key in DROP_ENV:
-                continue
-            if quoted is not None:
-                env[key] = re.sub(r'\\(["\\$`])', r"\1", quoted)
-            elif ansi is not None:
-                env[key] = re.sub(r"\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)", unescape_ansi_c, ansi)
-        if env:
-            self.env = env
-
-    def reply(self, req, code, out, err, start, out_trunc, err_trunc, timed_out):
+    def reply(self, req, code, out, err, start, timed_out):
         resp = {
             "id": req.get("id"), "exit_code": code, "duration": time.monotonic() - start,
-            "stdout_b64": base64.b64encode(out).decode(), "stderr_b64": base64.b64encode(err).decode(),
-            "stdout_truncated": out_trunc, "stderr_truncated": err_trunc, "timed_out": timed_out,
+            "stdout_b64": base64.b64encode(out[0]).decode(), "stderr_b64": base64.b64encode(err[0]).decode(),
+            "stdout_truncated": out[1], "stderr_truncated": err[1], "timed_out": timed_out,
             "cwd": self.cwd,
         }
         if self.env != self.sent_env:  # the environment goes back only when it changed
