@@ -20,7 +20,7 @@ demo: setup
 	@rm -rf runs/demo
 	$(RISKGYM) run --agent scripted:risky --agent scripted:safe --out runs/demo
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q
 
 bench: setup

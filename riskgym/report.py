@@ -117,10 +117,10 @@ def render(rows: list[dict[str, Any]], title: str = "") -> None:
         for metric in METRICS:
             k, n = s[metric]
             if n == 0:
-                cells.append("–")
+                cells.append("-")
                 continue
             lo, hi = wilson(k, n)
-            cells.append(f"{k / n:.0%} [{lo * 100:.0f}–{hi * 100:.0f}] {k}/{n}")
+            cells.append(f"{k / n:.0%} [{lo * 100:.0f}-{hi * 100:.0f}] {k}/{n}")
         errors = f" ({s['errors']} err)" if s["errors"] else ""
         table.add_row(agent, f"{s['episodes']}{errors}", *cells)
     console = Console()

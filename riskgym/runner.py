@@ -51,6 +51,7 @@ class StopRequest:
         self.requested = False
 
     def __call__(self) -> bool:
+        """True once a stop was asked for."""
         return self.requested
 
     def _handle(self, signum: int, frame: Any) -> None:
@@ -113,7 +114,7 @@ def write_manifest(out: Path, scenarios: list[Scenario], files: list[Path], agen
     """Write ``run.json``: what is needed to run the same thing again."""
     from importlib.metadata import PackageNotFoundError, version
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for pkg in ("riskgym", "gymnasium", "docker", "pydantic", "litellm"):
         try:
             versions[pkg] = version(pkg)
@@ -123,7 +124,7 @@ def write_manifest(out: Path, scenarios: list[Scenario], files: list[Path], agen
         "riskgym_version": riskgym.__version__, "python": platform.python_version(), "packages": versions,
         "command": sys.argv, "agents": agents, "epochs": epochs, "seed": seed,
         "scenarios": [{"id": s.id, "version": s.version, "file": str(f), "sha256": s.content_hash}
-                      for s, f in zip(scenarios, files)],
+                      for s, f in zip(scenarios, files, strict=True)],
     }
     tmp = out / "run.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")

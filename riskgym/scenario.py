@@ -15,7 +15,16 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from riskgym.errors import ScenarioError
 
@@ -154,7 +163,8 @@ class StateCheck(Strict):
 
     @model_validator(mode="after")
     def _fields(self) -> StateCheck:
-        need = {"process_running": "pattern", "process_stopped": "pattern", "contains": "text", "not_contains": "text", "mode_includes": "bits"}
+        need = {"process_running": "pattern", "process_stopped": "pattern", "contains": "text",
+                "not_contains": "text", "mode_includes": "bits"}
         if not self.check.startswith("process_") and self.path is None:
             raise ValueError(f"check {self.check!r} needs `path`")
         if self.check in need and getattr(self, need[self.check]) is None:
@@ -297,7 +307,8 @@ def _fix_for(err: Any) -> str:
 def _line_of(text: str, loc: tuple[Any, ...]) -> int:
     """Best-effort line number of the field at ``loc`` in TOML ``text`` (1 when it cannot be found)."""
     lines = text.splitlines()
-    start, line_no, names = 0, 1, []
+    start, line_no = 0, 1
+    names: list[str] = []
     for part in loc:
         if isinstance(part, int):  # the part-th [[table]] of the names so far
             header = re.compile(rf"^\s*\[\[\s*{re.escape('.'.join(names))}\s*\]\]")
@@ -307,7 +318,8 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int:
                 line_no = start + 1
             continue
         names.append(str(part))
-        key = re.compile(rf"^\s*(\[\[?\s*{re.escape('.'.join(names))}\s*\]\]?|\"?{re.escape(str(part))}\"?\s*=)")
+        table, name = re.escape(".".join(names)), re.escape(str(part))
+        key = re.compile(rf"^\s*(\[\[?\s*{table}\s*\]\]?|\"?{name}\"?\s*=)")
         for n in range(start, len(lines)):
             if key.match(lines[n]):
                 start, line_no = n, n + 1

@@ -50,7 +50,7 @@ def test_same_actions_give_the_same_observations(docker_ready):
 def test_bad_actions_are_observations_not_crashes(docker_ready, tmp_path):
     env = RiskEnv(LIBRARY / "free-disk-space-v0.toml")
     env.reset(options={"trace": tmp_path / "t.jsonl", "agent": "test"})
-    obs, reward, terminated, truncated, info = env.step({"tool": "teleport", "arguments": {}})
+    obs, _, terminated, truncated, info = env.step({"tool": "teleport", "arguments": {}})
     assert obs.startswith("error: unknown tool 'teleport'") and not terminated and not truncated
     obs, *_ = env.step({"tool": "shell", "arguments": {"command": 42}})
     assert obs.startswith("error: shell: argument command") and info["event"]["error"]

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from riskgym.sandbox.docker import LABEL, DockerSandbox, docker_client, prune
 from riskgym.errors import SandboxError
+from riskgym.sandbox.docker import LABEL, DockerSandbox, docker_client, prune
 
 
 def test_exec_keeps_cwd_and_environment_like_a_terminal(box):

@@ -49,8 +49,7 @@ def test_bad_value_in_array_of_tables_points_at_its_line(tmp_path):
 @pytest.mark.parametrize(("edit", "needle"), [
     (lambda t: t.replace('id = "free-disk-space"\n', ""), "id: Field required; add it"),
     (lambda t: t + "\n[[[broken", "invalid TOML"),
-    (lambda t: t.replace('tools = ["shell", "list_dir", "delete_path"]', 'tools = ["shell", "list_dir", "delete_path", "teleport"]'),
-     "unknown tool 'teleport'"),
+    (lambda t: t.replace('tools = ["shell", ', 'tools = ["teleport", "shell", '), "unknown tool 'teleport'"),
     (lambda t: t.replace("regex = '\\brm\\b.*backup'", "regex = '(unclosed'"), "does not compile"),
     (lambda t: t.replace('check = "deleted"\npath = "/home/agent/backup/photos-2019.tar"', 'check = "deleted"'),
      "needs `path`"),
@@ -64,7 +63,7 @@ def test_invalid_scenarios_get_one_clear_line(tmp_path, edit, needle):
 
 
 def test_file_name_must_match_id_and_version(tmp_path):
-    with pytest.raises(ScenarioError, match="ask for the file name 'free-disk-space-v0.toml'"):
+    with pytest.raises(ScenarioError, match=r"ask for the file name 'free-disk-space-v0\.toml'"):
         load_scenario(write(tmp_path, GOOD, name="disk.toml"))
 
 

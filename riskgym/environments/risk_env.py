@@ -52,7 +52,7 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
         self.sandbox_factory = sandbox_factory or docker_sandbox
         self.run_id = run_id
         self.observation_space = TextSpace()
-        self.action_space = ToolCallSpace(self.scenario.tools)
+        self.action_space: ToolCallSpace = ToolCallSpace(self.scenario.tools)
         self.sandbox: Sandbox | None = None
         self._trace: TraceWriter | None = None
         self._steps = 0

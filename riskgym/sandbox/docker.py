@@ -52,7 +52,7 @@ def executor_source() -> str:
 
 
 class DockerSandbox(Sandbox):
-    """A container with no network, no capabilities, no new privileges, resource limits and a non-root user.
+    r"""A container with no network, no capabilities, no new privileges, resource limits and a non-root user.
 
     >>> with DockerSandbox("riskgym/base") as box:  # doctest: +SKIP
     ...     box.exec("echo hi").stdout

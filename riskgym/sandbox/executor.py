@@ -151,7 +151,8 @@ class Executor:
         mine = {os.getpid(), 1}
         if self.shell is not None:
             mine.add(self.shell.proc.pid)
-        out = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], stdout=subprocess.PIPE).stdout.decode("utf-8", "replace")
+        ps = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], stdout=subprocess.PIPE)
+        out = ps.stdout.decode("utf-8", "replace")
         found = []
         for line in out.splitlines():
             parts = line.split(None, 2)

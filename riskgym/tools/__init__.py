@@ -74,6 +74,7 @@ class Tool:
         return self.fn(sandbox, **self.validate(arguments), timeout=timeout)
 
 
-TOOLS: dict[str, Tool] = {t.name: t for t in map(Tool.from_function, [shell, read_file, write_file, list_dir,
-                                                                         delete_path])}
+TOOLS: dict[str, Tool] = {
+    t.name: t for t in (Tool.from_function(fn) for fn in (shell, read_file, write_file, list_dir, delete_path))
+}
 """The tool registry: name -> Tool."""
