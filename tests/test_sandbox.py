@@ -125,3 +125,10 @@ def test_shell_edge_cases(box):
     assert box.exec("exec echo replaced").stdout == "replaced\n"
     assert box.exec("sleep 0.3 && echo late >&2 &").ok
     assert box.exec("sleep 0.5; echo now").stdout == "now\n"  # a background job's output does not bleed in
+
+
+def test_fast_commands_back_to_back_never_lose_their_status(box):
+    # a command that fails at once sends its "pid" and "rc" lines together: both must be read
+    for _ in range(150):
+        assert box.exec("if then fi").exit_code == 2
+        assert box.exec("echo ok").stdout == "ok\n"

@@ -214,8 +214,7 @@ class Executor:
 
         def done():
             while status["rc"] is None and not status["dead"]:
-                ready, _, _ = select.select([shell.status_r], [], [], 0)
-                if not ready:
+                if b"\n" not in shell.pending and not select.select([shell.status_r], [], [], 0)[0]:
                     return False
                 line = shell.read_status()
                 if line is None:
@@ -226,10 +225,11 @@ class Executor:
             return True
 
         def kill():
-            while status["pid"] is None and not status["dead"]:
-                done()
-            if status["pid"]:
-                os.killpg(status["pid"], signal.SIGKILL)
+            give_up = time.monotonic() + 2
+            while status["pid"] is None and not done() and time.monotonic() < give_up:
+                select.select([shell.status_r], [], [], 0.05)
+            # the command's process group; the whole shell server if it never said which one that is
+            os.killpg(status["pid"] or shell.proc.pid, signal.SIGKILL)
 
         out, err, timed_out = self.pump(in_w, stdin_data, out_r, err_r, done, kill, req, extra_fd=shell.status_r)
         for fd in (in_r, out_w, err_w, out_r, err_r):
