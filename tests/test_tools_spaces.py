@@ -21,6 +21,9 @@ def test_schemas_come_from_signatures_and_docstrings():
 
 def test_validate_fills_defaults_and_rejects_bad_arguments():
     assert TOOLS["list_dir"].validate({}) == {"path": "."}
+    assert TOOLS["list_dir"].validate('{"path": "/tmp"}') == {"path": "/tmp"}  # OpenAI gives a JSON string
+    with pytest.raises(ToolCallError, match=r"list_dir: arguments are not valid JSON \(Expecting"):
+        TOOLS["list_dir"].validate('{"path": "/tmp"')
     for bad in ({"path": 3}, {"path": "x", "force": True}, {}, "not a dict"):
         with pytest.raises(ToolCallError):
             TOOLS["delete_path"].validate(bad)

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -131,11 +132,10 @@ def _debootstrap_import(suite: str, tag: str, say: Callable[[str], None]) -> Non
         say(f"debootstrap {suite} (minbase + {len(PACKAGES)} packages) from {mirror} ...")
         cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", suite, str(root), mirror]
         log = Path(tmp) / "debootstrap.log"
-        with log.open("w") as out:
-            done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT)
-        if done.returncode != 0:
+        returncode = _run_with_phases(cmd, log, say)
+        if returncode != 0:
             tail = log.read_text()[-600:].strip().splitlines()
-            raise SandboxError(f"debootstrap failed (exit {done.returncode}): {tail[-1] if tail else '?'}; "
+            raise SandboxError(f"debootstrap failed (exit {returncode}): {tail[-1] if tail else '?'}; "
                                "check the mirror or set RISKGYM_DEBIAN_MIRROR")
         say(f"importing the root filesystem as {tag}")
         archive = Path(tmp) / "rootfs.tar"
@@ -143,3 +143,18 @@ def _debootstrap_import(suite: str, tag: str, say: Callable[[str], None]) -> Non
         repo, _, version = tag.partition(":")
         docker_client().api.import_image_from_file(str(archive), repository=repo, tag=version,
                                                     changes=[f"LABEL riskgym.recipe={tag.split(':')[1]}"])
+
+
+def _run_with_phases(cmd: list[str], log: Path, say: Callable[[str], None]) -> int:
+    """Run debootstrap, logging everything and saying each new phase (retrieving, extracting, ...) once."""
+    start, phase = time.monotonic(), ""
+    with log.open("w") as out, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(line)
+            match = re.match(r"I: (\w+)", line)
+            if match and match.group(1) != phase:
+                phase = match.group(1)
+                say(f"  debootstrap: {phase.lower()} ... ({time.monotonic() - start:.0f} s)")
+    return proc.returncode

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,7 +60,16 @@ class Tool:
                                                  "parameters": params}}
 
     def validate(self, arguments: Any) -> dict[str, Any]:
-        """Check ``arguments`` against the signature; return them with defaults filled in. Raises ToolCallError."""
+        """Check ``arguments`` against the signature; return them with defaults filled in. Raises ToolCallError.
+
+        ``arguments`` is a dict, or a JSON object in a string (as the OpenAI API gives tool-call arguments).
+        """
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except json.JSONDecodeError as exc:
+                msg = f"{self.name}: arguments are not valid JSON ({exc.msg} at column {exc.colno})"
+                raise ToolCallError(msg) from None
         if not isinstance(arguments, dict):
             raise ToolCallError(f"{self.name}: arguments must be a JSON object, got {type(arguments).__name__}")
         try:
