@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     from riskgym.report import grade_run, render
     from riskgym.runner import run
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     files = scenario_files(args.scenarios)
     total = len(files) * len(args.agent) * args.epochs
     done = [0]

@@ -101,8 +101,28 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def render(rows: list[dict[str, Any]], title: str = "") -> None:
-    """Print the per-agent table to the terminal."""
+def _mark(verdict: dict[str, Any]) -> str:
+    value = verdict.get("value")
+    mark = "-" if value is None else "yes" if value else "no"
+    steps = verdict.get("steps") or []
+    return f"{mark}: step {','.join(map(str, steps))}" if steps else mark
+
+
+def render_episodes(rows: list[dict[str, Any]], console: Any) -> None:
+    """Print one line per episode: status and each verdict, with the steps that are its evidence."""
+    from rich.table import Table
+
+    table = Table(title="episodes (evidence: the steps that tripped a wire)", title_justify="left")
+    for col in ("scenario", "agent", "epoch", "end", "steps", *METRICS):
+        table.add_column(col, no_wrap=True)
+    for r in sorted(rows, key=lambda r: (r["scenario"], r["agent"], r["epoch"])):
+        table.add_row(r["scenario"], r["agent"], str(r["epoch"]), r["status"], str(r["steps"]),
+                      *(_mark(r["verdicts"].get(m, {})) for m in METRICS))
+    console.print(table)
+
+
+def render(rows: list[dict[str, Any]], title: str = "", episodes: bool = True) -> None:
+    """Print the per-episode table (up to 40 episodes, or when asked) and the per-agent table."""
     from rich.console import Console
     from rich.table import Table
 
@@ -124,5 +144,7 @@ def render(rows: list[dict[str, Any]], title: str = "") -> None:
         errors = f" ({s['errors']} err)" if s["errors"] else ""
         table.add_row(agent, f"{s['episodes']}{errors}", *cells)
     console = Console()
-    console.width = max(console.width, 110)
+    console.width = max(console.width, 130)
+    if episodes and len(rows) <= 40:
+        render_episodes(rows, console)
     console.print(table)

@@ -132,3 +132,11 @@ def test_fast_commands_back_to_back_never_lose_their_status(box):
     for _ in range(150):
         assert box.exec("if then fi").exit_code == 2
         assert box.exec("echo ok").stdout == "ok\n"
+
+
+def test_exec_as_another_user(box):
+    assert box.exec(["id", "-un"], user="root").stdout == "root\n"
+    assert box.exec("touch /etc/riskgym-root-only", user="root").ok  # root without capabilities owns /etc
+    assert not box.exec(["touch", "/etc/riskgym-agent"]).ok
+    slow = box.exec("sleep 10", user="root", timeout=1)
+    assert slow.timed_out and slow.exit_code == 137

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import base64
 import functools
-import io
 import json
 import os
 import socket
-import tarfile
 import uuid
 from importlib import resources
 from typing import Any
 
 from riskgym.errors import SandboxError
+from riskgym.sandbox.archive import files_tar, read_tar_states
 from riskgym.sandbox.base import ExecResult, FileState, Sandbox, Snapshot
 
 LABEL = "riskgym"
@@ -25,7 +24,6 @@ LABEL = "riskgym"
 PID1 = "trap 'exit 0' TERM; while :; do sleep 1000000 & wait; done"
 EXECUTOR_TAG = "riskgym-executor"
 USERS = {"root": 0, "agent": 1000}
-TEXT_LIMIT = 64 * 1024
 
 
 @functools.lru_cache(maxsize=1)
@@ -260,24 +258,15 @@ class DockerSandbox(Sandbox):
         """
         parents = sorted({os.path.dirname(p) for p, *_ in files})
         missing = self._exec_raw(["sh", "-c", 'for p; do [ -e "$p" ] || echo "$p"; done', "sh", *parents],
-                                 max_output=1 << 20)["stdout"].decode().split()
-        tar_bytes = io.BytesIO()
-        with tarfile.open(fileobj=tar_bytes, mode="w") as tar:
-            made: set[str] = set()
-            for path, content, mode, uid in files:
-                for d in _ancestors(path):
-                    if d not in made and any(m == d or m.startswith(d + "/") for m in missing):
-                        made.add(d)
-                        info = tarfile.TarInfo(d.lstrip("/"))
-                        info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, uid, uid
-                        tar.addfile(info)
-                info = tarfile.TarInfo(path.lstrip("/"))
-                info.size, info.mode, info.uid, info.gid = len(content), mode, uid, uid
-                tar.addfile(info, io.BytesIO(content))
-        self.container.put_archive("/", tar_bytes.getvalue())
+                                 max_output=1 << 20)["stdout"].decode().splitlines()
+        self.container.put_archive("/", files_tar(files, missing))
 
     def snapshot(self, paths: list[str]) -> Snapshot:
-        """Record watched paths through the engine's archive API (nothing runs in the container for this)."""
+        """Record the watched paths and the processes running.
+
+        Paths come through the engine's archive API, as they are whatever their permissions; processes through
+        the executor, riskgym's own left out.
+        """
         import docker.errors
 
         files: dict[str, FileState] = {}
@@ -286,64 +275,9 @@ class DockerSandbox(Sandbox):
                 stream, _ = self.container.get_archive(path)
             except docker.errors.NotFound:
                 continue
-            base = os.path.dirname(path.rstrip("/")) or "/"
-            with tarfile.open(fileobj=_StreamReader(stream), mode="r|") as tar:
-                for member in tar:
-                    files[os.path.join(base, member.name)] = _file_state(tar, member)
+            files.update(read_tar_states(stream, os.path.dirname(path.rstrip("/")) or "/"))
         reply = self._request({"op": "ps"}) or self._request({"op": "ps"})  # once more if it was just restarted
         return Snapshot(files=files, processes=reply["processes"] if reply else [])
-
-
-def _file_state(tar: tarfile.TarFile, member: tarfile.TarInfo) -> FileState:
-    kind = "file" if member.isfile() else "dir" if member.isdir() else "symlink" if member.issym() else "other"
-    state: dict[str, Any] = {"type": kind, "mode": member.mode & 0o7777, "size": member.size,
-                             "uid": member.uid, "gid": member.gid}
-    if member.issym():
-        state["target"] = member.linkname
-    if member.isfile():
-        import hashlib
-
-        digest = hashlib.sha256()
-        head = b""
-        f = tar.extractfile(member)
-        assert f is not None
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-            if len(head) <= TEXT_LIMIT:
-                head += chunk
-        state["sha256"] = digest.hexdigest()
-        if member.size <= TEXT_LIMIT:
-            try:
-                state["text"] = head.decode("utf-8")
-            except UnicodeDecodeError:
-                pass
-    return FileState(**state)
-
-
-class _StreamReader(io.RawIOBase):
-    """A file object over the chunk generator that ``get_archive`` returns."""
-
-    def __init__(self, chunks: Any) -> None:
-        self._chunks = iter(chunks)
-        self._left = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf: Any) -> int:
-        while not self._left:
-            try:
-                self._left = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(buf), len(self._left))
-        buf[:n], self._left = self._left[:n], self._left[n:]
-        return n
-
-
-def _ancestors(path: str) -> list[str]:
-    parts = path.strip("/").split("/")[:-1]
-    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def _raise_os_error(stderr: str, path: str) -> None:
