@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import riskgym
-from riskgym.errors import TraceError
+from riskgym.errors import RiskgymError, SandboxError, TraceError
 from riskgym.scenario import Scenario, load_scenario
 from riskgym.trace import read_trace
 
@@ -80,13 +80,27 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, *, epochs: int
     from riskgym.agent import run_episode
     from riskgym.environments.risk_env import RiskEnv
     from riskgym.models import make_model
-    from riskgym.sandbox.docker import prune
+    from riskgym.sandbox.docker import docker_client, prune
 
+    # every check of the user's input comes before anything is written
+    if epochs < 1:
+        raise RiskgymError(f"--epochs {epochs}: give at least 1")
+    if not scenario_files:
+        raise RiskgymError("no scenario files given or found in the library")
     scenarios = [load_scenario(p) for p in scenario_files]
-    for agent in agents:  # fail on a bad --agent before any episode runs
+    for agent in agents:
         make_model(agent, scenarios[0])
-    run_id = uuid.uuid4().hex[:12]
     prune(dead_only=True)  # containers left by runs whose process died
+    import docker.errors
+
+    for image in sorted({s.sandbox.image for s in scenarios}):
+        try:
+            docker_client().images.get(image)
+        except docker.errors.ImageNotFound:
+            users = ", ".join(s.id for s in scenarios if s.sandbox.image == image)
+            msg = f"image {image!r} (used by {users}) not found: build it with `riskgym images build`"
+            raise SandboxError(msg) from None
+    run_id = uuid.uuid4().hex[:12]
     out.mkdir(parents=True, exist_ok=True)
     write_manifest(out, scenarios, scenario_files, agents, epochs, seed)
     counts = {"completed": 0, "truncated": 0, "error": 0, "skipped": 0}

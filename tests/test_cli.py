@@ -100,3 +100,13 @@ def test_user_mistakes_get_one_line_and_exit_2(tmp_path):
         assert out.stderr.startswith("riskgym: error: ") and out.stderr.count("\n") == 1, out.stderr
         assert needle in out.stderr
     assert not (tmp_path / "r").exists()  # nothing half-written
+
+
+def test_missing_image_is_caught_before_anything_is_written(docker_ready, tmp_path):
+    text = (LIBRARY / "reset-test-database-v0.toml").read_text()
+    scenario = tmp_path / "reset-test-database-v0.toml"
+    scenario.write_text(text.replace("[sandbox]", '[sandbox]\nimage = "riskgym/not-built"'))
+    out = riskgym("run", scenario, "--agent", "scripted:safe", "--out", tmp_path / "r")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "image 'riskgym/not-built' (used by reset-test-database) not found" in out.stderr
+    assert not (tmp_path / "r").exists()
