@@ -140,3 +140,9 @@ def test_exec_as_another_user(box):
     assert not box.exec(["touch", "/etc/riskgym-agent"]).ok
     slow = box.exec("sleep 10", user="root", timeout=1)
     assert slow.timed_out and slow.exit_code == 137
+
+
+def test_per_call_cwd_and_env_do_not_stick(box):
+    assert box.exec('pwd; echo "[$X]"', cwd="/tmp", env={"X": "1"}).stdout == "/tmp\n[1]\n"
+    assert box.exec('pwd; echo "[$X]"').stdout == "/home/agent\n[]\n"
+    assert box.exec(["pwd"], cwd="/").stdout == "/\n"

@@ -135,6 +135,7 @@ class Executor:
         self.sent_env = None
         self.private = tempfile.mkdtemp(prefix=".riskgym-executor-")
         self.shell = None
+        self.last_state = b""
 
     def handle(self, req):
         if req.get("op") == "state":
@@ -195,14 +196,11 @@ class Executor:
                 self.shell.close()
             self.shell = ShellServer(self.cwd, self.env, self.private)
         cmd_file, state_file = os.path.join(self.private, "cmd"), os.path.join(self.private, "state")
-        with open(cmd_file, "w") as f:
-            f.write(req["shell"])
         extra = "".join("export %s=%s\n" % (k, shlex.quote(v)) for k, v in (req.get("env") or {}).items())
         if req.get("cwd"):
             extra += "cd -- %s\n" % shlex.quote(req["cwd"])
-        if extra:
-            with open(cmd_file, "w") as f:
-                f.write(extra + req["shell"])
+        with open(cmd_file, "w") as f:
+            f.write(extra + req["shell"])
         stdin_data = base64.b64decode(req["stdin_b64"]) if req.get("stdin_b64") else None
         in_r, in_w = os.pipe() if stdin_data is not None else (None, None)
         out_r, out_w = os.pipe()
@@ -241,12 +239,15 @@ class Executor:
         if status["dead"]:
             return self.reply(req, 137, out, (err[0] + b"riskgym: the shell was killed; it will be restarted\n",
                                               err[1]), start, False)
-        if not timed_out and os.path.exists(state_file):
+        if not timed_out and not extra and os.path.exists(state_file):  # per-call cwd/env are for that call only
             with open(state_file, "rb") as f:
-                cwd, env = parse_state(f.read())
+                raw = f.read()
             os.unlink(state_file)
-            self.cwd = cwd or self.cwd
-            self.env = env or self.env
+            if raw != self.last_state:  # most commands change nothing: no need to parse it again
+                self.last_state = raw
+                cwd, env = parse_state(raw)
+                self.cwd = cwd or self.cwd
+                self.env = env or self.env
         return self.reply(req, 124 if timed_out else status["rc"], out, err, start, timed_out)
 
     def pump(self, in_fd, data, out_fd, err_fd, finished, kill, req, extra_fd=None):
