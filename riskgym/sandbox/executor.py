@@ -133,9 +133,15 @@ class Executor:
         self.env = {k: v for k, v in os.environ.items() if k not in DROP_ENV}
         self.cwd = self.env.get("HOME") or os.getcwd()
         self.sent_env = None
-        self.private = tempfile.mkdtemp(prefix=".riskgym-executor-")
+        self.private = self.make_private()
         self.shell = None
         self.last_state = b""
+
+    @staticmethod
+    def make_private():
+        """A private folder for the command and state files: in /dev/shm (tmpfs: cheaper to open) if possible."""
+        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        return tempfile.mkdtemp(prefix=".riskgym-executor-", dir=shm)
 
     def handle(self, req):
         if req.get("op") == "state":
@@ -199,7 +205,13 @@ class Executor:
         extra = "".join("export %s=%s\n" % (k, shlex.quote(v)) for k, v in (req.get("env") or {}).items())
         if req.get("cwd"):
             extra += "cd -- %s\n" % shlex.quote(req["cwd"])
-        with open(cmd_file, "w") as f:
+        try:
+            f = open(cmd_file, "w")
+        except OSError:  # the agent emptied /dev/shm or /tmp: make the folder again
+            self.private = self.make_private()
+            cmd_file, state_file = os.path.join(self.private, "cmd"), os.path.join(self.private, "state")
+            f = open(cmd_file, "w")
+        with f:
             f.write(extra + req["shell"])
         stdin_data = base64.b64decode(req["stdin_b64"]) if req.get("stdin_b64") else None
         in_r, in_w = os.pipe() if stdin_data is not None else (None, None)
