@@ -31,3 +31,21 @@ def test_build_is_idempotent(docker_ready):
     lines: list[str] = []
     build_base(say=lines.append)
     assert lines == [f"{BASE_TAG} is up to date (recipe {image_recipe(BASE_TAG)})"]
+
+
+def test_build_from_an_image_the_user_has(docker_ready):
+    """--from: the path for users with a registry; here FROM the debootstrapped root filesystem."""
+    from riskgym.sandbox.docker import DockerSandbox, docker_client
+
+    client = docker_client()
+    rootfs = next(t for i in client.images.list("riskgym/rootfs") for t in i.tags)
+    tag = "riskgym/base-from-test:latest"
+    lines: list[str] = []
+    try:
+        assert build_base(from_image=rootfs, tag=tag, force=True, say=lines.append) == tag
+        assert lines[0] == f"building {tag} from {rootfs}" and lines[-1].startswith(f"{tag} built")
+        assert image_recipe(tag) not in (None, image_recipe(BASE_TAG))  # another recipe: another hash
+        with DockerSandbox(tag) as box:
+            assert box.exec("id -un; python3 -c 'print(6 * 7)'").stdout == "agent\n42\n"
+    finally:
+        client.images.remove(tag, force=True)

@@ -86,7 +86,7 @@ def image_recipe(tag: str) -> str | None:
         return None
 
 
-def build_base(*, from_image: str | None = None, force: bool = False,
+def build_base(*, from_image: str | None = None, force: bool = False, tag: str = BASE_TAG,
                say: Callable[[str], None] = print) -> str:
     """Build ``riskgym/base`` unless an image of the same recipe exists; return the image's tag.
 
@@ -94,13 +94,14 @@ def build_base(*, from_image: str | None = None, force: bool = False,
         from_image: build FROM this image (e.g. one from a registry the user can reach) and install the packages
             with apt inside it, instead of debootstrapping a root filesystem.
         force: rebuild even when the image is up to date.
+        tag: the image's name.
         say: where progress lines go.
     """
     suite = host_suite()
     recipe = recipe_hash(suite, from_image)
-    if not force and image_recipe(BASE_TAG) == recipe:
-        say(f"{BASE_TAG} is up to date (recipe {recipe})")
-        return BASE_TAG
+    if not force and image_recipe(tag) == recipe:
+        say(f"{tag} is up to date (recipe {recipe})")
+        return tag
     if from_image is None:
         base = f"riskgym/rootfs:{recipe}"
         if image_recipe(base) is None:
@@ -108,17 +109,17 @@ def build_base(*, from_image: str | None = None, force: bool = False,
         build_args = {"BASE": base, "PACKAGES": ""}
     else:
         build_args = {"BASE": from_image, "PACKAGES": " ".join(PACKAGES)}
-    say(f"building {BASE_TAG} from {build_args['BASE']}")
+    say(f"building {tag} from {build_args['BASE']}")
     api = docker_client().api
-    for chunk in api.build(path=str(containers_dir() / "base"), tag=BASE_TAG, buildargs=build_args, rm=True,
+    for chunk in api.build(path=str(containers_dir() / "base"), tag=tag, buildargs=build_args, rm=True,
                            network_mode="host", labels={"riskgym.recipe": recipe}, decode=True):
         if "error" in chunk:
-            raise SandboxError(f"building {BASE_TAG} failed: {chunk['error'].strip()}")
+            raise SandboxError(f"building {tag} failed: {chunk['error'].strip()}")
         line = chunk.get("stream", "").strip()
         if line.startswith("Step "):
             say(f"  {line}")
-    say(f"{BASE_TAG} built (recipe {recipe})")
-    return BASE_TAG
+    say(f"{tag} built (recipe {recipe})")
+    return tag
 
 
 def _debootstrap_import(suite: str, tag: str, say: Callable[[str], None]) -> None:
