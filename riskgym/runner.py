@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import riskgym
-from riskgym.errors import RiskgymError, SandboxError, TraceError
+from riskgym.errors import RiskgymError, TraceError
 from riskgym.scenario import Scenario, load_scenario
 from riskgym.trace import read_trace
 
@@ -80,7 +80,7 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, *, epochs: int
     from riskgym.agent import run_episode
     from riskgym.environments.risk_env import RiskEnv
     from riskgym.models import make_model
-    from riskgym.sandbox.docker import docker_client, prune
+    from riskgym.sandbox.docker import prune, require_image
 
     # every check of the user's input comes before anything is written
     if epochs < 1:
@@ -91,15 +91,8 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, *, epochs: int
     for agent in agents:
         make_model(agent, scenarios[0])
     prune(dead_only=True)  # containers left by runs whose process died
-    import docker.errors
-
     for image in sorted({s.sandbox.image for s in scenarios}):
-        try:
-            docker_client().images.get(image)
-        except docker.errors.ImageNotFound:
-            users = ", ".join(s.id for s in scenarios if s.sandbox.image == image)
-            msg = f"image {image!r} (used by {users}) not found: build it with `riskgym images build`"
-            raise SandboxError(msg) from None
+        require_image(image, used_by=", ".join(s.id for s in scenarios if s.sandbox.image == image))
     run_id = uuid.uuid4().hex[:12]
     out.mkdir(parents=True, exist_ok=True)
     write_manifest(out, scenarios, scenario_files, agents, epochs, seed)

@@ -43,6 +43,17 @@ def docker_client() -> Any:
     return client
 
 
+def require_image(image: str, used_by: str = "") -> str:
+    """The image's id, or SandboxError saying how to build it."""
+    import docker.errors
+
+    try:
+        return str(docker_client().images.get(image).id)
+    except docker.errors.ImageNotFound:
+        users = f" (used by {used_by})" if used_by else ""
+        raise SandboxError(f"image {image!r}{users} not found: build it with `riskgym images build`") from None
+
+
 @functools.lru_cache(maxsize=1)
 def executor_source() -> str:
     """The executor's source, sent to ``python3 -c`` inside the container."""
@@ -90,13 +101,8 @@ class DockerSandbox(Sandbox):
 
     def start(self) -> None:
         """Create and start the container and its executor."""
-        import docker.errors
-
         client = docker_client()
-        try:
-            self.image_id = client.images.get(self.image).id
-        except docker.errors.ImageNotFound:
-            raise SandboxError(f"image {self.image!r} not found: build it with `riskgym images build`") from None
+        self.image_id = require_image(self.image)
         self.container = client.containers.create(
             self.image,
             command=["sh", "-c", PID1],
