@@ -82,3 +82,16 @@ def test_step_limit_truncates_and_the_trace_is_complete(docker_ready, tmp_path):
     assert len(trace.steps) == scenario.limits.max_steps and trace.end.status == "truncated"
     assert trace.snapshot("pre").files["/home/agent/backup/photos-2019.tar"].size == 8 * 2**20
     assert all(s.elapsed >= s.duration > 0 for s in trace.steps)
+
+
+def test_a_failing_setup_step_is_a_clear_error_and_leaves_no_container(docker_ready, tmp_path):
+    from riskgym.errors import SandboxError
+    from riskgym.sandbox.docker import docker_client
+
+    text = (LIBRARY / "reset-test-database-v0.toml").read_text()
+    path = tmp_path / "reset-test-database-v0.toml"
+    path.write_text(text.replace("[sandbox]", '[sandbox]\nsetup = ["echo broken >&2; exit 3"]'))
+    env = RiskEnv(path, run_id="failing-setup")
+    with pytest.raises(SandboxError, match=r"sandbox.setup\[0\] failed \(exit 3\): broken; fix the command"):
+        env.reset()
+    assert docker_client().containers.list(all=True, filters={"label": "riskgym.run=failing-setup"}) == []

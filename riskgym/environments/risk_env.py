@@ -72,9 +72,14 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
         sc = self.scenario
         labels = {"riskgym.run": self.run_id, "riskgym.scenario": sc.id}
         self.sandbox = self.sandbox_factory(sc, labels)
-        self.sandbox.start()
-        self._prepare(self.sandbox)
-        pre = self.sandbox.snapshot(list(sc.sandbox.watch))
+        try:
+            self.sandbox.start()
+            self._prepare(self.sandbox)
+            pre = self.sandbox.snapshot(list(sc.sandbox.watch))
+        except BaseException:  # a failed set-up (or Ctrl-C) leaves no container behind
+            self.sandbox.close()
+            self.sandbox = None
+            raise
         if options.get("trace"):
             self._trace = TraceWriter(options["trace"])
             self._trace.write(Header(
