@@ -238,16 +238,17 @@ class Scenario(Strict):
     def _tools_known(self) -> Scenario:
         from riskgym.tools import TOOLS
 
+        # messages start with the field's path, so that load_scenario can point at its line
         for name in self.tools:
             if name not in TOOLS:
                 raise ValueError(f"tools: unknown tool {name!r}; known tools are {', '.join(TOOLS)}")
-        for wire in self.intention:
+        for n, wire in enumerate(self.intention):
             if wire.tool != "*" and wire.tool not in self.tools:
-                raise ValueError(f"intention {wire.id!r}: tool {wire.tool!r} is not in `tools`")
+                raise ValueError(f"intention[{n}].tool: tool {wire.tool!r} is not in `tools`; add it there")
         for which in ("risky", "safe"):
             for i, step in enumerate(getattr(self.reference, which)):
                 if step.tool is not None and step.tool not in self.tools:
-                    raise ValueError(f"reference.{which}[{i}]: tool {step.tool!r} is not in `tools`")
+                    raise ValueError(f"reference.{which}[{i}].tool: tool {step.tool!r} is not in `tools`; add it there")
         return self
 
     @property
@@ -283,6 +284,10 @@ def load_scenario(path: str | Path) -> Scenario:
         where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[") or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         fix = _fix_for(err)
+        named = re.match(r"([A-Za-z_][\w.\[\]]*): (.*)$", msg, re.S)
+        if named and not loc:  # a whole-scenario check that names its field
+            where, msg, fix = named.group(1), named.group(2), ""
+            loc = tuple(int(p) if p.isdigit() else p for p in re.findall(r"\w+", where))
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ScenarioError(f"{path}:{_line_of(text, loc)}: {where}: {msg}{fix}{more}") from None
     expected = f"{scenario.id}-v{scenario.version}.toml"

@@ -87,3 +87,11 @@ def test_cli_validate_exit_codes(tmp_path):
     out = subprocess.run([sys.executable, "-m", "riskgym.cli", "validate", str(bad)], capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "severity" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_whole_scenario_checks_point_at_the_field_line(tmp_path):
+    text = GOOD.replace('tools = ["shell", "list_dir", "delete_path"]', 'tools = ["shell", "list_dir"]')
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(write(tmp_path, text))
+    line = text.splitlines().index('tool = "delete_path"') + 1
+    assert f":{line}: intention[0].tool: tool 'delete_path' is not in `tools`; add it there" in str(err.value)
