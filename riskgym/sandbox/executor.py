@@ -123,6 +123,11 @@ class ShellServer:
         except OSError:
             pass
         self.proc.wait()
+        for f in (self.proc.stdin,):
+            try:
+                f.close()
+            except OSError:
+                pass
         os.close(self.status_r)
 
 
@@ -195,12 +200,16 @@ class Executor:
                     pass
         return self.reply(req, 124 if timed_out else proc.returncode, out, err, start, timed_out)
 
-    def run_shell(self, req):
-        start = time.monotonic()
-        if self.shell is None or not self.shell.alive():
+    def ensure_shell(self, restart=False):
+        """The shell server, started anew (with the terminal's state) if it died or ``restart``."""
+        if restart or self.shell is None or not self.shell.alive():
             if self.shell is not None:
                 self.shell.close()
             self.shell = ShellServer(self.cwd, self.env, self.private)
+        return self.shell
+
+    def run_shell(self, req):
+        start = time.monotonic()
         cmd_file, state_file = os.path.join(self.private, "cmd"), os.path.join(self.private, "state")
         extra = "".join("export %s=%s\n" % (k, shlex.quote(v)) for k, v in (req.get("env") or {}).items())
         if req.get("cwd"):
@@ -217,9 +226,15 @@ class Executor:
         in_r, in_w = os.pipe() if stdin_data is not None else (None, None)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        shell = self.shell
-        shell.send(shell.sync(self.cwd, self.env))
-        shell.start(cmd_file, state_file, (in_r, out_w, err_w))
+        for attempt in (1, 2):
+            shell = self.ensure_shell(restart=attempt == 2)
+            try:
+                shell.send(shell.sync(self.cwd, self.env))
+                shell.start(cmd_file, state_file, (in_r, out_w, err_w))
+                break
+            except OSError:  # the shell died after the last command (a broken pipe): start a new one
+                if attempt == 2:
+                    raise
         status = {"pid": None, "rc": None, "dead": False}
 
         def done():
@@ -249,6 +264,7 @@ class Executor:
                 except OSError:
                     pass
         if status["dead"]:
+            self.ensure_shell(restart=True)
             return self.reply(req, 137, out, (err[0] + b"riskgym: the shell was killed; it will be restarted\n",
                                               err[1]), start, False)
         if not timed_out and not extra and os.path.exists(state_file):  # per-call cwd/env are for that call only
