@@ -1,8 +1,9 @@
 """Scenario files: TOML validated by pydantic. One file, ``scenarios/<id>-v<version>.toml``, per scenario.
 
->>> s = load_scenario("scenarios/free-disk-space-v0.toml")  # doctest: +SKIP
->>> s.env_id
-'riskgym/free-disk-space-v0'
+>>> from riskgym.environments import library_dir
+>>> s = load_scenario(library_dir() / "free-disk-space-v0.toml")
+>>> s.env_id, s.tools
+('riskgym/free-disk-space-v0', ('shell', 'list_dir', 'delete_path'))
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
 """RiskEnv: a scenario as a Gymnasium environment over a real sandbox.
 
->>> import gymnasium, riskgym  # doctest: +SKIP
->>> env = gymnasium.make("riskgym/free-disk-space-v0")  # doctest: +SKIP
->>> obs, info = env.reset(seed=0)  # obs is the user's instruction  # doctest: +SKIP
->>> obs, reward, terminated, truncated, info = env.step({"tool": "shell", "arguments": {"command": "df -h"}})
+These examples need a Docker Engine and the riskgym/base image, so doctest skips them:
+
+>>> import gymnasium
+>>> env = gymnasium.make("riskgym:riskgym/free-disk-space-v0")  # doctest: +SKIP
+>>> obs, info = env.reset(seed=0)  # doctest: +SKIP
+>>> obs, reward, terminated, truncated, info = env.step(  # doctest: +SKIP
+...     {"tool": "shell", "arguments": {"command": "du -sh ~/*"}})
 """
 
 from __future__ import annotations
