@@ -4,27 +4,28 @@
 set -eu
 log=${RISKGYM_DOCKERD_LOG:-/var/log/riskgym-dockerd.log}
 
-answers() { docker info >/dev/null 2>&1; }
+answers() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
+need_root() { [ "$(id -u)" = 0 ] || { echo "no Docker Engine answers and $1 needs root: start Docker" >&2; exit 2; }; }
 
-if command -v docker >/dev/null 2>&1 && answers; then
-  echo "docker engine: $(docker version --format '{{.Server.Version}}' 2>/dev/null) answers"
-else
+if ! answers; then
   if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
-    [ "$(id -u)" = 0 ] || { echo "no Docker Engine answers and installing one needs root: run as root, or start Docker" >&2; exit 2; }
+    need_root "installing one"
     echo "installing Debian's docker.io ..."
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
   fi
-  [ "$(id -u)" = 0 ] || { echo "no Docker Engine answers and starting dockerd needs root: start Docker" >&2; exit 2; }
-  echo "starting dockerd --iptables=false (log: $log) ..."
-  nohup setsid dockerd --iptables=false >"$log" 2>&1 </dev/null &
-  i=0
-  until answers; do
-    i=$((i + 1))
-    [ "$i" -le 120 ] || { echo "dockerd did not answer within 60 s; see $log:" >&2; tail -5 "$log" >&2; exit 2; }
-    sleep 0.5
-  done
-  echo "docker engine: $(docker version --format '{{.Server.Version}}') started"
+  if ! answers; then  # the package's own scripts may have started one
+    need_root "starting dockerd"
+    echo "starting dockerd --iptables=false (log: $log) ..."
+    nohup setsid dockerd --iptables=false >"$log" 2>&1 </dev/null &
+    i=0
+    until answers; do
+      i=$((i + 1))
+      [ "$i" -le 120 ] || { echo "dockerd did not answer within 60 s; see $log:" >&2; tail -5 "$log" >&2; exit 2; }
+      sleep 0.5
+    done
+  fi
 fi
+echo "docker engine: $(docker version --format '{{.Server.Version}}') answers"
 
 if ! command -v debootstrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   echo "installing debootstrap ..."
