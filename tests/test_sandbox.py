@@ -149,3 +149,6 @@ def test_per_call_cwd_and_env_do_not_stick(box):
     assert box.exec('pwd; echo "[$X]"', cwd="/tmp", env={"X": "1"}).stdout == "/tmp\n[1]\n"
     assert box.exec('pwd; echo "[$X]"').stdout == "/home/agent\n[]\n"
     assert box.exec(["pwd"], cwd="/").stdout == "/\n"
+    with pytest.raises(SandboxError, match="not an environment variable name"):
+        box.exec("true", env={"X; touch /tmp/injected": "1"})
+    assert not box.exec(["test", "-e", "/tmp/injected"]).ok

@@ -70,7 +70,7 @@ def parse_state(data):
 class ShellServer:
     """A ``bash -s`` that forks one subshell per command, each in its own process group (``set -m``)."""
 
-    def __init__(self, cwd, env, private):
+    def __init__(self, cwd, env):
         self.status_r, status_w = os.pipe()
         self.status_w = status_w
         self.proc = subprocess.Popen(
@@ -79,7 +79,6 @@ class ShellServer:
             pass_fds=(status_w,), start_new_session=True)
         os.close(status_w)
         self.cwd, self.env = cwd, dict(env)  # what the server's own shell has now
-        self.private = private
         self.pending = b""
         self.send("set -m\n")
 
@@ -105,7 +104,8 @@ class ShellServer:
         redirect = "<%s >/proc/%d/fd/%d 2>/proc/%d/fd/%d" % (
             "/proc/%d/fd/%d" % (me, fds[0]) if fds[0] is not None else "/dev/null", me, fds[1], me, fds[2])
         self.send("( exec %d>&-; %s; . %s ) %s & echo \"pid $!\" >&%d; wait $!; echo \"rc $?\" >&%d\n" % (
-            self.status_w, STATE_TRAP % state_file, command_file, redirect, self.status_w, self.status_w))
+            self.status_w, STATE_TRAP % shlex.quote(state_file), shlex.quote(command_file), redirect,
+            self.status_w, self.status_w))
 
     def read_status(self):
         """The next status line ("pid N" / "rc N"), or None when the server died."""
@@ -123,11 +123,10 @@ class ShellServer:
         except OSError:
             pass
         self.proc.wait()
-        for f in (self.proc.stdin,):
-            try:
-                f.close()
-            except OSError:
-                pass
+        try:
+            self.proc.stdin.close()
+        except OSError:  # a broken pipe while flushing: the shell is gone anyway
+            pass
         os.close(self.status_r)
 
 
@@ -205,13 +204,17 @@ class Executor:
         if restart or self.shell is None or not self.shell.alive():
             if self.shell is not None:
                 self.shell.close()
-            self.shell = ShellServer(self.cwd, self.env, self.private)
+            self.shell = ShellServer(self.cwd, self.env)
         return self.shell
 
     def run_shell(self, req):
         start = time.monotonic()
         cmd_file, state_file = os.path.join(self.private, "cmd"), os.path.join(self.private, "state")
-        extra = "".join("export %s=%s\n" % (k, shlex.quote(v)) for k, v in (req.get("env") or {}).items())
+        env = req.get("env") or {}
+        bad = [k for k in env if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k)]
+        if bad:
+            raise ValueError("not an environment variable name: %r" % bad[0])
+        extra = "".join("export %s=%s\n" % (k, shlex.quote(v)) for k, v in env.items())
         if req.get("cwd"):
             extra += "cd -- %s\n" % shlex.quote(req["cwd"])
         try:
