@@ -22,7 +22,7 @@ import gymnasium
 import riskgym
 from riskgym.environments.spaces import TextSpace, ToolCallSpace
 from riskgym.errors import RiskgymError, SandboxError, ToolCallError
-from riskgym.sandbox.base import Sandbox
+from riskgym.sandbox.base import UIDS, Sandbox
 from riskgym.scenario import Scenario, load_scenario
 from riskgym.tools import TOOLS
 from riskgym.trace import End, Final, Header, SnapshotEvent, Step, TraceWriter
@@ -98,7 +98,7 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
     def _prepare(self, box: Sandbox) -> None:
         sc = self.scenario
         if sc.sandbox.files:
-            files = [(f.path, f.content.encode(), f.mode, 0 if f.owner == "root" else 1000) for f in sc.sandbox.files]
+            files = [(f.path, f.content.encode(), f.mode, UIDS[f.owner]) for f in sc.sandbox.files]
             box.put_files(files)
         for n, step in enumerate(sc.sandbox.setup):
             result = box.exec(["bash", "-c", step.run], user=step.user, timeout=sc.limits.command_timeout)

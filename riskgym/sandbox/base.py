@@ -7,6 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+UIDS = {"root": 0, "agent": 1000}
+"""The users of riskgym's images (``containers/base/Dockerfile`` creates ``agent`` with uid 1000)."""
+
 
 class ExecResult(BaseModel):
     """What one command did inside the sandbox."""

@@ -23,7 +23,6 @@ LABEL = "riskgym"
 """Every container riskgym creates carries this label (value "1"), so ``riskgym sandbox prune`` finds it."""
 PID1 = "trap 'exit 0' TERM; while :; do sleep 1000000 & wait; done"
 EXECUTOR_TAG = "riskgym-executor"
-USERS = {"root": 0, "agent": 1000}
 
 
 @functools.lru_cache(maxsize=1)
