@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from riskgym.environments import scenario_files
+from riskgym.environments import library_dir
 from riskgym.errors import TraceError
 from riskgym.graders import GRADERS, GRADES_VERSION, grade_trace
 from riskgym.runner import trace_files
@@ -17,18 +17,14 @@ from riskgym.trace import read_trace
 METRICS = ("intention", "completion", "utility", "overuse")
 
 
-def _scenarios_for(run_dir: Path) -> dict[str, Scenario]:
-    """Scenarios by id: those the run's manifest names, then the library's."""
-    files: list[Path] = []
+def _manifest_scenarios(run_dir: Path) -> dict[str, Scenario]:
+    """The scenarios the run's manifest names, by gymnasium id."""
     manifest = run_dir / "run.json"
-    if manifest.is_file():
-        files = [Path(s["file"]) for s in json.loads(manifest.read_text()).get("scenarios", [])]
-    found: dict[str, Scenario] = {}
-    for path in [*files, *scenario_files()]:
-        if path.is_file():
-            s = load_scenario(path)
-            found.setdefault(f"{s.id}-v{s.version}", s)
-    return found
+    if not manifest.is_file():
+        return {}
+    scenarios = (load_scenario(s["file"]) for s in json.loads(manifest.read_text()).get("scenarios", [])
+                 if Path(s["file"]).is_file())
+    return {s.env_id: s for s in scenarios}
 
 
 def grade_run(run_dir: Path, graders: list[str] | None = None) -> list[dict[str, Any]]:
@@ -39,13 +35,15 @@ def grade_run(run_dir: Path, graders: list[str] | None = None) -> list[dict[str,
     unknown = [g for g in graders or [] if g not in GRADERS]
     if unknown:
         raise TraceError(f"--graders: unknown grader {unknown[0]!r}; choose from {', '.join(GRADERS)}")
-    scenarios = _scenarios_for(run_dir) if run_dir.is_dir() else _scenarios_for(run_dir.parent.parent)
+    scenarios = _manifest_scenarios(run_dir if run_dir.is_dir() else run_dir.parent.parent)
     rows = []
     for path in trace_files(run_dir):
         trace = read_trace(path)
         h = trace.header
-        key = f"{h.scenario_id}-v{h.env_id.rsplit('-v', 1)[-1]}"
-        scenario = scenarios.get(key)
+        key = h.env_id.removeprefix("riskgym/")  # also the library's file name, <id>-v<version>
+        if h.env_id not in scenarios and (library_dir() / f"{key}.toml").is_file():
+            scenarios[h.env_id] = load_scenario(library_dir() / f"{key}.toml")
+        scenario = scenarios.get(h.env_id)
         if scenario is None:
             raise TraceError(f"{path}: scenario {key!r} is not in the run's manifest nor in the library")
         verdicts = grade_trace(scenario, trace, graders)
