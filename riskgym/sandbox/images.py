@@ -143,7 +143,7 @@ def _debootstrap_import(suite: str, tag: str, say: Callable[[str], None]) -> Non
         subprocess.run(["tar", "-C", str(root), "-cf", str(archive), "."], check=True)
         repo, _, version = tag.partition(":")
         docker_client().api.import_image_from_file(str(archive), repository=repo, tag=version,
-                                                    changes=[f"LABEL riskgym.recipe={tag.split(':')[1]}"])
+                                                    changes=[f"LABEL riskgym.recipe={version}"])
 
 
 def _run_with_phases(cmd: list[str], log: Path, say: Callable[[str], None]) -> int:
