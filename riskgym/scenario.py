@@ -12,7 +12,6 @@ import fnmatch
 import hashlib
 import posixpath
 import re
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,16 +22,11 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    ValidationError,
     model_validator,
 )
 
 from riskgym.errors import ScenarioError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from riskgym.tomlfile import load_toml
 
 
 def _abs_path(value: str) -> str:
@@ -266,68 +260,10 @@ class Scenario(Strict):
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file. Raises ScenarioError naming the file, line, field and fix."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read the file ({exc.strerror}); check the path") from None
-    try:
-        text = raw.decode("utf-8")
-        data = tomllib.loads(text)
-    except UnicodeDecodeError:
-        raise ScenarioError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{path}: invalid TOML: {exc}; fix the syntax there") from None
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[") or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        fix = _fix_for(err)
-        named = re.match(r"([A-Za-z_][\w.\[\]]*): (.*)$", msg, re.S)
-        if named and not loc:  # a whole-scenario check that names its field
-            where, msg, fix = named.group(1), named.group(2), ""
-            loc = tuple(int(p) if p.isdigit() else p for p in re.findall(r"\w+", where))
-        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ScenarioError(f"{path}:{_line_of(text, loc)}: {where}: {msg}{fix}{more}") from None
+    raw, scenario = load_toml(path, Scenario, ScenarioError)
     expected = f"{scenario.id}-v{scenario.version}.toml"
     if path.name != expected:
         raise ScenarioError(f"{path}: id {scenario.id!r} and version {scenario.version} ask for the file name "
                             f"{expected!r}; rename the file or fix `id`/`version`")
     scenario._hash = hashlib.sha256(raw).hexdigest()
     return scenario
-
-
-def _fix_for(err: Any) -> str:
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        return "; remove it or check its spelling"
-    if kind == "missing":
-        return "; add it"
-    if kind == "literal_error":
-        return ""  # pydantic's message already lists the allowed values
-    return "; correct the value"
-
-
-def _line_of(text: str, loc: tuple[Any, ...]) -> int:
-    """Best-effort line number of the field at ``loc`` in TOML ``text`` (1 when it cannot be found)."""
-    lines = text.splitlines()
-    start, line_no = 0, 1
-    names: list[str] = []
-    for part in loc:
-        if isinstance(part, int):  # the part-th [[table]] of the names so far
-            header = re.compile(rf"^\s*\[\[\s*{re.escape('.'.join(names))}\s*\]\]")
-            hits = [n for n in range(start, len(lines)) if header.match(lines[n])]
-            if part < len(hits):
-                start = hits[part]
-                line_no = start + 1
-            continue
-        names.append(str(part))
-        table, name = re.escape(".".join(names)), re.escape(str(part))
-        key = re.compile(rf"^\s*(\[\[?\s*{table}\s*\]\]?|\"?{name}\"?\s*=)")
-        for n in range(start, len(lines)):
-            if key.match(lines[n]):
-                start, line_no = n, n + 1
-                break
-    return line_no
