@@ -27,11 +27,11 @@ def check_scenario(scenario: Scenario) -> tuple[dict[str, dict[str, Verdict]], l
         for which, expected in EXPECTED.items():
             trace_path = Path(tmp) / f"{which}.jsonl"
             model = ScriptedModel(reference_actions(getattr(scenario.reference, which)), name=f"reference:{which}")
-            status = run_episode(RiskEnv(scenario), model, trace=trace_path)
+            result = run_episode(RiskEnv(scenario), model, trace=trace_path)
             got = grade_trace(scenario, read_trace(trace_path))
             verdicts[which] = got
-            if status == "error":
-                problems.append(f"{which} reference ended in error")
+            if result.status == "error":
+                problems.append(f"{which} reference ended in error: {result.reason}")
             for metric, want in expected.items():
                 if metric == "utility" and not scenario.utility:
                     continue

@@ -5,8 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from riskgym.errors import RiskgymError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from riskgym.agent import EpisodeResult
+    from riskgym.runner import RunOptions
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -16,12 +23,32 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check scenario files (no Docker needed)")
     v.add_argument("paths", nargs="*", help="scenario files or folders (default: the library)")
 
-    r = sub.add_parser("run", help="run scenarios with agents into a run directory (resumes if it exists)")
+    r = sub.add_parser("run", help="run scenarios with models or scripted agents (resumes if the run exists)",
+                       description="Run every scenario with every --model, --epochs times, into --out. Running the "
+                       "same command again resumes: finished episodes are kept, unfinished ones redone.")
     r.add_argument("scenarios", nargs="*", help="scenario files or folders (default: the library)")
-    r.add_argument("--agent", action="append", required=True, help="scripted:risky or scripted:safe; repeatable")
+    r.add_argument("--model", "--agent", dest="models", action="append", required=True, metavar="MODEL",
+                   help="a litellm model string (openai/gpt-4o-mini, openai/NAME with --api-base), a name from "
+                   "--models FILE, or scripted:risky / scripted:safe; repeatable")
     r.add_argument("--out", required=True, type=Path, help="the run directory, e.g. runs/first")
-    r.add_argument("--epochs", type=int, default=1, help="episodes per scenario and agent (default 1)")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--epochs", type=int, default=1, help="episodes per scenario and model (default 1)")
+    r.add_argument("--seed", type=int, default=0, help="episode e gets seed+e, also sent to the model (default 0)")
+    r.add_argument("--concurrency", type=int, default=4, help="episodes at once (default 4)")
+    r.add_argument("--models", dest="models_file", type=Path, metavar="FILE",
+                   help="model settings, TOML: [models.NAME] tables (see the README)")
+    r.add_argument("--system-prompt", type=Path, metavar="FILE", help="replace the default (neutral) system prompt; "
+                   "$tools becomes the tool names")
+    r.add_argument("--token-budget", type=int, metavar="N", help="end an episode after N tokens (prompt+completion)")
+    r.add_argument("--cost-budget", type=float, metavar="USD", help="end an episode after this much spend")
+    llm = r.add_argument_group("settings for litellm model strings given on the command line")
+    llm.add_argument("--api-base", help="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    llm.add_argument("--api-key-env", metavar="NAME", help="the environment variable that holds the API key")
+    llm.add_argument("--temperature", type=float)
+    llm.add_argument("--top-p", type=float)
+    llm.add_argument("--tool-mode", choices=("auto", "native", "text"),
+                     help="native function calling or the plain-text format (default auto)")
+    llm.add_argument("--timeout", type=float, help="seconds per model call (default 120)")
+    llm.add_argument("--retries", type=int, help="retries on rate limits, server errors, time-outs (default 4)")
 
     g = sub.add_parser("grade", help="(re)grade a run's traces without re-running anything")
     g.add_argument("run_dir", type=Path)
@@ -81,19 +108,87 @@ def _run(args: argparse.Namespace) -> int:
     from riskgym.runner import run
 
     console = Console(stderr=True, soft_wrap=True)
-    files = scenario_files(args.scenarios)
-    total = len(files) * len(args.agent) * args.epochs
-    done = [0]
-
-    def progress(name: str, status: str) -> None:
-        done[0] += 1
-        console.print(f"[{done[0]}/{total}] {name}: {status}")
-
-    counts = run(files, args.agent, args.out, epochs=args.epochs, seed=args.seed, progress=progress)
+    options = _run_options(args)
+    progress = RunProgress(console)
+    try:
+        counts = run(scenario_files(args.scenarios), args.models, args.out, options, progress=progress)
+    finally:
+        progress.close()
     console.print(f"done: {counts['completed']} completed, {counts['truncated']} truncated, {counts['error']} errors, "
                   f"{counts['skipped']} already finished; traces in {args.out}/episodes")
     render(grade_run(args.out), title=f"riskgym run {args.out}")
     return 0
+
+
+def _run_options(args: argparse.Namespace) -> RunOptions:
+    from pydantic import ValidationError
+
+    from riskgym.agent import Budget
+    from riskgym.models import ModelConfig, load_models_file
+    from riskgym.runner import RunOptions
+
+    prompt = None
+    if args.system_prompt:
+        try:
+            prompt = args.system_prompt.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RiskgymError(f"--system-prompt {args.system_prompt}: cannot read it ({exc}); give a UTF-8 text "
+                               "file") from None
+    overrides = {k: getattr(args, k) for k in ("api_base", "api_key_env", "temperature", "top_p", "tool_mode",
+                                               "timeout", "retries") if getattr(args, k) is not None}
+    try:
+        ModelConfig(model="x/y", **overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise RiskgymError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
+    if args.token_budget is not None and args.token_budget < 1:
+        raise RiskgymError(f"--token-budget {args.token_budget}: give a positive number of tokens")
+    if args.cost_budget is not None and args.cost_budget <= 0:
+        raise RiskgymError(f"--cost-budget {args.cost_budget}: give a positive amount of US dollars")
+    return RunOptions(epochs=args.epochs, seed=args.seed, concurrency=args.concurrency, system_prompt=prompt,
+                      budget=Budget(args.token_budget, args.cost_budget),
+                      models=load_models_file(args.models_file) if args.models_file else {}, overrides=overrides)
+
+
+class RunProgress:
+    """A progress bar (done/total, errors, tokens, cost so far) and one line per episode, on stderr."""
+
+    def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = console
+        self.bar = Progress(TextColumn("episodes"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("errors {task.fields[errors]}  tokens {task.fields[tokens]:,}  "
+                                       "cost {task.fields[cost]}"), TimeElapsedColumn(), console=console)
+        self.task = self.bar.add_task("run", total=None, errors=0, tokens=0, cost="-")
+        self.errors, self.tokens, self.cost = 0, 0, None  # type: tuple[int, int, float | None]
+        self.started = False
+
+    def planned(self, total: int, finished: int) -> None:
+        """Start the bar at the episodes already finished."""
+        self.bar.update(self.task, total=total, completed=finished)
+        self.bar.start()
+        self.started = True
+
+    def episode(self, name: str, result: EpisodeResult | None) -> None:
+        """Print the episode's line and advance the bar."""
+        if result is None:
+            self.console.print(f"{name}: interrupted")
+            return
+        self.errors += result.status == "error"
+        self.tokens += result.tokens
+        if result.cost is not None:
+            self.cost = (self.cost or 0.0) + result.cost
+        usage = f" ({result.turns} turns, {result.tokens:,} tokens)" if result.turns else ""
+        why = f": {result.reason}" if result.status in ("error", "truncated") and result.reason else ""
+        self.bar.console.print(f"{name}: {result.status}{why}{usage}")
+        cost = "-" if self.cost is None else f"${self.cost:.4f}"
+        self.bar.update(self.task, advance=1, errors=self.errors, tokens=self.tokens, cost=cost)
+
+    def close(self) -> None:
+        """Stop the bar (leaving its last state on screen)."""
+        if self.started:
+            self.bar.stop()
 
 
 def _grade(args: argparse.Namespace) -> int:

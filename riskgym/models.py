@@ -1,54 +1,113 @@
-"""Models decide the next action. A model is anything with ``name``, ``reset()`` and ``act(observation, tools)``.
+"""Models decide the next actions. A model has ``name``, ``config``, ``reset()`` and ``respond(messages, tools)``.
 
-``ScriptedModel`` plays a fixed list of actions: the scenarios' reference trajectories run through it, and tests
-need no mocks.
+The agent loop keeps the conversation in the OpenAI chat format and asks the model for a ``Reply``: text, and
+the tool calls it makes (none: the text is the final answer). ``ScriptedModel`` plays a fixed list of actions,
+one per reply (the scenarios' reference trajectories run through it); ``LitellmModel`` (``riskgym.llm``) asks an
+LLM. Which one an ``--model`` spec names, and its settings, is decided here.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from riskgym.errors import RiskgymError
 from riskgym.scenario import RefStep, Scenario
 
 
+class ToolCall(BaseModel):
+    """One tool call of a reply. ``arguments`` is a dict, or the raw string when the model's JSON was broken."""
+
+    id: str
+    tool: str
+    arguments: Any
+
+
+class Reply(BaseModel):
+    """What the model answered, and what the answer cost."""
+
+    text: str | None = None
+    calls: list[ToolCall] = Field(default_factory=list)
+    message: dict[str, Any] = Field(default_factory=dict)
+    """The raw assistant message, as the API returned it."""
+    error: str | None = None
+    """Set when the reply could not be parsed into calls (text mode); the model is told so."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+    """US dollars, when the price is known."""
+    latency: float = 0.0
+    """Seconds spent in the API call(s), retries included."""
+    attempts: int = 1
+    finish_reason: str | None = None
+
+
+class ModelError(RiskgymError):
+    """A model call failed for good (retries used up, or an error that retrying cannot fix).
+
+    ``kind`` is "api" (the API kept failing or refused the request), "context" (the conversation no longer
+    fits the model's context window) or "deadline" (the episode's time ran out during the call).
+    """
+
+    def __init__(self, message: str, kind: Literal["api", "context", "deadline"] = "api", attempts: int = 1,
+                 latency: float = 0.0) -> None:
+        super().__init__(message)
+        self.kind, self.attempts, self.latency = kind, attempts, latency
+
+
 class Model(Protocol):
-    """Chooses actions: ``{"tool": name, "arguments": {...}}`` or ``{"final": "answer"}``."""
+    """Answers a conversation with a ``Reply``."""
 
     name: str
+    config: dict[str, Any]
+    """Its settings, recorded in each trace's header (never an API key)."""
 
     def reset(self) -> None:
         """Forget the previous episode."""
         ...
 
-    def act(self, observation: str, tools: list[dict[str, Any]]) -> dict[str, Any]:
-        """Return the next action, given what the last one returned (the instruction, at the start)."""
+    def respond(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *,
+                deadline: float | None = None, seed: int | None = None) -> Reply:
+        """The reply to ``messages`` (OpenAI chat format), ``tools`` offered. Raises ModelError.
+
+        ``deadline`` is a ``time.monotonic()`` time after which the call must give up; ``seed`` is the episode's.
+        """
         ...
 
 
 class ScriptedModel:
-    """Plays ``actions`` in order, whatever it observes; then gives a final answer.
+    """Plays ``actions`` in order, one per reply, whatever it is told; then answers "done".
 
     >>> m = ScriptedModel([{"tool": "shell", "arguments": {"command": "ls"}}])
-    >>> m.act("instruction", [])["tool"], m.act("output", [])
-    ('shell', {'final': 'done'})
+    >>> m.respond([], []).calls[0].tool, m.respond([], []).text
+    ('shell', 'done')
     """
 
     def __init__(self, actions: list[dict[str, Any]], name: str = "scripted") -> None:
         self.actions = list(actions)
         self.name = name
+        self.config: dict[str, Any] = {"kind": "scripted", "actions": len(self.actions)}
         self._next = 0
 
     def reset(self) -> None:
         """Start again from the first action."""
         self._next = 0
 
-    def act(self, observation: str, tools: list[dict[str, Any]]) -> dict[str, Any]:
-        """The next scripted action, or a final answer when the script is done."""
+    def respond(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *,
+                deadline: float | None = None, seed: int | None = None) -> Reply:
+        """The next scripted action as a reply."""
         if self._next >= len(self.actions):
-            return {"final": "done"}
+            return Reply(text="done")
+        action = self.actions[self._next]
         self._next += 1
-        return dict(self.actions[self._next - 1])
+        if "final" in action:
+            return Reply(text=action["final"])
+        call = ToolCall(id=f"call_{self._next}", tool=action.get("tool", ""), arguments=action.get("arguments", {}))
+        return Reply(calls=[call])
 
 
 def reference_actions(steps: tuple[RefStep, ...]) -> list[dict[str, Any]]:
@@ -57,12 +116,117 @@ def reference_actions(steps: tuple[RefStep, ...]) -> list[dict[str, Any]]:
             for s in steps]
 
 
-AGENTS = ("scripted:risky", "scripted:safe")
+class ModelConfig(BaseModel):
+    """How to call one LLM through litellm. Everything but ``model`` is optional.
+
+    The API key is never written here: ``api_key_env`` names the environment variable that holds it (by
+    default litellm's own, e.g. OPENAI_API_KEY).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    """A litellm model string: ``openai/gpt-4o-mini``, ``anthropic/claude-...``, ``openai/NAME`` with ``api_base``."""
+    api_base: str | None = None
+    """An OpenAI-compatible endpoint, e.g. a local vLLM or Ollama server: ``http://127.0.0.1:8000/v1``."""
+    api_key_env: str | None = None
+    temperature: float | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
+    """Sent to the API; by default the episode's seed (so that epochs differ and reruns repeat)."""
+    max_tokens: int | None = Field(default=None, gt=0)
+    """Per reply."""
+    tool_mode: Literal["auto", "native", "text"] = "auto"
+    """native function calling, or the text format for models without it; auto asks litellm."""
+    timeout: float = Field(default=120.0, gt=0)
+    """Seconds per API call."""
+    retries: int = Field(default=4, ge=0)
+    """Retries after a rate limit, a server error, a time-out or a broken connection."""
+    retry_backoff: float = Field(default=1.0, ge=0)
+    """Seconds before the first retry; doubled each time, at most 60, with jitter."""
+    input_cost_per_token: float | None = Field(default=None, ge=0)
+    output_cost_per_token: float | None = Field(default=None, ge=0)
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Passed on to ``litellm.completion`` as they are (e.g. ``reasoning_effort``)."""
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(f"must be the NAME of an environment variable, not its value; got {value[:4]!r}...")
+        return value
+
+    def public(self) -> dict[str, Any]:
+        """The settings as recorded in traces and manifests: no key, no credentials in the URL."""
+        data = self.model_dump(exclude_defaults=False)
+        if self.api_base:
+            data["api_base"] = re.sub(r"//[^/@]*@", "//", self.api_base)
+        return data
 
 
-def make_model(spec: str, scenario: Scenario) -> Model:
-    """Build the model an ``--agent`` spec names for one scenario: ``scripted:risky`` or ``scripted:safe``."""
-    kind, _, which = spec.partition(":")
-    if kind == "scripted" and which in ("risky", "safe"):
+class ModelsFile(BaseModel):
+    """A model config file: ``[models.NAME]`` tables, each a ModelConfig."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+
+
+def load_models_file(path: str | Path) -> dict[str, ModelConfig]:
+    """Read a model config file (TOML). Raises RiskgymError naming the file, line, field and fix."""
+    from riskgym.tomlfile import load_toml
+
+    _, parsed = load_toml(Path(path), ModelsFile, RiskgymError)
+    return dict(parsed.models)
+
+
+SCRIPTED = ("scripted:risky", "scripted:safe")
+
+
+def resolve_model(spec: str, configs: dict[str, ModelConfig], overrides: dict[str, Any]) -> ModelConfig | None:
+    """The config of an LLM ``--model`` spec, or None for a scripted agent.
+
+    The spec is a name in the config file or a litellm model string (``check_model`` finds out whether litellm can
+    call it); ``overrides`` (the command-line options that were given) apply to litellm model strings only.
+    """
+    if spec in SCRIPTED:
+        return None
+    if spec.startswith("scripted:"):
+        raise RiskgymError(f"--model {spec!r}: unknown scripted agent; use {' or '.join(SCRIPTED)}")
+    if spec in configs:
+        return configs[spec]
+    return ModelConfig(model=spec, **overrides)
+
+
+def check_model(name: str, config: ModelConfig) -> None:
+    """Fail early, before a run writes anything, when litellm cannot call this model (unknown provider, no key)."""
+    from riskgym.llm import litellm_module
+
+    litellm = litellm_module()
+    try:
+        _, provider, _, _ = litellm.get_llm_provider(config.model, api_base=config.api_base)
+    except Exception:  # litellm raises its own BadRequestError for unknown providers
+        raise RiskgymError(f"--model {name!r}: not a name in a --models file, and litellm cannot tell which provider "
+                           f"serves {config.model!r}; write provider/model (e.g. openai/gpt-4o-mini, or openai/NAME "
+                           f"with --api-base for an OpenAI-compatible server) or {' or '.join(SCRIPTED)}") from None
+    if config.api_key_env and not os.environ.get(config.api_key_env):
+        raise RiskgymError(f"--model {name!r}: environment variable {config.api_key_env} (api_key_env) is not set; "
+                           "export it")
+    if config.api_base is None and config.api_key_env is None:
+        missing = [k for k in litellm.validate_environment(config.model).get("missing_keys") or []
+                   if re.search(r"KEY|TOKEN|SECRET", k)]  # not e.g. OLLAMA_API_BASE: it has a default
+        if missing:
+            raise RiskgymError(f"--model {name!r}: {provider} needs {', '.join(missing)} in the environment; "
+                               "export it (riskgym never writes it anywhere)")
+
+
+def make_model(spec: str, scenario: Scenario, configs: dict[str, ModelConfig] | None = None,
+               overrides: dict[str, Any] | None = None) -> Model:
+    """Build the model a ``--model`` spec names, for one scenario."""
+    config = resolve_model(spec, configs or {}, overrides or {})
+    if config is None:
+        which = spec.partition(":")[2]
         return ScriptedModel(reference_actions(getattr(scenario.reference, which)), name=spec)
-    raise RiskgymError(f"--agent {spec!r}: unknown agent; use one of {', '.join(AGENTS)}")
+    from riskgym.llm import LitellmModel
+
+    return LitellmModel(spec, config)

@@ -2,7 +2,8 @@
 
 Layout of ``runs/NAME``::
 
-    run.json                          the manifest: command, scenarios (with hashes), agents, versions
+    run.json                          the manifest: command, scenarios (with hashes), agents' settings, versions
+    .lock                             held while a run writes the directory
     episodes/<scenario>-v<k>__<agent>__e<epoch>.jsonl   one trace per episode
     grades.jsonl                      one line of verdicts per episode (rewritten by `riskgym grade`)
 """
@@ -10,18 +11,24 @@ Layout of ``runs/NAME``::
 from __future__ import annotations
 
 import json
+import os
 import platform
+import queue
 import re
 import signal
 import sys
+import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import riskgym
+from riskgym.agent import Budget, EpisodeResult
 from riskgym.errors import RiskgymError, TraceError
+from riskgym.models import ModelConfig
 from riskgym.scenario import Scenario, load_scenario
 from riskgym.trace import read_trace
 
@@ -71,54 +78,170 @@ class StopRequest:
                 signal.signal(sig, handler)
 
 
-def run(scenario_files: list[Path], agents: list[str], out: Path, *, epochs: int = 1, seed: int = 0,
-        progress: Callable[[str, str], None] | None = None) -> dict[str, int]:
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything about a run besides its scenarios and agents; recorded in the manifest."""
+
+    epochs: int = 1
+    seed: int = 0
+    concurrency: int = 1
+    system_prompt: str | None = None
+    """The system prompt template's text (None: the default)."""
+    budget: Budget = field(default_factory=Budget)
+    models: dict[str, ModelConfig] = field(default_factory=dict)
+    """Named model settings (from ``--models FILE``)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Settings given on the command line, for litellm model strings."""
+
+
+class Progress(Protocol):
+    """What a run reports as it goes."""
+
+    def planned(self, total: int, finished: int) -> None:
+        """``total`` episodes in the run, ``finished`` of them already done (kept)."""
+
+    def episode(self, name: str, result: EpisodeResult | None) -> None:
+        """One episode ended (None: interrupted by the user)."""
+
+
+def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOptions | None = None,
+        progress: Progress | None = None) -> dict[str, int]:
     """Run every episode that the run directory does not already hold finished; return counts by status.
 
-    Raises RiskgymError for bad input before anything is written.
+    Episodes run ``options.concurrency`` at a time. Raises RiskgymError for bad input before anything is
+    written, and KeyboardInterrupt after a Ctrl-C (the episodes in flight are recorded as interrupted).
     """
-    from riskgym.agent import run_episode
-    from riskgym.environments.risk_env import RiskEnv
-    from riskgym.models import make_model
+    from riskgym.models import check_model, resolve_model
     from riskgym.sandbox.docker import prune, require_image
 
+    opts = options or RunOptions()
     # every check of the user's input comes before anything is written
-    if epochs < 1:
-        raise RiskgymError(f"--epochs {epochs}: give at least 1")
+    if opts.epochs < 1:
+        raise RiskgymError(f"--epochs {opts.epochs}: give at least 1")
+    if opts.concurrency < 1:
+        raise RiskgymError(f"--concurrency {opts.concurrency}: give at least 1")
     if not scenario_files:
         raise RiskgymError("no scenario files given or found in the library")
+    if len(set(agents)) != len(agents):
+        raise RiskgymError(f"--model: {sorted(a for a in agents if agents.count(a) > 1)[0]!r} is given twice")
     scenarios = [load_scenario(p) for p in scenario_files]
+    configs = {}
     for agent in agents:
-        make_model(agent, scenarios[0])
+        config = resolve_model(agent, opts.models, opts.overrides)
+        if config is not None:
+            check_model(agent, config)
+        configs[agent] = {"kind": "scripted"} if config is None else {"kind": "litellm", **config.public()}
     prune(dead_only=True)  # containers left by runs whose process died
     for image in sorted({s.sandbox.image for s in scenarios}):
         require_image(image, used_by=", ".join(s.id for s in scenarios if s.sandbox.image == image))
-    run_id = uuid.uuid4().hex[:12]
     out.mkdir(parents=True, exist_ok=True)
-    write_manifest(out, scenarios, scenario_files, agents, epochs, seed)
-    counts = {"completed": 0, "truncated": 0, "error": 0, "skipped": 0}
-    with StopRequest().installed() as stop:
-        for scenario in scenarios:
-            env = RiskEnv(scenario, run_id=run_id)
-            for agent in agents:
-                for epoch in range(epochs):
-                    path = episode_path(out, scenario, agent, epoch)
-                    if is_finished(path):
-                        counts["skipped"] += 1
-                        continue
-                    if stop():
-                        raise KeyboardInterrupt
-                    status = run_episode(env, make_model(agent, scenario), trace=path, seed=seed + epoch,
-                                         epoch=epoch, should_stop=stop)
-                    counts[status] += 1
+    with _locked(out):
+        manifest = build_manifest(out, scenarios, scenario_files, configs, opts)
+        jobs = [(sc, agent, epoch) for sc in scenarios for agent in agents for epoch in range(opts.epochs)]
+        todo = [j for j in jobs if not is_finished(episode_path(out, *j))]
+        write_manifest(out, manifest)
+        if progress:
+            progress.planned(len(jobs), len(jobs) - len(todo))
+        counts = {"completed": 0, "truncated": 0, "error": 0, "interrupted": 0, "skipped": len(jobs) - len(todo)}
+        run_id = uuid.uuid4().hex[:12]
+        with StopRequest().installed() as stop:
+            try:
+                for (sc, agent, epoch), result in _episodes(todo, out, run_id, opts, stop):
+                    counts["interrupted" if result is None else result.status] += 1
                     if progress:
-                        progress(f"{scenario.id} {agent} e{epoch}", status)
+                        progress.episode(f"{sc.id} {agent} e{epoch}", result)
+            except KeyboardInterrupt:
+                prune(run_id)  # an abort (second Ctrl-C): remove this run's containers now
+                raise
+            if stop():
+                raise KeyboardInterrupt
     return counts
 
 
-def write_manifest(out: Path, scenarios: list[Scenario], files: list[Path], agents: list[str], epochs: int,
-                   seed: int) -> None:
-    """Write ``run.json``: what is needed to run the same thing again."""
+Job = tuple[Scenario, str, int]
+
+
+def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions,
+              stop: StopRequest) -> Iterator[tuple[Job, EpisodeResult | None]]:
+    """Run ``todo`` on ``opts.concurrency`` worker threads; yield each job with its result as it ends."""
+    from riskgym.agent import run_episode
+    from riskgym.environments.risk_env import RiskEnv
+    from riskgym.models import make_model
+
+    jobs: queue.Queue[Job] = queue.Queue()
+    for job in todo:
+        jobs.put(job)
+    results: queue.Queue[tuple[Job, EpisodeResult | BaseException | None]] = queue.Queue()
+
+    def worker() -> None:
+        while not stop():
+            try:
+                job = jobs.get_nowait()
+            except queue.Empty:
+                return
+            sc, agent, epoch = job
+            try:
+                model = make_model(agent, sc, opts.models, opts.overrides)
+                result = run_episode(RiskEnv(sc, run_id=run_id), model, trace=episode_path(out, *job),
+                                     seed=opts.seed + epoch, epoch=epoch, should_stop=stop,
+                                     system_prompt=opts.system_prompt, budget=opts.budget)
+            except KeyboardInterrupt:
+                results.put((job, None))
+                return
+            except BaseException as exc:  # a bug: stop this worker, and the run, and say what happened
+                results.put((job, exc))
+                return
+            results.put((job, result))
+
+    # daemon threads: an abort (second Ctrl-C) must not wait for a model call in flight
+    threads = [threading.Thread(target=worker, daemon=True, name=f"riskgym-episode-{n}")
+               for n in range(min(opts.concurrency, len(todo)))]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads) or not results.empty():
+        try:
+            job, result = results.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if isinstance(result, BaseException):
+            stop.requested = True
+            for t in threads:
+                t.join()
+            raise result
+        yield job, result
+
+
+@contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` so that two runs never write the same run directory at once."""
+    import fcntl
+
+    with (out / ".lock").open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise RiskgymError(f"{out}: another riskgym run (pid {lock.read().strip() or '?'}) is writing this run "
+                               "directory; wait for it to end or give another --out") from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
+
+
+BEHAVIOUR = ("kind", "model", "temperature", "top_p", "seed", "max_tokens", "tool_mode", "params")
+"""The model settings that change what an agent does: a resumed run must keep them (an endpoint or a time-out may
+change)."""
+
+
+def build_manifest(out: Path, scenarios: list[Scenario], files: list[Path], agents: dict[str, dict[str, Any]],
+                   opts: RunOptions) -> dict[str, Any]:
+    """The manifest ``run.json``: what is needed to run the same thing again.
+
+    Resuming a run merges into its manifest (more agents, scenarios or epochs); settings that would make its
+    episodes incomparable (an agent's model settings, the seed, the system prompt, the budgets, a scenario's
+    content) must stay the same, or RiskgymError says what differs.
+    """
     from importlib.metadata import PackageNotFoundError, version
 
     versions: dict[str, str | None] = {}
@@ -127,12 +250,44 @@ def write_manifest(out: Path, scenarios: list[Scenario], files: list[Path], agen
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
             versions[pkg] = None
-    manifest = {
+    new: dict[str, Any] = {
         "riskgym_version": riskgym.__version__, "python": platform.python_version(), "packages": versions,
-        "command": sys.argv, "agents": agents, "epochs": epochs, "seed": seed,
+        "command": sys.argv, "agents": agents, "epochs": opts.epochs, "seed": opts.seed,
+        "concurrency": opts.concurrency, "system_prompt": opts.system_prompt,
+        "budget": {"max_tokens": opts.budget.max_tokens, "max_cost": opts.budget.max_cost},
         "scenarios": [{"id": s.id, "version": s.version, "file": str(f), "sha256": s.content_hash}
                       for s, f in zip(scenarios, files, strict=True)],
     }
+    try:
+        old = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return new
+    fix = "run with the same settings, or give another --out"
+    for key in ("seed", "system_prompt", "budget"):
+        if key in old and old[key] != new[key]:
+            raise RiskgymError(f"{out}/run.json: this run has {key} = {old[key]!r}, the command gives "
+                               f"{new[key]!r}; {fix}")
+    old_agents = old.get("agents") if isinstance(old.get("agents"), dict) else {}
+    for name, config in agents.items():
+        before = old_agents.get(name) or {}
+        diff = sorted(k for k in BEHAVIOUR if before and before.get(k) != config.get(k))
+        if diff:
+            raise RiskgymError(f"{out}/run.json: agent {name!r} ran with other settings ({', '.join(diff)}: "
+                               f"{[before.get(k) for k in diff]} then, {[config.get(k) for k in diff]} now); {fix}")
+    old_scenarios = {(s["id"], s["version"]): s for s in old.get("scenarios", [])}
+    for s in new["scenarios"]:
+        before = old_scenarios.pop((s["id"], s["version"]), None)
+        if before is not None and before["sha256"] != s["sha256"]:
+            raise RiskgymError(f"{s['file']}: {s['id']} v{s['version']} changed since this run began (sha256 "
+                               "differs); raise its `version` for a changed scenario, or give another --out")
+    new["agents"] = {**old_agents, **agents}
+    new["epochs"] = max(opts.epochs, int(old.get("epochs", 1)))
+    new["scenarios"] = list(old_scenarios.values()) + new["scenarios"]
+    return new
+
+
+def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    """Write ``run.json`` atomically."""
     tmp = out / "run.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     tmp.replace(out / "run.json")

@@ -1,7 +1,8 @@
 """Traces: one JSON event a line, a tagged union on ``type``, written and flushed after every step.
 
-A trace starts with a ``header`` (which carries ``schema_version``), then a ``snapshot`` (pre), one ``step`` per
-tool call, a ``final`` answer if the agent gave one, a ``snapshot`` (post) and an ``end``.
+A trace starts with a ``header`` (which carries ``schema_version``), then a ``snapshot`` (pre); then, for each turn
+of an LLM agent, a ``model`` event (the raw reply, the calls parsed from it, tokens, cost, latency) followed by one
+``step`` per tool call; a ``final`` answer if the agent gave one, a ``snapshot`` (post) and an ``end``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from riskgym.errors import TraceError
 from riskgym.sandbox.base import Snapshot
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Version 2 added the ``model`` event, ``Step.call_id`` and ``Header.agent_config``."""
 
 
 class _Event(BaseModel):
@@ -40,6 +43,8 @@ class Header(_Event):
     """ISO 8601, UTC."""
     run_id: str = ""
     epoch: int = 0
+    agent_config: dict[str, Any] = Field(default_factory=dict)
+    """The agent's settings: model parameters (temperature, seed, top_p, ...), tool mode, system prompt, budgets."""
 
 
 class SnapshotEvent(_Event):
@@ -48,6 +53,27 @@ class SnapshotEvent(_Event):
     type: Literal["snapshot"] = "snapshot"
     when: Literal["pre", "post"]
     snapshot: Snapshot
+
+
+class ModelTurn(_Event):
+    """One call of the model (retries included) and what it answered."""
+
+    type: Literal["model"] = "model"
+    turn: int
+    """0-based."""
+    message: dict[str, Any] = Field(default_factory=dict)
+    """The raw assistant message: content, tool calls as the API returned them (arguments unparsed)."""
+    calls: list[dict[str, Any]] = Field(default_factory=list)
+    """The calls parsed from it: ``{"id", "tool", "arguments"}``."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+    latency: float = 0.0
+    """Seconds in the API, retries included."""
+    attempts: int = 1
+    finish_reason: str | None = None
+    error: str | None = None
+    """Why the call failed (the API, after retries), or why its reply could not be parsed."""
 
 
 class Step(_Event):
@@ -70,6 +96,8 @@ class Step(_Event):
     timed_out: bool = False
     error: str | None = None
     """Set when the call was rejected (unknown tool, bad arguments) and not run."""
+    call_id: str | None = None
+    """The model's id for this call (several calls may come in one turn)."""
 
 
 class Final(_Event):
@@ -90,7 +118,7 @@ class End(_Event):
     duration: float
 
 
-Event = Annotated[Header | SnapshotEvent | Step | Final | End, Field(discriminator="type")]
+Event = Annotated[Header | SnapshotEvent | ModelTurn | Step | Final | End, Field(discriminator="type")]
 EVENT = TypeAdapter(Event)
 
 
@@ -135,6 +163,20 @@ class Trace(BaseModel):
         return next((e.snapshot for e in self.events if isinstance(e, SnapshotEvent) and e.when == when), None)
 
     @property
+    def turns(self) -> list[ModelTurn]:
+        """The model calls, in order (none for a scripted agent)."""
+        return [e for e in self.events if isinstance(e, ModelTurn)]
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        """Totals over the model calls: turns, tokens, cost (None when no price was known), failed calls."""
+        turns = self.turns
+        costs = [t.cost for t in turns if t.cost is not None]
+        return {"turns": len(turns), "prompt_tokens": sum(t.prompt_tokens for t in turns),
+                "completion_tokens": sum(t.completion_tokens for t in turns),
+                "cost": sum(costs) if costs else None, "errors": sum(1 for t in turns if t.error)}
+
+    @property
     def end(self) -> End | None:
         """The end event, or None when the episode did not finish."""
         return next((e for e in self.events if isinstance(e, End)), None)
@@ -164,9 +206,9 @@ def read_trace(path: str | Path) -> Trace:
             raise TraceError(f"{path}:{n}: not a riskgym trace event ({_first_error(exc)})") from None
     if not events or not isinstance(events[0], Header):
         raise TraceError(f"{path}: no header: not a riskgym trace")
-    if events[0].schema_version != SCHEMA_VERSION:
+    if events[0].schema_version not in READABLE_VERSIONS:
         raise TraceError(f"{path}: trace schema version {events[0].schema_version}, this riskgym reads "
-                         f"{SCHEMA_VERSION}; use the riskgym version named in the header")
+                         f"{', '.join(map(str, READABLE_VERSIONS))}; use the riskgym version named in the header")
     return Trace(path=str(path), header=events[0], events=events[1:])
 
 

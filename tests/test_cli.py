@@ -51,7 +51,8 @@ def test_run_grade_report_and_resume(docker_ready, tmp_path):
     assert by_agent["scripted:safe"]["intention"]["value"] is False
     assert by_agent["scripted:safe"]["utility"]["value"] is True
     manifest = json.loads((run_dir / "run.json").read_text())
-    assert manifest["agents"] == ["scripted:risky", "scripted:safe"] and len(manifest["scenarios"][0]["sha256"]) == 64
+    assert list(manifest["agents"]) == ["scripted:risky", "scripted:safe"]
+    assert len(manifest["scenarios"][0]["sha256"]) == 64
 
     traces = {p.name: p.read_bytes() for p in (run_dir / "episodes").iterdir()}
     again = riskgym("run", scenario, "--agent", "scripted:risky", "--agent", "scripted:safe", "--out", run_dir)
@@ -94,7 +95,7 @@ def test_user_mistakes_get_one_line_and_exit_2(tmp_path):
     no_engine = riskgym("sandbox", "prune", env={**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"})
     missing = riskgym("validate", tmp_path / "nope.toml")
     not_a_run = riskgym("report", tmp_path)
-    for out, needle in ((bad_agent, "unknown agent"), (no_engine, "no Docker Engine answers"),
+    for out, needle in ((bad_agent, "cannot tell which provider"), (no_engine, "no Docker Engine answers"),
                         (missing, "cannot read the file"), (not_a_run, "not a run directory")):
         assert out.returncode == 2, out.stderr
         assert out.stderr.startswith("riskgym: error: ") and out.stderr.count("\n") == 1, out.stderr

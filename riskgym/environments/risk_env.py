@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium
+from pydantic import BaseModel
 
 import riskgym
 from riskgym.environments.spaces import TextSpace, ToolCallSpace
@@ -41,10 +42,11 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
     """One scenario. Observations are text; actions are tool calls or a final answer.
 
     ``reset(seed, options)`` builds a fresh sandbox from the scenario and returns the user's instruction.
-    ``options`` may carry ``trace`` (a path: the episode is recorded there), ``agent`` and ``epoch``.
+    ``options`` may carry ``trace`` (a path: the episode is recorded there), ``agent``, ``agent_config`` (the
+    agent's settings, for the trace header) and ``epoch``.
     ``step`` runs the tool in the sandbox. ``terminated`` on a final answer, ``truncated`` at the step or time
     limit. The reward is always 0: risk is graded from the trace afterwards, by ``riskgym grade``.
-    ``info["event"]`` is the trace event of the step.
+    ``info["event"]`` is the trace event of the step; ``info["reason"]`` says why the episode ended, when it did.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's own convention)
@@ -90,7 +92,8 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
                 scenario_hash=sc.content_hash, agent=str(options.get("agent", "")), seed=seed,
                 image=sc.sandbox.image, image_id=getattr(self.sandbox, "image_id", ""),
                 started_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                run_id=self.run_id, epoch=int(options.get("epoch", 0))))
+                run_id=self.run_id, epoch=int(options.get("epoch", 0)),
+                agent_config=dict(options.get("agent_config") or {})))
             self._trace.write(SnapshotEvent(when="pre", snapshot=pre))
         self._steps, self._started, self._live = 0, time.monotonic(), True
         return sc.instruction, {"env_id": sc.env_id, "tools": self.tool_schemas}
@@ -114,13 +117,15 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
         self._steps += 1
         terminated = False
         event: Step | Final
+        call_id = action.get("id") if isinstance(action, dict) else None
+        call_id = str(call_id) if call_id is not None else None
         try:
             name, args = self.action_space.check(action)
         except ToolCallError as exc:
             tool = action.get("tool", "?") if isinstance(action, dict) else "?"
             arguments = action.get("arguments") if isinstance(action, dict) else action
             event = Step(index=index, tool=str(tool), arguments=_jsonable(arguments), observation=f"error: {exc}",
-                         error=str(exc), elapsed=time.perf_counter() - t0)
+                         error=str(exc), elapsed=time.perf_counter() - t0, call_id=call_id)
         else:
             if name == "final":
                 event, terminated = Final(index=index, answer=args["answer"]), True
@@ -128,17 +133,28 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
                 result = TOOLS[name](self.sandbox, args, timeout=self.scenario.limits.command_timeout)
                 event = Step(index=index, tool=name, arguments=args, observation=result.text(),
                              exit_code=result.exit_code, duration=result.duration, truncated=result.truncated,
-                             timed_out=result.timed_out, elapsed=time.perf_counter() - t0)
+                             timed_out=result.timed_out, elapsed=time.perf_counter() - t0, call_id=call_id)
         if self._trace is not None:
             self._trace.write(event)
         limits = self.scenario.limits
         over_time = time.monotonic() - self._started >= limits.max_seconds
         truncated = not terminated and (self._steps >= limits.max_steps or over_time)
+        info: dict[str, Any] = {"event": event.model_dump()}
         if terminated or truncated:
-            reason = "final answer" if terminated else ("step limit" if not over_time else "time limit")
-            self.end_episode("completed" if terminated else "truncated", reason)
+            info["reason"] = "final answer" if terminated else ("step limit" if not over_time else "time limit")
+            self.end_episode("completed" if terminated else "truncated", info["reason"])
         observation = event.answer if isinstance(event, Final) else event.observation
-        return observation, 0.0, terminated, truncated, {"event": event.model_dump()}
+        return observation, 0.0, terminated, truncated, info
+
+    def record(self, event: BaseModel) -> None:
+        """Add an event of the agent's own (a model turn) to the episode's trace, if it has one."""
+        if self._trace is not None:
+            self._trace.write(event)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the episode started."""
+        return time.monotonic() - self._started
 
     def end_episode(self, status: str, reason: str) -> None:
         """Record the post snapshot and the end of the episode, and remove the sandbox (whatever happens)."""

@@ -37,7 +37,10 @@ class TextSpace(spaces.Space[str]):
 
 
 class ToolCallSpace(spaces.Space[dict[str, Any]]):
-    """Actions: ``{"tool": name, "arguments": {...}}`` for an offered tool, or ``{"final": "answer"}``."""
+    """Actions: ``{"tool": name, "arguments": {...}}`` for an offered tool, or ``{"final": "answer"}``.
+
+    A tool call may also carry ``"id"``: the model's id for the call, recorded in the trace.
+    """
 
     def __init__(self, tools: tuple[str, ...], seed: int | None = None) -> None:
         super().__init__(shape=None, dtype=None, seed=seed)
@@ -54,7 +57,7 @@ class ToolCallSpace(spaces.Space[dict[str, Any]]):
             raise ToolCallError(f"an action must be a dict, got {type(action).__name__}")
         if set(action) == {"final"} and isinstance(action["final"], str):
             return "final", {"answer": action["final"]}
-        if set(action) - {"tool", "arguments"} or "tool" not in action:
+        if set(action) - {"tool", "arguments", "id"} or "tool" not in action:
             raise ToolCallError(f'an action is {{"tool": ..., "arguments": {{...}}}} or {{"final": "..."}}, got '
                                 f"keys {sorted(action)}")
         name = action["tool"]

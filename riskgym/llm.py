@@ -1,0 +1,258 @@
+"""LitellmModel: any LLM that litellm can call, with native tool calling or a plain-text action format.
+
+litellm is imported on the first call (it costs seconds), never by ``riskgym --help`` or ``riskgym validate``.
+Retries are riskgym's own (litellm's and the OpenAI client's are turned off) so that every attempt is counted
+and bounded by the episode's deadline. API keys are read from the environment at call time and never recorded:
+error messages are scrubbed of every secret-looking environment value before they reach a trace or a log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import threading
+import time
+from typing import Any
+
+from riskgym.models import ModelConfig, ModelError, Reply, ToolCall
+
+_lock = threading.Lock()
+_litellm: Any = None
+
+TEXT_FORMAT = """\
+You can use these tools:
+{tools}
+
+To call a tool, write a block like this in your reply (one block per call; several are allowed):
+<tool_call>
+{{"name": "TOOL_NAME", "arguments": {{"ARGUMENT": "VALUE"}}}}
+</tool_call>
+The results come back in <tool_result> blocks. When you are finished, reply without any <tool_call> block: \
+that reply is your final answer."""
+
+RETRY_STATUS = {408, 409, 429}
+
+
+def litellm_module() -> Any:
+    """litellm, imported and quietened once (thread-safe)."""
+    global _litellm
+    with _lock:
+        if _litellm is None:
+            os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            import logging
+
+            import litellm
+
+            litellm.suppress_debug_info = True
+            for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
+            _litellm = litellm
+    return _litellm
+
+
+def redact(text: str, extra: tuple[str, ...] = ()) -> str:
+    """``text`` with the value of every secret-looking environment variable (``*KEY*``, ``*TOKEN*``, ...) masked.
+
+    >>> os.environ["RISKGYM_DOCTEST_API_KEY"] = "sk-doctest-123456"
+    >>> redact("bad key sk-doctest-123456")
+    'bad key ***'
+    """
+    secrets = [v for k, v in os.environ.items() if re.search(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD", k.upper())]
+    for value in sorted({*secrets, *extra}, key=len, reverse=True):
+        if len(value) >= 8:
+            text = text.replace(value, "***")
+    return text
+
+
+def parse_text_calls(content: str, prefix: str = "text") -> tuple[list[ToolCall], str | None]:
+    """The ``<tool_call>`` blocks of a text-mode reply, or an error that tells the model how to fix its reply.
+
+    >>> calls, error = parse_text_calls('Let me look. <tool_call>{"name": "shell", "arguments": {"command": "ls"}}'
+    ...                                 '</tool_call>')
+    >>> calls[0].tool, calls[0].arguments, error
+    ('shell', {'command': 'ls'}, None)
+    >>> parse_text_calls("<tool_call>{'name': 'shell'}</tool_call>")[1]
+    'tool call 1 is not valid JSON (Expecting property name enclosed in double quotes at column 2)'
+    """
+    blocks = re.findall(r"<tool_call>(.*?)</tool_call>", content, re.S)
+    if content.count("<tool_call>") != len(blocks):
+        return [], "a <tool_call> block is not closed with </tool_call>"
+    calls = []
+    for n, block in enumerate(blocks, 1):
+        body = re.sub(r"^\s*```(?:json)?|```\s*$", "", block.strip()).strip()
+        try:
+            data = json.loads(body)
+        except json.JSONDecodeError as exc:
+            return [], f"tool call {n} is not valid JSON ({exc.msg} at column {exc.colno})"
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            return [], f'tool call {n} is not an object with a "name"'
+        calls.append(ToolCall(id=f"{prefix}_{n}", tool=data["name"], arguments=data.get("arguments", {})))
+    return calls, None
+
+
+def text_messages(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation for a model without function calling.
+
+    The tools and the action format go into the system message, assistant tool calls stay as the text the model
+    wrote, and tool results become user messages.
+    """
+    listing = "\n".join(json.dumps({k: t["function"][k] for k in ("name", "description", "parameters")})
+                        for t in tools)
+    fmt = TEXT_FORMAT.format(tools=listing)
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        role = m["role"]
+        if role == "system":
+            out.append({"role": "system", "content": f"{m['content']}\n\n{fmt}"})
+        elif role == "assistant":
+            out.append({"role": "assistant", "content": m.get("content") or ""})
+        elif role == "tool":
+            block = f"<tool_result name=\"{m.get('name', '')}\">\n{m['content']}\n</tool_result>"
+            if out and out[-1]["role"] == "user" and out[-1]["content"].startswith("<tool_result"):
+                out[-1] = {"role": "user", "content": out[-1]["content"] + "\n" + block}
+            else:
+                out.append({"role": "user", "content": block})
+        else:
+            out.append({"role": role, "content": m["content"]})
+    if not out or out[0]["role"] != "system":
+        out.insert(0, {"role": "system", "content": fmt})
+    return out
+
+
+class LitellmModel:
+    """An LLM through ``litellm.completion``. ``config`` (recorded in traces) holds its settings, minus secrets."""
+
+    def __init__(self, name: str, settings: ModelConfig) -> None:
+        self.name = name
+        self.settings = settings
+        self.tool_mode = settings.tool_mode if settings.tool_mode != "auto" else self._auto_mode()
+        self.config: dict[str, Any] = {"kind": "litellm", **settings.public(), "tool_mode": self.tool_mode}
+        self._turn = 0
+
+    def _auto_mode(self) -> str:
+        """Native tool calling, unless litellm knows this model and knows it has none."""
+        litellm = litellm_module()
+        model = self.settings.model
+        known = model in litellm.model_cost or model.split("/", 1)[-1] in litellm.model_cost
+        return "native" if not known or litellm.supports_function_calling(model) else "text"
+
+    def reset(self) -> None:
+        """Start numbering turns again (the conversation itself lives in the agent loop)."""
+        self._turn = 0
+
+    def _api_key(self) -> str | None:
+        s = self.settings
+        if s.api_key_env:
+            return os.environ.get(s.api_key_env)
+        if s.api_base and not os.environ.get("OPENAI_API_KEY"):
+            return "none"  # local OpenAI-compatible servers need no key, but the client insists on one
+        return None
+
+    def respond(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *,
+                deadline: float | None = None, seed: int | None = None) -> Reply:
+        """Call the model, retrying what retrying can fix. Raises ModelError."""
+        litellm = litellm_module()
+        s = self.settings
+        kwargs: dict[str, Any] = {
+            "model": s.model, "api_base": s.api_base, "api_key": self._api_key(), "temperature": s.temperature,
+            "top_p": s.top_p, "seed": s.seed if s.seed is not None else seed, "max_tokens": s.max_tokens,
+            "max_retries": 0, "drop_params": True, **s.params}
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        if self.tool_mode == "native":
+            kwargs["messages"] = messages
+            if tools:
+                kwargs["tools"] = tools
+        else:
+            kwargs["messages"] = text_messages(messages, tools)
+        started, attempts = time.monotonic(), 0
+        while True:
+            attempts += 1
+            timeout = s.timeout
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+                if timeout <= 0:
+                    raise ModelError("the episode's time ran out during the model call", "deadline", attempts - 1,
+                                     time.monotonic() - started)
+            try:
+                response = litellm.completion(**kwargs, timeout=timeout)
+                break
+            except Exception as exc:
+                latency = time.monotonic() - started
+                why = redact(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc) else ''}")
+                if isinstance(exc, litellm.ContextWindowExceededError):
+                    raise ModelError(why, "context", attempts, latency) from None
+                if not _retryable(litellm, exc) or attempts > s.retries:
+                    tried = f" (after {attempts} attempts)" if attempts > 1 else ""
+                    raise ModelError(why + tried, "api", attempts, latency) from None
+                pause = _retry_after(exc) or s.retry_backoff * 2 ** (attempts - 1) * random.uniform(0.5, 1.0)
+                pause = min(pause, 60.0)
+                if deadline is not None and time.monotonic() + pause >= deadline:
+                    raise ModelError(why + "; the episode's time ran out before a retry", "deadline", attempts,
+                                     latency) from None
+                time.sleep(pause)
+        self._turn += 1
+        return self._reply(response, time.monotonic() - started, attempts)
+
+    def _reply(self, response: Any, latency: float, attempts: int) -> Reply:
+        choice = response.choices[0]
+        msg = choice.message
+        content = msg.content if isinstance(msg.content, str) else None
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        calls: list[ToolCall] = []
+        error = None
+        if self.tool_mode == "native":
+            raw_calls = [{"id": c.id, "type": "function",
+                          "function": {"name": c.function.name, "arguments": c.function.arguments}}
+                         for c in (msg.tool_calls or [])]
+            if raw_calls:
+                message["tool_calls"] = raw_calls
+            calls = [ToolCall(id=c["id"] or f"call_{n}", tool=c["function"]["name"] or "",
+                              arguments=_arguments(c["function"]["arguments"])) for n, c in enumerate(raw_calls)]
+        else:
+            calls, error = parse_text_calls(content or "", prefix=f"text{self._turn}")
+        reasoning = getattr(msg, "reasoning_content", None)
+        if isinstance(reasoning, str) and reasoning:
+            message["reasoning_content"] = reasoning
+        usage = getattr(response, "usage", None)
+        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion = int(getattr(usage, "completion_tokens", 0) or 0)
+        return Reply(text=content, calls=calls, message=message, error=error, prompt_tokens=prompt,
+                     completion_tokens=completion, cost=self._cost(response, prompt, completion), latency=latency,
+                     attempts=attempts, finish_reason=getattr(choice, "finish_reason", None))
+
+    def _cost(self, response: Any, prompt: int, completion: int) -> float | None:
+        s = self.settings
+        if s.input_cost_per_token is not None or s.output_cost_per_token is not None:
+            return prompt * (s.input_cost_per_token or 0.0) + completion * (s.output_cost_per_token or 0.0)
+        cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+        return float(cost) if isinstance(cost, (int, float)) else None
+
+
+def _arguments(raw: Any) -> Any:
+    """A tool call's arguments: the JSON object, or the raw string when it is not one (the env reports why)."""
+    if isinstance(raw, str):
+        try:
+            value = json.loads(raw or "{}")
+        except json.JSONDecodeError:
+            return raw
+        return value if isinstance(value, dict) else raw
+    return raw
+
+
+def _retryable(litellm: Any, exc: Exception) -> bool:
+    if isinstance(exc, (litellm.Timeout, litellm.APIConnectionError, litellm.RateLimitError,
+                        litellm.InternalServerError, litellm.ServiceUnavailableError)):
+        return True
+    status = getattr(exc, "status_code", None)
+    return isinstance(status, int) and (status in RETRY_STATUS or status >= 500)
+
+
+def _retry_after(exc: Exception) -> float | None:
+    headers = getattr(exc, "litellm_response_headers", None) or getattr(getattr(exc, "response", None), "headers", None)
+    try:
+        value = float(headers.get("retry-after")) if headers else None
+    except (TypeError, ValueError):
+        return None
+    return value if value and value > 0 else None
