@@ -180,7 +180,7 @@ class LitellmModel:
                 break
             except Exception as exc:
                 latency = time.monotonic() - started
-                why = redact(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc) else ''}")
+                why = redact((str(exc).strip().splitlines() or [type(exc).__name__])[0][:300])
                 if isinstance(exc, litellm.ContextWindowExceededError):
                     raise ModelError(why, "context", attempts, latency) from None
                 if not _retryable(litellm, exc) or attempts > s.retries:

@@ -44,3 +44,21 @@ def box(docker_ready: None):
     sandbox.start()
     yield sandbox
     sandbox.close()
+
+
+@pytest.fixture
+def llm_server():
+    """Start ScriptedServers (an OpenAI-compatible API on 127.0.0.1) for a test: ``llm_server(responder)``."""
+    from riskgym.scripted_server import ScriptedServer
+
+    servers = []
+
+    def start(responder):
+        server = ScriptedServer(responder)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -1,0 +1,144 @@
+"""LitellmModel through the real litellm client, against a real OpenAI-compatible server on 127.0.0.1."""
+
+import time
+
+import pytest
+
+from riskgym.llm import LitellmModel, parse_text_calls, text_messages
+from riskgym.models import ModelConfig, ModelError
+from riskgym.scripted_server import Script
+from riskgym.tools import TOOLS
+
+TOOL_SCHEMAS = [TOOLS["shell"].schema, TOOLS["read_file"].schema]
+CHAT = [{"role": "system", "content": "be useful"}, {"role": "user", "content": "free some space"}]
+FAST = {"retry_backoff": 0.01}  # retries in tests wait 10 ms, not seconds
+
+
+def model(server, **settings):
+    return LitellmModel("m", ModelConfig(model="openai/local-model", api_base=server.url, **{**FAST, **settings}))
+
+
+def test_one_tool_call_and_the_parameters_sent(llm_server):
+    server = llm_server(Script([{"tool_calls": [{"name": "shell", "arguments": {"command": "df -h"}}]}]))
+    reply = model(server, temperature=0.0, top_p=0.5).respond(CHAT, TOOL_SCHEMAS, seed=7)
+    assert [(c.tool, c.arguments) for c in reply.calls] == [("shell", {"command": "df -h"})]
+    assert reply.attempts == 1 and reply.prompt_tokens > 0 and reply.completion_tokens > 0 and reply.latency > 0
+    sent = server.requests[0]["body"]
+    assert sent["model"] == "local-model" and sent["messages"] == CHAT
+    assert [t["function"]["name"] for t in sent["tools"]] == ["shell", "read_file"]
+    assert (sent["temperature"], sent["top_p"], sent["seed"]) == (0.0, 0.5, 7)
+
+
+def test_parallel_tool_calls_in_one_turn(llm_server):
+    calls = [{"name": "shell", "arguments": {"command": "ls"}, "id": "a"},
+             {"name": "read_file", "arguments": {"path": "/etc/hostname"}, "id": "b"}]
+    reply = model(llm_server(Script([{"tool_calls": calls}]))).respond(CHAT, TOOL_SCHEMAS)
+    assert [(c.id, c.tool) for c in reply.calls] == [("a", "shell"), ("b", "read_file")]
+    assert reply.message["tool_calls"][1]["function"]["arguments"] == '{"path": "/etc/hostname"}'
+
+
+def test_a_final_answer_has_no_calls(llm_server):
+    reply = model(llm_server(Script([{"content": "All done."}]))).respond(CHAT, TOOL_SCHEMAS)
+    assert reply.calls == [] and reply.text == "All done." and reply.finish_reason == "stop"
+
+
+def test_malformed_arguments_are_kept_raw_for_the_env_to_reject(llm_server):
+    server = llm_server(Script([{"tool_calls": [{"name": "shell", "arguments": '{"command": "ls'}]}]))
+    reply = model(server).respond(CHAT, TOOL_SCHEMAS)
+    assert reply.calls[0].arguments == '{"command": "ls'
+
+
+def test_text_mode_sends_no_tools_and_parses_blocks(llm_server):
+    text = 'I will look.\n<tool_call>\n{"name": "shell", "arguments": {"command": "du -sh ~"}}\n</tool_call>'
+    server = llm_server(Script([{"content": text}]))
+    reply = model(server, tool_mode="text").respond(CHAT, TOOL_SCHEMAS)
+    assert [(c.tool, c.arguments) for c in reply.calls] == [("shell", {"command": "du -sh ~"})]
+    assert reply.error is None
+    sent = server.requests[0]["body"]
+    assert "tools" not in sent
+    assert "<tool_call>" in sent["messages"][0]["content"] and '"name": "read_file"' in sent["messages"][0]["content"]
+
+
+def test_text_mode_unparseable_reply_is_an_error_not_a_final_answer(llm_server):
+    server = llm_server(Script([{"content": '<tool_call>{"name": "shell", "arguments": {"command": "ls"}'}]))
+    reply = model(server, tool_mode="text").respond(CHAT, TOOL_SCHEMAS)
+    assert reply.calls == [] and reply.error == "a <tool_call> block is not closed with </tool_call>"
+    assert parse_text_calls('<tool_call>["shell"]</tool_call>')[1] == 'tool call 1 is not an object with a "name"'
+
+
+def test_text_mode_conversation_turns_tool_results_into_user_messages():
+    history = [*CHAT, {"role": "assistant", "content": "<tool_call>...</tool_call>", "tool_calls": []},
+               {"role": "tool", "tool_call_id": "1", "name": "shell", "content": "a"},
+               {"role": "tool", "tool_call_id": "2", "name": "shell", "content": "b"}]
+    out = text_messages(history, TOOL_SCHEMAS)
+    assert [m["role"] for m in out] == ["system", "user", "assistant", "user"]
+    assert out[-1]["content"].count("<tool_result") == 2 and "tool_calls" not in out[2]
+
+
+def test_rate_limit_then_success_is_retried(llm_server):
+    server = llm_server(Script([[{"status": 429, "message": "slow down"}, {"content": "ok"}]]))
+    reply = model(server).respond(CHAT, TOOL_SCHEMAS)
+    assert reply.text == "ok" and reply.attempts == 2 and len(server.requests) == 2
+
+
+def test_server_error_forever_gives_up_after_the_retries(llm_server):
+    server = llm_server(Script([{"status": 500, "message": "boom"}]))
+    with pytest.raises(ModelError) as err:
+        model(server, retries=2).respond(CHAT, TOOL_SCHEMAS)
+    assert err.value.kind == "api" and err.value.attempts == 3 and len(server.requests) == 3
+    assert "boom" in str(err.value) and "after 3 attempts" in str(err.value)
+
+
+def test_a_slow_reply_times_out_and_is_retried(llm_server):
+    server = llm_server(Script([[{"content": "late", "delay": 3}, {"content": "on time"}]]))
+    started = time.monotonic()
+    reply = model(server, timeout=0.5, retries=1).respond(CHAT, TOOL_SCHEMAS)
+    assert reply.text == "on time" and reply.attempts == 2 and time.monotonic() - started < 2.5
+
+
+def test_a_200_that_is_not_a_completion_is_retried_then_fails(llm_server):
+    server = llm_server(Script([{"body": "<html>gateway</html>"}]))
+    with pytest.raises(ModelError) as err:
+        model(server, retries=1).respond(CHAT, TOOL_SCHEMAS)
+    assert err.value.kind == "api" and len(server.requests) == 2
+
+
+def test_errors_that_retrying_cannot_fix_are_not_retried(llm_server):
+    too_long = "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens."
+    server = llm_server(Script([{"status": 400, "message": too_long}]))
+    with pytest.raises(ModelError) as err:
+        model(server).respond(CHAT, TOOL_SCHEMAS)
+    assert err.value.kind == "context" and len(server.requests) == 1
+    auth = llm_server(Script([{"status": 401, "message": "bad key"}]))
+    with pytest.raises(ModelError) as err:
+        model(auth).respond(CHAT, TOOL_SCHEMAS)
+    assert err.value.kind == "api" and len(auth.requests) == 1
+
+
+def test_the_episode_deadline_bounds_the_call(llm_server):
+    server = llm_server(Script([{"content": "late", "delay": 5}]))
+    started = time.monotonic()
+    with pytest.raises(ModelError) as err:
+        model(server, retries=3).respond(CHAT, TOOL_SCHEMAS, deadline=time.monotonic() + 0.5)
+    assert err.value.kind == "deadline" and time.monotonic() - started < 2
+
+
+def test_an_api_key_never_appears_in_an_error(llm_server, monkeypatch):
+    monkeypatch.setenv("RISKGYM_TEST_KEY", "sk-live-0123456789abcdef")
+    server = llm_server(lambda req: {"status": 401, "message": "bad key sk-live-0123456789abcdef"})
+    with pytest.raises(ModelError) as err:
+        model(server, api_key_env="RISKGYM_TEST_KEY").respond(CHAT, TOOL_SCHEMAS)
+    assert server.requests[0]["headers"]["Authorization"] == "Bearer sk-live-0123456789abcdef"  # it was used
+    assert "sk-live" not in str(err.value) and "bad key ***" in str(err.value)
+
+
+def test_cost_from_the_config_price_or_from_litellm_price_map(llm_server, monkeypatch):
+    server = llm_server(Script([{"content": "hi", "prompt_tokens": 100, "completion_tokens": 10}] * 2))
+    priced = model(server, input_cost_per_token=1e-6, output_cost_per_token=1e-5).respond(CHAT, [])
+    assert priced.cost == pytest.approx(100e-6 + 10e-5)
+    # a hosted model, reached through the provider's own settings (the base URL from the environment)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    hosted = LitellmModel("gpt", ModelConfig(model="openai/gpt-4o-mini")).respond(CHAT, [])
+    assert hosted.text == "hi" and hosted.cost is not None and hosted.cost > 0
+    assert server.requests[-1]["body"]["model"] == "gpt-4o-mini"

@@ -1,0 +1,120 @@
+"""`riskgym run --model` as a user runs it: a subprocess, real litellm, a scripted server on 127.0.0.1, real Docker."""
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import time
+
+from riskgym.scenario import load_scenario
+from riskgym.scripted_server import reference_responder
+from riskgym.trace import read_trace
+from tests.conftest import LIBRARY
+from tests.test_cli import CLI, containers, riskgym
+
+SCENARIOS = sorted(LIBRARY.glob("*.toml"))
+TWO = [LIBRARY / "free-disk-space-v0.toml", LIBRARY / "ticket-injection-v0.toml"]
+
+
+def grades(run_dir):
+    return [json.loads(line) for line in (run_dir / "grades.jsonl").read_text().splitlines()]
+
+
+def test_a_local_openai_compatible_server(docker_ready, llm_server, tmp_path):
+    server = llm_server(reference_responder([load_scenario(p) for p in TWO], "risky"))
+    run_dir = tmp_path / "run"
+    args = ["run", *TWO, "--model", "openai/my-local-model", "--api-base", server.url, "--temperature", "0",
+            "--concurrency", "2", "--out", run_dir]
+    out = riskgym(*args)
+    assert out.returncode == 0, out.stderr
+    assert "2 completed" in out.stderr and "tokens" in out.stderr
+    rows = grades(run_dir)
+    assert [r["verdicts"]["intention"]["value"] for r in rows] == [True, True]
+    assert all(r["agent"] == "openai/my-local-model" and r["status"] == "completed" for r in rows)
+    assert {r["body"]["model"] for r in server.requests} == {"my-local-model"}
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["agents"]["openai/my-local-model"]["temperature"] == 0.0 and manifest["concurrency"] == 2
+
+    changed = riskgym(*args[:-4], "--temperature", "0.7", "--out", run_dir)
+    assert changed.returncode == 2 and "ran with other settings (temperature: [0.0] then, [0.7] now)" in changed.stderr
+    with (run_dir / ".lock").open("w") as lock:  # as another run holds it
+        lock.write("4242")
+        lock.flush()
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        busy = riskgym(*args)
+    assert busy.returncode == 2 and "another riskgym run (pid 4242) is writing this run directory" in busy.stderr
+    assert json.loads((run_dir / "run.json").read_text()) == manifest
+
+
+def test_a_hosted_model_from_a_models_file(docker_ready, llm_server, tmp_path):
+    server = llm_server(reference_responder([load_scenario(TWO[0])], "safe"))
+    models = tmp_path / "models.toml"
+    models.write_text('[models.mini]\nmodel = "openai/gpt-4o-mini"\ntemperature = 0.0\nseed = 42\n')
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test-hosted-0123456789", "OPENAI_BASE_URL": server.url}
+    run_dir = tmp_path / "run"
+    out = riskgym("run", TWO[0], "--models", models, "--model", "mini", "--out", run_dir, env=env)
+    assert out.returncode == 0, out.stderr
+    trace = read_trace(next((run_dir / "episodes").iterdir()))
+    assert trace.header.agent == "mini" and trace.header.agent_config["model"] == "openai/gpt-4o-mini"
+    assert trace.usage["cost"] > 0 and "cost $" in out.stderr
+    assert server.requests[0]["body"]["seed"] == 42 and server.requests[0]["body"]["temperature"] == 0.0
+    assert grades(run_dir)[0]["verdicts"]["utility"]["value"] is True
+    assert not any("sk-test-hosted" in p.read_text() for p in run_dir.rglob("*") if p.is_file())
+
+
+def test_a_killed_run_resumes_without_losing_or_duplicating_episodes(docker_ready, llm_server, tmp_path):
+    reference = reference_responder([load_scenario(p) for p in SCENARIOS], "risky")
+    server = llm_server(lambda request: {**reference(request), "delay": 0.3})
+    run_dir = tmp_path / "run"
+    args = [*CLI, "run", "--model", "openai/slow", "--api-base", server.url, "--epochs", "2", "--concurrency", "2",
+            "--out", str(run_dir)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def finished():
+        paths = list((run_dir / "episodes").glob("*.jsonl")) if (run_dir / "episodes").is_dir() else []
+        return {p.name: p.read_bytes() for p in paths if b'"type":"end"' in p.read_bytes()}
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(finished()) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    before = finished()
+    total = 2 * len(SCENARIOS)
+    assert 3 <= len(before) < total
+
+    resumed = subprocess.run(args, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(before)} already finished" in resumed.stderr
+    traces = sorted((run_dir / "episodes").glob("*.jsonl"))
+    assert len(traces) == total
+    for path in traces:
+        events = [json.loads(line)["type"] for line in path.read_text().splitlines()]
+        assert events.count("header") == 1 and events.count("end") == 1 and events[-1] == "end"
+        assert read_trace(path).end.status == "completed"
+    assert all(run_dir.joinpath("episodes", name).read_bytes() == data for name, data in before.items())
+    rows = grades(run_dir)
+    assert len(rows) == total and len({(r["scenario"], r["epoch"]) for r in rows}) == total
+    assert [c for c in containers() if c.labels.get("riskgym.pid") == str(proc.pid)] == []
+
+
+def test_model_mistakes_get_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "models.toml"
+    bad.write_text('[models.mini]\nmodel = "openai/gpt-4o-mini"\ntemprature = 0\n')
+    no_key = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    cases = [
+        (riskgym("run", "--models", bad, "--model", "mini", "--out", tmp_path / "r"),
+         f"{bad}:3: models.mini.temprature: Extra inputs are not permitted; remove it or check its spelling"),
+        (riskgym("run", "--model", "openai/gpt-4o-mini", "--out", tmp_path / "r", env=no_key),
+         "openai needs OPENAI_API_KEY in the environment"),
+        (riskgym("run", "--model", "openai/x", "--temperature", "-1", "--out", tmp_path / "r"),
+         "--temperature: Input should be greater than or equal to 0"),
+        (riskgym("run", "--model", "openai/x", "--system-prompt", tmp_path / "nope.txt", "--out", tmp_path / "r"),
+         "--system-prompt"),
+    ]
+    for out, needle in cases:
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.startswith("riskgym: error: ") and out.stderr.count("\n") == 1, out.stderr
+        assert needle in out.stderr
+    assert not (tmp_path / "r").exists()
