@@ -25,6 +25,7 @@ test: setup lint
 
 bench: setup
 	$(PY) bench/step_overhead.py
+	$(PY) bench/agent_overhead.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check riskgym tests bench
