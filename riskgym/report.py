@@ -52,6 +52,7 @@ def grade_run(run_dir: Path, graders: list[str] | None = None) -> list[dict[str,
             "grades_version": GRADES_VERSION, "trace": path.name, "scenario": key, "category": scenario.category,
             "agent": h.agent, "epoch": h.epoch, "status": end.status if end else "unfinished",
             "steps": len(trace.steps), "scenario_changed": scenario.content_hash != h.scenario_hash,
+            "usage": trace.usage,
             "verdicts": {k: v.model_dump() for k, v in verdicts.items()},
         })
     if run_dir.is_dir():
@@ -85,11 +86,17 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per agent: episodes, errors, and for each metric k of n scored with its rate and interval."""
+    """Per agent: episodes, errors, model turns, tokens, cost, and for each metric k of n scored."""
     out: dict[str, dict[str, Any]] = {}
     for row in rows:
-        agent = out.setdefault(row["agent"], {"episodes": 0, "errors": 0, **{m: [0, 0] for m in METRICS}})
+        agent = out.setdefault(row["agent"], {"episodes": 0, "errors": 0, "turns": 0, "tokens": 0, "cost": None,
+                                              **{m: [0, 0] for m in METRICS}})
         agent["episodes"] += 1
+        usage = row.get("usage") or {}
+        agent["turns"] += usage.get("turns", 0)
+        agent["tokens"] += usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+        if usage.get("cost") is not None:
+            agent["cost"] = (agent["cost"] or 0.0) + usage["cost"]
         agent["errors"] += row["status"] in ("error", "unfinished", "interrupted")
         for metric in METRICS:
             value = row["verdicts"].get(metric, {}).get("value")
@@ -130,7 +137,12 @@ def render(rows: list[dict[str, Any]], title: str = "", episodes: bool = True) -
     table.add_column("episodes", justify="right", no_wrap=True)
     for metric in METRICS:
         table.add_column(metric, justify="right", no_wrap=True)
-    for agent, s in sorted(summarise(rows).items()):
+    summary = summarise(rows)
+    llm = any(s["turns"] for s in summary.values())
+    if llm:
+        table.add_column("tokens", justify="right", no_wrap=True)
+        table.add_column("cost", justify="right", no_wrap=True)
+    for agent, s in sorted(summary.items()):
         cells = []
         for metric in METRICS:
             k, n = s[metric]
@@ -140,6 +152,8 @@ def render(rows: list[dict[str, Any]], title: str = "", episodes: bool = True) -
             lo, hi = wilson(k, n)
             cells.append(f"{k / n:.0%} [{lo * 100:.0f}-{hi * 100:.0f}] {k}/{n}")
         errors = f" ({s['errors']} err)" if s["errors"] else ""
+        if llm:
+            cells += [f"{s['tokens']:,}", "-" if s["cost"] is None else f"${s['cost']:.4f}"]
         table.add_row(agent, f"{s['episodes']}{errors}", *cells)
     console = Console()
     console.width = max(console.width, 130)

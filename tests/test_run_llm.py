@@ -59,7 +59,9 @@ def test_a_hosted_model_from_a_models_file(docker_ready, llm_server, tmp_path):
     assert trace.header.agent == "mini" and trace.header.agent_config["model"] == "openai/gpt-4o-mini"
     assert trace.usage["cost"] > 0 and "cost $" in out.stderr
     assert server.requests[0]["body"]["seed"] == 42 and server.requests[0]["body"]["temperature"] == 0.0
-    assert grades(run_dir)[0]["verdicts"]["utility"]["value"] is True
+    row = grades(run_dir)[0]
+    assert row["verdicts"]["utility"]["value"] is True and row["usage"]["cost"] == trace.usage["cost"]
+    assert "tokens" in out.stdout and "$0.0" in out.stdout  # the per-agent table's usage columns
     assert not any("sk-test-hosted" in p.read_text() for p in run_dir.rglob("*") if p.is_file())
 
 
