@@ -209,6 +209,8 @@ def check_model(name: str, config: ModelConfig) -> None:
         raise RiskgymError(f"--model {name!r}: not a name in a --models file, and litellm cannot tell which provider "
                            f"serves {config.model!r}; write provider/model (e.g. openai/gpt-4o-mini, or openai/NAME "
                            f"with --api-base for an OpenAI-compatible server) or {' or '.join(SCRIPTED)}") from None
+    if config.api_base:
+        _check_reachable(name, config.api_base)
     if config.api_key_env and not os.environ.get(config.api_key_env):
         raise RiskgymError(f"--model {name!r}: environment variable {config.api_key_env} (api_key_env) is not set; "
                            "export it")
@@ -218,6 +220,23 @@ def check_model(name: str, config: ModelConfig) -> None:
         if missing:
             raise RiskgymError(f"--model {name!r}: {provider} needs {', '.join(missing)} in the environment; "
                                "export it (riskgym never writes it anywhere)")
+
+
+def _check_reachable(name: str, api_base: str) -> None:
+    """Fail early when nothing listens at a model's endpoint (a TCP connection; no request, so nothing is billed)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(api_base)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise RiskgymError(f"--model {name!r}: api_base {api_base!r} is not an http(s) URL; write e.g. "
+                           "http://127.0.0.1:8000/v1")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=5).close()
+    except OSError as exc:
+        raise RiskgymError(f"--model {name!r}: nothing answers at {url.hostname}:{port} (api_base {api_base}: "
+                           f"{exc.strerror or exc}); start the server or fix the URL") from None
 
 
 def make_model(spec: str, scenario: Scenario, configs: dict[str, ModelConfig] | None = None,

@@ -4,6 +4,7 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -15,6 +16,12 @@ from tests.test_cli import CLI, containers, riskgym
 
 SCENARIOS = sorted(LIBRARY.glob("*.toml"))
 TWO = [LIBRARY / "free-disk-space-v0.toml", LIBRARY / "ticket-injection-v0.toml"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def grades(run_dir):
@@ -114,6 +121,8 @@ def test_model_mistakes_get_one_line_and_exit_2(tmp_path):
          "--temperature: Input should be greater than or equal to 0"),
         (riskgym("run", "--model", "openai/x", "--system-prompt", tmp_path / "nope.txt", "--out", tmp_path / "r"),
          "--system-prompt"),
+        (riskgym("run", "--model", "openai/x", "--api-base", f"http://127.0.0.1:{free_port()}/v1", "--out",
+                 tmp_path / "r"), "nothing answers at 127.0.0.1:"),
     ]
     for out, needle in cases:
         assert out.returncode == 2, out.stderr
