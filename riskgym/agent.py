@@ -154,8 +154,7 @@ def run_episode(env: RiskEnv, model: Model, *, trace: str | Path | None = None, 
                 if should_stop():
                     env.end_episode("interrupted", "stopped by the user")
                     raise KeyboardInterrupt
-    except RiskgymError as exc:
-        env.end_episode("error", str(exc))
-        return EpisodeResult("error", str(exc), steps, used.turns, used.tokens, used.cost)
+    except RiskgymError as exc:  # the sandbox broke
+        return ended("error", str(exc))
     finally:
         env.close()
