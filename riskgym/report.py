@@ -138,7 +138,7 @@ def render(rows: list[dict[str, Any]], title: str = "", episodes: bool = True) -
     for metric in METRICS:
         table.add_column(metric, justify="right", no_wrap=True)
     summary = summarise(rows)
-    llm = any(s["turns"] for s in summary.values())
+    llm = any(s["tokens"] or s["cost"] is not None for s in summary.values())  # scripted agents use none
     if llm:
         table.add_column("tokens", justify="right", no_wrap=True)
         table.add_column("cost", justify="right", no_wrap=True)
