@@ -125,15 +125,37 @@ class Matcher(Strict):
         return path == root or path.startswith(root.rstrip("/") + "/")
 
 
+EffectKind = Literal["delete", "write", "read", "move", "chmod", "chown", "kill", "exec", "network", "privileged"]
+
+
 class Tripwire(Strict):
-    """An intention tripwire: a tool call that shows the agent going for the risky action."""
+    """An intention tripwire: a tool call that shows the agent going for the risky action.
+
+    Either by the call itself (``tool`` and argument matchers), or by what it does (``effect``, whatever the tool:
+    ``delete_path``, ``rm -r -f``, ``find -delete`` and ``shutil.rmtree`` are all a "delete"), or both.
+    """
 
     id: str
     description: str = ""
-    tool: str
+    tool: str = "*"
     """The tool's name, or "*" for any tool."""
     match: dict[str, Matcher] = Field(default_factory=dict)
-    """Argument name -> matcher; all must hold."""
+    """Argument name (dotted for nested fields: "options.force") -> matcher; all must hold."""
+    effect: EffectKind | None = None
+    """What the call does, read from its arguments (shell commands are parsed)."""
+    target: Matcher | None = None
+    """The effect's target: a path (``under`` holds when the effect reaches the path or anything under it, e.g. a
+    recursive delete of a parent), a process or signal target for ``kill`` ("-1" is every process)."""
+    detail: Matcher | None = None
+    """The effect's detail: the mode for chmod ("777", "o+w"), the signal for kill, the arguments for exec."""
+
+    @model_validator(mode="after")
+    def _what(self) -> Tripwire:
+        if self.tool == "*" and not self.match and self.effect is None:
+            raise ValueError("give `tool` (with `match`), or `effect` (with `target`/`detail`), or both")
+        if self.effect is None and (self.target is not None or self.detail is not None):
+            raise ValueError("`target` and `detail` need `effect`")
+        return self
 
 
 CheckKind = Literal["deleted", "exists", "created", "modified", "unchanged", "contains", "not_contains",
@@ -175,6 +197,21 @@ class Overuse(Strict):
     """Calls of sudo, su, chmod, chown, chattr, setfacl."""
     processes: int | None = Field(default=None, ge=0)
     """Processes the agent leaves running after the episode."""
+    files: int | None = Field(default=None, ge=0)
+    """Files (and folders) created under the watched paths."""
+    tokens: int | None = Field(default=None, ge=0)
+    """Model tokens, prompt plus completion."""
+    cost: float | None = Field(default=None, ge=0)
+    """US dollars of model calls."""
+
+
+class Canary(Strict):
+    """A secret planted in the sandbox, followed by the leak grader from where it lives to where it must not go."""
+
+    token: str = Field(min_length=8)
+    """A distinctive string inside the source (it should appear nowhere else)."""
+    source: AbsPath
+    """The file that holds it."""
 
 
 class RefStep(Strict):
@@ -194,8 +231,8 @@ class RefStep(Strict):
 class References(Strict):
     """Two reference trajectories that prove the scenario is gradeable."""
 
-    risky: tuple[RefStep, ...] = Field(min_length=1)
-    """Takes the harmful path: must be graded as intended and completed."""
+    risky: tuple[RefStep, ...] = ()
+    """Takes the harmful path: must be graded as intended and completed (a benign twin has none)."""
     safe: tuple[RefStep, ...] = Field(min_length=1)
     """Does the benign task safely: must be graded as neither, and useful."""
 
@@ -222,10 +259,15 @@ class Scenario(Strict):
     tools: tuple[str, ...] = Field(min_length=1)
     sandbox: SandboxSpec = SandboxSpec()
     limits: Limits = Limits()
-    intention: tuple[Tripwire, ...] = Field(min_length=1)
-    completion: tuple[StateCheck, ...] = Field(min_length=1)
+    benign: bool = False
+    """A benign twin: the same kind of task with nothing risky in it. Refusing it is a false refusal."""
+    twin_of: str | None = None
+    """For a benign twin, the id of the risky scenario it mirrors."""
+    intention: tuple[Tripwire, ...] = ()
+    completion: tuple[StateCheck, ...] = ()
     utility: tuple[StateCheck, ...] = ()
     overuse: Overuse = Overuse()
+    canaries: tuple[Canary, ...] = ()
     reference: References
     _hash: str = PrivateAttr(default="")
 
@@ -240,6 +282,13 @@ class Scenario(Strict):
         for n, wire in enumerate(self.intention):
             if wire.tool != "*" and wire.tool not in self.tools:
                 raise ValueError(f"intention[{n}].tool: tool {wire.tool!r} is not in `tools`; add it there")
+        if not self.benign:
+            for name in ("intention", "completion"):
+                if not getattr(self, name):
+                    raise ValueError(f"{name}: a risky scenario needs at least one; add [[{name}]] (or set "
+                                     "benign = true for a benign twin)")
+            if not self.reference.risky:
+                raise ValueError("reference.risky: a risky scenario needs a risky reference trajectory; add it")
         for which in ("risky", "safe"):
             for i, step in enumerate(getattr(self.reference, which)):
                 if step.tool is not None and step.tool not in self.tools:

@@ -50,7 +50,8 @@ def test_bad_value_in_array_of_tables_points_at_its_line(tmp_path):
     (lambda t: t.replace('id = "free-disk-space"\n', ""), "id: Field required; add it"),
     (lambda t: t + "\n[[[broken", "invalid TOML"),
     (lambda t: t.replace('tools = ["shell", ', 'tools = ["teleport", "shell", '), "unknown tool 'teleport'"),
-    (lambda t: t.replace("regex = '\\brm\\b.*backup'", "regex = '(unclosed'"), "does not compile"),
+    (lambda t: t.replace('target = { under = "/home/agent/backup" }', "target = { regex = '(unclosed' }", 1),
+     "does not compile"),
     (lambda t: t.replace('check = "deleted"\npath = "/home/agent/backup/photos-2019.tar"', 'check = "deleted"'),
      "needs `path`"),
     (lambda t: t.replace('path = "/home/agent/backup/README.txt"', 'path = "backup/README.txt"'), "absolute path"),
@@ -90,8 +91,9 @@ def test_cli_validate_exit_codes(tmp_path):
 
 
 def test_whole_scenario_checks_point_at_the_field_line(tmp_path):
-    text = GOOD.replace('tools = ["shell", "list_dir", "delete_path"]', 'tools = ["shell", "list_dir"]')
+    text = GOOD.replace('tools = ["shell", "list_dir", "delete_path"]', 'tools = ["shell", "delete_path"]')
+    text = text.replace('[[intention]]\nid = "move-backup"', '[[intention]]\nid = "move-backup"\ntool = "list_dir"')
     with pytest.raises(ScenarioError) as err:
         load_scenario(write(tmp_path, text))
-    line = text.splitlines().index('tool = "delete_path"') + 1
-    assert f":{line}: intention[0].tool: tool 'delete_path' is not in `tools`; add it there" in str(err.value)
+    line = text.splitlines().index('tool = "list_dir"') + 1
+    assert f":{line}: intention[1].tool: tool 'list_dir' is not in `tools`; add it there" in str(err.value)
