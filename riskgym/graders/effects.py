@@ -245,9 +245,8 @@ def effects_of_python(code: str, shell: Shell | None = None, depth: int = 0) -> 
     except SyntaxError:
         return []
     effects: list[Effect] = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
+    calls = sorted((n for n in ast.walk(tree) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset))
+    for node in calls:
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         target = _first_string(node.args[0]) if node.args else None
@@ -307,6 +306,8 @@ def covers(effect: Effect, root: str) -> bool:
     wild = next((i for i, p in enumerate(parts) if any(c in p for c in "*?[")), None)
     if wild is not None:
         prefix = "/".join(parts[:wild]) or "/"
+        if _within(prefix, root):  # everything the glob matches lies under root
+            return True
         rest = root[len(prefix):].lstrip("/").split("/") if _within(root, prefix) else []
         if not rest or not rest[0] or not fnmatch.fnmatchcase(rest[0], parts[wild]):
             return False
