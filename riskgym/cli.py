@@ -52,10 +52,21 @@ def _parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("grade", help="(re)grade a run's traces without re-running anything")
     g.add_argument("run_dir", type=Path)
-    g.add_argument("--graders", help="comma-separated: intention,completion,utility,overuse (default: all)")
+    g.add_argument("--graders", help="comma-separated: intention,completion,utility,overuse,refusal,leak "
+                   "(default: all)")
+    g.add_argument("--judge", metavar="MODEL", help="also ask an LLM judge (a litellm model string or a name in "
+                   "--models FILE) whether each episode was risky; prints its agreement with the rules")
+    g.add_argument("--judge-samples", type=int, default=3, metavar="N", help="judge samples per episode (default 3)")
+    g.add_argument("--models", dest="models_file", type=Path, metavar="FILE", help="model settings, TOML")
+    g.add_argument("--api-base", help="the judge's OpenAI-compatible endpoint")
 
-    rep = sub.add_parser("report", help="print a run's results per agent")
+    rep = sub.add_parser("report", help="print a run's results per agent, with intervals")
     rep.add_argument("run_dir", type=Path)
+    rep.add_argument("--interval", choices=("wilson", "beta"), default="wilson",
+                     help="95%% interval: Wilson score (default) or Beta posterior with Jeffreys' prior")
+    rep.add_argument("--by", choices=("category", "scenario"), help="one table per category (or scenario)")
+    rep.add_argument("--compare", nargs=2, metavar=("AGENT_A", "AGENT_B"),
+                     help="paired comparison of two agents on the same scenarios and epochs")
 
     c = sub.add_parser("check", help="run both reference trajectories of each scenario and check their grades")
     c.add_argument("scenarios", nargs="*", help="scenario files or folders (default: the library)")
@@ -104,7 +115,8 @@ def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from riskgym.environments import scenario_files
-    from riskgym.report import grade_run, render
+    from riskgym.grading import grade_run
+    from riskgym.report import render
     from riskgym.runner import run
 
     console = Console(stderr=True, soft_wrap=True)
@@ -179,7 +191,7 @@ class RunProgress:
         self.tokens += result.tokens
         if result.cost is not None:
             self.cost = (self.cost or 0.0) + result.cost
-        usage = f" ({result.turns} turns, {result.tokens:,} tokens)" if result.turns else ""
+        usage = f" ({result.turns} turns, {result.tokens:,} tokens)" if result.tokens else ""
         why = f": {result.reason}" if result.status in ("error", "truncated") and result.reason else ""
         self.bar.console.print(f"{name}: {result.status}{why}{usage}")
         cost = "-" if self.cost is None else f"${self.cost:.4f}"
@@ -192,18 +204,42 @@ class RunProgress:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from riskgym.report import grade_run
+    from riskgym.grading import agreement, grade_run
 
     graders = args.graders.split(",") if args.graders else None
-    rows = grade_run(args.run_dir, graders)
+    judge = None
+    if args.judge:
+        from riskgym.models import check_model, load_models_file, make_judge
+
+        if args.judge_samples < 1:
+            raise RiskgymError(f"--judge-samples {args.judge_samples}: give at least 1")
+        configs = load_models_file(args.models_file) if args.models_file else {}
+        judge = make_judge(args.judge, configs, {"api_base": args.api_base} if args.api_base else {})
+        check_model(args.judge, judge.settings)
+    rows = grade_run(args.run_dir, graders, judge=judge, judge_samples=args.judge_samples)
     print(f"graded {len(rows)} episodes; wrote {args.run_dir / 'grades.jsonl'}")
+    if judge is not None:
+        kappa, n = agreement(rows)
+        unscored = sum(1 for r in rows if r["verdicts"]["judge"]["value"] is None)
+        said = f"Cohen's kappa {kappa:.2f} over {n} episodes both scored" if n else "no episode scored by both"
+        print(f"judge {args.judge} vs rule (intention): {said}; {unscored} unscored by the judge")
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from riskgym.report import load_grades, render
+    from riskgym.grading import load_grades
+    from riskgym.report import render, render_compare
 
-    render(load_grades(args.run_dir), title=f"riskgym report {args.run_dir}")
+    rows = load_grades(args.run_dir)
+    if args.compare:
+        agents = {r["agent"] for r in rows}
+        for agent in args.compare:
+            if agent not in agents:
+                raise RiskgymError(f"--compare {agent!r}: no such agent in {args.run_dir}; it has "
+                                   f"{', '.join(sorted(agents))}")
+        render_compare(rows, *args.compare)
+        return 0
+    render(rows, title=f"riskgym report {args.run_dir}", interval=args.interval, by=args.by)
     return 0
 
 

@@ -244,8 +244,21 @@ def make_model(spec: str, scenario: Scenario, configs: dict[str, ModelConfig] | 
     """Build the model a ``--model`` spec names, for one scenario."""
     config = resolve_model(spec, configs or {}, overrides or {})
     if config is None:
-        which = spec.partition(":")[2]
-        return ScriptedModel(reference_actions(getattr(scenario.reference, which)), name=spec)
+        steps = getattr(scenario.reference, spec.partition(":")[2]) or scenario.reference.safe  # a benign twin
+        return ScriptedModel(reference_actions(steps), name=spec)
     from riskgym.llm import LitellmModel
 
     return LitellmModel(spec, config)
+
+
+def make_judge(spec: str, configs: dict[str, ModelConfig], overrides: dict[str, Any]) -> Any:
+    """The LLM judge a ``--judge`` spec names: temperature 0 unless its settings say otherwise, native mode."""
+    config = resolve_model(spec, configs, overrides)
+    if config is None:
+        raise RiskgymError(f"--judge {spec!r}: a judge must be an LLM (a litellm model string or a name in --models)")
+    updates: dict[str, Any] = {"tool_mode": "native"}
+    if config.temperature is None:
+        updates["temperature"] = 0.0
+    from riskgym.llm import LitellmModel
+
+    return LitellmModel(spec, config.model_copy(update=updates))

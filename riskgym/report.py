@@ -1,162 +1,178 @@
-"""Grade a run directory (without re-running anything) and summarise it per agent, with Wilson intervals."""
+"""Summaries of a graded run: rates per agent (and category) with intervals, and paired comparisons.
+
+Every rate is k/n over the episodes a grader scored (unscored ones are left out, never counted as safe), with a
+95% interval: Wilson's by default, or the Beta posterior's (Jeffreys). A rate from fewer than ``MIN_N`` scored
+episodes is marked as too few to conclude.
+"""
 
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
+from collections import defaultdict
 from typing import Any
 
-from riskgym.environments import library_dir
-from riskgym.errors import TraceError
-from riskgym.graders import GRADERS, GRADES_VERSION, grade_trace
-from riskgym.runner import trace_files
-from riskgym.scenario import Scenario, load_scenario
-from riskgym.trace import read_trace
+from riskgym.grading import agreement, grade_run, load_grades  # noqa: F401 (the report's entry points)
+from riskgym.stats import MIN_N, beta_interval, mcnemar_exact, paired_bootstrap, wilson
 
-METRICS = ("intention", "completion", "utility", "overuse")
-
-
-def _manifest_scenarios(run_dir: Path) -> dict[str, Scenario]:
-    """The scenarios the run's manifest names, by gymnasium id."""
-    manifest = run_dir / "run.json"
-    if not manifest.is_file():
-        return {}
-    scenarios = (load_scenario(s["file"]) for s in json.loads(manifest.read_text()).get("scenarios", [])
-                 if Path(s["file"]).is_file())
-    return {s.env_id: s for s in scenarios}
+METRICS = ("intention", "completion", "utility", "overuse", "refusal", "leak", "judge")
+LOWER_IS_BETTER = {"intention", "completion", "overuse", "refusal", "leak", "judge"}
+SHORT = {"intention": "intent", "completion": "harm", "utility": "util"}
+LABELS = {"intention": "risk intention", "completion": "risk completion", "utility": "utility",
+          "overuse": "overuse rate", "refusal": "refusal (risky)", "false_refusal": "false refusal (benign)",
+          "leak": "leak", "judge": "judge: risky"}
 
 
-def grade_run(run_dir: Path, graders: list[str] | None = None) -> list[dict[str, Any]]:
-    """Grade every trace of ``run_dir``; write ``grades.jsonl`` beside the traces; return the rows.
-
-    Traces are only read, never changed.
-    """
-    unknown = [g for g in graders or [] if g not in GRADERS]
-    if unknown:
-        raise TraceError(f"--graders: unknown grader {unknown[0]!r}; choose from {', '.join(GRADERS)}")
-    scenarios = _manifest_scenarios(run_dir if run_dir.is_dir() else run_dir.parent.parent)
-    rows = []
-    for path in trace_files(run_dir):
-        trace = read_trace(path)
-        h = trace.header
-        key = h.env_id.removeprefix("riskgym/")  # also the library's file name, <id>-v<version>
-        if h.env_id not in scenarios and (library_dir() / f"{key}.toml").is_file():
-            scenarios[h.env_id] = load_scenario(library_dir() / f"{key}.toml")
-        scenario = scenarios.get(h.env_id)
-        if scenario is None:
-            raise TraceError(f"{path}: scenario {key!r} is not in the run's manifest nor in the library")
-        verdicts = grade_trace(scenario, trace, graders)
-        end = trace.end
-        rows.append({
-            "grades_version": GRADES_VERSION, "trace": path.name, "scenario": key, "category": scenario.category,
-            "agent": h.agent, "epoch": h.epoch, "status": end.status if end else "unfinished",
-            "steps": len(trace.steps), "scenario_changed": scenario.content_hash != h.scenario_hash,
-            "usage": trace.usage,
-            "verdicts": {k: v.model_dump() for k, v in verdicts.items()},
-        })
-    if run_dir.is_dir():
-        tmp = run_dir / "grades.jsonl.tmp"
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        tmp.replace(run_dir / "grades.jsonl")
-    return rows
-
-
-def load_grades(run_dir: Path) -> list[dict[str, Any]]:
-    """The run's grades, grading it first when it has none or traces are newer than the grades."""
-    grades = run_dir / "grades.jsonl"
-    traces = trace_files(run_dir)
-    if grades.is_file() and all(t.stat().st_mtime <= grades.stat().st_mtime for t in traces):
-        return [json.loads(line) for line in grades.read_text().splitlines() if line.strip()]
-    return grade_run(run_dir)
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for k successes in n trials (95% by default).
-
-    >>> [round(x, 3) for x in wilson(0, 10)]
-    [0.0, 0.278]
-    """
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+def _value(row: dict[str, Any], metric: str) -> bool | None:
+    if metric == "false_refusal":
+        return row["verdicts"].get("refusal", {}).get("value") if row.get("benign") else None
+    if metric == "refusal" and row.get("benign"):
+        return None
+    return row["verdicts"].get(metric, {}).get("value")
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per agent: episodes, errors, model turns, tokens, cost, and for each metric k of n scored."""
+    """Per agent: episodes, errors, tokens, cost, overuse totals, and for each metric [k, n] scored."""
     out: dict[str, dict[str, Any]] = {}
     for row in rows:
         agent = out.setdefault(row["agent"], {"episodes": 0, "errors": 0, "turns": 0, "tokens": 0, "cost": None,
-                                              **{m: [0, 0] for m in METRICS}})
+                                              "aoc": 0.0, "normalized": 0.0, "outcomes": defaultdict(int),
+                                              **{m: [0, 0] for m in (*METRICS, "false_refusal")}})
         agent["episodes"] += 1
+        agent["errors"] += row["status"] in ("error", "unfinished", "interrupted")
+        agent["outcomes"][row.get("outcome", "unscored")] += 1
         usage = row.get("usage") or {}
         agent["turns"] += usage.get("turns", 0)
         agent["tokens"] += usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
         if usage.get("cost") is not None:
             agent["cost"] = (agent["cost"] or 0.0) + usage["cost"]
-        agent["errors"] += row["status"] in ("error", "unfinished", "interrupted")
-        for metric in METRICS:
-            value = row["verdicts"].get(metric, {}).get("value")
+        overuse = row["verdicts"].get("overuse", {})
+        agent["aoc"] += overuse.get("amount") or 0.0
+        agent["normalized"] += overuse.get("normalized") or 0.0
+        for metric in (*METRICS, "false_refusal"):
+            value = _value(row, metric)
             if value is not None:
                 agent[metric][0] += bool(value)
                 agent[metric][1] += 1
     return out
 
 
+def rate_cell(k: int, n: int, interval: str = "wilson") -> str:
+    """``40% [12-77] 2/5``, with a dagger when n is too small to conclude."""
+    if n == 0:
+        return "-"
+    lo, hi = (beta_interval if interval == "beta" else wilson)(k, n)
+    return f"{k / n:.0%} [{lo * 100:.0f}-{hi * 100:.0f}] {k}/{n}{'†' if n < MIN_N else ''}"
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    console = Console()
+    console.width = max(console.width, 150)
+    return console
+
+
+def render_episodes(rows: list[dict[str, Any]], console: Any) -> None:
+    """One line per episode: status, outcome and each verdict, with the steps that are its evidence."""
+    from rich.table import Table
+
+    shown = [m for m in METRICS if any(r["verdicts"].get(m, {}).get("value") is not None for r in rows)]
+    table = Table(title="episodes (yes@N: step N is the evidence)", title_justify="left")
+    for col in ("scenario", "agent", "ep", "end", "steps", "outcome", *(SHORT.get(m, m) for m in shown)):
+        table.add_column(col, no_wrap=True)
+    for r in sorted(rows, key=lambda r: (r["scenario"], r["agent"], r["epoch"])):
+        table.add_row(r["scenario"], r["agent"], str(r["epoch"]), r["status"], str(r["steps"]),
+                      r.get("outcome", ""), *(_mark(r["verdicts"].get(m, {})) for m in shown))
+    console.print(table)
+
+
 def _mark(verdict: dict[str, Any]) -> str:
     value = verdict.get("value")
     mark = "-" if value is None else "yes" if value else "no"
     steps = verdict.get("steps") or []
-    return f"{mark}: step {','.join(map(str, steps))}" if steps else mark
+    return f"{mark}@{','.join(map(str, steps[:4]))}" if steps and value else mark
 
 
-def render_episodes(rows: list[dict[str, Any]], console: Any) -> None:
-    """Print one line per episode: status and each verdict, with the steps that are its evidence."""
-    from rich.table import Table
-
-    table = Table(title="episodes (evidence: the steps that tripped a wire)", title_justify="left")
-    for col in ("scenario", "agent", "epoch", "end", "steps", *METRICS):
-        table.add_column(col, no_wrap=True)
-    for r in sorted(rows, key=lambda r: (r["scenario"], r["agent"], r["epoch"])):
-        table.add_row(r["scenario"], r["agent"], str(r["epoch"]), r["status"], str(r["steps"]),
-                      *(_mark(r["verdicts"].get(m, {})) for m in METRICS))
-    console.print(table)
-
-
-def render(rows: list[dict[str, Any]], title: str = "", episodes: bool = True) -> None:
-    """Print the per-episode table (up to 40 episodes, or when asked) and the per-agent table."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title or None, caption="rate [95% Wilson interval] k/n scored. Higher intention, "
-                  "completion and overuse are worse; higher utility is better.")
-    table.add_column("agent", no_wrap=True)
-    table.add_column("episodes", justify="right", no_wrap=True)
-    for metric in METRICS:
-        table.add_column(metric, justify="right", no_wrap=True)
-    summary = summarise(rows)
-    llm = any(s["tokens"] or s["cost"] is not None for s in summary.values())  # scripted agents use none
-    if llm:
-        table.add_column("tokens", justify="right", no_wrap=True)
-        table.add_column("cost", justify="right", no_wrap=True)
-    for agent, s in sorted(summary.items()):
-        cells = []
-        for metric in METRICS:
-            k, n = s[metric]
-            if n == 0:
-                cells.append("-")
-                continue
-            lo, hi = wilson(k, n)
-            cells.append(f"{k / n:.0%} [{lo * 100:.0f}-{hi * 100:.0f}] {k}/{n}")
-        errors = f" ({s['errors']} err)" if s["errors"] else ""
-        if llm:
-            cells += [f"{s['tokens']:,}", "-" if s["cost"] is None else f"${s['cost']:.4f}"]
-        table.add_row(agent, f"{s['episodes']}{errors}", *cells)
-    console = Console()
-    console.width = max(console.width, 130)
+def render(rows: list[dict[str, Any]], title: str = "", episodes: bool = True, interval: str = "wilson",
+           by: str | None = None) -> None:
+    """Print the per-episode table (up to 40 episodes) and the rates per agent (or per category and agent)."""
+    console = _console()
     if episodes and len(rows) <= 40:
         render_episodes(rows, console)
-    console.print(table)
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[row.get(by, "?") if by else ""].append(row)
+    for group, members in sorted(groups.items()):
+        heading = f"{title} — {by} {group}" if by else title
+        console.print(_rates_table(members, heading, interval))
+    kappa, n = agreement(rows)
+    if n:
+        console.print(f"judge vs rule (intention): Cohen's kappa {kappa:.2f} over {n} episodes both scored")
+
+
+def _rates_table(rows: list[dict[str, Any]], title: str, interval: str) -> Any:
+    from rich.table import Table
+
+    summary = summarise(rows)
+    agents = sorted(summary)
+    name = "Wilson" if interval == "wilson" else "Beta posterior (Jeffreys)"
+    table = Table(title=title or None, caption=f"rate [95% {name} interval] k/n scored; † fewer than {MIN_N}: "
+                  "too few to conclude. Lower is better except for utility.")
+    table.add_column("metric", no_wrap=True)
+    for agent in agents:
+        table.add_column(agent, justify="right", no_wrap=True)
+    table.add_row("episodes", *(f"{summary[a]['episodes']}" + (f" ({summary[a]['errors']} err)"
+                                                               if summary[a]["errors"] else "") for a in agents))
+    for metric in (*METRICS[:5], "false_refusal", *METRICS[5:]):
+        if any(summary[a][metric][1] for a in agents):
+            table.add_row(LABELS[metric], *(rate_cell(summary[a][metric][0], summary[a][metric][1], interval)
+                                            for a in agents))
+    if any(summary[a]["overuse"][1] for a in agents):
+        table.add_row("overuse: aggregate count", *(f"{summary[a]['aoc']:g}" for a in agents))
+        means = (summary[a]["normalized"] / max(summary[a]["overuse"][1], 1) for a in agents)
+        table.add_row("overuse: normalised, mean", *(f"{m:.2f}" for m in means))
+    table.add_row("outcomes", *(", ".join(f"{k} {v}" for k, v in sorted(summary[a]["outcomes"].items()))
+                                for a in agents))
+    if any(summary[a]["tokens"] or summary[a]["cost"] is not None for a in agents):  # scripted agents use none
+        table.add_row("tokens", *(f"{summary[a]['tokens']:,}" for a in agents))
+        table.add_row("cost", *("-" if summary[a]["cost"] is None else f"${summary[a]['cost']:.4f}" for a in agents))
+    return table
+
+
+def compare(rows: list[dict[str, Any]], a: str, b: str) -> list[dict[str, Any]]:
+    """Agent ``a`` against ``b`` on the same episodes (scenario and epoch), per metric.
+
+    For each: both rates, the difference with a paired bootstrap interval, and the exact McNemar p-value.
+    """
+    by_key: dict[str, dict[tuple[str, int], dict[str, Any]]] = {a: {}, b: {}}
+    for row in rows:
+        if row["agent"] in by_key:
+            by_key[row["agent"]][(row["scenario"], row["epoch"])] = row
+    out = []
+    for metric in (*METRICS, "false_refusal"):
+        both = [(_value(ra, metric), _value(by_key[b][key], metric)) for key, ra in by_key[a].items()
+                if key in by_key[b]]
+        pairs = [(x, y) for x, y in both if x is not None and y is not None]
+        if not pairs:
+            continue
+        xs, ys = [x for x, _ in pairs], [y for _, y in pairs]
+        diff, lo, hi = paired_bootstrap(xs, ys)
+        discordant = (sum(x and not y for x, y in pairs), sum(y and not x for x, y in pairs))
+        out.append({"metric": metric, "n": len(pairs), "a": sum(xs) / len(xs), "b": sum(ys) / len(ys),
+                    "diff": diff, "low": lo, "high": hi, "p": mcnemar_exact(*discordant),
+                    "warning": f"only {len(pairs)} paired episodes: too few to conclude" if len(pairs) < MIN_N else ""})
+    return out
+
+
+def render_compare(rows: list[dict[str, Any]], a: str, b: str) -> None:
+    """Print ``compare`` as a table."""
+    from rich.table import Table
+
+    table = Table(title=f"{a} vs {b}, paired by scenario and epoch",
+                  caption="difference = rate of the first minus the second, [95% paired bootstrap]; p: exact McNemar")
+    for col in ("metric", "pairs", a, b, "difference", "p", ""):
+        table.add_column(col, justify="right" if col not in ("metric", "") else "left", no_wrap=True)
+    for c in compare(rows, a, b):
+        table.add_row(LABELS[c["metric"]], str(c["n"]), f"{c['a']:.0%}", f"{c['b']:.0%}",
+                      f"{c['diff'] * 100:+.0f} pts [{c['low'] * 100:+.0f}, {c['high'] * 100:+.0f}]", f"{c['p']:.3g}",
+                      c["warning"])
+    _console().print(table)

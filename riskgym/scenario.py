@@ -268,6 +268,8 @@ class Scenario(Strict):
     utility: tuple[StateCheck, ...] = ()
     overuse: Overuse = Overuse()
     canaries: tuple[Canary, ...] = ()
+    judge_rubric: str = ""
+    """For the LLM judge: what counts as risky in this scenario, in a sentence or two."""
     reference: References
     _hash: str = PrivateAttr(default="")
 

@@ -1,0 +1,165 @@
+"""Grade a run directory without re-running anything: rule graders, and optionally an LLM judge.
+
+``grades.jsonl`` gets one row per episode, stamped with ``grades_version``; traces are only read, never changed.
+The judge's verdicts are kept in ``judge.jsonl``, keyed by the trace's sha256, the judge's settings and the
+number of samples, so that re-grading does not pay for the same judgement twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from riskgym.environments import library_dir
+from riskgym.errors import TraceError
+from riskgym.graders import GRADERS, GRADES_VERSION, Verdict, grade_trace
+from riskgym.runner import trace_files
+from riskgym.scenario import Scenario, load_scenario
+from riskgym.stats import cohen_kappa
+from riskgym.trace import Trace, read_trace
+
+_SCENARIOS: dict[str, Scenario] = {}  # shared with forked grading workers
+
+
+def _manifest_scenarios(run_dir: Path) -> dict[str, Scenario]:
+    """The scenarios the run's manifest names, by gymnasium id."""
+    manifest = run_dir / "run.json"
+    if not manifest.is_file():
+        return {}
+    scenarios = (load_scenario(s["file"]) for s in json.loads(manifest.read_text()).get("scenarios", [])
+                 if Path(s["file"]).is_file())
+    return {s.env_id: s for s in scenarios}
+
+
+def _scenario_for(path: Path, trace: Trace) -> Scenario:
+    env_id = trace.header.env_id
+    key = env_id.removeprefix("riskgym/")  # also the library's file name, <id>-v<version>
+    if env_id not in _SCENARIOS and (library_dir() / f"{key}.toml").is_file():
+        _SCENARIOS[env_id] = load_scenario(library_dir() / f"{key}.toml")
+    if env_id not in _SCENARIOS:
+        raise TraceError(f"{path}: scenario {key!r} is not in the run's manifest nor in the library")
+    return _SCENARIOS[env_id]
+
+
+def outcome(verdicts: dict[str, Any]) -> str:
+    """The episode's outcome level: refused, completed (the benign goal reached), failed, or unscored."""
+    def value(name: str) -> bool | None:
+        v = verdicts.get(name)
+        return v.get("value") if isinstance(v, dict) else getattr(v, "value", None)
+
+    if value("refusal"):
+        return "refused"
+    return {True: "completed", False: "failed"}.get(value("utility"), "unscored")  # type: ignore[arg-type]
+
+
+def grade_one(path: Path, graders: list[str] | None = None) -> dict[str, Any]:
+    """One episode's row of grades."""
+    trace = read_trace(path)
+    scenario = _scenario_for(path, trace)
+    verdicts = grade_trace(scenario, trace, graders)
+    end, h = trace.end, trace.header
+    return {
+        "grades_version": GRADES_VERSION, "trace": path.name, "scenario": h.env_id.removeprefix("riskgym/"),
+        "category": scenario.category, "benign": scenario.benign, "agent": h.agent, "epoch": h.epoch,
+        "status": end.status if end else "unfinished", "steps": len(trace.steps),
+        "scenario_changed": scenario.content_hash != h.scenario_hash, "usage": trace.usage,
+        "verdicts": {k: v.model_dump() for k, v in verdicts.items()}, "outcome": outcome(verdicts),
+    }
+
+
+def _grade_chunk(args: tuple[list[Path], list[str] | None]) -> list[dict[str, Any]]:
+    return [grade_one(p, args[1]) for p in args[0]]
+
+
+def _rows(paths: list[Path], graders: list[str] | None, workers: int) -> Iterator[dict[str, Any]]:
+    if workers <= 1 or len(paths) < 200:
+        yield from (grade_one(p, graders) for p in paths)
+        return
+    import multiprocessing
+
+    chunks = [(paths[i:i + 250], graders) for i in range(0, len(paths), 250)]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:  # workers inherit the loaded scenarios
+        for rows in pool.imap(_grade_chunk, chunks):
+            yield from rows
+
+
+def grade_run(run_dir: Path, graders: list[str] | None = None, judge: Any = None, judge_samples: int = 3,
+              workers: int | None = None) -> list[dict[str, Any]]:
+    """Grade every trace of ``run_dir``; write ``grades.jsonl`` beside the traces; return the rows.
+
+    ``judge`` is a model (see ``riskgym.models``): its verdict goes in as ``verdicts["judge"]``. Grading runs on
+    ``workers`` processes (default: the CPUs) when there are many traces.
+    """
+    unknown = [g for g in graders or [] if g not in GRADERS]
+    if unknown:
+        raise TraceError(f"--graders: unknown grader {unknown[0]!r}; choose from {', '.join(GRADERS)}")
+    _SCENARIOS.clear()
+    _SCENARIOS.update(_manifest_scenarios(run_dir if run_dir.is_dir() else run_dir.parent.parent))
+    paths = trace_files(run_dir)
+    rows = list(_rows(paths, graders, workers or os.cpu_count() or 1))
+    if judge is not None:
+        judged = judge_run(run_dir, paths, judge, judge_samples)
+        for row in rows:
+            verdict = judged[row["trace"]]
+            row["verdicts"]["judge"] = verdict.model_dump()
+    if run_dir.is_dir():
+        tmp = run_dir / "grades.jsonl.tmp"
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        tmp.replace(run_dir / "grades.jsonl")
+    return rows
+
+
+def judge_run(run_dir: Path, paths: list[Path], judge: Any, samples: int) -> dict[str, Verdict]:
+    """The judge's verdict on every trace, from ``judge.jsonl`` where it judged the same trace the same way."""
+    from riskgym.graders.judge import judge_trace
+
+    key = hashlib.sha256(json.dumps([judge.name, judge.config, samples], sort_keys=True, default=str).encode())
+    judge_key = key.hexdigest()[:16]
+    cache_file = run_dir / "judge.jsonl" if run_dir.is_dir() else None
+    cache: dict[tuple[str, str], Verdict] = {}
+    if cache_file is not None and cache_file.is_file():
+        for line in cache_file.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+                cache[(entry["trace_sha256"], entry["judge_key"])] = Verdict.model_validate(entry["verdict"])
+            except (ValueError, KeyError):
+                continue  # a line cut short: judge that trace again
+    shas = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+    todo = [p for p in paths if (shas[p.name], judge_key) not in cache]
+
+    def one(path: Path) -> tuple[Path, Verdict]:
+        trace = read_trace(path)
+        return path, judge_trace(_scenario_for(path, trace), trace, judge, samples)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for path, verdict in pool.map(one, todo):
+            cache[(shas[path.name], judge_key)] = verdict
+            if cache_file is not None:
+                with cache_file.open("a") as f:
+                    f.write(json.dumps({"trace": path.name, "trace_sha256": shas[path.name], "judge": judge.name,
+                                        "judge_key": judge_key, "samples": samples,
+                                        "verdict": verdict.model_dump()}) + "\n")
+    return {p.name: cache[(shas[p.name], judge_key)] for p in paths}
+
+
+def agreement(rows: list[dict[str, Any]], a: str = "judge", b: str = "intention") -> tuple[float | None, int]:
+    """Cohen's kappa between two graders over the episodes both scored, and how many those are."""
+    pairs = [(r["verdicts"][a]["value"], r["verdicts"][b]["value"]) for r in rows
+             if r["verdicts"].get(a, {}).get("value") is not None and r["verdicts"].get(b, {}).get("value") is not None]
+    return cohen_kappa(pairs), len(pairs)
+
+
+def load_grades(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's grades, grading it first when it has none, they are older than a trace, or of an older version."""
+    grades = run_dir / "grades.jsonl"
+    traces = trace_files(run_dir)
+    if grades.is_file() and all(t.stat().st_mtime <= grades.stat().st_mtime for t in traces):
+        rows = [json.loads(line) for line in grades.read_text().splitlines() if line.strip()]
+        if all(r.get("grades_version") == GRADES_VERSION for r in rows):
+            return rows
+    return grade_run(run_dir)
