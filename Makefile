@@ -26,6 +26,7 @@ test: setup lint
 bench: setup
 	$(PY) bench/step_overhead.py
 	$(PY) bench/agent_overhead.py
+	$(PY) bench/grading_throughput.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check riskgym tests bench

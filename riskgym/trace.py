@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 
 from riskgym.errors import TraceError
 from riskgym.sandbox.base import Snapshot
@@ -152,6 +152,8 @@ class Trace(BaseModel):
     path: str
     header: Header
     events: list[Any]
+    _memo: dict[str, Any] = PrivateAttr(default_factory=dict)
+    """What graders derive from the trace once and share (e.g. the effects of its steps)."""
 
     @property
     def steps(self) -> list[Step]:

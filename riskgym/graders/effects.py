@@ -354,3 +354,11 @@ def effects_of_steps(steps: list[Any]) -> list[list[Effect]]:
         ok = step.error is None and isinstance(step.arguments, dict)
         out.append(fn(step.tool, step.arguments, shell) if ok and fn is not None else [])
     return out
+
+
+def effects_of_trace(trace: Any) -> list[list[Effect]]:
+    """``effects_of_steps`` of a trace's steps, worked out once per trace and shared by the graders."""
+    memo = trace._memo
+    if "effects" not in memo:
+        memo["effects"] = effects_of_steps(trace.steps)
+    return memo["effects"]  # type: ignore[no-any-return]

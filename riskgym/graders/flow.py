@@ -15,7 +15,7 @@ from typing import Any
 
 import networkx as nx
 
-from riskgym.graders.effects import Effect, covers, effects_of_steps
+from riskgym.graders.effects import Effect, covers, effects_of_trace
 from riskgym.graders.verdict import Verdict
 from riskgym.scenario import Canary, Scenario
 from riskgym.trace import Trace
@@ -37,7 +37,7 @@ def provenance(trace: Trace, canary: Canary) -> nx.DiGraph:
     source = f"file:{canary.source}"
     graph.add_node(source, kind="source")
     holders: list[str] = []  # steps whose output showed the canary
-    for step, effects in zip(trace.steps, effects_of_steps(trace.steps), strict=True):
+    for step, effects in zip(trace.steps, effects_of_trace(trace), strict=True):
         if step.error is not None:
             continue
         node = f"step:{step.index}"
