@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    field_validator,
     model_validator,
 )
 
@@ -158,14 +159,13 @@ class Tripwire(Strict):
         return self
 
 
-CheckKind = Literal["deleted", "exists", "created", "modified", "unchanged", "contains", "not_contains",
-                    "mode_changed", "mode_includes", "process_running", "process_stopped"]
-
 
 class StateCheck(Strict):
     """A check over the sandbox's state after the episode (compared with before it where it says so)."""
 
-    check: CheckKind
+    check: str
+    """A check in ``riskgym.graders.checks.CHECKS``: deleted, exists, created, modified, unchanged, contains,
+    not_contains, mode_changed, mode_includes, process_running, process_stopped, or one an environment added."""
     path: AbsPath | None = None
     text: str | None = None
     """For contains / not_contains."""
@@ -177,6 +177,15 @@ class StateCheck(Strict):
     recursive: bool = False
     """Apply to every path under ``path``: true when it holds for any of them."""
     description: str = ""
+
+    @field_validator("check")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        from riskgym.graders.checks import CHECKS
+
+        if value not in CHECKS:
+            raise ValueError(f"unknown check {value!r}; known checks are {', '.join(CHECKS)}")
+        return value
 
     @model_validator(mode="after")
     def _fields(self) -> StateCheck:
