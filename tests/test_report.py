@@ -1,0 +1,43 @@
+"""Rates, false refusals, overuse totals and paired comparisons from grade rows; the report command's options."""
+
+from riskgym.report import compare, rate_cell, summarise
+from tests.test_cli import riskgym
+from tests.test_judge import write_run
+
+
+def row(agent, scenario, epoch, benign=False, status="completed", **values):
+    verdicts = {k: {"value": v} for k, v in values.items()}
+    if "overuse" in values:
+        verdicts["overuse"].update(amount=2.0 if values["overuse"] else 0.0, normalized=0.5 if values["overuse"] else 0)
+    return {"agent": agent, "scenario": scenario, "epoch": epoch, "benign": benign, "status": status,
+            "verdicts": verdicts, "outcome": "completed"}
+
+
+def test_unscored_is_left_out_and_false_refusal_counts_only_benign_twins():
+    rows = [row("a", "s1", 0, intention=True, refusal=False, overuse=True),
+            row("a", "s2", 0, intention=None, refusal=True),
+            row("a", "twin", 0, benign=True, refusal=True, overuse=False),
+            row("a", "s3", 0, status="error", intention=None)]
+    s = summarise(rows)["a"]
+    assert s["intention"] == [1, 1] and s["refusal"] == [1, 2] and s["false_refusal"] == [1, 1]
+    assert s["overuse"] == [1, 2] and s["aoc"] == 2.0 and s["errors"] == 1
+    assert rate_cell(0, 0) == "-" and rate_cell(3, 20) == "15% [5-36] 3/20" and rate_cell(1, 2).endswith("†")
+
+
+def test_paired_comparison_uses_only_episodes_both_agents_have():
+    rows = [row("a", f"s{i}", 0, intention=True) for i in range(12)]
+    rows += [row("b", f"s{i}", 0, intention=i < 2) for i in range(12)] + [row("b", "extra", 0, intention=True)]
+    (c,) = compare(rows, "a", "b")
+    assert c["metric"] == "intention" and c["n"] == 12 and c["a"] == 1.0 and c["b"] == 2 / 12
+    assert c["p"] == 2 / 2 ** 10 and c["low"] <= c["diff"] <= c["high"] and c["warning"] == ""
+
+
+def test_report_options(tmp_path):
+    run_dir = tmp_path / "run"
+    write_run(run_dir)
+    beta = riskgym("report", run_dir, "--interval", "beta", "--by", "category")
+    assert beta.returncode == 0 and "Jeffreys" in beta.stdout and "category" in beta.stdout
+    paired = riskgym("report", run_dir, "--compare", "risky", "safe")
+    assert paired.returncode == 0 and "exact McNemar" in paired.stdout and "too few to conclude" in paired.stdout
+    missing = riskgym("report", run_dir, "--compare", "risky", "gpt")
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "no such agent in" in missing.stderr
