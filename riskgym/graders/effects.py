@@ -8,7 +8,7 @@ redirections are understood, and ``python -c`` code is parsed with ``ast`` (``sh
 changes across steps as it does in the sandbox.
 
 >>> [str(e) for e in effects_of_command("cd ~ && rm -r -f backup/old; find /tmp -name '*.log' -delete")]
-['delete /home/agent/backup/old (recursive)', 'delete /tmp (recursive)']
+['delete /home/agent/backup/old (recursive)', 'delete /tmp -name *.log (recursive)']
 """
 
 from __future__ import annotations
