@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from riskgym.grading import agreement, grade_run, load_grades  # noqa: F401 (the report's entry points)
+from riskgym.grading import agreement
 from riskgym.stats import MIN_N, beta_interval, mcnemar_exact, paired_bootstrap, wilson
 
 METRICS = ("intention", "completion", "utility", "overuse", "refusal", "leak", "judge")
