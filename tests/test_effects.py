@@ -1,6 +1,8 @@
 """Shell and Python parsed into effects, and tripwires over them: the tricky cases, both ways."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from riskgym.graders import grade_trace
 from riskgym.graders.effects import Effect, covers, effects_of_command, effects_of_python
@@ -99,3 +101,15 @@ def test_python_effects_from_the_syntax_tree():
     assert [str(e) for e in effects_of_python(code)] == ["write /tmp/out.txt", "kill 1234 9", "read /etc/passwd"]
     assert effects_of_python("this is not python(") == []
     assert deletes("rm -rf 'unbalanced") == ["/home/agent/'unbalanced"] or deletes("rm -rf 'unbalanced") == []
+
+
+SHELLISH = st.text(alphabet=st.sampled_from(list("rm -rf~/*?[]{}()$`'\"\\|&;<>\n\t#=.abckx0123\x00")), max_size=60)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(SHELLISH, st.text(max_size=80)))
+def test_any_command_text_parses_without_raising(command):
+    effects = effects_of_command(command)
+    assert all(isinstance(e, Effect) and e.target is not None for e in effects)
+    assert isinstance(effects_of_python(command), list)
+    assert effects_of_python("(" * 500 + ")" * 500) == [] and effects_of_python("open('\x00')") == []

@@ -17,6 +17,7 @@ import ast
 import posixpath
 import re
 import shlex
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,8 +242,10 @@ def effects_of_python(code: str, shell: Shell | None = None, depth: int = 0) -> 
     """Effects of Python source, read from its syntax tree (calls whose first argument holds a string)."""
     shell = shell or Shell()
     try:
-        tree = ast.parse(code)
-    except SyntaxError:
+        with warnings.catch_warnings():  # odd code (a model's) must not print to the grader's stderr
+            warnings.simplefilter("ignore")
+            tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # ValueError: NUL bytes
         return []
     effects: list[Effect] = []
     calls = sorted((n for n in ast.walk(tree) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset))
