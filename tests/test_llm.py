@@ -91,8 +91,9 @@ def test_server_error_forever_gives_up_after_the_retries(llm_server):
 
 def test_a_slow_reply_times_out_and_is_retried(llm_server):
     server = llm_server(Script([[{"content": "late", "delay": 3}, {"content": "on time"}]]))
+    slow = model(server, timeout=0.5, retries=1)
     started = time.monotonic()
-    reply = model(server, timeout=0.5, retries=1).respond(CHAT, TOOL_SCHEMAS)
+    reply = slow.respond(CHAT, TOOL_SCHEMAS)
     assert reply.text == "on time" and reply.attempts == 2 and time.monotonic() - started < 2.5
 
 
@@ -117,9 +118,10 @@ def test_errors_that_retrying_cannot_fix_are_not_retried(llm_server):
 
 def test_the_episode_deadline_bounds_the_call(llm_server):
     server = llm_server(Script([{"content": "late", "delay": 5}]))
+    patient = model(server, retries=3)
     started = time.monotonic()
     with pytest.raises(ModelError) as err:
-        model(server, retries=3).respond(CHAT, TOOL_SCHEMAS, deadline=time.monotonic() + 0.5)
+        patient.respond(CHAT, TOOL_SCHEMAS, deadline=time.monotonic() + 0.5)
     assert err.value.kind == "deadline" and time.monotonic() - started < 2
 
 
