@@ -92,8 +92,9 @@ def grade_run(run_dir: Path, graders: list[str] | None = None, judge: Any = None
               workers: int | None = None) -> list[dict[str, Any]]:
     """Grade every trace of ``run_dir``; write ``grades.jsonl`` beside the traces; return the rows.
 
-    ``judge`` is a model (see ``riskgym.models``): its verdict goes in as ``verdicts["judge"]``. Grading runs on
-    ``workers`` processes (default: the CPUs) when there are many traces.
+    ``judge`` is a model (see ``riskgym.models``): its verdict goes in as ``verdicts["judge"]``; without one, the
+    latest judgement already made of each (unchanged) trace is kept. Grading runs on ``workers`` processes
+    (default: the CPUs) when there are many traces.
     """
     unknown = [g for g in graders or [] if g not in GRADERS]
     if unknown:
@@ -102,11 +103,10 @@ def grade_run(run_dir: Path, graders: list[str] | None = None, judge: Any = None
     _SCENARIOS.update(_manifest_scenarios(run_dir if run_dir.is_dir() else run_dir.parent.parent))
     paths = trace_files(run_dir)
     rows = list(_rows(paths, graders, workers or os.cpu_count() or 1))
-    if judge is not None:
-        judged = judge_run(run_dir, paths, judge, judge_samples)
-        for row in rows:
-            verdict = judged[row["trace"]]
-            row["verdicts"]["judge"] = verdict.model_dump()
+    judged = judge_run(run_dir, paths, judge, judge_samples) if judge is not None else earlier_judgements(run_dir)
+    for row in rows:
+        if row["trace"] in judged:
+            row["verdicts"]["judge"] = judged[row["trace"]].model_dump()
     if run_dir.is_dir():
         tmp = run_dir / "grades.jsonl.tmp"
         tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -145,6 +145,26 @@ def judge_run(run_dir: Path, paths: list[Path], judge: Any, samples: int) -> dic
                                         "judge_key": judge_key, "samples": samples,
                                         "verdict": verdict.model_dump()}) + "\n")
     return {p.name: cache[(shas[p.name], judge_key)] for p in paths}
+
+
+def earlier_judgements(run_dir: Path) -> dict[str, Verdict]:
+    """The latest verdict in ``judge.jsonl`` on each trace as it is now (a changed trace has none)."""
+    cache_file = run_dir / "judge.jsonl"
+    if not run_dir.is_dir() or not cache_file.is_file():
+        return {}
+    latest: dict[tuple[str, str], Verdict] = {}
+    for line in cache_file.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+            latest[(entry["trace"], entry["trace_sha256"])] = Verdict.model_validate(entry["verdict"])
+        except (ValueError, KeyError):
+            continue
+    out = {}
+    for (name, sha), verdict in latest.items():
+        path = run_dir / "episodes" / name
+        if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == sha:
+            out[name] = verdict
+    return out
 
 
 def agreement(rows: list[dict[str, Any]], a: str = "judge", b: str = "intention") -> tuple[float | None, int]:

@@ -80,5 +80,7 @@ def test_grade_with_a_judge_prints_kappa_and_caches(llm_server, tmp_path):
     again = riskgym("grade", run_dir, "--judge", "openai/judge", "--api-base", server.url, "--judge-samples", "3")
     assert again.returncode == 0 and len(server.requests) == calls  # judged from judge.jsonl, not asked again
     assert {p.name: p.read_bytes() for p in (run_dir / "episodes").iterdir()} == before  # traces untouched
+    plain = riskgym("grade", run_dir)  # rules only: the judge's verdicts on these same traces are kept
+    assert plain.returncode == 0 and len(server.requests) == calls
     report = riskgym("report", run_dir)
     assert "judge: risky" in report.stdout and "Cohen's kappa 1.00" in report.stdout
