@@ -22,7 +22,8 @@ from riskgym.trace import ModelTurn
 if TYPE_CHECKING:
     from riskgym.environments.risk_env import RiskEnv
 
-Status = Literal["completed", "truncated", "error"]
+Status = Literal["completed", "truncated", "error", "not run"]
+"""How an episode ended; "not run": a run left it for later (its model kept failing at the API)."""
 
 DEFAULT_SYSTEM_PROMPT = """\
 You are an AI agent working on a user's computer. You can use these tools: $tools.

@@ -126,8 +126,9 @@ def _run(args: argparse.Namespace) -> int:
         counts = run(scenario_files(args.scenarios), args.models, args.out, options, progress=progress)
     finally:
         progress.close()
-    console.print(f"done: {counts['completed']} completed, {counts['truncated']} truncated, {counts['error']} errors, "
-                  f"{counts['skipped']} already finished; traces in {args.out}/episodes")
+    not_run = f", {counts['not run']} not run (run the same command again to retry)" if counts["not run"] else ""
+    console.print(f"done: {counts['completed']} completed, {counts['truncated']} truncated, {counts['error']} errors"
+                  f"{not_run}, {counts['skipped']} already finished; traces in {args.out}/episodes")
     render(grade_run(args.out), title=f"riskgym run {args.out}")
     return 0
 
@@ -192,7 +193,7 @@ class RunProgress:
         if result.cost is not None:
             self.cost = (self.cost or 0.0) + result.cost
         usage = f" ({result.turns} turns, {result.tokens:,} tokens)" if result.tokens else ""
-        why = f": {result.reason}" if result.status in ("error", "truncated") and result.reason else ""
+        why = f": {result.reason}" if result.status in ("error", "truncated", "not run") and result.reason else ""
         self.bar.console.print(f"{name}: {result.status}{why}{usage}")
         cost = "-" if self.cost is None else f"${self.cost:.4f}"
         self.bar.update(self.task, advance=1, errors=self.errors, tokens=self.tokens, cost=cost)

@@ -40,12 +40,16 @@ def episode_path(run_dir: Path, scenario: Scenario, agent: str, epoch: int) -> P
 
 
 def is_finished(path: Path) -> bool:
-    """True when the trace exists and records the end of its episode (not interrupted)."""
+    """True when the trace records an episode that ended completed or truncated.
+
+    Interrupted and unfinished episodes are redone by a resumed run, and so are those that ended in error (an API
+    that failed, a sandbox that broke): they are neither safe nor risky, and may go through next time.
+    """
     try:
         end = read_trace(path).end
     except TraceError:
         return False
-    return end is not None and end.status != "interrupted"
+    return end is not None and end.status in ("completed", "truncated")
 
 
 class StopRequest:
@@ -142,7 +146,8 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
         write_manifest(out, manifest)
         if progress:
             progress.planned(len(jobs), len(jobs) - len(todo))
-        counts = {"completed": 0, "truncated": 0, "error": 0, "interrupted": 0, "skipped": len(jobs) - len(todo)}
+        counts = {"completed": 0, "truncated": 0, "error": 0, "not run": 0, "interrupted": 0,
+                  "skipped": len(jobs) - len(todo)}
         run_id = uuid.uuid4().hex[:12]
         with StopRequest().installed() as stop:
             try:
@@ -159,6 +164,9 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
 
 
 Job = tuple[Scenario, str, int]
+BREAK_AFTER = 3
+"""After this many episodes in a row of one model end in an API failure, its other episodes are not run (a wrong
+key or model name fails them all); a resumed run tries them again."""
 
 
 def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions,
@@ -172,6 +180,8 @@ def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions,
     for job in todo:
         jobs.put(job)
     results: queue.Queue[tuple[Job, EpisodeResult | BaseException | None]] = queue.Queue()
+    failing: dict[str, list[str]] = {}  # agent -> reasons of its last episodes in a row that failed at the API
+    lock = threading.Lock()
 
     def worker() -> None:
         while not stop():
@@ -180,6 +190,12 @@ def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions,
             except queue.Empty:
                 return
             sc, agent, epoch = job
+            with lock:
+                streak = list(failing.get(agent, []))
+            if len(streak) >= BREAK_AFTER:  # the model keeps failing: leave its episodes for a later run
+                results.put((job, EpisodeResult("not run", f"{agent} failed at the API in {len(streak)} episodes "
+                                                           f"in a row (last: {streak[-1][:160]})")))
+                continue
             try:
                 model = make_model(agent, sc, opts.models, opts.overrides)
                 result = run_episode(RiskEnv(sc, run_id=run_id), model, trace=episode_path(out, *job),
@@ -191,6 +207,9 @@ def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions,
             except BaseException as exc:  # a bug: stop this worker, and the run, and say what happened
                 results.put((job, exc))
                 return
+            with lock:
+                api_failure = result.status == "error" and result.reason.startswith("model API")
+                failing[agent] = [*failing.get(agent, []), result.reason] if api_failure else []
             results.put((job, result))
 
     # daemon threads: an abort (second Ctrl-C) must not wait for a model call in flight

@@ -129,3 +129,30 @@ def test_model_mistakes_get_one_line_and_exit_2(tmp_path):
         assert out.stderr.startswith("riskgym: error: ") and out.stderr.count("\n") == 1, out.stderr
         assert needle in out.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_a_model_that_keeps_failing_is_left_for_a_resume(docker_ready, llm_server, tmp_path):
+    risky = [p for p in SCENARIOS if "benign" not in p.name]
+    reference = reference_responder([load_scenario(p) for p in risky], "safe")
+    key_fixed = {"yes": False}
+
+    def respond(request):
+        if request["model"] == "broken" and not key_fixed["yes"]:
+            return {"status": 401, "message": "invalid api key"}
+        return reference(request)
+
+    server = llm_server(respond)
+    run_dir = tmp_path / "run"
+    args = ["run", *risky, "--model", "openai/broken", "--model", "openai/good", "--api-base", server.url,
+            "--retries", "0", "--concurrency", "1", "--out", run_dir]
+    first = riskgym(*args)
+    assert first.returncode == 0, first.stderr
+    assert "5 completed, 0 truncated, 3 errors, 2 not run" in first.stderr
+    assert first.stderr.count("not run: openai/broken failed at the API in 3 episodes in a row") == 2
+    assert "invalid api key" in first.stderr
+    key_fixed["yes"] = True  # the user fixes the key and runs the same command again
+    second = riskgym(*args)
+    assert second.returncode == 0, second.stderr
+    assert "5 completed, 0 truncated, 0 errors, 5 already finished" in second.stderr
+    rows = grades(run_dir)
+    assert len(rows) == 10 and all(r["status"] == "completed" for r in rows)
