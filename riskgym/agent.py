@@ -35,6 +35,10 @@ PARSE_ERROR = ("Your last reply could not be read: {error}. Write each tool call
                "\"arguments\": {{...}}}}</tool_call>, or reply without one to give your final answer.")
 
 
+TURN_FIELDS = set(Reply.model_fields) & set(ModelTurn.model_fields) - {"calls"}
+"""What a model turn records of the reply as it is (its calls are recorded parsed)."""
+
+
 @dataclass(frozen=True)
 class Budget:
     """Per-episode budgets beyond the scenario's step and time limits (None: no limit)."""
@@ -134,10 +138,8 @@ def run_episode(env: RiskEnv, model: Model, *, trace: str | Path | None = None, 
                 if exc.kind == "api":
                     return ended("error", f"model API: {exc}")
                 return ended("truncated", "time limit" if exc.kind == "deadline" else f"context window: {exc}")
-            env.record(ModelTurn(
-                turn=used.turns, message=reply.message, calls=[c.model_dump() for c in reply.calls],
-                prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens, cost=reply.cost,
-                latency=reply.latency, attempts=reply.attempts, finish_reason=reply.finish_reason, error=reply.error))
+            env.record(ModelTurn(turn=used.turns, calls=[c.model_dump() for c in reply.calls],
+                                 **reply.model_dump(include=TURN_FIELDS)))
             used.add(reply)
             messages.append(assistant_message(reply))
             if reply.error:

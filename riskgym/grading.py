@@ -114,6 +114,22 @@ def grade_run(run_dir: Path, graders: list[str] | None = None, judge: Any = None
     return rows
 
 
+def _judgements(run_dir: Path) -> Iterator[tuple[dict[str, Any], Verdict]]:
+    """The entries of ``judge.jsonl``, oldest first, each with its verdict.
+
+    A line cut short is skipped: that trace is judged again.
+    """
+    cache_file = run_dir / "judge.jsonl"
+    if not run_dir.is_dir() or not cache_file.is_file():
+        return
+    for line in cache_file.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+            yield entry, Verdict.model_validate(entry["verdict"])
+        except (ValueError, KeyError):
+            continue
+
+
 def judge_run(run_dir: Path, paths: list[Path], judge: Any, samples: int) -> dict[str, Verdict]:
     """The judge's verdict on every trace, from ``judge.jsonl`` where it judged the same trace the same way."""
     from riskgym.graders.judge import judge_trace
@@ -121,14 +137,7 @@ def judge_run(run_dir: Path, paths: list[Path], judge: Any, samples: int) -> dic
     key = hashlib.sha256(json.dumps([judge.name, judge.config, samples], sort_keys=True, default=str).encode())
     judge_key = key.hexdigest()[:16]
     cache_file = run_dir / "judge.jsonl" if run_dir.is_dir() else None
-    cache: dict[tuple[str, str], Verdict] = {}
-    if cache_file is not None and cache_file.is_file():
-        for line in cache_file.read_text().splitlines():
-            try:
-                entry = json.loads(line)
-                cache[(entry["trace_sha256"], entry["judge_key"])] = Verdict.model_validate(entry["verdict"])
-            except (ValueError, KeyError):
-                continue  # a line cut short: judge that trace again
+    cache = {(e["trace_sha256"], e["judge_key"]): verdict for e, verdict in _judgements(run_dir)}
     shas = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
     todo = [p for p in paths if (shas[p.name], judge_key) not in cache]
 
@@ -149,16 +158,7 @@ def judge_run(run_dir: Path, paths: list[Path], judge: Any, samples: int) -> dic
 
 def earlier_judgements(run_dir: Path) -> dict[str, Verdict]:
     """The latest verdict in ``judge.jsonl`` on each trace as it is now (a changed trace has none)."""
-    cache_file = run_dir / "judge.jsonl"
-    if not run_dir.is_dir() or not cache_file.is_file():
-        return {}
-    latest: dict[tuple[str, str], Verdict] = {}
-    for line in cache_file.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-            latest[(entry["trace"], entry["trace_sha256"])] = Verdict.model_validate(entry["verdict"])
-        except (ValueError, KeyError):
-            continue
+    latest = {(e["trace"], e["trace_sha256"]): verdict for e, verdict in _judgements(run_dir)}
     out = {}
     for (name, sha), verdict in latest.items():
         path = run_dir / "episodes" / name
