@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run scenarios with models or scripted agents (resumes if the run exists)",
                        description="Run every scenario with every --model, --epochs times, into --out. Running the "
-                       "same command again resumes: finished episodes are kept, unfinished ones redone.")
+                       "same command again resumes: finished episodes are kept, unfinished and errored ones redone.")
     r.add_argument("scenarios", nargs="*", help="scenario files or folders (default: the library)")
     r.add_argument("--model", "--agent", dest="models", action="append", required=True, metavar="MODEL",
                    help="a litellm model string (openai/gpt-4o-mini, openai/NAME with --api-base), a name from "
