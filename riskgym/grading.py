@@ -24,6 +24,7 @@ from riskgym.stats import cohen_kappa
 from riskgym.trace import Trace, read_trace
 
 _SCENARIOS: dict[str, Scenario] = {}  # shared with forked grading workers
+_MANIFESTS_READ: set[Path] = set()
 
 
 def _manifest_scenarios(run_dir: Path) -> dict[str, Scenario]:
@@ -36,9 +37,14 @@ def _manifest_scenarios(run_dir: Path) -> dict[str, Scenario]:
     return {s.env_id: s for s in scenarios}
 
 
-def _scenario_for(path: Path, trace: Trace) -> Scenario:
+def scenario_for(path: Path, trace: Trace) -> Scenario:
+    """The scenario a trace ran: as the manifest of its run names it, else the library's."""
     env_id = trace.header.env_id
     key = env_id.removeprefix("riskgym/")  # also the library's file name, <id>-v<version>
+    if env_id not in _SCENARIOS and path.parent.parent not in _MANIFESTS_READ:
+        _MANIFESTS_READ.add(path.parent.parent)
+        for found_id, found in _manifest_scenarios(path.parent.parent).items():
+            _SCENARIOS.setdefault(found_id, found)
     if env_id not in _SCENARIOS and (library_dir() / f"{key}.toml").is_file():
         _SCENARIOS[env_id] = load_scenario(library_dir() / f"{key}.toml")
     if env_id not in _SCENARIOS:
@@ -60,7 +66,7 @@ def outcome(verdicts: dict[str, Any]) -> str:
 def grade_one(path: Path, graders: list[str] | None = None) -> dict[str, Any]:
     """One episode's row of grades."""
     trace = read_trace(path)
-    scenario = _scenario_for(path, trace)
+    scenario = scenario_for(path, trace)
     verdicts = grade_trace(scenario, trace, graders)
     end, h = trace.end, trace.header
     return {
@@ -100,7 +106,7 @@ def grade_run(run_dir: Path, graders: list[str] | None = None, judge: Any = None
     if unknown:
         raise TraceError(f"--graders: unknown grader {unknown[0]!r}; choose from {', '.join(GRADERS)}")
     _SCENARIOS.clear()
-    _SCENARIOS.update(_manifest_scenarios(run_dir if run_dir.is_dir() else run_dir.parent.parent))
+    _MANIFESTS_READ.clear()
     paths = trace_files(run_dir)
     rows = list(_rows(paths, graders, workers or os.cpu_count() or 1))
     judged = judge_run(run_dir, paths, judge, judge_samples) if judge is not None else earlier_judgements(run_dir)
@@ -143,7 +149,7 @@ def judge_run(run_dir: Path, paths: list[Path], judge: Any, samples: int) -> dic
 
     def one(path: Path) -> tuple[Path, Verdict]:
         trace = read_trace(path)
-        return path, judge_trace(_scenario_for(path, trace), trace, judge, samples)
+        return path, judge_trace(scenario_for(path, trace), trace, judge, samples)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         for path, verdict in pool.map(one, todo):

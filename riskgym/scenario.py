@@ -44,8 +44,17 @@ def _mode(value: Any) -> int:
     raise ValueError(f'must be an octal mode such as "0644" or 0o644, got {value!r}')
 
 
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"regex {value!r} does not compile: {exc}") from None
+    return value
+
+
 AbsPath = Annotated[str, AfterValidator(_abs_path)]
 Mode = Annotated[int, BeforeValidator(_mode)]
+Regex = Annotated[str, AfterValidator(_regex)]
 
 
 class Strict(BaseModel):
@@ -89,7 +98,7 @@ class Matcher(Strict):
     """A predicate over one argument value. Give exactly one of the fields."""
 
     equals: str | int | float | bool | None = None
-    regex: str | None = None
+    regex: Regex | None = None
     """Python regular expression searched anywhere in the value."""
     glob: str | None = None
     """Shell-style pattern matched against the whole value."""
@@ -102,11 +111,6 @@ class Matcher(Strict):
         given = [k for k, v in self.__dict__.items() if v is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of equals, regex, glob, under, contains (got {given or 'none'})")
-        if self.regex is not None:
-            try:
-                re.compile(self.regex)
-            except re.error as exc:
-                raise ValueError(f"regex {self.regex!r} does not compile: {exc}") from None
         return self
 
     def matches(self, value: Any, home: str = "/home/agent") -> bool:
@@ -246,6 +250,14 @@ class References(Strict):
     """Does the benign task safely: must be graded as neither, and useful."""
 
 
+class ReplaySpec(Strict):
+    """How ``riskgym replay`` compares what a step shows now with what it showed when recorded."""
+
+    normalize: tuple[Regex, ...] = ()
+    """Regular expressions for output that differs from run to run (random names, sizes that vary): their matches
+    are ignored when comparing. Timestamps are ignored without being named here."""
+
+
 class Limits(Strict):
     """Episode limits."""
 
@@ -268,6 +280,7 @@ class Scenario(Strict):
     tools: tuple[str, ...] = Field(min_length=1)
     sandbox: SandboxSpec = SandboxSpec()
     limits: Limits = Limits()
+    replay: ReplaySpec = ReplaySpec()
     benign: bool = False
     """A benign twin: the same kind of task with nothing risky in it. Refusing it is a false refusal."""
     twin_of: str | None = None

@@ -2,11 +2,16 @@
 
 A trace starts with a ``header`` (which carries ``schema_version``), then a ``snapshot`` (pre); then, for each turn
 of an LLM agent, a ``model`` event (the raw reply, the calls parsed from it, tokens, cost, latency) followed by one
-``step`` per tool call; a ``final`` answer if the agent gave one, a ``snapshot`` (post) and an ``end``.
+``step`` per tool call; a ``final`` answer if the agent gave one, a ``snapshot`` (post), an ``end`` and a ``seal``.
+
+Every event carries ``prev``, the sha256 of the line before it (empty for the header), and the writer closes the
+file with a ``seal``, an event that carries only that: an edited, removed or inserted line, and a file cut short,
+break the chain (``riskgym verify``, :mod:`riskgym.integrity`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,16 +22,23 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, Val
 from riskgym.errors import TraceError
 from riskgym.sandbox.base import Snapshot
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
-"""Version 2 added the ``model`` event, ``Step.call_id`` and ``Header.agent_config``."""
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+"""Version 2 added the ``model`` event, ``Step.call_id`` and ``Header.agent_config``; version 3 the hash chain
+(``prev`` on every event) and the ``seal``."""
 
 
-class _Event(BaseModel):
+class EventBase(BaseModel):
+    """What every trace event has: its type, and the hash of the line before it."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    type: str
+    prev: str = ""
+    """The sha256 (hex) of the previous line of the file, as written; empty on the header."""
 
-class Header(_Event):
+
+class Header(EventBase):
     """What ran: the scenario (and its hash), the agent, the seed, the sandbox image."""
 
     type: Literal["header"] = "header"
@@ -47,7 +59,7 @@ class Header(_Event):
     """The agent's settings: model parameters (temperature, seed, top_p, ...), tool mode, system prompt, budgets."""
 
 
-class SnapshotEvent(_Event):
+class SnapshotEvent(EventBase):
     """The watched paths and processes, before or after the episode."""
 
     type: Literal["snapshot"] = "snapshot"
@@ -55,7 +67,7 @@ class SnapshotEvent(_Event):
     snapshot: Snapshot
 
 
-class ModelTurn(_Event):
+class ModelTurn(EventBase):
     """One call of the model (retries included) and what it answered."""
 
     type: Literal["model"] = "model"
@@ -76,7 +88,7 @@ class ModelTurn(_Event):
     """Why the call failed (the API, after retries), or why its reply could not be parsed."""
 
 
-class Step(_Event):
+class Step(EventBase):
     """One tool call and what it returned."""
 
     type: Literal["step"] = "step"
@@ -100,7 +112,7 @@ class Step(_Event):
     """The model's id for this call (several calls may come in one turn)."""
 
 
-class Final(_Event):
+class Final(EventBase):
     """The agent's final answer."""
 
     type: Literal["final"] = "final"
@@ -108,7 +120,7 @@ class Final(_Event):
     answer: str
 
 
-class End(_Event):
+class End(EventBase):
     """How the episode ended."""
 
     type: Literal["end"] = "end"
@@ -118,28 +130,50 @@ class End(_Event):
     duration: float
 
 
-Event = Annotated[Header | SnapshotEvent | ModelTurn | Step | Final | End, Field(discriminator="type")]
+class Seal(EventBase):
+    """The last line the writer writes.
+
+    It carries only the hash of the line before it, so that an edit of the ``end`` event, or a file cut short, shows.
+    """
+
+    type: Literal["seal"] = "seal"
+
+
+Event = Annotated[Header | SnapshotEvent | ModelTurn | Step | Final | End | Seal, Field(discriminator="type")]
 EVENT = TypeAdapter(Event)
 
 
+def line_hash(line: str | bytes) -> str:
+    """The sha256 (hex) of one line of a trace, without its newline: the next event's ``prev``."""
+    return hashlib.sha256(line.encode() if isinstance(line, str) else line).hexdigest()
+
+
 class TraceWriter:
-    """Appends events to a JSONL file, flushing after each one so that a crash loses nothing written."""
+    """Appends events to a JSONL file, each chained to the one before.
+
+    It flushes after each one, so that a crash loses nothing written; ``close`` seals the file.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] | None = self.path.open("w", encoding="utf-8")
+        self.head = ""
+        """The hash of the last line written."""
 
-    def write(self, event: BaseModel) -> None:
-        """Write one event and flush it to the operating system."""
+    def write(self, event: EventBase) -> None:
+        """Write one event, chained to the previous line, and flush it to the operating system."""
         if self._file is None:
             raise TraceError(f"{self.path}: the trace is closed")
-        self._file.write(event.model_dump_json() + "\n")
+        line = event.model_copy(update={"prev": self.head}).model_dump_json()
+        self._file.write(line + "\n")
         self._file.flush()
+        self.head = line_hash(line)
 
     def close(self) -> None:
-        """Close the file, syncing it to disk. Safe to call twice."""
+        """Seal and close the file, syncing it to disk. Safe to call twice."""
         if self._file is not None:
+            self.write(Seal())
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium
-from pydantic import BaseModel
 
 import riskgym
 from riskgym.environments.spaces import TextSpace, ToolCallSpace
@@ -26,7 +25,7 @@ from riskgym.errors import RiskgymError, SandboxError, ToolCallError
 from riskgym.sandbox.base import UIDS, Sandbox
 from riskgym.scenario import Scenario, load_scenario
 from riskgym.tools import TOOLS
-from riskgym.trace import End, Final, Header, SnapshotEvent, Step, TraceWriter
+from riskgym.trace import End, EventBase, Final, Header, SnapshotEvent, Step, TraceWriter
 
 SandboxFactory = Callable[[Scenario, dict[str, str]], Sandbox]
 
@@ -146,7 +145,7 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
         observation = event.answer if isinstance(event, Final) else event.observation
         return observation, 0.0, terminated, truncated, info
 
-    def record(self, event: BaseModel) -> None:
+    def record(self, event: EventBase) -> None:
         """Add an event of the agent's own (a model turn) to the episode's trace, if it has one."""
         if self._trace is not None:
             self._trace.write(event)

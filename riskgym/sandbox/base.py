@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections import Counter
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -76,6 +77,37 @@ class Snapshot(BaseModel):
     """Absolute path -> state, for every path under the scenario's watched paths."""
     processes: list[str] = Field(default_factory=list)
     """Command lines of the processes running in the sandbox (riskgym's own excluded)."""
+
+    def diff(self, after: Snapshot) -> list[tuple[str, str, str]]:
+        """What changed from this snapshot to ``after``: ``(what, path or command line, detail)`` each.
+
+        ``what`` is created, deleted, modified, mode, owner, started or stopped.
+
+        >>> a = Snapshot(files={"/f": FileState(type="file", mode=0o644, sha256="1")})
+        >>> a.diff(Snapshot(files={"/f": FileState(type="file", mode=0o600, sha256="2")}))
+        [('modified', '/f', 'content changed'), ('mode', '/f', '0o644 -> 0o600')]
+        """
+        out: list[tuple[str, str, str]] = []
+        for path in sorted(self.files.keys() | after.files.keys()):
+            old, new = self.files.get(path), after.files.get(path)
+            if old is None or new is None:
+                state = old or new
+                assert state is not None
+                out.append(("created" if old is None else "deleted", path, f"{state.type}, {state.size} bytes"
+                            if state.type == "file" else state.type))
+                continue
+            if old.type != new.type or old.sha256 != new.sha256 or old.target != new.target:
+                detail = f"{old.type} -> {new.type}" if old.type != new.type else \
+                    f"content changed{f' ({old.size} -> {new.size} bytes)' if old.size != new.size else ''}"
+                out.append(("modified", path, detail))
+            if old.mode != new.mode:
+                out.append(("mode", path, f"{oct(old.mode)} -> {oct(new.mode)}"))
+            if (old.uid, old.gid) != (new.uid, new.gid):
+                out.append(("owner", path, f"{old.uid}:{old.gid} -> {new.uid}:{new.gid}"))
+        before, now = Counter(self.processes), Counter(after.processes)
+        out += [("stopped", cmd, "") for cmd in sorted((before - now).elements())]
+        out += [("started", cmd, "") for cmd in sorted((now - before).elements())]
+        return out
 
 
 class Sandbox(abc.ABC):

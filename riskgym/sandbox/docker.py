@@ -53,9 +53,14 @@ def require_image(image: str, used_by: str = "") -> str:
         raise SandboxError(f"image {image!r}{users} not found: build it with `riskgym images build`") from None
 
 
+ENV_SOURCE = "RISKGYM_EXECUTOR_SOURCE"
+BOOTSTRAP = f"import os; exec(os.environ.pop({ENV_SOURCE!r}))"
+"""What ``python3 -c`` runs in the container: the executor's source, taken out of the environment it came in."""
+
+
 @functools.lru_cache(maxsize=1)
 def executor_source() -> str:
-    """The executor's source, sent to ``python3 -c`` inside the container."""
+    """The executor's source, run by ``python3 -c`` inside the container."""
     return resources.files("riskgym.sandbox").joinpath("executor.py").read_text()
 
 
@@ -145,9 +150,10 @@ class DockerSandbox(Sandbox):
 
     def _start_executor(self) -> None:
         api = docker_client().api
+        # the source goes in the environment, not on the command line, so that `ps` in the sandbox shows one line
         exec_id = api.exec_create(
-            self.container.id, ["python3", "-u", "-c", executor_source(), EXECUTOR_TAG],
-            stdin=True, stdout=True, stderr=True, user=self.user,
+            self.container.id, ["python3", "-u", "-c", BOOTSTRAP, EXECUTOR_TAG],
+            environment={ENV_SOURCE: executor_source()}, stdin=True, stdout=True, stderr=True, user=self.user,
         )["Id"]
         raw = api.exec_start(exec_id, socket=True)
         self._sock = getattr(raw, "_sock", raw)
