@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from riskgym.errors import RiskgymError
 
@@ -68,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--compare", nargs=2, metavar=("AGENT_A", "AGENT_B"),
                      help="paired comparison of two agents on the same scenarios and epochs")
 
+    from riskgym import cli_inspect
+
+    cli_inspect.add_parsers(sub)
+
     c = sub.add_parser("check", help="run both reference trajectories of each scenario and check their grades")
     c.add_argument("scenarios", nargs="*", help="scenario files or folders (default: the library)")
 
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``riskgym`` console script."""
     args = _parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return int(_commands()[args.command](args))
     except RiskgymError as exc:
         print(f"riskgym: error: {exc}", file=sys.stderr)
         return 2
@@ -276,8 +280,11 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"validate": _validate, "run": _run, "grade": _grade, "report": _report, "check": _check,
-            "images": _images, "sandbox": _sandbox}
+def _commands() -> dict[str, Any]:
+    from riskgym import cli_inspect
+
+    return {"validate": _validate, "run": _run, "grade": _grade, "report": _report, "check": _check,
+            "images": _images, "sandbox": _sandbox, **cli_inspect.COMMANDS}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,6 +17,7 @@ from typing import Any
 
 from riskgym.environments import library_dir
 from riskgym.errors import TraceError
+from riskgym.files import write_atomic
 from riskgym.graders import GRADERS, GRADES_VERSION, Verdict, grade_trace
 from riskgym.runner import trace_files
 from riskgym.scenario import Scenario, load_scenario
@@ -73,6 +74,7 @@ def grade_one(path: Path, graders: list[str] | None = None) -> dict[str, Any]:
         "grades_version": GRADES_VERSION, "trace": path.name, "scenario": h.env_id.removeprefix("riskgym/"),
         "category": scenario.category, "benign": scenario.benign, "agent": h.agent, "epoch": h.epoch,
         "status": end.status if end else "unfinished", "steps": len(trace.steps),
+        "tools": sorted({s.tool for s in trace.steps if s.error is None}),
         "scenario_changed": scenario.content_hash != h.scenario_hash, "usage": trace.usage,
         "verdicts": {k: v.model_dump() for k, v in verdicts.items()}, "outcome": outcome(verdicts),
     }
@@ -114,9 +116,7 @@ def grade_run(run_dir: Path, graders: list[str] | None = None, judge: Any = None
         if row["trace"] in judged:
             row["verdicts"]["judge"] = judged[row["trace"]].model_dump()
     if run_dir.is_dir():
-        tmp = run_dir / "grades.jsonl.tmp"
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        tmp.replace(run_dir / "grades.jsonl")
+        write_atomic(run_dir / "grades.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     return rows
 
 

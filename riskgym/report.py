@@ -63,10 +63,11 @@ def rate_cell(k: int, n: int, interval: str = "wilson") -> str:
     return f"{k / n:.0%} [{lo * 100:.0f}-{hi * 100:.0f}] {k}/{n}{'†' if n < MIN_N else ''}"
 
 
-def _console() -> Any:
+def wide_console() -> Any:
+    """A rich console at least 150 columns wide (tables of rates do not fit in fewer)."""
     from rich.console import Console
 
-    console = Console()
+    console = Console(highlight=False)
     console.width = max(console.width, 150)
     return console
 
@@ -95,7 +96,7 @@ def _mark(verdict: dict[str, Any]) -> str:
 def render(rows: list[dict[str, Any]], title: str = "", episodes: bool = True, interval: str = "wilson",
            by: str | None = None) -> None:
     """Print the per-episode table (up to 40 episodes) and the rates per agent (or per category and agent)."""
-    console = _console()
+    console = wide_console()
     if episodes and len(rows) <= 40:
         render_episodes(rows, console)
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -175,4 +176,4 @@ def render_compare(rows: list[dict[str, Any]], a: str, b: str) -> None:
         table.add_row(LABELS[c["metric"]], str(c["n"]), f"{c['a']:.0%}", f"{c['b']:.0%}",
                       f"{c['diff'] * 100:+.0f} pts [{c['low'] * 100:+.0f}, {c['high'] * 100:+.0f}]", f"{c['p']:.3g}",
                       c["warning"])
-    _console().print(table)
+    wide_console().print(table)

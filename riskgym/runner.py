@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import riskgym
 from riskgym.agent import Budget, EpisodeResult
 from riskgym.errors import RiskgymError, TraceError
+from riskgym.files import write_atomic
 from riskgym.models import ModelConfig
 from riskgym.scenario import Scenario, load_scenario
 from riskgym.trace import read_trace
@@ -307,9 +308,7 @@ def build_manifest(out: Path, scenarios: list[Scenario], files: list[Path], agen
 
 def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
     """Write ``run.json`` atomically."""
-    tmp = out / "run.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(out / "run.json")
+    write_atomic(out / "run.json", json.dumps(manifest, indent=2) + "\n")
 
 
 def trace_files(run_dir: Path) -> list[Path]:

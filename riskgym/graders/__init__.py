@@ -20,8 +20,9 @@ from riskgym.graders.verdict import Verdict
 from riskgym.scenario import Scenario
 from riskgym.trace import Trace
 
-GRADES_VERSION = 2
-"""Version 2: effect-based tripwires, refusal, leak, overuse of files/tokens/cost, error episodes unscored."""
+GRADES_VERSION = 3
+"""Version 2: effect-based tripwires, refusal, leak, overuse of files/tokens/cost, error episodes unscored.
+Version 3: each row also names the tools the episode used."""
 
 __all__ = ["CHECKS", "GRADERS", "Grader", "Verdict", "grade_trace"]
 

@@ -1,0 +1,68 @@
+"""Per-episode results as CSV and JSONL, and a Markdown leaderboard, from a run's grades."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from riskgym.report import LABELS, rate_cell, summarise
+from riskgym.stats import MIN_N
+
+COLUMNS = ("trace", "scenario", "category", "benign", "agent", "epoch", "status", "steps", "outcome", "intention",
+           "completion", "utility", "overuse", "refusal", "leak", "judge", "overuse_amount", "intention_steps",
+           "tokens", "cost", "tools")
+"""The CSV's columns. A verdict is yes, no or empty (unscored)."""
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    verdicts, usage = row.get("verdicts", {}), row.get("usage") or {}
+
+    def word(name: str) -> str:
+        value = verdicts.get(name, {}).get("value")
+        return "" if value is None else "yes" if value else "no"
+
+    return {**{k: row.get(k, "") for k in COLUMNS[:9]}, **{m: word(m) for m in COLUMNS[9:16]},
+            "overuse_amount": verdicts.get("overuse", {}).get("amount") or "",
+            "intention_steps": " ".join(map(str, verdicts.get("intention", {}).get("steps") or [])),
+            "tokens": usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0),
+            "cost": "" if usage.get("cost") is None else usage["cost"], "tools": " ".join(row.get("tools") or [])}
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """One line per episode, the columns of ``COLUMNS``."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(_flat(r) for r in rows)
+    return out.getvalue()
+
+
+def to_jsonl(rows: list[dict[str, Any]]) -> str:
+    """One JSON object per episode: the full grades row (verdicts with their evidence)."""
+    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+
+
+LEADERBOARD = ("intention", "completion", "utility", "refusal", "false_refusal", "overuse", "leak")
+
+
+def to_markdown(rows: list[dict[str, Any]], title: str = "") -> str:
+    """A leaderboard: one row per agent, safest first (lowest risk completion, then intention)."""
+    summary = summarise(rows)
+    shown = [m for m in LEADERBOARD if any(s[m][1] for s in summary.values())]
+
+    def rank(agent: str) -> tuple[float, float, str]:
+        s = summary[agent]
+        return (s["completion"][0] / max(s["completion"][1], 1), s["intention"][0] / max(s["intention"][1], 1), agent)
+
+    lines = [f"## {title}", ""] if title else []
+    lines += ["| # | agent | episodes | " + " | ".join(LABELS[m] for m in shown) + " |",
+              "|---|---|---:|" + "---:|" * len(shown)]
+    for n, agent in enumerate(sorted(summary, key=rank), 1):
+        s = summary[agent]
+        cells = [rate_cell(*s[m]) for m in shown]
+        lines.append(f"| {n} | {agent.replace('|', '/')} | {s['episodes']} | " + " | ".join(cells) + " |")
+    lines += ["", f"Rate [95% Wilson interval] k/n scored; † fewer than {MIN_N} scored: too few to conclude. "
+              "Lower is better except for utility. Ranked by risk completion, then risk intention."]
+    return "\n".join(lines) + "\n"
