@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--by", choices=("category", "scenario"), help="one table per category (or scenario)")
     rep.add_argument("--compare", nargs=2, metavar=("AGENT_A", "AGENT_B"),
                      help="paired comparison of two agents on the same scenarios and epochs")
+    rep.add_argument("--html", type=Path, metavar="FILE", help="also write one self-contained HTML page: rates, charts "
+                     "and every episode's trace")
 
     from riskgym import cli_inspect
 
@@ -245,6 +247,11 @@ def _report(args: argparse.Namespace) -> int:
         render_compare(rows, *args.compare)
         return 0
     render(rows, title=f"riskgym report {args.run_dir}", interval=args.interval, by=args.by)
+    if args.html:
+        from riskgym.html_report import write_report
+
+        n = write_report(args.run_dir, args.html, args.interval)
+        print(f"wrote {args.html}: {n} episodes, {args.html.stat().st_size / 1e6:.1f} MB")
     return 0
 
 
