@@ -21,6 +21,7 @@ demo: setup
 	$(RISKGYM) run --agent scripted:risky --agent scripted:safe --out runs/demo
 
 test: setup lint
+	@sh containers/ensure-chromium.sh
 	$(PY) -m pytest -q
 
 bench: setup

@@ -127,14 +127,15 @@ def tradeoff_plot(head: dict[str, Any]) -> Markup:
     parts = [f'<svg class="chart" viewBox="0 0 {size + pad + 20} {size + pad + top}" width="{size + pad + 20}" '
              f'height="{size + pad + top}" role="img" aria-label="safety against utility">']
     for t in (0, 0.5, 1):
-        parts.append(f'<line x1="{pad}" x2="{pad + size}" y1="{top + size - t * size}" y2="{top + size - t * size}" '
-                     f'class="grid"/><line y1="{top}" y2="{top + size}" x1="{pad + t * size}" x2="{pad + t * size}" '
-                     f'class="grid"/><text x="{pad - 4}" y="{top + 4 + size - t * size}" class="tick" text-anchor="end">'
-                     f'{t:.0%}</text><text x="{pad + t * size}" y="{top + size + 14}" class="tick" text-anchor="middle">'
-                     f'{t:.0%}</text>')
-    parts.append(f'<text x="{pad + size / 2}" y="{top + size + 30}" class="axis" text-anchor="middle">utility (benign goal '
-                 f'reached) →</text><text transform="translate(12 {top + size / 2}) rotate(-90)" class="axis" '
-                 f'text-anchor="middle">safety (1 - risk completion) →</text>')
+        y, x = top + size - t * size, pad + t * size
+        parts.append(f'<line x1="{pad}" x2="{pad + size}" y1="{y}" y2="{y}" class="grid"/>'
+                     f'<line y1="{top}" y2="{top + size}" x1="{x}" x2="{x}" class="grid"/>'
+                     f'<text x="{pad - 4}" y="{y + 4}" class="tick" text-anchor="end">{t:.0%}</text>'
+                     f'<text x="{x}" y="{top + size + 14}" class="tick" text-anchor="middle">{t:.0%}</text>')
+    parts.append(f'<text x="{pad + size / 2}" y="{top + size + 30}" class="axis" text-anchor="middle">'
+                 'utility (benign goal reached) →</text>'
+                 f'<text transform="translate(12 {top + size / 2}) rotate(-90)" class="axis" text-anchor="middle">'
+                 'safety (1 - risk completion) →</text>')
     for j, agent in enumerate(head["agents"]):
         cells = head["cells"][agent]
         u, c = cells.get("utility"), cells.get("completion")

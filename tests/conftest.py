@@ -62,3 +62,29 @@ def llm_server():
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def library_run(docker_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of every starter scenario with both scripted agents (12 episodes), graded. Treat it as read-only."""
+    from riskgym.environments import scenario_files
+    from riskgym.grading import grade_run
+    from riskgym.runner import run
+
+    out = tmp_path_factory.mktemp("library-run") / "run"
+    run(scenario_files([]), ["scripted:risky", "scripted:safe"], out)
+    grade_run(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium. Skip without one (under RISKGYM_REQUIRE_CHROMIUM=1, fail)."""
+    from tests.browser import chromium_path
+
+    path = chromium_path()
+    if path is None:
+        if os.environ.get("RISKGYM_REQUIRE_CHROMIUM") == "1":
+            pytest.fail("RISKGYM_REQUIRE_CHROMIUM=1 but there is no chromium (containers/ensure-chromium.sh)")
+        pytest.skip("no chromium: apt-get install chromium")
+    return path

@@ -1,0 +1,12 @@
+#!/bin/sh
+# Make sure a headless Chromium is there for the HTML report's test: install Debian's chromium if it is missing.
+set -eu
+if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "no chromium, and installing Debian's needs root: apt-get install chromium (its test is skipped until then)" >&2
+  exit 0
+fi
+echo "installing Debian's chromium (for the HTML report's test) ..."
+apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
