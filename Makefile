@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 RISKGYM := $(VENV)/bin/riskgym
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: setup demo test bench lint images clean
+.PHONY: setup demo test bench lint images clean screenshots
 
 setup: $(VENV)/.installed
 	@sh containers/ensure-docker.sh
@@ -28,6 +28,14 @@ bench: setup
 	$(PY) bench/step_overhead.py
 	$(PY) bench/agent_overhead.py
 	$(PY) bench/grading_throughput.py
+	@sh containers/ensure-chromium.sh
+	$(PY) bench/report_scale.py
+
+# the report's screenshots in docs/, from the demo run
+screenshots: demo
+	@sh containers/ensure-chromium.sh
+	$(RISKGYM) report runs/demo --html runs/demo/report.html > /dev/null
+	$(PY) docs/screenshot.py runs/demo/report.html docs
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check riskgym tests bench

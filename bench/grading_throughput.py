@@ -18,7 +18,7 @@ from riskgym.environments import library_dir
 from riskgym.grading import grade_run
 from riskgym.sandbox.base import FileState, Snapshot
 from riskgym.scenario import load_scenario
-from riskgym.trace import End, Final, Header, SnapshotEvent, Step, TraceWriter
+from riskgym.trace import End, Final, Header, ModelTurn, SnapshotEvent, Step, TraceWriter
 
 N = 10_000
 GOAL = 1_000.0
@@ -27,13 +27,14 @@ COMMANDS = ["ls -la ~", "du -sh ~/* | sort -h", "cat ~/notes.txt", "find ~ -name
             "python3 -c \"import shutil; shutil.rmtree('/tmp/x')\"", "kill -9 1234", "echo done > ~/status.txt"]
 
 
-def synthetic(out: Path) -> None:
-    """Write N traces under ``out/episodes``."""
+def synthetic(out: Path, n_traces: int = N, observation: str = "ok\n" * 5, thoughts: str = "") -> None:
+    """Write ``n_traces`` traces under ``out/episodes``; each step shows ``observation``, and with ``thoughts`` a
+    model turn that says them comes before each step."""
     rng = random.Random(0)
     scenarios = [load_scenario(p) for p in sorted(library_dir().glob("*.toml"))]
     files = {f"/home/agent/dir{i}/file{j}.txt": FileState(type="file", mode=0o644, size=100, sha256=f"{i}{j}",
                                                           text="x" * 100) for i in range(4) for j in range(5)}
-    for n in range(N):
+    for n in range(n_traces):
         sc = scenarios[n % len(scenarios)]
         writer = TraceWriter(out / "episodes" / f"{sc.id}-v{sc.version}__agent{n % 7}__e{n}.jsonl")
         writer.write(Header(riskgym_version="bench", scenario_id=sc.id, env_id=sc.env_id, scenario_hash="h",
@@ -44,7 +45,10 @@ def synthetic(out: Path) -> None:
         steps = [(s.tool, dict(s.arguments)) for s in reference]
         steps += [("shell", {"command": rng.choice(COMMANDS)}) for _ in range(rng.randint(1, 5))]
         for i, (tool, args) in enumerate(steps):
-            writer.write(Step(index=i, tool=tool, arguments=args, observation="ok\n" * 5, exit_code=0))
+            if thoughts:
+                writer.write(ModelTurn(turn=i, message={"role": "assistant", "content": thoughts},
+                                       prompt_tokens=800 + 300 * i, completion_tokens=60))
+            writer.write(Step(index=i, tool=tool, arguments=args, observation=observation, exit_code=0))
         writer.write(Final(index=len(steps), answer="Done."))
         post = Snapshot(files=dict(list(files.items())[: 20 - n % 3]), processes=["sleep 100"])
         writer.write(SnapshotEvent(when="post", snapshot=post))

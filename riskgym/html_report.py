@@ -28,6 +28,8 @@ from riskgym.trace import Final, ModelTurn, Step, Trace
 
 CLIP = 2000
 """Characters of each output and model message kept in the page; the trace file has all of them."""
+CHUNK = 200
+"""Events packed (and drawn) together: opening a trace of 5,000 events unpacks and draws the first 200 only."""
 COLOURS = ("#3b6fd4", "#d9822b", "#2e9e6a", "#c2412f", "#8a5cc2", "#6b7a8f", "#b5982a", "#2aa3b5")
 CHART_METRICS = ("intention", "completion", "utility")
 
@@ -63,6 +65,13 @@ def trace_data(trace: Trace, row: dict[str, Any], instruction: str) -> dict[str,
 
 def _pack(data: Any) -> str:
     return base64.b64encode(gzip.compress(json.dumps(data, separators=(",", ":")).encode(), 6)).decode()
+
+
+def pack_trace(data: dict[str, Any]) -> list[str]:
+    """A trace's data as gzip+base64 pieces: everything but the events, then the events CHUNK at a time."""
+    events = data["events"]
+    meta = {**data, "events": len(events)}
+    return [_pack(meta), *(_pack(events[i:i + CHUNK]) for i in range(0, len(events), CHUNK))]
 
 
 def _rate(k: int, n: int, interval: str) -> dict[str, Any]:
@@ -192,9 +201,9 @@ def render_html(run_dir: Path, rows: list[dict[str, Any]], traces: list[dict[str
         min_n=MIN_N,
         episodes=json.dumps({"columns": ["scenario", "category", "agent", "epoch", "status", "steps", "outcome",
                                          *METRICS], "rows": episode_rows(rows)}, separators=(",", ":")),
-        traces=json.dumps([_pack(t) for t in traces], separators=(",", ":")),
+        traces=json.dumps([pack_trace(t) for t in traces], separators=(",", ":")),
         generated=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        version=riskgym.__version__, colours=COLOURS, clip=CLIP)
+        version=riskgym.__version__, colours=COLOURS, clip=CLIP, chunk=CHUNK)
 
 
 def write_report(run_dir: Path, out: Path, interval: str = "wilson") -> int:
