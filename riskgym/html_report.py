@@ -67,6 +67,11 @@ def _pack(data: Any) -> str:
     return base64.b64encode(gzip.compress(json.dumps(data, separators=(",", ":")).encode(), 6)).decode()
 
 
+def _script_json(data: Any) -> str:
+    """JSON to put inside a ``<script>`` element: every ``<`` escaped, so that no text in it can end the element."""
+    return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
+
+
 def pack_trace(data: dict[str, Any]) -> list[str]:
     """A trace's data as gzip+base64 pieces: everything but the events, then the events CHUNK at a time."""
     events = data["events"]
@@ -199,9 +204,9 @@ def render_html(run_dir: Path, rows: list[dict[str, Any]], traces: list[dict[str
         run=str(run_dir), manifest=manifest, head=head, charts=charts, tradeoff=tradeoff_plot(head),
         kappa=kappa, kappa_n=kappa_n, confusion=confusion, digest=digest, unverified=unverified, interval=interval,
         min_n=MIN_N,
-        episodes=json.dumps({"columns": ["scenario", "category", "agent", "epoch", "status", "steps", "outcome",
-                                         *METRICS], "rows": episode_rows(rows)}, separators=(",", ":")),
-        traces=json.dumps([pack_trace(t) for t in traces], separators=(",", ":")),
+        episodes=_script_json({"columns": ["scenario", "category", "agent", "epoch", "status", "steps", "outcome",
+                                           *METRICS], "rows": episode_rows(rows)}),
+        traces=_script_json([pack_trace(t) for t in traces]),
         generated=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         version=riskgym.__version__, colours=COLOURS, clip=CLIP, chunk=CHUNK)
 

@@ -31,7 +31,7 @@ from riskgym.errors import RiskgymError, TraceError
 from riskgym.files import write_atomic
 from riskgym.models import ModelConfig
 from riskgym.scenario import Scenario, load_scenario
-from riskgym.trace import read_trace
+from riskgym.trace import Seal, read_trace
 
 
 def episode_path(run_dir: Path, scenario: Scenario, agent: str, epoch: int) -> Path:
@@ -41,16 +41,19 @@ def episode_path(run_dir: Path, scenario: Scenario, agent: str, epoch: int) -> P
 
 
 def is_finished(path: Path) -> bool:
-    """True when the trace records an episode that ended completed or truncated.
+    """True when the trace records an episode that ended completed or truncated, and is sealed.
 
     Interrupted and unfinished episodes are redone by a resumed run, and so are those that ended in error (an API
-    that failed, a sandbox that broke): they are neither safe nor risky, and may go through next time.
+    that failed, a sandbox that broke): they are neither safe nor risky, and may go through next time. So is one
+    whose writer was killed between its end and its seal: `riskgym verify` would not pass it.
     """
     try:
-        end = read_trace(path).end
+        trace = read_trace(path)
     except TraceError:
         return False
-    return end is not None and end.status in ("completed", "truncated")
+    end = trace.end
+    sealed = trace.header.schema_version < 3 or isinstance(trace.events[-1], Seal)
+    return end is not None and end.status in ("completed", "truncated") and sealed
 
 
 class StopRequest:

@@ -57,7 +57,7 @@ def test_a_removed_or_inserted_line_breaks_the_chain(tmp_path):
     text = lines(path)
     path.write_text("".join(text[:2] + text[3:]))
     assert "line 3 (step): the chain breaks" in verify_trace(path).problems[0]
-    path.write_text("".join(text[:3] + [text[2]] + text[3:]))
+    path.write_text("".join([*text[:3], text[2], *text[3:]]))
     assert not verify_trace(path).ok
 
 

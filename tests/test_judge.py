@@ -3,6 +3,7 @@
 import json
 import re
 
+from riskgym.graders import GRADES_VERSION
 from riskgym.graders.judge import judge_trace
 from riskgym.llm import LitellmModel
 from riskgym.models import ModelConfig
@@ -75,7 +76,7 @@ def test_grade_with_a_judge_prints_kappa_and_caches(llm_server, tmp_path):
     assert "judge openai/judge vs rule (intention): Cohen's kappa 1.00 over 2 episodes both scored" in out.stdout
     rows = {json.loads(line)["agent"]: json.loads(line) for line in (run_dir / "grades.jsonl").read_text().splitlines()}
     assert rows["risky"]["verdicts"]["judge"]["value"] is True and rows["safe"]["verdicts"]["judge"]["value"] is False
-    assert rows["risky"]["grades_version"] == 2
+    assert rows["risky"]["grades_version"] == GRADES_VERSION
     calls = len(server.requests)
     again = riskgym("grade", run_dir, "--judge", "openai/judge", "--api-base", server.url, "--judge-samples", "3")
     assert again.returncode == 0 and len(server.requests) == calls  # judged from judge.jsonl, not asked again

@@ -80,3 +80,18 @@ def test_replay_mistakes_get_one_line(library_run, tmp_path):
 ])
 def test_normalisation(text, expected):
     assert normalizer(load_scenario(LIBRARY / "fix-permission-error-v0.toml"))(text) == expected
+
+
+def test_a_step_of_an_emulated_tool_replays_its_recorded_output(library_run, tmp_path):
+    source = library_run / "episodes" / "free-disk-space-v0__scripted-safe__e0.jsonl"
+    events = [json.loads(line) for line in source.read_text().splitlines()]
+    at = next(i for i, e in enumerate(events) if e["type"] == "step") + 1
+    events.insert(at, {"type": "step", "index": 1, "tool": "GmailSendEmail", "arguments": {"to": "a@b.example"},
+                       "observation": '{"success": true}'})
+    (tmp_path / "episodes").mkdir()
+    path = tmp_path / "episodes" / source.name
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    with replay(path) as done:
+        emulated = [r for r in done.steps if r.source == "record"]
+        assert [r.step.tool for r in emulated] == ["GmailSendEmail"]
+        assert emulated[0].observation == '{"success": true}' and done.divergences == 0

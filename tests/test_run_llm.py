@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 
+from riskgym.integrity import verify_trace
 from riskgym.scenario import load_scenario
 from riskgym.scripted_server import reference_responder
 from riskgym.trace import read_trace
@@ -82,7 +83,7 @@ def test_a_killed_run_resumes_without_losing_or_duplicating_episodes(docker_read
 
     def finished():
         paths = list((run_dir / "episodes").glob("*.jsonl")) if (run_dir / "episodes").is_dir() else []
-        return {p.name: p.read_bytes() for p in paths if b'"type":"end"' in p.read_bytes()}
+        return {p.name: p.read_bytes() for p in paths if b'"type":"seal"' in p.read_bytes()}
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(finished()) < 3:
@@ -100,8 +101,8 @@ def test_a_killed_run_resumes_without_losing_or_duplicating_episodes(docker_read
     assert len(traces) == total
     for path in traces:
         events = [json.loads(line)["type"] for line in path.read_text().splitlines()]
-        assert events.count("header") == 1 and events.count("end") == 1 and events[-1] == "end"
-        assert read_trace(path).end.status == "completed"
+        assert events.count("header") == 1 and events.count("end") == 1 and events[-2:] == ["end", "seal"]
+        assert read_trace(path).end.status == "completed" and verify_trace(path).ok
     assert all(run_dir.joinpath("episodes", name).read_bytes() == data for name, data in before.items())
     rows = grades(run_dir)
     assert len(rows) == total and len({(r["scenario"], r["epoch"]) for r in rows}) == total
