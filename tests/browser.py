@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -34,12 +36,12 @@ class Chromium:
         exe = chromium_path()
         if exe is None:
             raise RuntimeError("no chromium on the PATH: apt-get install chromium")
-        self._profile = tempfile.TemporaryDirectory(prefix="riskgym-chromium-")
+        self._profile = tempfile.TemporaryDirectory(prefix="riskgym-chromium-", ignore_cleanup_errors=True)
         self._proc = subprocess.Popen(
             [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
              "--remote-debugging-port=0", f"--user-data-dir={self._profile.name}",
              f"--window-size={self.width},{self.height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         port_file = Path(self._profile.name) / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while not port_file.is_file() or not port_file.read_text().strip():
@@ -60,7 +62,10 @@ class Chromium:
     def __exit__(self, *exc: object) -> None:
         if getattr(self, "_ws", None) is not None:
             self._ws.close()
-        self._proc.kill()
+        try:
+            os.killpg(self._proc.pid, signal.SIGKILL)  # chromium and its helper processes
+        except ProcessLookupError:
+            pass
         self._proc.wait()
         self._profile.cleanup()
 
