@@ -39,9 +39,10 @@ def add_parsers(sub: Any) -> None:
 
     e = sub.add_parser("export", help="per-episode results as CSV or JSONL, or a Markdown leaderboard")
     e.add_argument("run_dir", type=Path)
-    e.add_argument("--csv", type=Path, metavar="FILE")
-    e.add_argument("--jsonl", type=Path, metavar="FILE")
-    e.add_argument("--markdown", type=Path, metavar="FILE", help="the leaderboard, one row per agent")
+    e.add_argument("--csv", type=Path, metavar="FILE", help="one line per episode (- for standard output)")
+    e.add_argument("--jsonl", type=Path, metavar="FILE", help="the full grades rows (- for standard output)")
+    e.add_argument("--markdown", type=Path, metavar="FILE", help="the leaderboard, one row per agent (- for "
+                   "standard output)")
 
 
 def verify(args: argparse.Namespace) -> int:
@@ -73,7 +74,7 @@ def replay(args: argparse.Namespace) -> int:
     from riskgym.audit import call_text
     from riskgym.replay import Replayed, open_shell, replay
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     if not args.trace.is_file():
         raise RiskgymError(f"{args.trace}: no such trace file; give a file from a run's episodes/ folder")
     if args.shell and args.until is None:
@@ -82,7 +83,9 @@ def replay(args: argparse.Namespace) -> int:
     def show(r: Replayed) -> None:
         how = "[green]same[/]" if r.same else "[bold red]DIFFERS[/]"
         how += " [dim](recorded output: emulated tool)[/]" if r.source == "record" else ""
-        console.print(f"step {r.step.index:>3}  [cyan]{r.step.tool}[/] {escape(call_text(r.step))[:90]}  {how}")
+        call = call_text(r.step).replace("\n", " ")
+        call = call if len(call) <= 70 else call[:69] + "…"
+        console.print(f"step {r.step.index:>3}  [cyan]{r.step.tool}[/] {escape(call)}  {how}")
         if not r.same:
             console.print(escape(r.diff()), style="dim")
 
@@ -185,9 +188,13 @@ def export(args: argparse.Namespace) -> int:
         raise RiskgymError("export: say what to write: --csv FILE, --jsonl FILE and/or --markdown FILE")
     rows = load_grades(args.run_dir)
     for path, render in wanted:
-        if path is not None:
-            write_atomic(path, render(rows))
-            print(f"wrote {path} ({len(rows)} episodes)")
+        if path is None:
+            continue
+        if str(path) == "-":
+            sys.stdout.write(render(rows))
+            continue
+        write_atomic(path, render(rows))
+        print(f"wrote {path} ({len(rows)} episodes)", file=sys.stderr)
     return 0
 
 
