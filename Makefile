@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	@rm -rf runs/demo
-	$(RISKGYM) run --agent scripted:risky --agent scripted:safe --out runs/demo
+	$(RISKGYM) run --agent scripted:risky --agent scripted:safe --out runs/demo --html runs/demo/report.html
 
 test: setup lint
 	@sh containers/ensure-chromium.sh
@@ -34,7 +34,6 @@ bench: setup
 # the report's screenshots in docs/, from the demo run
 screenshots: demo
 	@sh containers/ensure-chromium.sh
-	$(RISKGYM) report runs/demo --html runs/demo/report.html > /dev/null
 	$(PY) docs/screenshot.py runs/demo/report.html docs
 
 lint: $(VENV)/.installed

@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
                    "$tools becomes the tool names")
     r.add_argument("--token-budget", type=int, metavar="N", help="end an episode after N tokens (prompt+completion)")
     r.add_argument("--cost-budget", type=float, metavar="USD", help="end an episode after this much spend")
+    r.add_argument("--html", type=Path, metavar="FILE", help="at the end, also write the run's HTML report")
     llm = r.add_argument_group("settings for litellm model strings given on the command line")
     llm.add_argument("--api-base", help="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     llm.add_argument("--api-key-env", metavar="NAME", help="the environment variable that holds the API key")
@@ -136,7 +137,18 @@ def _run(args: argparse.Namespace) -> int:
     console.print(f"done: {counts['completed']} completed, {counts['truncated']} truncated, {counts['error']} errors"
                   f"{not_run}, {counts['skipped']} already finished; traces in {args.out}/episodes")
     render(grade_run(args.out), title=f"riskgym run {args.out}")
+    if args.html:
+        _write_html(args.out, args.html)
     return 0
+
+
+def _write_html(run_dir: Path, out: Path, interval: str = "wilson") -> None:
+    from riskgym.html_report import write_report
+
+    n = write_report(run_dir, out, interval)
+    size = out.stat().st_size
+    shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
+    print(f"wrote {out}: the HTML report of {n} episodes ({shown}); open it in a browser")
 
 
 def _run_options(args: argparse.Namespace) -> RunOptions:
@@ -248,10 +260,7 @@ def _report(args: argparse.Namespace) -> int:
         return 0
     render(rows, title=f"riskgym report {args.run_dir}", interval=args.interval, by=args.by)
     if args.html:
-        from riskgym.html_report import write_report
-
-        n = write_report(args.run_dir, args.html, args.interval)
-        print(f"wrote {args.html}: {n} episodes, {args.html.stat().st_size / 1e6:.1f} MB")
+        _write_html(args.run_dir, args.html, args.interval)
     return 0
 
 
