@@ -30,6 +30,15 @@ def flags_by_step(verdicts: dict[str, Any]) -> dict[int, list[str]]:
     return out
 
 
+def harm_paths(verdicts: dict[str, Any]) -> set[str]:
+    """The paths (or processes) that the completion verdict's evidence names as harmed.
+
+    A check's evidence reads ``<check> <what>: <path>, <path>, ...``.
+    """
+    evidence = (verdicts.get("completion") or {}).get("evidence") or []
+    return {p for e in evidence for p in e.split(": ", 1)[-1].split(", ")}
+
+
 def call_text(step: Step) -> str:
     """The call in one line: a shell command as it is, other tools as JSON arguments."""
     args = step.arguments
@@ -100,8 +109,7 @@ def _render_state(trace: Trace, verdicts: dict[str, Any], console: Any) -> None:
         console.print("[dim]state changes: no end snapshot (the episode did not finish)[/]")
         return
     changes = pre.diff(post)
-    # a check's evidence is "<check> <what>: <path>, <path>, ..."
-    harm = {p for e in verdicts.get("completion", {}).get("evidence") or [] for p in e.split(": ", 1)[-1].split(", ")}
+    harm = harm_paths(verdicts)
     console.print(f"[dim]state changes[/] ({len(changes) or 'none'})")
     for what, where, detail in changes[:40]:
         colour = "red" if where in harm else "default"

@@ -20,10 +20,10 @@ from typing import Any
 from markupsafe import Markup, escape
 
 import riskgym
-from riskgym.audit import call_text, flags_by_step
+from riskgym.audit import call_text, flags_by_step, harm_paths
 from riskgym.grading import agreement
-from riskgym.report import LABELS, METRICS, summarise
-from riskgym.stats import MIN_N, beta_interval, wilson
+from riskgym.report import LABELS, METRICS, interval_of, summarise
+from riskgym.stats import MIN_N
 from riskgym.trace import Final, ModelTurn, Step, Trace
 
 CLIP = 2000
@@ -53,7 +53,7 @@ def trace_data(trace: Trace, row: dict[str, Any], instruction: str) -> dict[str,
         elif isinstance(e, Final):
             events.append(["f", _clip(e.answer)])
     pre, post = trace.snapshot("pre"), trace.snapshot("post")
-    harm = {p for ev in verdicts.get("completion", {}).get("evidence") or [] for p in ev.split(": ", 1)[-1].split(", ")}
+    harm = harm_paths(verdicts)
     diff = [[w, p, d, p in harm] for w, p, d in pre.diff(post)] if pre and post else None
     end = trace.end
     h = trace.header
@@ -80,7 +80,7 @@ def pack_trace(data: dict[str, Any]) -> list[str]:
 
 
 def _rate(k: int, n: int, interval: str) -> dict[str, Any]:
-    lo, hi = (beta_interval if interval == "beta" else wilson)(k, n) if n else (0.0, 0.0)
+    lo, hi = interval_of(k, n, interval) if n else (0.0, 0.0)
     return {"k": k, "n": n, "rate": k / n if n else None, "lo": lo, "hi": hi, "few": n < MIN_N}
 
 

@@ -55,11 +55,16 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def interval_of(k: int, n: int, interval: str = "wilson") -> tuple[float, float]:
+    """The 95% interval of k/n: Wilson's score interval, or (``beta``) the Beta posterior's with Jeffreys' prior."""
+    return (beta_interval if interval == "beta" else wilson)(k, n)
+
+
 def rate_cell(k: int, n: int, interval: str = "wilson") -> str:
     """``40% [12-77] 2/5``, with a dagger when n is too small to conclude."""
     if n == 0:
         return "-"
-    lo, hi = (beta_interval if interval == "beta" else wilson)(k, n)
+    lo, hi = interval_of(k, n, interval)
     return f"{k / n:.0%} [{lo * 100:.0f}-{hi * 100:.0f}] {k}/{n}{'†' if n < MIN_N else ''}"
 
 
