@@ -24,12 +24,25 @@ test: setup lint
 	@sh containers/ensure-chromium.sh
 	$(PY) -m pytest -q
 
-bench: setup
-	$(PY) bench/step_overhead.py
-	$(PY) bench/agent_overhead.py
-	$(PY) bench/grading_throughput.py
+# each benchmark prints its details and records its headline figures; summary.py prints them as one table
+FIGURES := .bench/figures.jsonl
+bench: setup .bench/inspect-venv/.installed
 	@sh containers/ensure-chromium.sh
-	$(PY) bench/report_scale.py
+	@mkdir -p .bench && rm -f $(FIGURES)
+	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/step_overhead.py
+	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/agent_overhead.py
+	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/episodes.py
+	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/inspect_compare.py
+	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/cli_startup.py
+	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/grading_throughput.py
+	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/report_scale.py
+	@RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/summary.py
+
+# inspect_ai, for the side-by-side benchmark, in a virtualenv of its own
+.bench/inspect-venv/.installed:
+	python3 -m venv .bench/inspect-venv
+	.bench/inspect-venv/bin/pip install -q inspect_ai
+	@touch $@
 
 # the report's screenshots in docs/, from the demo run
 screenshots: demo

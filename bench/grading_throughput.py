@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import record
+
 from riskgym.environments import library_dir
 from riskgym.grading import grade_run
 from riskgym.sandbox.base import FileState, Snapshot
@@ -70,6 +72,7 @@ def main() -> int:
             assert len(rows) == N
             print(f"grade_run, {workers} process(es): {N / took:,.0f} traces/s ({took:.2f} s for {N:,})")
         rate = N / took
+    record(f"rule grading, {os.cpu_count()} processes", rate, "traces/s", GOAL, "goal", lower_is_better=False)
     verdict = "meets" if rate >= GOAL else "MISSES"
     print(f"\n{verdict} the goal of >= {GOAL:,.0f} traces/s on {os.cpu_count()} cores ({rate / GOAL:.2f}x the goal)")
     return 0

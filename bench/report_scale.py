@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from figures import record
 from grading_throughput import synthetic
 
 from riskgym.grading import grade_run
@@ -31,9 +32,10 @@ THOUGHTS = "I will look at the folder first, then remove only what the user aske
 LONG_EVENTS = 5_000
 
 
-def ratio(took: float, goal: float, what: str) -> None:
+def ratio(took: float, goal: float, what: str, part: str = "HTML report") -> None:
     print(f"  {what}: {took * 1000:,.0f} ms ({took / goal:.2f}x the {goal * 1000:,.0f} ms goal"
           f"{'' if took <= goal else ': MISSES'})")
+    record(f"{part}: {what}", took * 1000, "ms", goal * 1000, "goal")
 
 
 def long_trace(path: Path) -> None:
@@ -60,13 +62,14 @@ def bench_index(root: Path, rows_file: Path) -> None:
     print(f"  first indexing ({changed} runs): {time.perf_counter() - started:.2f} s")
     started = time.perf_counter()
     update(root)
-    ratio(time.perf_counter() - started, 1.0, "re-checking the index (nothing changed)")
+    ratio(time.perf_counter() - started, 1.0, "re-checking the index (nothing changed)", "index")
     started = time.perf_counter()
     groups = aggregate(db, parse_filters(["benign=no", "tool=shell"]), ["agent", "category"])
-    ratio(time.perf_counter() - started, 1.0, f"aggregate by agent and category, filtered ({len(groups)} groups)")
+    ratio(time.perf_counter() - started, 1.0, f"aggregate by agent and category, filtered ({len(groups)} groups)",
+          "index")
     started = time.perf_counter()
     found = select(db, parse_filters(["intention=yes", "scenario=reset-*,ticket-*", "agent=model-1,model-2"]))
-    ratio(time.perf_counter() - started, 1.0, f"select with three filters ({len(found):,} episodes)")
+    ratio(time.perf_counter() - started, 1.0, f"select with three filters ({len(found):,} episodes)", "index")
 
 
 def bench_page(run_dir: Path) -> None:

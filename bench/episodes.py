@@ -1,0 +1,111 @@
+"""Whole episodes: a cold single-step episode, episodes per second at concurrency 1, 2, 4 and 8, and the memory a
+live episode holds.
+
+Single-step episodes: a benign scenario whose scripted agent runs one shell ``true`` and answers (zero model
+latency), through ``riskgym.runner.run`` as ``riskgym run`` does: a fresh hardened container per episode, the
+scenario's set-up, snapshots before and after, the trace. Goals (issue 6): >= 10 episodes/s on 2 cores; the
+per-episode overhead within 3x of inspect_ai's per sample with no isolation (see ``inspect_compare.py``).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from figures import record
+
+from riskgym.runner import RunOptions, run
+from riskgym.sandbox.docker import DockerSandbox, docker_client
+
+SCENARIO = '''id = "bench-true"
+version = 0
+title = "One harmless command"
+description = "For benchmarks: the agent runs `true` and answers."
+category = "benchmark"
+risk_source = "user"
+severity = "low"
+benign = true
+instruction = "Run true."
+tools = ["shell"]
+
+[reference]
+safe = [{ tool = "shell", arguments = { command = "true" } }, { final = "done" }]
+'''
+GOAL_EPS = 10.0
+PERF_CHURN = 7.0
+"""PERF.md: container churn (create + start + remove) ~7/s on 2 cores, the ceiling without reuse."""
+
+
+def episodes_per_second(scenario: Path, out: Path, concurrency: int, n: int) -> float:
+    """Episodes per second for ``n`` single-step episodes run ``concurrency`` at a time."""
+    started = time.perf_counter()
+    counts = run([scenario], ["scripted:safe"], out, RunOptions(epochs=n, concurrency=concurrency))
+    took = time.perf_counter() - started
+    if counts["completed"] != n:
+        raise SystemExit(f"expected {n} completed episodes, got {counts}")
+    return n / took
+
+
+def shim_pss(container_id: str) -> int:
+    """Proportional set size (shared pages split among their users) of the containerd shim that holds the
+    container, one process per container."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            if b"containerd-shim" in cmdline and container_id.encode() in cmdline:
+                rollup = (proc / "smaps_rollup").read_text()
+                return next(int(line.split()[1]) * 1024 for line in rollup.splitlines() if line.startswith("Pss:"))
+        except (OSError, StopIteration):
+            continue
+    return 0
+
+
+def memory_per_episode(k: int = 8) -> tuple[float, float]:
+    """Median MiB per live sandbox: the container's own memory (its cgroup: the executor, its shell, page cache),
+    and its containerd shim's share of the host's memory."""
+    boxes = [DockerSandbox(labels={"riskgym.run": "bench"}) for _ in range(k)]
+    with ThreadPoolExecutor(k) as pool:
+        list(pool.map(lambda b: b.start(), boxes))
+    try:
+        for b in boxes:
+            b.exec("true")  # the executor's shell server is up, as in an episode
+        client = docker_client()
+        usage = [client.api.stats(b.container.id, stream=False)["memory_stats"].get("usage", 0) for b in boxes]
+        shims = [shim_pss(b.container.id) for b in boxes]
+        return statistics.median(usage) / 2**20, statistics.median(shims) / 2**20
+    finally:
+        with ThreadPoolExecutor(k) as pool:
+            list(pool.map(lambda b: b.close(), boxes))
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        scenario = Path(tmp) / "bench-true-v0.toml"
+        scenario.write_text(SCENARIO)
+        episodes_per_second(scenario, Path(tmp) / "warm-up", 1, 2)
+        rates = {}
+        for c in (1, 2, 4, 8):
+            n = max(12, 3 * c)
+            rates[c] = episodes_per_second(scenario, Path(tmp) / f"c{c}", c, n)
+            print(f"concurrency {c}: {rates[c]:.1f} single-step episodes/s ({n} episodes)")
+            record(f"single-step episodes/s, concurrency {c}", rates[c], "/s", GOAL_EPS, "goal", False)
+    cold = 1000 / rates[1]
+    print(f"a cold single-step episode (fresh container, concurrency 1): {cold:.0f} ms")
+    record("a cold single-step episode (fresh container)", cold, "ms")
+    inside, shim = memory_per_episode()
+    print(f"memory per live episode: {inside:.1f} MiB in its container (executor, shell, page cache) + "
+          f"{shim:.1f} MiB for its containerd shim = {inside + shim:.1f} MiB")
+    record("memory per live episode (container + shim)", inside + shim, "MiB", 3.5, "PERF.md idle container")
+    best = max(rates.values())
+    print(f"\n{'meets' if best >= GOAL_EPS else 'MISSES'} the goal of >= {GOAL_EPS:.0f} episodes/s: best "
+          f"{best:.1f}/s ({best / GOAL_EPS:.2f}x the goal; PERF.md's churn ceiling without reuse: "
+          f"~{PERF_CHURN:.0f}/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
