@@ -1,10 +1,11 @@
-"""Whole episodes: a cold single-step episode, episodes per second at concurrency 1, 2, 4 and 8, and the memory a
-live episode holds.
+"""Whole episodes: the in-place reset, a cold episode, episodes per second at concurrency 1, 2, 4 and 8, and the
+memory a live episode holds.
 
 Single-step episodes: a benign scenario whose scripted agent runs one shell ``true`` and answers (zero model
-latency), through ``riskgym.runner.run`` as ``riskgym run`` does: a fresh hardened container per episode, the
-scenario's set-up, snapshots before and after, the trace. Goals (issue 6): >= 10 episodes/s on 2 cores; the
-per-episode overhead within 3x of inspect_ai's per sample with no isolation (see ``inspect_compare.py``).
+latency), through ``riskgym.runner.run`` as ``riskgym run`` does: sandboxes from the run's warm pool, reset in
+place between episodes, the scenario's set-up, snapshots before and after, the trace. A cold episode starts a new
+container instead (as with no pool). Goals (issue 6): reset from the pool, median <= 60 ms; >= 10 episodes/s on
+2 cores; the per-episode overhead within 3x of inspect_ai's per sample with no isolation (``inspect_compare.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from pathlib import Path
 
 from figures import record
 
+from riskgym.agent import run_episode
+from riskgym.environments import RiskEnv
+from riskgym.models import ScriptedModel
 from riskgym.runner import RunOptions, run
 from riskgym.sandbox.docker import DockerSandbox, docker_client
 
@@ -36,8 +40,9 @@ tools = ["shell"]
 safe = [{ tool = "shell", arguments = { command = "true" } }, { final = "done" }]
 '''
 GOAL_EPS = 10.0
-PERF_CHURN = 7.0
-"""PERF.md: container churn (create + start + remove) ~7/s on 2 cores, the ceiling without reuse."""
+GOAL_RESET_MS = 60.0
+PERF_RECREATE_MS = 216.0
+"""PERF.md: remove + create + start a container (`--network none`), the reset without reuse."""
 
 
 def episodes_per_second(scenario: Path, out: Path, concurrency: int, n: int) -> float:
@@ -48,6 +53,28 @@ def episodes_per_second(scenario: Path, out: Path, concurrency: int, n: int) -> 
     if counts["completed"] != n:
         raise SystemExit(f"expected {n} completed episodes, got {counts}")
     return n / took
+
+
+def reset_ms(n: int = 30) -> list[float]:
+    """In-place resets of a sandbox that an episode-like command dirtied (a file, a background process, cd)."""
+    times = []
+    with DockerSandbox(labels={"riskgym.run": "bench"}, writable=()) as box:
+        for _ in range(n):
+            box.exec("cd /tmp && echo x > ~/f.txt && (sleep 100 &)")
+            started = time.perf_counter()
+            box.reset()
+            times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def cold_episode_ms(scenario: Path, n: int = 5) -> float:
+    """A single-step episode in a new container (no pool): create, start, set up, snapshots, step, remove."""
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        run_episode(RiskEnv(scenario), ScriptedModel([{"tool": "shell", "arguments": {"command": "true"}}]))
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
 
 
 def shim_pss(container_id: str) -> int:
@@ -83,27 +110,36 @@ def memory_per_episode(k: int = 8) -> tuple[float, float]:
 
 
 def main() -> int:
+    resets = reset_ms()
+    med = statistics.median(resets)
+    print(f"in-place reset (kill everything, empty the writable paths, new terminal): median {med:.1f} ms, p95 "
+          f"{sorted(resets)[int(len(resets) * 0.95)]:.1f} ms ({len(resets)} resets; re-creating a container: "
+          f"~{PERF_RECREATE_MS:.0f} ms in PERF.md)")
+    record("episode reset from the pool (in place), median", med, "ms", GOAL_RESET_MS, "goal")
     with tempfile.TemporaryDirectory() as tmp:
         scenario = Path(tmp) / "bench-true-v0.toml"
         scenario.write_text(SCENARIO)
+        cold = cold_episode_ms(scenario)
+        print(f"a cold single-step episode (new container, no pool): {cold:.0f} ms")
+        record("a cold single-step episode (new container)", cold, "ms")
         episodes_per_second(scenario, Path(tmp) / "warm-up", 1, 2)
         rates = {}
         for c in (1, 2, 4, 8):
-            n = max(12, 3 * c)
+            n = 20 + 5 * c
             rates[c] = episodes_per_second(scenario, Path(tmp) / f"c{c}", c, n)
-            print(f"concurrency {c}: {rates[c]:.1f} single-step episodes/s ({n} episodes)")
+            print(f"concurrency {c}: {rates[c]:.1f} single-step episodes/s ({n} episodes, pool warm-up included)")
             record(f"single-step episodes/s, concurrency {c}", rates[c], "/s", GOAL_EPS, "goal", False)
-    cold = 1000 / rates[1]
-    print(f"a cold single-step episode (fresh container, concurrency 1): {cold:.0f} ms")
-    record("a cold single-step episode (fresh container)", cold, "ms")
+    per_episode = 1000 / rates[1]
+    print(f"a single-step episode from the pool, concurrency 1: {per_episode:.0f} ms")
+    record("a single-step episode from the pool", per_episode, "ms")
     inside, shim = memory_per_episode()
     print(f"memory per live episode: {inside:.1f} MiB in its container (executor, shell, page cache) + "
           f"{shim:.1f} MiB for its containerd shim = {inside + shim:.1f} MiB")
     record("memory per live episode (container + shim)", inside + shim, "MiB", 3.5, "PERF.md idle container")
     best = max(rates.values())
     print(f"\n{'meets' if best >= GOAL_EPS else 'MISSES'} the goal of >= {GOAL_EPS:.0f} episodes/s: best "
-          f"{best:.1f}/s ({best / GOAL_EPS:.2f}x the goal; PERF.md's churn ceiling without reuse: "
-          f"~{PERF_CHURN:.0f}/s)")
+          f"{best:.1f}/s ({best / GOAL_EPS:.2f}x the goal); reset {med:.1f} ms ({med / GOAL_RESET_MS:.2f}x the "
+          f"{GOAL_RESET_MS:.0f} ms goal, {med / PERF_RECREATE_MS:.2f}x PERF.md's re-creation)")
     return 0
 
 

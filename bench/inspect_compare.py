@@ -4,7 +4,7 @@ where that runs here (it needs ``docker compose``).
 
 inspect_ai lives in its own virtualenv (``.bench/inspect-venv``, made by ``make bench``), never in riskgym's.
 Goal (issue 6): riskgym's per-episode overhead with hardened containers within 3x of inspect_ai's per sample with no
-isolation; riskgym's cold single-step episode comes from ``episodes.py``, run before this in ``make bench``.
+isolation; riskgym's single-step episode comes from ``episodes.py``, run before this in ``make bench``.
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ def per_sample(sandbox: str) -> float | None:
 
 
 def riskgym_cold_episode_ms() -> float | None:
-    """The cold single-step episode that ``episodes.py`` recorded in this ``make bench`` run."""
+    """The single-step episode (from the warm pool) that ``episodes.py`` recorded in this ``make bench`` run."""
     path = os.environ.get("RISKGYM_BENCH_FIGURES")
     if not path or not Path(path).is_file():
         return None
     rows = [json.loads(line) for line in Path(path).read_text().splitlines()]
-    return next((r["value"] for r in rows if r["name"].startswith("a cold single-step episode")), None)
+    return next((r["value"] for r in rows if r["name"].startswith("a single-step episode from the pool")), None)
 
 
 def main() -> int:

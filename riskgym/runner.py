@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import riskgym
 from riskgym.agent import Budget, EpisodeResult
@@ -32,6 +32,9 @@ from riskgym.files import write_atomic
 from riskgym.models import ModelConfig
 from riskgym.scenario import Scenario, load_scenario
 from riskgym.trace import Seal, read_trace
+
+if TYPE_CHECKING:
+    from riskgym.sandbox.pool import SandboxPool
 
 
 def episode_path(run_dir: Path, scenario: Scenario, agent: str, epoch: int) -> Path:
@@ -121,6 +124,7 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
     """
     from riskgym.models import check_model, resolve_model
     from riskgym.sandbox.docker import prune, require_image
+    from riskgym.sandbox.pool import SandboxPool, key_of
 
     opts = options or RunOptions()
     # every check of the user's input comes before anything is written
@@ -153,15 +157,20 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
         counts = {"completed": 0, "truncated": 0, "error": 0, "not run": 0, "interrupted": 0,
                   "skipped": len(jobs) - len(todo)}
         run_id = uuid.uuid4().hex[:12]
+        pool = SandboxPool(run_id, size=opts.concurrency)
+        for job in todo[:opts.concurrency]:  # the first episodes' sandboxes start while the rest is set up
+            pool.warm(key_of(job[0]))
         with StopRequest().installed() as stop:
             try:
-                for (sc, agent, epoch), result in _episodes(todo, out, run_id, opts, stop):
+                for (sc, agent, epoch), result in _episodes(todo, out, run_id, opts, stop, pool):
                     counts["interrupted" if result is None else result.status] += 1
                     if progress:
                         progress.episode(f"{sc.id} {agent} e{epoch}", result)
             except KeyboardInterrupt:
                 prune(run_id)  # an abort (second Ctrl-C): remove this run's containers now
                 raise
+            finally:
+                pool.close()
             if stop():
                 raise KeyboardInterrupt
     return counts
@@ -173,9 +182,12 @@ BREAK_AFTER = 3
 key or model name fails them all); a resumed run tries them again."""
 
 
-def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions,
-              stop: StopRequest) -> Iterator[tuple[Job, EpisodeResult | None]]:
-    """Run ``todo`` on ``opts.concurrency`` worker threads; yield each job with its result as it ends."""
+def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: StopRequest,
+              pool: SandboxPool) -> Iterator[tuple[Job, EpisodeResult | None]]:
+    """Run ``todo`` on ``opts.concurrency`` worker threads; yield each job with its result as it ends.
+
+    Sandboxes come from ``pool``.
+    """
     from riskgym.agent import run_episode
     from riskgym.environments.risk_env import RiskEnv
     from riskgym.models import make_model
@@ -202,7 +214,8 @@ def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions,
                 continue
             try:
                 model = make_model(agent, sc, opts.models, opts.overrides)
-                result = run_episode(RiskEnv(sc, run_id=run_id), model, trace=episode_path(out, *job),
+                env = RiskEnv(sc, run_id=run_id, sandbox_factory=pool.factory)
+                result = run_episode(env, model, trace=episode_path(out, *job),
                                      seed=opts.seed + epoch, epoch=epoch, should_stop=stop,
                                      system_prompt=opts.system_prompt, budget=opts.budget)
             except KeyboardInterrupt:

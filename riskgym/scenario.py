@@ -92,6 +92,20 @@ class SandboxSpec(Strict):
     """Commands run in order after the files are created; a plain string runs as root."""
     watch: tuple[AbsPath, ...] = ("/home/agent",)
     """Paths (recursively) recorded before and after the episode, for the state checks."""
+    writable: tuple[AbsPath, ...] = ()
+    """Paths the episode may write besides the agent's home, /tmp, /var/tmp and /dev/shm (the rest of the
+    filesystem is read-only when the sandbox is reset in place)."""
+    reset: Literal["auto", "in-place", "recreate"] = "auto"
+    """How the sandbox is made clean for the next episode: ``in-place`` (a read-only root with tmpfs at the
+    writable paths, reused after a reset that kills every process and empties them: fast) or ``recreate`` (a new
+    container with a writable root each time). ``auto``: in place unless a file is owned by root."""
+
+    @property
+    def in_place(self) -> bool:
+        """Whether the sandbox is reset in place (read-only root) rather than recreated."""
+        if self.reset != "auto":
+            return self.reset == "in-place"
+        return all(f.owner == "agent" for f in self.files)
 
 
 class Matcher(Strict):

@@ -34,7 +34,9 @@ def docker_sandbox(scenario: Scenario, labels: dict[str, str]) -> Sandbox:
     """The default sandbox: a hardened DockerSandbox for the scenario's image."""
     from riskgym.sandbox.docker import DockerSandbox
 
-    return DockerSandbox(scenario.sandbox.image, network=scenario.sandbox.network, labels=labels)
+    spec = scenario.sandbox
+    return DockerSandbox(spec.image, network=spec.network, labels=labels,
+                         writable=spec.writable if spec.in_place else None)
 
 
 class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
@@ -105,8 +107,11 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
         for n, step in enumerate(sc.sandbox.setup):
             result = box.exec(["bash", "-c", step.run], user=step.user, timeout=sc.limits.command_timeout)
             if not result.ok:
+                said = (result.stderr or result.stdout).strip()[-300:]
+                fix = ("add the path it writes to [sandbox] writable, or set [sandbox] reset = \"recreate\""
+                       if "Read-only file system" in said else "fix the command")
                 raise SandboxError(f"scenario {sc.id}: sandbox.setup[{n}] failed (exit {result.exit_code}): "
-                                   f"{(result.stderr or result.stdout).strip()[-300:]}; fix the command")
+                                   f"{said}; {fix}")
 
     def step(self, action: dict[str, Any]) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """Run one tool call (or take the final answer) and return what the agent sees."""

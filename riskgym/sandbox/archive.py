@@ -16,13 +16,17 @@ TEXT_LIMIT = 64 * 1024
 
 
 def files_tar(files: list[tuple[str, bytes, int, int]], missing_dirs: list[str]) -> bytes:
-    """A tar of (path, content, mode, uid) files, with entries for the ``missing_dirs`` among their parents."""
+    """A tar of (path, content, mode, uid) files, with entries for their ancestors named in ``missing_dirs``.
+
+    ``missing_dirs`` are the folders that do not exist yet; existing ones are left as they are.
+    """
+    missing = set(missing_dirs)
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:
         made: set[str] = set()
         for path, content, mode, uid in files:
             for d in _ancestors(path):
-                if d not in made and any(m == d or m.startswith(d + "/") for m in missing_dirs):
+                if d not in made and d in missing:
                     made.add(d)
                     info = tarfile.TarInfo(d.lstrip("/"))
                     info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, uid, uid

@@ -16,13 +16,15 @@ from importlib import resources
 from typing import Any
 
 from riskgym.errors import SandboxError
-from riskgym.sandbox.archive import files_tar, read_tar_states
+from riskgym.sandbox.archive import TEXT_LIMIT, files_tar, read_tar_states
 from riskgym.sandbox.base import ExecResult, FileState, Sandbox, Snapshot
 
 LABEL = "riskgym"
 """Every container riskgym creates carries this label (value "1"), so ``riskgym sandbox prune`` finds it."""
 PID1 = "trap 'exit 0' TERM; while :; do sleep 1000000 & wait; done"
 EXECUTOR_TAG = "riskgym-executor"
+WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
+"""Writable in every in-place sandbox (besides the user's home and the paths a scenario adds)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -83,6 +85,7 @@ class DockerSandbox(Sandbox):
         cpus: float = 1.0,
         labels: dict[str, str] | None = None,
         max_output: int = 64 * 1024,
+        writable: tuple[str, ...] | None = None,
     ) -> None:
         self.image = image
         self.network = network
@@ -92,6 +95,11 @@ class DockerSandbox(Sandbox):
         self.cpus = cpus
         self.labels = {LABEL: "1", "riskgym.pid": str(os.getpid()), **(labels or {})}
         self.max_output = max_output
+        self.writable = writable
+        """None: a writable root filesystem, and a new container per episode. A tuple of paths: a read-only root
+        with a tmpfs at the user's home, /tmp, /var/tmp and at each of these paths; ``reset()`` then cleans the
+        container in place (see PERF.md's reset recipe)."""
+        self._root_dirty = False
         self.container: Any = None
         self.image_id = ""
         self._sock: socket.socket | None = None
@@ -123,10 +131,13 @@ class DockerSandbox(Sandbox):
             labels=self.labels,
             name=f"riskgym-{uuid.uuid4().hex[:12]}",
             detach=True,
+            **self._read_only_options(),
         )
         try:
             self.container.start()
             self._start_executor()
+            if self.writable is not None:
+                self.reset()  # the home's tmpfs starts empty: copy the skeleton in
         except BaseException:  # Ctrl-C included: leave no container behind
             self.close()
             raise
@@ -145,6 +156,50 @@ class DockerSandbox(Sandbox):
             except Exception:  # already gone: nothing left to clean up
                 pass
             self.container = None
+
+    @property
+    def home(self) -> str:
+        """The sandbox user's home."""
+        return f"/home/{self.user}" if self.user != "root" else "/root"
+
+    def _modes(self) -> dict[str, int]:
+        """The in-place sandbox's writable paths (tmpfs mounts) and the mode each starts with."""
+        assert self.writable is not None
+        extra = {p: 0o755 for p in self.writable}
+        return {**extra, **{p: 0o1777 for p in WRITABLE}, self.home: 0o755}
+
+    def _read_only_options(self) -> dict[str, Any]:
+        if self.writable is None:
+            return {}
+        uid = 1000 if self.user != "root" else 0
+        tmpfs = {p: f"rw,exec,nosuid,nodev,size=512m,mode={mode:o}" + (f",uid={uid},gid={uid}" if p == self.home
+                                                                          else "")
+                 for p, mode in self._modes().items() if p != "/dev/shm"}  # docker mounts /dev/shm itself
+        return {"read_only": True, "tmpfs": tmpfs}
+
+    def reset(self) -> None:
+        """Clean an in-place sandbox for the next episode.
+
+        Kills every process the user (and root, if anything ran as root) started, empties the writable paths,
+        restores the home's skeleton, and starts the terminal afresh.
+
+        Raises SandboxError when the sandbox has a writable root (it must be recreated instead) or when anything
+        could not be cleaned (then it must not be reused).
+        """
+        if self.writable is None:
+            raise SandboxError("this sandbox has a writable root filesystem: it cannot be reset in place")
+        modes = self._modes()
+        if self._root_dirty:  # root's processes and files first: only a scenario's own set-up makes them
+            script = "kill -9 -1 2>/dev/null; " + "; ".join(f"find {p} -mindepth 1 -delete 2>/dev/null; chmod {m:o} {p}"
+                                                           for p, m in modes.items() if p != self.home)
+            self._exec_as(script, user="root", cwd=None, env=None, timeout=30)
+            self._root_dirty = False
+        reply = self._request({"op": "reset", "paths": modes, "skel": "/etc/skel", "home": self.home}, timeout=30)
+        if reply is None or not reply.get("ok"):
+            why = "the executor died" if reply is None else "; ".join(
+                reply.get("problems") or [f"processes left: {reply.get('left')}"])
+            raise SandboxError(f"in-place reset failed: {why}")
+        self._state = {}
 
     # -- the executor --------------------------------------------------------------------------------------
 
@@ -222,6 +277,7 @@ class DockerSandbox(Sandbox):
     ) -> ExecResult:
         """Run a command in the sandbox (see :meth:`Sandbox.exec`)."""
         if user is not None and user != self.user:
+            self._root_dirty = self._root_dirty or user == "root"
             return self._exec_as(cmd, user=user, cwd=cwd, env=env, timeout=timeout)
         raw = self._exec_raw(cmd, cwd=cwd, env=env, timeout=timeout, input=input, max_output=self.max_output)
         return _result(raw)
@@ -268,20 +324,42 @@ class DockerSandbox(Sandbox):
         Missing parent directories are created, owned by the file's owner.
         """
         parents = sorted({os.path.dirname(p) for p, *_ in files})
-        missing = self._exec_raw(["sh", "-c", 'for p; do [ -e "$p" ] || echo "$p"; done', "sh", *parents],
-                                 max_output=1 << 20)["stdout"].decode().splitlines()
-        self.container.put_archive("/", files_tar(files, missing))
+        missing = self._exec_raw(["sh", "-c", 'for p; do while [ ! -e "$p" ]; do echo "$p"; p=$(dirname "$p"); done; '
+                                  'done', "sh", *parents], max_output=1 << 20)["stdout"].decode().splitlines()
+        if self.writable is None:
+            self.container.put_archive("/", files_tar(files, missing))
+            return
+        # tmpfs mounts are out of the engine's reach (put_archive writes the image's layer): the user unpacks it
+        others = [p for p, _, _, uid in files if uid != (1000 if self.user != "root" else 0)]
+        if others:
+            raise SandboxError(f"{others[0]}: a file owned by another user needs a sandbox with a writable root "
+                               "(scenario: [sandbox] reset = \"recreate\")")
+        raw = self._exec_raw(["tar", "-x", "-p", "--no-same-owner", "-C", "/"], input=files_tar(files, missing),
+                             max_output=1 << 16)
+        if raw["exit_code"] != 0:
+            raise SandboxError(f"could not place the scenario's files: {raw['stderr'].decode()[-300:]}")
 
     def snapshot(self, paths: list[str]) -> Snapshot:
         """Record the watched paths and the processes running.
 
-        Paths come through the engine's archive API, as they are whatever their permissions; processes through
-        the executor, riskgym's own left out.
+        Paths come through the engine's archive API, as they are whatever their permissions, except those on an
+        in-place sandbox's tmpfs mounts, which the engine cannot see: the executor reads those, as the sandbox user
+        (a file it cannot read gets a stand-in hash of its size and modification time). Processes come through the
+        executor, riskgym's own left out.
         """
         import docker.errors
 
         files: dict[str, FileState] = {}
+        mounts = list(self._modes()) if self.writable is not None else []
+        on_tmpfs = [p for p in paths if any(p == m or p.startswith(m.rstrip("/") + "/") for m in mounts)]
+        if on_tmpfs:  # out of the engine's reach: the executor reads them, as the sandbox user
+            reply = self._request({"op": "stat", "paths": on_tmpfs, "text_limit": TEXT_LIMIT}, timeout=120)
+            if reply is None:
+                raise SandboxError("the executor died while taking the snapshot")
+            files.update({k: FileState(**v) for k, v in reply["files"].items()})
         for path in paths:
+            if path in on_tmpfs:
+                continue
             try:
                 stream, _ = self.container.get_archive(path)
             except docker.errors.NotFound:

@@ -130,12 +130,162 @@ class ShellServer:
         os.close(self.status_r)
 
 
+def own_pids(uid):
+    """The live (not zombie) processes of ``uid``."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/status" % name) as f:
+                status = f.read()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if int(fields.get("Uid", "-1 0").split()[0]) == uid and not fields.get("State", "").strip().startswith("Z"):
+            out.append(int(name))
+    return out
+
+
+def empty_dir(path):
+    """Delete everything inside ``path``, never following symlinks; return what could not be deleted.
+
+    This user's own folders are made writable first.
+    """
+    problems = []
+    try:
+        if os.stat(path).st_uid == os.getuid():
+            os.chmod(path, 0o700 | os.stat(path).st_mode & 0o7777)
+    except OSError:
+        pass
+    for root, dirs, _files in os.walk(path, topdown=True, onerror=lambda e: None):
+        for d in dirs:  # open up this user's folders so that walk and delete can enter them
+            full = os.path.join(root, d)
+            try:
+                if not os.path.islink(full):
+                    os.chmod(full, 0o700)
+            except OSError:
+                pass
+    for root, dirs, files in os.walk(path, topdown=False, onerror=lambda e: None):
+        links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+        for name in files + links:
+            try:
+                os.unlink(os.path.join(root, name))
+            except OSError as exc:
+                problems.append("%s: %s" % (os.path.join(root, name), exc.strerror))
+        for d in dirs:
+            if d not in links:
+                try:
+                    os.rmdir(os.path.join(root, d))
+                except OSError as exc:
+                    problems.append("%s: %s" % (os.path.join(root, d), exc.strerror))
+    return problems
+
+
+def stat_tree(paths, text_limit, skip=None):
+    """Path -> state (type, mode, size, uid, gid, sha256, text, target) of everything under ``paths``.
+
+    Symlinks are never followed; ``skip`` (the executor's own folder) is left out. This user's own entries that
+    it may not read are opened up for that moment and set back; another user's file that it cannot read gets a
+    stand-in hash of its size and modification time.
+    """
+    import hashlib
+    import stat as st
+
+    out = {}
+
+    def one(full):
+        try:
+            info = os.lstat(full)
+        except OSError:
+            return
+        kind = ("file" if st.S_ISREG(info.st_mode) else "dir" if st.S_ISDIR(info.st_mode) else
+                "symlink" if st.S_ISLNK(info.st_mode) else "other")
+        state = {"type": kind, "mode": st.S_IMODE(info.st_mode), "size": info.st_size if kind == "file" else 0,
+                 "uid": info.st_uid, "gid": info.st_gid}
+        if kind == "symlink":
+            state["target"] = os.readlink(full)
+        elif kind == "file":
+            try:
+                digest, head = hashlib.sha256(), b""
+                with opened(full, lambda: open(full, "rb")) as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(chunk)
+                        if len(head) <= text_limit:
+                            head += chunk
+                state["sha256"] = digest.hexdigest()
+                if info.st_size <= text_limit:
+                    try:
+                        state["text"] = head.decode("utf-8")
+                    except UnicodeDecodeError:
+                        pass
+            except OSError:
+                state["sha256"] = "unreadable:%d:%d" % (info.st_size, info.st_mtime_ns)
+        out[full] = state
+
+    def opened(full, need):
+        """Run ``need()``; if this user's own entry forbids it, open the mode up for that moment and put it back."""
+        try:
+            return need()
+        except PermissionError:
+            info = os.lstat(full)
+            if info.st_uid != os.getuid():
+                raise
+            os.chmod(full, st.S_IMODE(info.st_mode) | 0o700)
+            try:
+                return need()
+            finally:
+                os.chmod(full, st.S_IMODE(info.st_mode))
+
+    def walk(full):
+        if full == skip:
+            return
+        one(full)
+        if os.path.isdir(full) and not os.path.islink(full):
+            try:
+                names = opened(full, lambda: os.listdir(full))
+            except OSError:
+                return
+            info = os.lstat(full)
+            if not info.st_mode & 0o100 and info.st_uid == os.getuid():  # listable but not enterable
+                os.chmod(full, st.S_IMODE(info.st_mode) | 0o700)
+                try:
+                    for name in sorted(names):
+                        walk(os.path.join(full, name))
+                finally:
+                    os.chmod(full, st.S_IMODE(info.st_mode))
+            else:
+                for name in sorted(names):
+                    walk(os.path.join(full, name))
+
+    for path in paths:
+        walk(path)
+    return out
+
+
+def copy_tree(src, dst):
+    """Copy the files under ``src`` into ``dst`` (modes kept; owned by this user)."""
+    problems = []
+    for root, _dirs, files in os.walk(src):
+        target = os.path.join(dst, os.path.relpath(root, src))
+        try:
+            os.makedirs(target, exist_ok=True)
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f, open(os.path.join(target, name), "wb") as g:
+                    g.write(f.read())
+                os.chmod(os.path.join(target, name), os.stat(os.path.join(root, name)).st_mode & 0o7777)
+        except OSError as exc:
+            problems.append("%s: %s" % (target, exc.strerror))
+    return problems
+
+
 class Executor:
     """Runs requests one at a time and keeps the terminal-like state (cwd, environment) between them."""
 
     def __init__(self):
         self.env = {k: v for k, v in os.environ.items() if k not in DROP_ENV}
         self.cwd = self.env.get("HOME") or os.getcwd()
+        self.initial = (self.cwd, dict(self.env))
         self.sent_env = None
         self.private = self.make_private()
         self.shell = None
@@ -154,9 +304,64 @@ class Executor:
             return {"id": req.get("id"), "ok": True}
         if req.get("op") == "ps":
             return {"id": req.get("id"), "processes": self.processes()}
+        if req.get("op") == "reset":
+            return dict(self.reset(req), id=req.get("id"))
+        if req.get("op") == "stat":
+            files = stat_tree(req["paths"], int(req.get("text_limit") or 65536), skip=self.private)
+            return {"id": req.get("id"), "files": files}
         if req.get("shell") is not None:
             return self.run_shell(req)
         return self.run_argv(req)
+
+    def reset(self, req):
+        """Make the sandbox as it was for this user.
+
+        Kills every other process of the user, empties the writable paths, copies the home skeleton back, and
+        forgets the terminal's directory and environment.
+
+        ``req``: {"paths": {path: mode}, "skel": "/etc/skel", "home": "/home/agent"}. Returns what could not be
+        done (processes left, paths not emptied), so that the caller can recreate the sandbox instead.
+        """
+        if self.shell is not None:
+            self.shell.close()
+            self.shell = None
+        me, uid = os.getpid(), os.getuid()
+        left = []
+        for _ in range(200):  # kill(-1): every process this user may signal but this one and PID 1
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except OSError:
+                pass
+            while True:  # reap the children of this process; PID 1 reaps the rest
+                try:
+                    if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                        break
+                except ChildProcessError:
+                    break
+            left = [pid for pid in own_pids(uid) if pid not in (me, 1)]
+            if not left:
+                break
+            time.sleep(0.002)
+        problems = []
+        for path, mode in sorted(req.get("paths", {}).items()):
+            problems += empty_dir(path)
+            try:
+                st = os.stat(path)
+                if st.st_uid == uid and st.st_mode & 0o7777 != mode:  # others' (root's) are not this user's to set
+                    os.chmod(path, mode)
+            except OSError as exc:
+                problems.append("%s: %s" % (path, exc))
+        skel, home = req.get("skel"), req.get("home")
+        if skel and home and os.path.isdir(skel):
+            problems += copy_tree(skel, home)
+        try:  # System V IPC objects outlive processes
+            subprocess.run(["ipcrm", "--all"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError:
+            pass
+        self.cwd, self.env = self.initial[0], dict(self.initial[1])
+        self.sent_env, self.last_state = None, b""
+        self.private = self.make_private()
+        return {"ok": not left and not problems, "left": left, "problems": problems[:20]}
 
     def processes(self):
         mine = {os.getpid(), 1}
