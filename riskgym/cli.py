@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, type=Path, help="the run directory, e.g. runs/first")
     r.add_argument("--epochs", type=int, default=1, help="episodes per scenario and model (default 1)")
     r.add_argument("--seed", type=int, default=0, help="episode e gets seed+e, also sent to the model (default 0)")
-    r.add_argument("--concurrency", type=int, default=4, help="episodes at once (default 4)")
+    r.add_argument("--concurrency", type=int, help="episodes at once (default: two per CPU, as memory allows, "
+                   "at most 16)")
     r.add_argument("--models", dest="models_file", type=Path, metavar="FILE",
                    help="model settings, TOML: [models.NAME] tables (see the README)")
     r.add_argument("--system-prompt", type=Path, metavar="FILE", help="replace the default (neutral) system prompt; "
@@ -176,7 +177,10 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
         raise RiskgymError(f"--token-budget {args.token_budget}: give a positive number of tokens")
     if args.cost_budget is not None and args.cost_budget <= 0:
         raise RiskgymError(f"--cost-budget {args.cost_budget}: give a positive amount of US dollars")
-    return RunOptions(epochs=args.epochs, seed=args.seed, concurrency=args.concurrency, system_prompt=prompt,
+    from riskgym.runner import default_concurrency
+
+    concurrency = default_concurrency() if args.concurrency is None else args.concurrency
+    return RunOptions(epochs=args.epochs, seed=args.seed, concurrency=concurrency, system_prompt=prompt,
                       budget=Budget(args.token_budget, args.cost_budget),
                       models=load_models_file(args.models_file) if args.models_file else {}, overrides=overrides)
 

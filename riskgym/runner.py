@@ -115,6 +115,20 @@ class Progress(Protocol):
         """One episode ended (None: interrupted by the user)."""
 
 
+def default_concurrency() -> int:
+    """Episodes at once, sized to the machine.
+
+    Two per CPU (an episode waits on the sandbox and the model about as long as it computes), no more than the
+    memory holds with every container at its limit (512 MiB), and at most 16.
+    """
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        available = 8 << 30
+    return max(1, min(2 * (os.cpu_count() or 1), available // (512 << 20), 16))
+
+
 def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOptions | None = None,
         progress: Progress | None = None) -> dict[str, int]:
     """Run every episode that the run directory does not already hold finished; return counts by status.
