@@ -10,6 +10,7 @@ import base64
 import functools
 import json
 import os
+import shlex
 import socket
 import uuid
 from importlib import resources
@@ -17,7 +18,7 @@ from typing import Any
 
 from riskgym.errors import SandboxError
 from riskgym.sandbox.archive import TEXT_LIMIT, files_tar, read_tar_states
-from riskgym.sandbox.base import ExecResult, FileState, Sandbox, Snapshot
+from riskgym.sandbox.base import UIDS, ExecResult, FileState, Sandbox, Snapshot
 
 LABEL = "riskgym"
 """Every container riskgym creates carries this label (value "1"), so ``riskgym sandbox prune`` finds it."""
@@ -171,10 +172,12 @@ class DockerSandbox(Sandbox):
     def _read_only_options(self) -> dict[str, Any]:
         if self.writable is None:
             return {}
-        uid = 1000 if self.user != "root" else 0
-        tmpfs = {p: f"rw,exec,nosuid,nodev,size=512m,mode={mode:o}" + (f",uid={uid},gid={uid}" if p == self.home
-                                                                          else "")
-                 for p, mode in self._modes().items() if p != "/dev/shm"}  # docker mounts /dev/shm itself
+        uid = UIDS.get(self.user, 1000)
+        tmpfs = {}
+        for path, mode in self._modes().items():
+            if path != "/dev/shm":  # docker mounts /dev/shm itself
+                owner = f",uid={uid},gid={uid}" if path == self.home else ""
+                tmpfs[path] = f"rw,exec,nosuid,nodev,size=512m,mode={mode:o}{owner}"
         return {"read_only": True, "tmpfs": tmpfs}
 
     def reset(self) -> None:
@@ -190,8 +193,9 @@ class DockerSandbox(Sandbox):
             raise SandboxError("this sandbox has a writable root filesystem: it cannot be reset in place")
         modes = self._modes()
         if self._root_dirty:  # root's processes and files first: only a scenario's own set-up makes them
-            script = "kill -9 -1 2>/dev/null; " + "; ".join(f"find {p} -mindepth 1 -delete 2>/dev/null; chmod {m:o} {p}"
-                                                           for p, m in modes.items() if p != self.home)
+            script = "kill -9 -1 2>/dev/null; " + "; ".join(
+                f"find {shlex.quote(p)} -mindepth 1 -delete 2>/dev/null; chmod {m:o} {shlex.quote(p)}"
+                for p, m in modes.items() if p != self.home)
             self._exec_as(script, user="root", cwd=None, env=None, timeout=30)
             self._root_dirty = False
         reply = self._request({"op": "reset", "paths": modes, "skel": "/etc/skel", "home": self.home}, timeout=30)
@@ -330,7 +334,7 @@ class DockerSandbox(Sandbox):
             self.container.put_archive("/", files_tar(files, missing))
             return
         # tmpfs mounts are out of the engine's reach (put_archive writes the image's layer): the user unpacks it
-        others = [p for p, _, _, uid in files if uid != (1000 if self.user != "root" else 0)]
+        others = [p for p, _, _, uid in files if uid != UIDS.get(self.user, 1000)]
         if others:
             raise SandboxError(f"{others[0]}: a file owned by another user needs a sandbox with a writable root "
                                "(scenario: [sandbox] reset = \"recreate\")")
