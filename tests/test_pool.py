@@ -73,3 +73,13 @@ def test_the_pool_reuses_in_place_sandboxes_and_recreates_the_others(docker_read
     finally:
         pool.close()
     assert containers(run_id) == []
+
+
+def test_the_agent_cannot_plant_code_in_a_restarted_executor(docker_ready):
+    with DockerSandbox(labels={"riskgym.run": "pytest"}, writable=()) as box:
+        site = box.exec("python3 -c 'import site; print(site.getusersitepackages())'").stdout.strip()
+        plant = (f"mkdir -p {site} && echo 'import os; open(\"/tmp/planted\", \"w\").close()' > {site}/x.pth && "
+                 "PYTHONSTARTUP=/dev/null python3 -c pass && ls /tmp/planted && rm /tmp/planted")
+        assert box.exec(plant).stdout.strip() == "/tmp/planted"  # the .pth runs in the agent's own python
+        box.exec("pkill -KILL -f riskgym-executor")  # the executor dies; the next command restarts it
+        assert box.exec("ls /tmp/planted 2>&1 || echo clean").stdout.strip().endswith("clean")

@@ -209,9 +209,10 @@ class DockerSandbox(Sandbox):
 
     def _start_executor(self) -> None:
         api = docker_client().api
-        # the source goes in the environment, not on the command line, so that `ps` in the sandbox shows one line
+        # the source goes in the environment, not on the command line, so that `ps` in the sandbox shows one line;
+        # -I (isolated): no user site-packages, no PYTHON* variables, so the agent cannot plant code that runs in it
         exec_id = api.exec_create(
-            self.container.id, ["python3", "-u", "-c", BOOTSTRAP, EXECUTOR_TAG],
+            self.container.id, ["python3", "-I", "-u", "-c", BOOTSTRAP, EXECUTOR_TAG],
             environment={ENV_SOURCE: executor_source()}, stdin=True, stdout=True, stderr=True, user=self.user,
         )["Id"]
         raw = api.exec_start(exec_id, socket=True)

@@ -1,6 +1,6 @@
 """The executor: one long-lived process inside the sandbox that runs commands sent as JSON lines.
 
-This file is run *inside the container* as ``python3 -u -c <this source>``; it is never imported on the host
+This file is run *inside the container* as ``python3 -I -u -c <this source>``; it is never imported on the host
 (the host reads it as text). It must run on any Python >= 3.7 and use the standard library only.
 
 Request (one JSON object a line on stdin)::
