@@ -30,6 +30,10 @@ def test_a_reset_leaves_nothing_of_the_episode_behind(docker_ready):
         box.exec("mkdir -p /srv/shared/r && echo r > /srv/shared/r/f && chmod 1777 /srv/shared && "
                  "(nohup sleep 4000 >/dev/null 2>&1 &)", user="root")
         assert box.exec(DIRTY).exit_code == 0
+        executor = box.exec("pgrep -f riskgym-executor").stdout.split()[0]
+        tamper = box.exec(f"python3 -c 'import ctypes; print(ctypes.CDLL(None).ptrace(16, {executor}, 0, 0))'; "
+                          f"head -c 1 /proc/{executor}/mem")
+        assert tamper.stdout.strip() == "-1" and "Permission denied" in tamper.stderr  # it is not dumpable
         dirty = box.snapshot(WATCH)  # the home is mode 000 now: the snapshot opens it up for a moment, and back
         assert len(dirty.processes) >= 6 and dirty.files["/home/agent"].mode == 0
         assert {"/home/agent/d/e/f", "/home/agent/.hidden", "/tmp/t", "/srv/shared/r/f"} <= set(dirty.files)

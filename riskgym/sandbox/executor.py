@@ -98,11 +98,9 @@ class ShellServer:
         self.cwd, self.env = cwd, dict(env)
         return "".join(c + "\n" for c in code)
 
-    def start(self, command_file, state_file, fds):
-        """Fork the subshell; its stdin/stdout/stderr are the executor's pipe ends, opened through /proc."""
-        me = os.getpid()
-        redirect = "<%s >/proc/%d/fd/%d 2>/proc/%d/fd/%d" % (
-            "/proc/%d/fd/%d" % (me, fds[0]) if fds[0] is not None else "/dev/null", me, fds[1], me, fds[2])
+    def start(self, command_file, state_file, paths):
+        """Fork the subshell; its stdin is a file (or /dev/null), its stdout and stderr FIFOs the executor reads."""
+        redirect = "<%s >%s 2>%s" % tuple(shlex.quote(p) for p in (paths[0] or "/dev/null", paths[1], paths[2]))
         self.send("( exec %d>&-; %s; . %s ) %s & echo \"pid $!\" >&%d; wait $!; echo \"rc $?\" >&%d\n" % (
             self.status_w, STATE_TRAP % shlex.quote(state_file), shlex.quote(command_file), redirect,
             self.status_w, self.status_w))
@@ -290,6 +288,7 @@ class Executor:
         self.private = self.make_private()
         self.shell = None
         self.last_state = b""
+        self.fifos = 0
 
     @staticmethod
     def make_private():
@@ -431,14 +430,25 @@ class Executor:
         with f:
             f.write(extra + req["shell"])
         stdin_data = base64.b64decode(req["stdin_b64"]) if req.get("stdin_b64") else None
-        in_r, in_w = os.pipe() if stdin_data is not None else (None, None)
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
+        in_path = None
+        if stdin_data is not None:
+            in_path = os.path.join(self.private, "in")
+            with open(in_path, "wb") as f:
+                f.write(stdin_data)
+        # fresh FIFOs for each command (a background child of an earlier one keeps writing into its own), opened
+        # here for reading and, until the command ends, for writing too: so a read means data, never an early EOF
+        self.fifos += 1
+        out_path, err_path = (os.path.join(self.private, "%s%d" % (k, self.fifos)) for k in ("out", "err"))
+        fds = []
+        for path in (out_path, err_path):
+            os.mkfifo(path, 0o600)
+            fds += [os.open(path, os.O_RDONLY | os.O_NONBLOCK), os.open(path, os.O_WRONLY | os.O_NONBLOCK)]
+        out_r, out_w, err_r, err_w = fds
         for attempt in (1, 2):
             shell = self.ensure_shell(restart=attempt == 2)
             try:
                 shell.send(shell.sync(self.cwd, self.env))
-                shell.start(cmd_file, state_file, (in_r, out_w, err_w))
+                shell.start(cmd_file, state_file, (in_path, out_path, err_path))
                 break
             except OSError:  # the shell died after the last command (a broken pipe): start a new one
                 if attempt == 2:
@@ -464,11 +474,16 @@ class Executor:
             # the command's process group; the whole shell server if it never said which one that is
             os.killpg(status["pid"] or shell.proc.pid, signal.SIGKILL)
 
-        out, err, timed_out = self.pump(in_w, stdin_data, out_r, err_r, done, kill, req, extra_fd=shell.status_r)
-        for fd in (in_r, out_w, err_w, out_r, err_r):
-            if fd is not None:
+        out, err, timed_out = self.pump(None, None, out_r, err_r, done, kill, req, extra_fd=shell.status_r)
+        for fd in (out_w, err_w, out_r, err_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        for path in (in_path, out_path, err_path):
+            if path is not None:
                 try:
-                    os.close(fd)
+                    os.unlink(path)
                 except OSError:
                     pass
         if status["dead"]:
@@ -555,7 +570,21 @@ class Executor:
         return resp
 
 
+def not_dumpable():
+    """Keep the agent's processes (the same user) from ptrace-ing this one or writing its memory (PR_SET_DUMPABLE).
+
+    Otherwise they could change it, and survive a reset. Commands it starts are dumpable again after their execve.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except (ImportError, OSError, AttributeError):
+        pass
+
+
 def main():
+    not_dumpable()
     executor = Executor()
     out = sys.stdout.buffer
     out.write(b'{"ready": true}\n')
