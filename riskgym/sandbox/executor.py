@@ -239,22 +239,22 @@ def stat_tree(paths, text_limit, skip=None):
         if full == skip:
             return
         one(full)
-        if os.path.isdir(full) and not os.path.islink(full):
-            try:
-                names = opened(full, lambda: os.listdir(full))
-            except OSError:
-                return
-            info = os.lstat(full)
-            if not info.st_mode & 0o100 and info.st_uid == os.getuid():  # listable but not enterable
-                os.chmod(full, st.S_IMODE(info.st_mode) | 0o700)
-                try:
-                    for name in sorted(names):
-                        walk(os.path.join(full, name))
-                finally:
-                    os.chmod(full, st.S_IMODE(info.st_mode))
-            else:
-                for name in sorted(names):
-                    walk(os.path.join(full, name))
+        if not os.path.isdir(full) or os.path.islink(full):
+            return
+        info = os.lstat(full)
+        mode = st.S_IMODE(info.st_mode)
+        # this user's own folder that it may not list or enter: opened for the walk, then set back
+        closed = info.st_uid == os.getuid() and mode & 0o500 != 0o500
+        try:
+            if closed:
+                os.chmod(full, mode | 0o700)
+            for name in sorted(os.listdir(full)):
+                walk(os.path.join(full, name))
+        except OSError:
+            pass
+        finally:
+            if closed:
+                os.chmod(full, mode)
 
     for path in paths:
         walk(path)
