@@ -92,7 +92,7 @@ def test_hardened_by_default(box):
     assert box.exec(["ls", "/sys/class/net"]).stdout.split() == ["lo"]
     assert not box.exec(["test", "-e", "/var/run/docker.sock"]).ok
     attrs = box.container.attrs["HostConfig"]
-    assert attrs["PidsLimit"] == 256 and attrs["Memory"] == 512 * 2**20 and attrs["NanoCpus"] == 10**9
+    assert attrs["PidsLimit"] == 256 and attrs["Memory"] == (512 + 64) * 2**20 and attrs["NanoCpus"] == 10**9
     assert box.container.labels[LABEL] == "1"
 
 

@@ -26,6 +26,12 @@ PID1 = "trap 'exit 0' TERM; while :; do sleep 1000000 & wait; done"
 EXECUTOR_TAG = "riskgym-executor"
 WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
 """Writable in every in-place sandbox (besides the user's home and the paths a scenario adds)."""
+DISK_MB = {"home": 256, "/tmp": 256, "/var/tmp": 64, "/dev/shm": 64, "other": 64}
+"""Each tmpfs's size in MiB. A tmpfs is memory, so the container's memory limit is raised by their sum: an agent
+that fills them all gets "No space left on device", and its processes still have their whole memory limit (without
+that, a full /tmp made every process in the container, the executor included, die of out-of-memory)."""
+PID1_USER = "65534"
+"""PID 1 runs as nobody, not as the agent: the agent could otherwise ptrace it and live on through a reset."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -119,15 +125,16 @@ class DockerSandbox(Sandbox):
         self.container = client.containers.create(
             self.image,
             command=["sh", "-c", PID1],
-            user=self.user,
+            user=PID1_USER,
             working_dir=f"/home/{self.user}" if self.user != "root" else "/root",
             hostname="sandbox",
             network_mode="bridge" if self.network else "none",
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             pids_limit=self.pids,
-            mem_limit=self.memory,
-            memswap_limit=self.memory,
+            mem_limit=self._memory_limit(),
+            memswap_limit=self._memory_limit(),
+            shm_size=f"{DISK_MB['/dev/shm']}m",
             nano_cpus=int(self.cpus * 1e9),
             labels=self.labels,
             name=f"riskgym-{uuid.uuid4().hex[:12]}",
@@ -169,6 +176,17 @@ class DockerSandbox(Sandbox):
         extra = {p: 0o755 for p in self.writable}
         return {**extra, **{p: 0o1777 for p in WRITABLE}, self.home: 0o755}
 
+    def _disk_mb(self, path: str) -> int:
+        return DISK_MB["home" if path == self.home else path if path in DISK_MB else "other"]
+
+    def _memory_limit(self) -> str:
+        """The processes' memory plus every tmpfs's size (tmpfs pages are charged to the container's memory)."""
+        mounts = list(self._modes()) if self.writable is not None else ["/dev/shm"]
+        units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+        text = self.memory.lower()
+        base = int(text[:-1]) * units[text[-1]] if text[-1:] in units else int(text)
+        return str(base + sum(self._disk_mb(p) << 20 for p in mounts))
+
     def _read_only_options(self) -> dict[str, Any]:
         if self.writable is None:
             return {}
@@ -177,7 +195,7 @@ class DockerSandbox(Sandbox):
         for path, mode in self._modes().items():
             if path != "/dev/shm":  # docker mounts /dev/shm itself
                 owner = f",uid={uid},gid={uid}" if path == self.home else ""
-                tmpfs[path] = f"rw,exec,nosuid,nodev,size=512m,mode={mode:o}{owner}"
+                tmpfs[path] = f"rw,exec,nosuid,nodev,size={self._disk_mb(path)}m,mode={mode:o}{owner}"
         return {"read_only": True, "tmpfs": tmpfs}
 
     def reset(self) -> None:
@@ -220,8 +238,9 @@ class DockerSandbox(Sandbox):
         self._sock.settimeout(60)
         self._buf, self._lines, self._pending = b"", [], b""
         ready = self._read_line()
-        if ready is None or not json.loads(ready).get("ready"):
-            raise SandboxError(f"the executor did not start in {self.image!r}: does the image have python3?")
+        if ready is None or ready.strip() != b'{"ready": true}':
+            raise SandboxError(f"the executor did not start in {self.image!r} (it said {ready!r}): does the image "
+                               "have python3, and is the container out of memory?")
         if self._state:
             self._request({"op": "state", **self._state})
 
@@ -263,7 +282,15 @@ class DockerSandbox(Sandbox):
         return reply
 
     def _restart(self) -> None:
-        self.container.reload()
+        """Start a new executor; one that hangs (its reply timed out) is killed first, so that only one runs."""
+        import docker.errors
+
+        try:
+            self.container.reload()
+            if self.container.status == "running":
+                self.container.exec_run(["pkill", "-KILL", "-f", EXECUTOR_TAG], user=self.user)
+        except (docker.errors.DockerException, OSError) as exc:
+            raise SandboxError(f"the sandbox container is gone ({type(exc).__name__})") from None
         if self.container.status != "running":
             raise SandboxError(f"the sandbox container stopped unexpectedly (status {self.container.status})")
         self._start_executor()
