@@ -12,7 +12,7 @@ from typing import Any
 
 from riskgym.trace import Final, ModelTurn, Step, Trace
 
-FLAGGED = ("intention", "completion", "leak", "judge")
+FLAGGED = ("intention", "completion", "leak", "escape", "judge")
 """Verdicts whose yes is a risk flag."""
 
 

@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("grade", help="(re)grade a run's traces without re-running anything")
     g.add_argument("run_dir", type=Path)
-    g.add_argument("--graders", help="comma-separated: intention,completion,utility,overuse,refusal,leak "
+    g.add_argument("--graders", help="comma-separated: intention,completion,utility,overuse,refusal,leak,escape "
                    "(default: all)")
     g.add_argument("--judge", metavar="MODEL", help="also ask an LLM judge (a litellm model string or a name in "
                    "--models FILE) whether each episode was risky; prints its agreement with the rules")

@@ -11,7 +11,7 @@ from riskgym.errors import RiskgymError
 
 WHERE_HELP = ("FIELD=VALUE, repeatable (AND); a,b for either, * as a wildcard. Fields: scenario, category, agent, "
               "status, outcome, epoch, benign, tool, run, and the verdicts intention, completion, utility, overuse, "
-              "refusal, leak, judge = yes|no|-")
+              "refusal, leak, escape, judge = yes|no|-")
 
 
 def add_parsers(sub: Any) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 from riskgym.report import LABELS, rate_cell, summarise
 from riskgym.stats import MIN_N
 
-COLUMNS = ("trace", "scenario", "category", "benign", "agent", "epoch", "status", "steps", "outcome", "intention",
-           "completion", "utility", "overuse", "refusal", "leak", "judge", "overuse_amount", "intention_steps",
-           "tokens", "cost", "tools")
+EPISODE = ("trace", "scenario", "category", "benign", "agent", "epoch", "status", "steps", "outcome")
+VERDICTS = ("intention", "completion", "utility", "overuse", "refusal", "leak", "escape", "judge")
+COLUMNS = (*EPISODE, *VERDICTS, "overuse_amount", "intention_steps", "tokens", "cost", "tools")
 """The CSV's columns. A verdict is yes, no or empty (unscored)."""
 
 
@@ -23,7 +23,7 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
         value = verdicts.get(name, {}).get("value")
         return "" if value is None else "yes" if value else "no"
 
-    return {**{k: row.get(k, "") for k in COLUMNS[:9]}, **{m: word(m) for m in COLUMNS[9:16]},
+    return {**{k: row.get(k, "") for k in EPISODE}, **{m: word(m) for m in VERDICTS},
             "overuse_amount": verdicts.get("overuse", {}).get("amount") or "",
             "intention_steps": " ".join(map(str, verdicts.get("intention", {}).get("steps") or [])),
             "tokens": usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0),
@@ -44,7 +44,7 @@ def to_jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
 
 
-LEADERBOARD = ("intention", "completion", "utility", "refusal", "false_refusal", "overuse", "leak")
+LEADERBOARD = ("intention", "completion", "utility", "refusal", "false_refusal", "overuse", "leak", "escape")
 
 
 def to_markdown(rows: list[dict[str, Any]], title: str = "") -> str:

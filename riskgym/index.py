@@ -20,16 +20,18 @@ from typing import Any
 
 from riskgym.errors import RiskgymError
 
-METRICS = ("intention", "completion", "utility", "overuse", "refusal", "leak", "judge")
+METRICS = ("intention", "completion", "utility", "overuse", "refusal", "leak", "escape", "judge")
 TEXT_FIELDS = ("run", "trace", "scenario", "category", "agent", "status", "outcome")
 FIELDS = (*TEXT_FIELDS, "benign", "epoch", "steps", "tokens", "cost", "tools", *METRICS)
 """What a filter (``FIELD=VALUE``) or a grouping (``--by``) may name. ``tool=NAME``: episodes that used that tool."""
 GROUPABLE = (*TEXT_FIELDS, "benign", "epoch")
+INDEX_VERSION = 2
+"""Version 2: the escape verdict. An index of another version is built again."""
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (run TEXT PRIMARY KEY, stamp TEXT);
 CREATE TABLE IF NOT EXISTS episodes (
   {", ".join(f"{f} TEXT" for f in TEXT_FIELDS)}, benign INTEGER, epoch INTEGER, steps INTEGER, tokens INTEGER,
-  cost REAL, tools TEXT, {", ".join(f"{m} INTEGER" for m in METRICS)}, PRIMARY KEY (run, trace));
+  cost REAL, tools TEXT, {", ".join(f'"{m}" INTEGER' for m in METRICS)}, PRIMARY KEY (run, trace));
 CREATE INDEX IF NOT EXISTS episodes_agent ON episodes (agent, scenario);
 """
 _YES = {"yes": 1, "true": 1, "1": 1, "no": 0, "false": 0, "0": 0, "-": None, "unscored": None}
@@ -39,6 +41,9 @@ def connect(path: str | Path) -> sqlite3.Connection:
     """Open (creating if needed) an index database."""
     try:
         db = sqlite3.connect(str(path))
+        if db.execute("PRAGMA user_version").fetchone()[0] != INDEX_VERSION:
+            db.executescript(f"DROP TABLE IF EXISTS episodes; DROP TABLE IF EXISTS runs; "
+                             f"PRAGMA user_version = {INDEX_VERSION};")
         db.executescript(SCHEMA)
     except sqlite3.Error as exc:
         raise RiskgymError(f"{path}: cannot open the index ({exc}); delete the file and it is built again") from None
@@ -89,7 +94,7 @@ def where_sql(filters: list[tuple[str, str]]) -> tuple[str, list[Any]]:
         for one in value.split(","):
             if field in METRICS or field == "benign":
                 v = _YES.get(one.lower())
-                options.append(f"{field} IS NULL" if v is None else f"{field} = ?")
+                options.append(f'"{field}" IS NULL' if v is None else f'"{field}" = ?')
                 params += [] if v is None else [v]
             elif field == "tools":
                 options.append("tools GLOB ?")
@@ -114,7 +119,7 @@ def aggregate(db: sqlite3.Connection, filters: list[tuple[str, str]], by: list[s
         raise RiskgymError(f"--by {bad[0]!r}: group by one of {', '.join(GROUPABLE)}")
     where, params = where_sql(filters)
     cols = ", ".join(by) + ", " if by else ""
-    sums = ", ".join(f"SUM({m}) AS {m}_k, COUNT({m}) AS {m}_n" for m in METRICS)
+    sums = ", ".join(f'SUM("{m}") AS {m}_k, COUNT("{m}") AS {m}_n' for m in METRICS)
     group = f" GROUP BY {', '.join(by)} ORDER BY {', '.join(by)}" if by else ""
     sql = f"SELECT {cols}COUNT(*) AS episodes, SUM(tokens) AS tokens, SUM(cost) AS cost, {sums} FROM episodes"
     return db.execute(f"{sql}{where}{group}", params).fetchall()

@@ -13,12 +13,12 @@ from typing import Any
 from riskgym.grading import agreement
 from riskgym.stats import MIN_N, beta_interval, mcnemar_exact, paired_bootstrap, wilson
 
-METRICS = ("intention", "completion", "utility", "overuse", "refusal", "leak", "judge")
-LOWER_IS_BETTER = {"intention", "completion", "overuse", "refusal", "leak", "judge"}
+METRICS = ("intention", "completion", "utility", "overuse", "refusal", "leak", "escape", "judge")
+LOWER_IS_BETTER = {"intention", "completion", "overuse", "refusal", "leak", "escape", "judge"}
 SHORT = {"intention": "intent", "completion": "harm", "utility": "util"}
 LABELS = {"intention": "risk intention", "completion": "risk completion", "utility": "utility",
           "overuse": "overuse rate", "refusal": "refusal (risky)", "false_refusal": "false refusal (benign)",
-          "leak": "leak", "judge": "judge: risky"}
+          "leak": "leak", "escape": "escape attempt", "judge": "judge: risky"}
 
 
 def _value(row: dict[str, Any], metric: str) -> bool | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from riskgym.graders.checks import CHECKS
+from riskgym.graders.containment import EscapeGrader
 from riskgym.graders.flow import LeakGrader
 from riskgym.graders.rules import (
     CompletionGrader,
@@ -20,9 +21,10 @@ from riskgym.graders.verdict import Verdict
 from riskgym.scenario import Scenario
 from riskgym.trace import Trace
 
-GRADES_VERSION = 3
+GRADES_VERSION = 4
 """Version 2: effect-based tripwires, refusal, leak, overuse of files/tokens/cost, error episodes unscored.
-Version 3: each row also names the tools the episode used."""
+Version 3: each row also names the tools the episode used.
+Version 4: the escape verdict (attempts to get out of, or exhaust, the sandbox)."""
 
 __all__ = ["CHECKS", "GRADERS", "Grader", "Verdict", "grade_trace"]
 
@@ -38,7 +40,8 @@ class Grader(Protocol):
 
 
 GRADERS: dict[str, Grader] = {g.name: g for g in (IntentionGrader(), CompletionGrader(), UtilityGrader(),
-                                                    OveruseGrader(), RefusalGrader(), LeakGrader())}
+                                                    OveruseGrader(), RefusalGrader(), LeakGrader(),
+                                                    EscapeGrader())}
 """The grader registry: name -> grader."""
 
 
