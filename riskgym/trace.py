@@ -227,7 +227,10 @@ def read_trace(path: str | Path) -> Trace:
     """Read a trace file. Raises TraceError naming the file and line of anything it cannot read."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # "\n" only: an output may hold U+2028 or U+0085, which JSON leaves as they are and splitlines() splits on
+        lines = path.read_text(encoding="utf-8").split("\n")
+        if lines and not lines[-1]:
+            lines.pop()
     except (OSError, UnicodeDecodeError) as exc:
         raise TraceError(f"{path}: cannot read the trace ({exc})") from None
     events: list[Any] = []
