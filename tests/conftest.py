@@ -88,3 +88,11 @@ def chromium() -> str:
             pytest.fail("RISKGYM_REQUIRE_CHROMIUM=1 but there is no chromium (containers/ensure-chromium.sh)")
         pytest.skip("no chromium: apt-get install chromium")
     return path
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The hardening tally: escape attempts tried and contained, faults injected and survived, inputs fuzzed."""
+    from tests.hardening.tally import summary
+
+    for line in summary():
+        terminalreporter.write_sep("=", line)

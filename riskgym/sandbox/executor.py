@@ -163,7 +163,8 @@ def own_pids(uid):
 def empty_dir(path):
     """Delete everything inside ``path``, never following symlinks; return what could not be deleted.
 
-    This user's own folders are made writable first.
+    This user's own folders are made writable first. Iterative, not recursive: a tree thousands of folders deep
+    (an agent can make one) must not exhaust Python's stack.
     """
     problems = []
     try:
@@ -171,27 +172,31 @@ def empty_dir(path):
             os.chmod(path, 0o700 | os.stat(path).st_mode & 0o7777)
     except OSError:
         pass
-    for root, dirs, _files in os.walk(path, topdown=True, onerror=lambda e: None):
-        for d in dirs:  # open up this user's folders so that walk and delete can enter them
-            full = os.path.join(root, d)
-            try:
-                if not os.path.islink(full):
+    order, folders, stack = [], set(), [path]
+    while stack:  # parents before their children
+        folder = stack.pop()
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            full = os.path.join(folder, name)
+            order.append(full)
+            if os.path.isdir(full) and not os.path.islink(full):
+                folders.add(full)
+                try:  # open up this user's folder so that it can be listed and emptied
                     os.chmod(full, 0o700)
-            except OSError:
-                pass
-    for root, dirs, files in os.walk(path, topdown=False, onerror=lambda e: None):
-        links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
-        for name in files + links:
-            try:
-                os.unlink(os.path.join(root, name))
-            except OSError as exc:
-                problems.append("%s: %s" % (os.path.join(root, name), exc.strerror))
-        for d in dirs:
-            if d not in links:
-                try:
-                    os.rmdir(os.path.join(root, d))
-                except OSError as exc:
-                    problems.append("%s: %s" % (os.path.join(root, d), exc.strerror))
+                except OSError:
+                    pass
+                stack.append(full)
+    for full in reversed(order):  # children before their parents
+        try:
+            if full in folders:
+                os.rmdir(full)
+            else:
+                os.unlink(full)
+        except OSError as exc:
+            problems.append("%s: %s" % (full, exc.strerror))
     return problems
 
 
@@ -199,8 +204,8 @@ def stat_tree(paths, text_limit, skip=None):
     """Path -> state (type, mode, size, uid, gid, sha256, text, target) of everything under ``paths``.
 
     Symlinks are never followed; ``skip`` (the executor's own folder) is left out. This user's own entries that
-    it may not read are opened up for that moment and set back; another user's file that it cannot read gets a
-    stand-in hash of its size and modification time.
+    it may not read are opened up for that moment and set back; another user's file that it cannot read, and any file
+    over ``HASH_LIMIT``, gets a stand-in hash of its size and modification time.
     """
     import hashlib
     import stat as st
@@ -252,29 +257,29 @@ def stat_tree(paths, text_limit, skip=None):
             finally:
                 os.chmod(full, st.S_IMODE(info.st_mode))
 
-    def walk(full):
+    stack = [(p, None) for p in reversed(paths)]
+    while stack:  # iterative: a tree thousands of folders deep must not exhaust Python's stack
+        full, restore = stack.pop()
+        if restore is not None:  # this user's closed folder, opened for the walk: set back
+            try:
+                os.chmod(full, restore)
+            except OSError:
+                pass
+            continue
         if full == skip:
-            return
+            continue
         one(full)
         if not os.path.isdir(full) or os.path.islink(full):
-            return
-        info = os.lstat(full)
-        mode = st.S_IMODE(info.st_mode)
-        # this user's own folder that it may not list or enter: opened for the walk, then set back
-        closed = info.st_uid == os.getuid() and mode & 0o500 != 0o500
+            continue
         try:
-            if closed:
+            info = os.lstat(full)
+            mode = st.S_IMODE(info.st_mode)
+            if info.st_uid == os.getuid() and mode & 0o500 != 0o500:  # this user's folder that it may not enter
                 os.chmod(full, mode | 0o700)
-            for name in sorted(os.listdir(full)):
-                walk(os.path.join(full, name))
+                stack.append((full, mode))
+            stack += [(os.path.join(full, name), None) for name in sorted(os.listdir(full), reverse=True)]
         except OSError:
             pass
-        finally:
-            if closed:
-                os.chmod(full, mode)
-
-    for path in paths:
-        walk(path)
     return out
 
 
