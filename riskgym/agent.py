@@ -15,7 +15,7 @@ from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any, Literal
 
-from riskgym.errors import RiskgymError
+from riskgym.errors import RecordError, RiskgymError
 from riskgym.models import Model, ModelError, Reply
 from riskgym.trace import ModelTurn
 
@@ -110,8 +110,15 @@ def run_episode(env: RiskEnv, model: Model, *, trace: str | Path | None = None, 
     prompt = system_prompt_for(system_prompt, tools)
     config = {**model.config, "system_prompt": prompt,
               "budget": {"max_tokens": budget.max_tokens, "max_cost": budget.max_cost}}
-    obs, info = env.reset(seed=seed, options={"trace": str(trace) if trace else None, "agent": model.name,
-                                              "epoch": epoch, "agent_config": config})
+    try:
+        obs, info = env.reset(seed=seed, options={"trace": str(trace) if trace else None, "agent": model.name,
+                                                  "epoch": epoch, "agent_config": config})
+    except RecordError:
+        env.close()
+        raise
+    except RiskgymError as exc:  # no sandbox (the engine is down, a set-up step failed): nothing was recorded
+        env.close()
+        return EpisodeResult("error", f"sandbox: {exc}", 0, 0, 0, None)
     model.reset()
     limits = env.scenario.limits
     deadline = time.monotonic() + limits.max_seconds - env.elapsed
@@ -157,6 +164,8 @@ def run_episode(env: RiskEnv, model: Model, *, trace: str | Path | None = None, 
                 if should_stop():
                     env.end_episode("interrupted", "stopped by the user")
                     raise KeyboardInterrupt
+    except RecordError:  # the trace cannot be written: the run must stop, not go on unrecorded
+        raise
     except RiskgymError as exc:  # the sandbox broke
         return ended("error", str(exc))
     finally:

@@ -19,5 +19,12 @@ class ToolCallError(RiskgymError):
     """An action names an unknown tool or carries arguments that do not fit the tool's schema."""
 
 
+class RecordError(RiskgymError):
+    """A trace or result file could not be written (a full disk, a folder gone read-only).
+
+    A run stops at once; what it wrote before stands, and running the same command again resumes it.
+    """
+
+
 class TraceError(RiskgymError):
     """A trace or run directory is missing, truncated or of an unknown schema version."""

@@ -5,7 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from riskgym.errors import RiskgymError
+from riskgym.errors import RecordError
+
+
+def cannot_write(path: Path, exc: OSError) -> RecordError:
+    """The one-line error for a file riskgym could not write, with the fix for the usual causes."""
+    import errno
+
+    fix = ("free some space there and run the same command again" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else
+           "give a path in a folder you can write to")
+    return RecordError(f"{path}: cannot write it ({exc.strerror or exc}); {fix}")
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -19,8 +28,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         tmp.replace(path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise RiskgymError(f"{path}: cannot write it ({exc.strerror}); give a path in a folder you can write to") \
-            from None
+        raise cannot_write(path, exc) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -193,7 +193,10 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
 Job = tuple[Scenario, str, int]
 BREAK_AFTER = 3
 """After this many episodes in a row of one model end in an API failure, its other episodes are not run (a wrong
-key or model name fails them all); a resumed run tries them again."""
+key or model name fails them all); a resumed run tries them again. The same for sandboxes that cannot be started
+(a Docker Engine that is gone), over all models."""
+SANDBOX = "\0sandbox"
+"""The key of the streak of episodes whose sandbox could not be started."""
 
 
 def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: StopRequest,
@@ -222,9 +225,14 @@ def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: S
             sc, agent, epoch = job
             with lock:
                 streak = list(failing.get(agent, []))
+                broken = list(failing.get(SANDBOX, []))
             if len(streak) >= BREAK_AFTER:  # the model keeps failing: leave its episodes for a later run
                 results.put((job, EpisodeResult("not run", f"{agent} failed at the API in {len(streak)} episodes "
                                                            f"in a row (last: {streak[-1][:160]})")))
+                continue
+            if len(broken) >= BREAK_AFTER:
+                results.put((job, EpisodeResult("not run", f"no sandbox could be started for {len(broken)} episodes "
+                                                           f"in a row (last: {broken[-1][:160]})")))
                 continue
             try:
                 model = make_model(agent, sc, opts.models, opts.overrides)
@@ -241,6 +249,8 @@ def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: S
             with lock:
                 api_failure = result.status == "error" and result.reason.startswith("model API")
                 failing[agent] = [*failing.get(agent, []), result.reason] if api_failure else []
+                no_sandbox = result.status == "error" and result.reason.startswith("sandbox: ")
+                failing[SANDBOX] = [*failing.get(SANDBOX, []), result.reason] if no_sandbox else []
             results.put((job, result))
 
     # daemon threads: an abort (second Ctrl-C) must not wait for a model call in flight

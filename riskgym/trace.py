@@ -20,6 +20,7 @@ from typing import IO, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 
 from riskgym.errors import TraceError
+from riskgym.files import cannot_write
 from riskgym.sandbox.base import Snapshot
 
 SCHEMA_VERSION = 3
@@ -156,8 +157,11 @@ class TraceWriter:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] | None = self.path.open("w", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file: IO[str] | None = self.path.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise cannot_write(self.path, exc) from None
         self.head = ""
         """The hash of the last line written."""
 
@@ -166,18 +170,26 @@ class TraceWriter:
         if self._file is None:
             raise TraceError(f"{self.path}: the trace is closed")
         line = event.model_copy(update={"prev": self.head}).model_dump_json()
-        self._file.write(line + "\n")
-        self._file.flush()
+        try:
+            self._file.write(line + "\n")
+            self._file.flush()
+        except OSError as exc:  # a full disk: the line may be cut short, so the trace reads as unfinished
+            raise cannot_write(self.path, exc) from None
         self.head = line_hash(line)
 
     def close(self) -> None:
-        """Seal and close the file, syncing it to disk. Safe to call twice."""
+        """Seal and close the file, syncing it to disk. Safe to call twice; the file is closed even if sealing fails."""
         if self._file is not None:
-            self.write(Seal())
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
+            file = self._file
+            try:
+                self.write(Seal())
+                os.fsync(file.fileno())
+            finally:
+                self._file = None
+                try:
+                    file.close()
+                except OSError:  # its buffer could not be flushed: the seal is missing, as the trace then says
+                    pass
 
 
 class Trace(BaseModel):

@@ -173,12 +173,14 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
                                       duration=time.monotonic() - self._started))
         finally:
             self._live = False
-            if self._trace is not None:
-                self._trace.close()
-                self._trace = None
-            if self.sandbox is not None:
-                self.sandbox.close()
-                self.sandbox = None
+            trace, self._trace = self._trace, None
+            sandbox, self.sandbox = self.sandbox, None
+            try:
+                if trace is not None:
+                    trace.close()
+            finally:  # the sandbox goes even when the trace cannot be written (a full disk)
+                if sandbox is not None:
+                    sandbox.close()
 
     def close(self) -> None:
         """End an unfinished episode as interrupted and remove the sandbox. Safe to call twice."""

@@ -51,6 +51,20 @@ def docker_client() -> Any:
     return client
 
 
+def engine_answers(within: float) -> bool:
+    """Wait up to ``within`` seconds for the Docker Engine to answer; whether it does."""
+    import time
+
+    give_up = time.monotonic() + within
+    while True:
+        try:
+            return bool(docker_client().ping())
+        except Exception:  # down, or restarting
+            if time.monotonic() >= give_up:
+                return False
+            time.sleep(0.5)
+
+
 def require_image(image: str, used_by: str = "") -> str:
     """The image's id, or SandboxError saying how to build it."""
     import docker.errors
@@ -60,6 +74,31 @@ def require_image(image: str, used_by: str = "") -> str:
     except docker.errors.ImageNotFound:
         users = f" (used by {used_by})" if used_by else ""
         raise SandboxError(f"image {image!r}{users} not found: build it with `riskgym images build`") from None
+
+
+def engine_errors(fn: Any) -> Any:
+    """Turn the Docker Engine's failures (gone, restarting, the container removed under us) into SandboxError."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import docker.errors
+        import requests
+
+        try:
+            return fn(*args, **kwargs)
+        except requests.ConnectionError:
+            raise SandboxError("the Docker Engine stopped answering (was it restarted?)") from None
+        except docker.errors.NotFound:
+            raise SandboxError("the sandbox container is gone (removed while in use)") from None
+        except docker.errors.APIError as exc:
+            if "is not running" not in str(exc):
+                raise SandboxError(f"the Docker Engine failed ({str(exc).strip()[:200]})") from None
+            raise SandboxError("the sandbox container stopped unexpectedly") from None
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            said = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise SandboxError(f"the Docker Engine failed ({type(exc).__name__}: {said})") from None
+
+    return wrapper
 
 
 ENV_SOURCE = "RISKGYM_EXECUTOR_SOURCE"
@@ -118,6 +157,7 @@ class DockerSandbox(Sandbox):
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
+    @engine_errors
     def start(self) -> None:
         """Create and start the container and its executor."""
         client = docker_client()
@@ -165,6 +205,14 @@ class DockerSandbox(Sandbox):
                 pass
             self.container = None
 
+    def alive(self) -> bool:
+        """Whether the container still runs (one engine call: ~2 ms)."""
+        try:
+            self.container.reload()
+        except Exception:  # gone, or the engine is: either way not usable
+            return False
+        return bool(self.container.status == "running")
+
     @property
     def home(self) -> str:
         """The sandbox user's home."""
@@ -198,6 +246,7 @@ class DockerSandbox(Sandbox):
                 tmpfs[path] = f"rw,exec,nosuid,nodev,size={self._disk_mb(path)}m,mode={mode:o}{owner}"
         return {"read_only": True, "tmpfs": tmpfs}
 
+    @engine_errors
     def reset(self) -> None:
         """Clean an in-place sandbox for the next episode.
 
@@ -281,16 +330,12 @@ class DockerSandbox(Sandbox):
             raise SandboxError(f"executor rejected a request: {reply['error']}")
         return reply
 
+    @engine_errors
     def _restart(self) -> None:
         """Start a new executor; one that hangs (its reply timed out) is killed first, so that only one runs."""
-        import docker.errors
-
-        try:
-            self.container.reload()
-            if self.container.status == "running":
-                self.container.exec_run(["pkill", "-KILL", "-f", EXECUTOR_TAG], user=self.user)
-        except (docker.errors.DockerException, OSError) as exc:
-            raise SandboxError(f"the sandbox container is gone ({type(exc).__name__})") from None
+        self.container.reload()
+        if self.container.status == "running":
+            self.container.exec_run(["pkill", "-KILL", "-f", EXECUTOR_TAG], user=self.user)
         if self.container.status != "running":
             raise SandboxError(f"the sandbox container stopped unexpectedly (status {self.container.status})")
         self._start_executor()
@@ -329,6 +374,7 @@ class DockerSandbox(Sandbox):
         reply["stderr"] = base64.b64decode(reply.pop("stderr_b64"))
         return reply
 
+    @engine_errors
     def _exec_as(self, cmd: list[str] | str, *, user: str, cwd: str | None, env: dict[str, str] | None,
                  timeout: float) -> ExecResult:
         argv = ["bash", "-c", cmd] if isinstance(cmd, str) else cmd
@@ -350,6 +396,7 @@ class DockerSandbox(Sandbox):
         if raw["exit_code"] != 0:
             _raise_os_error(raw["stderr"].decode("utf-8", "replace"), path)
 
+    @engine_errors
     def put_files(self, files: list[tuple[str, bytes, int, int]]) -> None:
         """Create files with exact owner and mode, through the engine: (path, content, mode, uid) each.
 
@@ -371,6 +418,7 @@ class DockerSandbox(Sandbox):
         if raw["exit_code"] != 0:
             raise SandboxError(f"could not place the scenario's files: {raw['stderr'].decode()[-300:]}")
 
+    @engine_errors
     def snapshot(self, paths: list[str]) -> Snapshot:
         """Record the watched paths and the processes running.
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from riskgym.errors import SandboxError
 from riskgym.sandbox.base import ExecResult, Sandbox, Snapshot
-from riskgym.sandbox.docker import DockerSandbox
+from riskgym.sandbox.docker import DockerSandbox, engine_answers
 
 Key = tuple[str, bool, "tuple[str, ...] | None"]
 
@@ -39,10 +39,17 @@ class SandboxPool:
         """warm (leased ready), cold (started on demand), reset (in place), removed."""
 
     def _new(self, key: Key) -> DockerSandbox:
+        """Start a sandbox; if that fails, once more when the engine answers again within 60 s (a restart)."""
         image, network, writable = key
-        box = DockerSandbox(image, network=network, labels=self.labels, writable=writable)
-        box.start()
-        return box
+        for attempt in (1, 2):
+            box = DockerSandbox(image, network=network, labels=self.labels, writable=writable)
+            try:
+                box.start()
+                return box
+            except SandboxError:
+                if attempt == 2 or not engine_answers(within=60):
+                    raise
+        raise AssertionError("unreachable")
 
     def _background(self, fn: Any, *args: Any) -> None:
         thread = threading.Thread(target=fn, args=args, daemon=True)
@@ -74,8 +81,13 @@ class SandboxPool:
 
     def take(self, key: Key) -> DockerSandbox:
         """A started, clean sandbox of this kind: a warm one if there is one, else a new one."""
-        with self._lock:
-            box = self._idle[key].pop() if self._idle[key] else None
+        while True:
+            with self._lock:
+                box = self._idle[key].pop() if self._idle[key] else None
+            if box is None or box.alive():
+                break
+            self._background(box.close)  # it died while idle (the engine restarted, someone removed it)
+            self.stats["removed"] += 1
         self.stats["warm" if box else "cold"] += 1
         return box or self._new(key)
 
