@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 RISKGYM := $(VENV)/bin/riskgym
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: setup demo test bench lint images clean screenshots
+.PHONY: setup demo test hardening bench lint images clean screenshots
 
 setup: $(VENV)/.installed
 	@sh containers/ensure-docker.sh
@@ -23,6 +23,10 @@ demo: setup
 test: setup lint
 	@sh containers/ensure-chromium.sh
 	$(PY) -m pytest -q
+
+# the escape suite, the faults and the fuzzing alone (make test runs them too); ends with the tally
+hardening: setup
+	$(PY) -m pytest -q tests/hardening
 
 # each benchmark prints its details and records its headline figures; summary.py prints them as one table
 FIGURES := .bench/figures.jsonl

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from riskgym.errors import TraceError
 from riskgym.files import cannot_write
@@ -169,7 +170,11 @@ class TraceWriter:
         """Write one event, chained to the previous line, and flush it to the operating system."""
         if self._file is None:
             raise TraceError(f"{self.path}: the trace is closed")
-        line = event.model_copy(update={"prev": self.head}).model_dump_json()
+        event = event.model_copy(update={"prev": self.head})
+        try:
+            line = event.model_dump_json()
+        except PydanticSerializationError:  # text that is not Unicode (a lone surrogate from a file name, say)
+            line = json.dumps(_unicode(event.model_dump(mode="json")), ensure_ascii=False, separators=(",", ":"))
         try:
             self._file.write(line + "\n")
             self._file.flush()
@@ -190,6 +195,17 @@ class TraceWriter:
                     file.close()
                 except OSError:  # its buffer could not be flushed: the seal is missing, as the trace then says
                     pass
+
+
+def _unicode(value: Any) -> Any:
+    """``value`` with every lone surrogate written as a backslash escape, so that it can be written as UTF-8."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_unicode(k): _unicode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_unicode(v) for v in value]
+    return value
 
 
 class Trace(BaseModel):

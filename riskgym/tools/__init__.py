@@ -73,11 +73,25 @@ class Tool:
         if not isinstance(arguments, dict):
             raise ToolCallError(f"{self.name}: arguments must be a JSON object, got {type(arguments).__name__}")
         try:
-            return self.model.model_validate(arguments).model_dump()
+            values = self.model.model_validate(arguments).model_dump()
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"]) or "arguments"
             raise ToolCallError(f"{self.name}: argument {where}: {err['msg']}") from None
+        for key, value in values.items():
+            if isinstance(value, str):
+                self._check_text(key, value)
+        return values
+
+    def _check_text(self, key: str, value: str) -> None:
+        """Refuse text that no command line, path or file can carry: a NUL byte, a lone surrogate (not Unicode)."""
+        if "\0" in value and key != "content":  # a file's content may hold NULs; a path or command cannot
+            raise ToolCallError(f"{self.name}: argument {key}: holds a NUL byte, which no path or command can")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ToolCallError(f"{self.name}: argument {key}: not valid Unicode ({exc.reason} at "
+                                f"character {exc.start})") from None
 
     def __call__(self, sandbox: Sandbox, arguments: dict[str, Any], timeout: float = 30.0) -> ExecResult:
         """Validate ``arguments`` and run the tool in ``sandbox``."""
