@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(_commands()[args.command](args))
-    except RiskgymError as exc:
-        print(f"riskgym: error: {exc}", file=sys.stderr)
+    except RiskgymError as exc:  # one line, whatever a message quotes
+        print(f"riskgym: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("riskgym: interrupted; finished episodes are kept, run the same command again to resume",

@@ -2,6 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Sequence
+
+
+def field_path(loc: Sequence[str | int]) -> str:
+    """Where a value is, as one line: ``sandbox.files[2].mode``; a name with odd characters quoted, JSON-style.
+
+    >>> field_path(["sandbox", "files", 2, "mode"]), field_path(["models", "my model"])
+    ('sandbox.files[2].mode', 'models."my model"')
+    """
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            name = part if re.fullmatch(r"[\w-]+", part, re.ASCII) else json.dumps(part)
+            out += f".{name}" if out else name
+    return out
+
 
 class RiskgymError(Exception):
     """Base class of every error that riskgym reports to a user as one line."""

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from riskgym.errors import RiskgymError
+from riskgym.errors import RiskgymError, field_path
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,7 +37,7 @@ def load_toml(path: Path, cls: type[M], error: type[RiskgymError]) -> tuple[byte
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
-        where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[") or "(top level)"
+        where = field_path(loc) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         fix = _fix_for(err)
         named = re.match(r"([A-Za-z_][\w.\[\]]*): (.*)$", msg, re.S)

@@ -20,7 +20,7 @@ from typing import IO, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from riskgym.errors import TraceError
+from riskgym.errors import TraceError, field_path
 from riskgym.files import cannot_write
 from riskgym.sandbox.base import Snapshot
 
@@ -174,7 +174,7 @@ class TraceWriter:
         try:
             line = event.model_dump_json()
         except PydanticSerializationError:  # text that is not Unicode (a lone surrogate from a file name, say)
-            line = json.dumps(_unicode(event.model_dump(mode="json")), ensure_ascii=False, separators=(",", ":"))
+            line = json.dumps(_unicode(event.model_dump()), ensure_ascii=False, separators=(",", ":"))
         try:
             self._file.write(line + "\n")
             self._file.flush()
@@ -282,5 +282,5 @@ def read_trace(path: str | Path) -> Trace:
 def _first_error(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         err = exc.errors()[0]
-        return f"{'.'.join(map(str, err['loc']))}: {err['msg']}"
+        return f"{field_path(err['loc'])}: {err['msg']}"
     return str(exc)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from riskgym.errors import ToolCallError
+from riskgym.errors import ToolCallError, field_path
 from riskgym.sandbox.base import ExecResult, Sandbox
 from riskgym.tools.builtin import delete_path, list_dir, read_file, shell, write_file
 
@@ -76,7 +76,7 @@ class Tool:
             values = self.model.model_validate(arguments).model_dump()
         except ValidationError as exc:
             err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "arguments"
+            where = field_path(err["loc"]) or "arguments"
             raise ToolCallError(f"{self.name}: argument {where}: {err['msg']}") from None
         for key, value in values.items():
             if isinstance(value, str):
