@@ -180,8 +180,9 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
                     counts["interrupted" if result is None else result.status] += 1
                     if progress:
                         progress.episode(f"{sc.id} {agent} e{epoch}", result)
-            except KeyboardInterrupt:
-                prune(run_id)  # an abort (second Ctrl-C): remove this run's containers now
+            except KeyboardInterrupt:  # an abort (second Ctrl-C): the workers were given a moment to stop
+                pool.close()
+                prune(run_id)  # then whatever they left goes
                 raise
             finally:
                 pool.close()
@@ -258,17 +259,25 @@ def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: S
                for n in range(min(opts.concurrency, len(todo)))]
     for t in threads:
         t.start()
-    while any(t.is_alive() for t in threads) or not results.empty():
-        try:
-            job, result = results.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        if isinstance(result, BaseException):
+    finished = False
+    try:
+        while any(t.is_alive() for t in threads) or not results.empty():
+            try:
+                job, result = results.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if isinstance(result, BaseException):
+                stop.requested = True
+                for t in threads:
+                    t.join()
+                raise result
+            yield job, result
+        finished = True
+    finally:
+        if not finished:  # an abort: workers stop at their next step; one in a Docker call finishes it first
             stop.requested = True
             for t in threads:
-                t.join()
-            raise result
-        yield job, result
+                t.join(timeout=5)
 
 
 @contextmanager

@@ -42,13 +42,19 @@ class SandboxPool:
         """Start a sandbox; if that fails, once more when the engine answers again within 60 s (a restart)."""
         image, network, writable = key
         for attempt in (1, 2):
+            if self._closed:
+                raise SandboxError("the run is stopping: no new sandbox")
             box = DockerSandbox(image, network=network, labels=self.labels, writable=writable)
             try:
                 box.start()
-                return box
             except SandboxError:
                 if attempt == 2 or not engine_answers(within=60):
                     raise
+                continue
+            if self._closed:  # closed while this one started: it must not outlive the pool
+                box.close()
+                raise SandboxError("the run is stopping: no new sandbox")
+            return box
         raise AssertionError("unreachable")
 
     def _background(self, fn: Any, *args: Any) -> None:
