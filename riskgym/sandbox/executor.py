@@ -46,15 +46,16 @@ HASH_LIMIT = 64 << 20
 modification time instead of hours of reading."""
 
 
-def expendable():
-    """Run in a command's process before its exec: the out-of-memory killer takes it (and its children) first.
+def expendable(pid):
+    """The out-of-memory killer takes this command (and the children it starts) first, never the executor.
 
-    Never the executor, which a reset needs.
+    Set from here, just after the start (a ``preexec_fn`` would do it before the exec, but forces a full fork of this
+    process: 3 ms more per command).
     """
     try:
-        with open("/proc/self/oom_score_adj", "w") as f:
+        with open("/proc/%d/oom_score_adj" % pid, "w") as f:
             f.write("1000")
-    except OSError:
+    except OSError:  # it has already ended
         pass
 
 
@@ -91,7 +92,8 @@ class ShellServer:
         self.proc = subprocess.Popen(
             ["bash", "--norc", "--noprofile", "-s"], cwd=cwd if os.path.isdir(cwd) else "/", env=env,
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(status_w,), start_new_session=True, preexec_fn=expendable)
+            pass_fds=(status_w,), start_new_session=True)
+        expendable(self.proc.pid)
         os.close(status_w)
         self.cwd, self.env = cwd, dict(env)  # what the server's own shell has now
         self.pending = b""
@@ -407,12 +409,12 @@ class Executor:
         try:
             proc = subprocess.Popen(
                 req["argv"], cwd=cwd if os.path.isdir(cwd) else "/", env=env, start_new_session=True,
-                preexec_fn=expendable,
                 stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             )
         except OSError as exc:
             return self.reply(req, 127, (b"", False), (str(exc).encode(), False), start, False)
+        expendable(proc.pid)
         in_fd = proc.stdin.fileno() if proc.stdin else None
         out, err, timed_out = self.pump(
             in_fd, stdin_data, proc.stdout.fileno(), proc.stderr.fileno(), lambda: proc.poll() is not None,
