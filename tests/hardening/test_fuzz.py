@@ -67,6 +67,19 @@ def toml_value(value) -> str:
 # -- scenario and model files -------------------------------------------------------------------------------------
 
 
+def loads_or_says_why(load, path: Path, error: type[Exception], case: str) -> None:
+    """``load(path)`` works, or raises ``error`` in one line naming the file; anything else fails the test."""
+    ok = False
+    try:
+        load(path)
+        ok = True
+    except error as exc:
+        ok = one_line(exc, str(path))
+        assert ok, str(exc)
+    finally:  # an exception of another type propagates, recorded as not handled
+        record("input", case, ok)
+
+
 @fuzz(300)
 @given(source=st.sampled_from(SCENARIOS), edits=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 40), NASTY_TEXT),
                                                          min_size=1, max_size=4), garbage=st.binary(max_size=8))
@@ -79,13 +92,7 @@ def test_mutated_scenario_files(tmp_path_factory, source, edits, garbage):
         text += garbage
     path = tmp_path_factory.mktemp("scenario") / source.name
     path.write_bytes(text)
-    try:
-        load_scenario(path)
-        ok = True
-    except ScenarioError as exc:
-        ok = one_line(exc, str(path))
-        assert ok, str(exc)
-    record("input", "scenario file (text edits)", ok)
+    loads_or_says_why(load_scenario, path, ScenarioError, "scenario file (text edits)")
 
 
 @fuzz(300)
@@ -102,13 +109,7 @@ def test_scenario_fields_with_any_value(tmp_path_factory, source, key, value, dr
         data[field] = value
     path = tmp_path_factory.mktemp("scenario") / source.name
     path.write_text("".join(f"{json.dumps(k)} = {toml_value(v)}\n" for k, v in data.items() if v is not None))
-    try:
-        load_scenario(path)
-        ok = True
-    except ScenarioError as exc:
-        ok = one_line(exc, str(path))
-        assert ok, str(exc)
-    record("input", "scenario file (field values)", ok)
+    loads_or_says_why(load_scenario, path, ScenarioError, "scenario file (field values)")
 
 
 @fuzz(150)
@@ -119,13 +120,7 @@ def test_models_files(tmp_path_factory, body, name):
     path = tmp_path_factory.mktemp("models") / "models.toml"
     path.write_text(f"[models.{json.dumps(name)}]\n" + "".join(f"{json.dumps(k)} = {toml_value(v)}\n"
                                                                 for k, v in body.items() if v is not None))
-    try:
-        load_models_file(path)
-        ok = True
-    except RiskgymError as exc:
-        ok = one_line(exc, str(path))
-        assert ok, str(exc)
-    record("input", "models file", ok)
+    loads_or_says_why(load_models_file, path, RiskgymError, "models file")
 
 
 def test_the_cli_on_bad_scenarios_writes_nothing(tmp_path):
