@@ -136,7 +136,8 @@ def _run(args: argparse.Namespace) -> int:
         progress.close()
     not_run = f", {counts['not run']} not run (run the same command again to retry)" if counts["not run"] else ""
     console.print(f"done: {counts['completed']} completed, {counts['truncated']} truncated, {counts['error']} errors"
-                  f"{not_run}, {counts['skipped']} already finished; traces in {args.out}/episodes")
+                  f"{not_run}, {counts['skipped']} already finished; traces in {args.out}/episodes; "
+                  f"{counts['sandboxes started']} sandboxes started, {counts['resets']} resets in place")
     render(grade_run(args.out), title=f"riskgym run {args.out}")
     if args.html:
         _write_html(args.out, args.html)

@@ -186,6 +186,7 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
                 raise
             finally:
                 pool.close()
+                counts["sandboxes started"], counts["resets"] = pool.stats["started"], pool.stats["reset"]
             if stop():
                 raise KeyboardInterrupt
     return counts

@@ -36,7 +36,7 @@ class SandboxPool:
         self._threads: list[threading.Thread] = []
         self._closed = False
         self.stats: Counter[str] = Counter()
-        """warm (leased ready), cold (started on demand), reset (in place), removed."""
+        """started, warm (leased ready), cold (started on demand), reset (in place), removed."""
 
     def _new(self, key: Key) -> DockerSandbox:
         """Start a sandbox; if that fails, once more when the engine answers again within 60 s (a restart)."""
@@ -45,6 +45,7 @@ class SandboxPool:
             if self._closed:
                 raise SandboxError("the run is stopping: no new sandbox")
             box = DockerSandbox(image, network=network, labels=self.labels, writable=writable)
+            self.stats["started"] += 1
             try:
                 box.start()
             except SandboxError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import socket
 import threading
@@ -123,6 +124,9 @@ def test_the_host_is_unaffected(escape_run):
     assert host["canary_files"] == [Path(words["canary"]).name]
     assert host["left"] == [], "containers were left behind"
     assert docker_client().ping()
+    # the attacks really went one after another through the same few containers, reset in place between them
+    started, resets = map(int, re.search(r"(\d+) sandboxes started, (\d+) resets in place", host["stderr"]).groups())
+    assert started <= 4 and resets >= len(ATTACKS) - started, host["stderr"][-300:]
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=lambda a: a.name)
