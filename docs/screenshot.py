@@ -15,7 +15,7 @@ from browser import Chromium
 def main(report: Path, out: Path) -> int:
     """Write report.png and report-episode.png into ``out``."""
     """Write report.png and report-episode.png into ``out``."""
-    with Chromium(1280, 900) as page:
+    with Chromium(1440, 900) as page:
         page.open(report.resolve().as_uri(), "document.querySelectorAll('#episodes-table tbody tr').length > 0")
         page.screenshot(out / "report.png")
         row = page.evaluate("[...document.querySelectorAll('#episodes-table tbody tr')].findIndex("
