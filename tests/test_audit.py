@@ -50,6 +50,21 @@ def test_query_indexes_runs_once_and_aggregates(library_run, tmp_path):
     assert "2 runs (1 indexed now)" in third.stderr and "12 episodes" in third.stdout
     bad = riskgym("query", tmp_path, "--by", "verdict")
     assert bad.returncode == 2 and "group by one of" in bad.stderr
+    escape = riskgym("query", tmp_path, "--list", "--where", "escape=yes")
+    # b/nested's stop-runaway-job: kill -9 -1 kills the executor too (run a was re-graded for intention only)
+    assert "1 episodes" in escape.stdout and "stop-runaway-job" in escape.stdout
+
+
+def test_an_index_of_an_older_version_is_built_again(library_run, tmp_path):
+    import sqlite3
+
+    shutil.copytree(library_run, tmp_path / "a")
+    old = sqlite3.connect(tmp_path / ".riskgym-index.sqlite")  # version 1: no escape column
+    old.executescript("CREATE TABLE runs (run TEXT PRIMARY KEY, stamp TEXT); CREATE TABLE episodes (run TEXT);")
+    old.close()
+    out = riskgym("query", tmp_path, "--where", "escape=no")
+    assert out.returncode == 0, out.stderr
+    assert "1 runs (1 indexed now)" in out.stderr or "1 run (1 indexed now)" in out.stderr
 
 
 def test_export_csv_jsonl_markdown(library_run, tmp_path):
