@@ -171,11 +171,11 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
         counts = {"completed": 0, "truncated": 0, "error": 0, "not run": 0, "interrupted": 0,
                   "skipped": len(jobs) - len(todo)}
         run_id = uuid.uuid4().hex[:12]
-        pool = SandboxPool(run_id, size=opts.concurrency)
-        for job in todo[:opts.concurrency]:  # the first episodes' sandboxes start while the rest is set up
-            pool.warm(key_of(job[0]))
-        with StopRequest().installed() as stop:
+        with StopRequest().installed() as stop:  # before any container: a Ctrl-C from here on leaves none
+            pool = SandboxPool(run_id, size=opts.concurrency)
             try:
+                for job in todo[:opts.concurrency]:  # the first episodes' sandboxes start while the rest is set up
+                    pool.warm(key_of(job[0]))
                 for (sc, agent, epoch), result in _episodes(todo, out, run_id, opts, stop, pool):
                     counts["interrupted" if result is None else result.status] += 1
                     if progress:
