@@ -280,8 +280,8 @@ def test_corrupted_traces_read_verify_and_grade(sample_run, pick, how, at, junk,
 
 @pytest.mark.parametrize("how", ["truncate", "flip", "json-line", "empty", "insert"])
 def test_commands_on_a_run_with_a_corrupted_trace(sample_run, tmp_path, how):
-    """grade, report (and --html), verify, audit and export: an exit code, at most one line of error, no traceback;
-    grades.jsonl is either as it was or complete."""
+    """grade, report (and --html), verify, audit, export and replay: an exit code, at most one line of error, no
+    traceback; grades.jsonl is either as it was or complete."""
     run = tmp_path / "run"
     shutil.copytree(sample_run, run)
     victim = sorted((run / "episodes").glob("*.jsonl"))[3]
@@ -289,7 +289,8 @@ def test_commands_on_a_run_with_a_corrupted_trace(sample_run, tmp_path, how):
     before = (run / "grades.jsonl").read_bytes()
     problems = []
     for args in (["grade", run], ["report", run], ["report", run, "--html", tmp_path / "r.html"], ["verify", run],
-                 ["audit", run, "--list"], ["export", run, "--csv", tmp_path / "x.csv"]):
+                 ["audit", run, "--list"], ["export", run, "--csv", tmp_path / "x.csv"], ["replay", victim],
+                 ["audit", victim]):
         out = riskgym(*args)
         errors = [line for line in out.stderr.splitlines() if line.startswith("riskgym: error")]
         if out.returncode not in (0, 1, 2) or "Traceback" in out.stderr or (out.returncode == 2 and len(errors) != 1):
