@@ -16,10 +16,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import docker.errors
 import pytest
 
 from riskgym.integrity import verify_trace
 from riskgym.runner import is_finished
+from riskgym.sandbox.docker import prune
 from riskgym.scripted_server import ScriptedServer
 from tests.hardening.tally import record
 from tests.test_cli import CLI, containers, riskgym
@@ -36,9 +38,36 @@ def slow_agent(request):
     return STEPS[min(request["turn"], len(STEPS) - 1)]
 
 
+RUNNING: list[subprocess.Popen] = []
+
+
 def start(args: list, log: Path) -> subprocess.Popen:
     with log.open("w") as out:
-        return subprocess.Popen([*CLI, *map(str, args)], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = subprocess.Popen([*CLI, *map(str, args)], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    RUNNING.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def no_run_outlives_its_test():
+    """A test that fails half-way must not leave its `riskgym run` (and its containers) to the next one."""
+    yield
+    while RUNNING:
+        proc = RUNNING.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+            prune(dead_only=True)
+
+
+def live_containers() -> list:
+    """riskgym's containers; one removed while being listed is left out (the list and its inspections race)."""
+    for _ in range(10):
+        try:
+            return containers()
+        except docker.errors.NotFound:
+            continue
+    return containers()
 
 
 def shas(run_dir: Path) -> dict[str, str]:
@@ -77,8 +106,8 @@ def problems_at_the_end(run_dir: Path, episodes: int) -> list[str]:
     names = [Path(r["trace"]).name for r in rows]
     if sorted(names) != [p.name for p in traces]:
         found.append(f"grades.jsonl has {len(rows)} rows for {len(traces)} traces (duplicates or losses)")
-    if containers():
-        found.append(f"containers left: {[c.name for c in containers()]}")
+    if live_containers():
+        found.append(f"containers left: {[c.name for c in live_containers()]}")
     return found
 
 
@@ -86,7 +115,7 @@ def busy_container(timeout: float = 30.0):
     """The first riskgym container running an episode's slow step."""
     give_up = time.monotonic() + timeout
     while time.monotonic() < give_up:
-        for c in containers():
+        for c in live_containers():
             try:
                 if any("sleep 1.5" in " ".join(p) for p in c.top()["Processes"]):
                     return c
@@ -256,7 +285,7 @@ def test_signals_at_random_moments(docker_ready, tmp_path):
         # 130: stopped by riskgym; -N: the signal came after the run's work was done, or was SIGKILL
         if proc.returncode not in (0, 130, -sig) or "Traceback" in log:
             mine.append(f"{kind}: exit {proc.returncode}: {log[-400:]}")
-        left = [c for c in containers() if c.labels.get("riskgym.pid") == str(proc.pid)]  # a SIGKILL's wait for
+        left = [c for c in live_containers() if c.labels.get("riskgym.pid") == str(proc.pid)]  # a SIGKILL's wait for
         if kind != "SIGKILL" and left:  # the next run that gets as far as pruning them
             mine.append(f"{kind}: containers left after the run exited")
         record("fault", kind, not mine)
