@@ -55,7 +55,7 @@ def is_finished(path: Path) -> bool:
     except TraceError:
         return False
     end = trace.end
-    sealed = trace.header.schema_version < 3 or isinstance(trace.events[-1], Seal)
+    sealed = trace.header.schema_version < 3 or (bool(trace.events) and isinstance(trace.events[-1], Seal))
     return end is not None and end.status in ("completed", "truncated") and sealed
 
 

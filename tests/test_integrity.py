@@ -69,6 +69,15 @@ def test_a_truncated_trace_has_no_seal(tmp_path, keep):
     assert not result.ok and "no seal" in result.problems[0]
 
 
+def test_a_trace_of_only_its_header_is_unfinished(tmp_path):
+    """A disk that fills after the first line leaves just the header: a resume must redo it, not crash."""
+    from riskgym.runner import is_finished
+
+    path = write(tmp_path / "t.jsonl")
+    path.write_text(lines(path)[0])
+    assert is_finished(path) is False and not verify_trace(path).ok
+
+
 def test_a_line_cut_short_is_caught(tmp_path):
     path = write(tmp_path / "t.jsonl")
     path.write_bytes(path.read_bytes()[:-20])
