@@ -40,23 +40,24 @@ class SandboxPool:
 
     def _new(self, key: Key) -> DockerSandbox:
         """Start a sandbox; if that fails, once more when the engine answers again within 60 s (a restart)."""
+        try:
+            return self._start(key)
+        except SandboxError:
+            if not engine_answers(within=60):
+                raise
+            return self._start(key)
+
+    def _start(self, key: Key) -> DockerSandbox:
+        if self._closed:
+            raise SandboxError("the run is stopping: no new sandbox")
         image, network, writable = key
-        for attempt in (1, 2):
-            if self._closed:
-                raise SandboxError("the run is stopping: no new sandbox")
-            box = DockerSandbox(image, network=network, labels=self.labels, writable=writable)
-            self.stats["started"] += 1
-            try:
-                box.start()
-            except SandboxError:
-                if attempt == 2 or not engine_answers(within=60):
-                    raise
-                continue
-            if self._closed:  # closed while this one started: it must not outlive the pool
-                box.close()
-                raise SandboxError("the run is stopping: no new sandbox")
-            return box
-        raise AssertionError("unreachable")
+        box = DockerSandbox(image, network=network, labels=self.labels, writable=writable)
+        self.stats["started"] += 1
+        box.start()
+        if self._closed:  # closed while this one started: it must not outlive the pool
+            box.close()
+            raise SandboxError("the run is stopping: no new sandbox")
+        return box
 
     def _background(self, fn: Any, *args: Any) -> None:
         thread = threading.Thread(target=fn, args=args, daemon=True)
