@@ -4,17 +4,30 @@ PY := $(VENV)/bin/python
 RISKGYM := $(VENV)/bin/riskgym
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: setup demo test hardening bench lint images clean screenshots
+.PHONY: setup lock demo test hardening bench lint images clean screenshots
 
 setup: $(VENV)/.installed
 	@sh containers/ensure-docker.sh
 	@$(RISKGYM) images build
 
-$(VENV)/.installed: pyproject.toml
+# exactly the locked set (hashes checked), then riskgym itself without resolving anything; then a check that
+# what is installed is what is locked
+$(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) containers/check_lock.py requirements.lock
 	@touch $@
+
+# re-resolve every dependency (dev extras and build requirements included) to the newest versions pyproject.toml
+# allows, with hashes, through pip's configured index; then `make test` before committing requirements.lock
+PIP_TOOLS := pip-tools==7.6.2
+lock:
+	python3 -m venv .cache/lock-venv
+	.cache/lock-venv/bin/pip install -q --disable-pip-version-check '$(PIP_TOOLS)'
+	.cache/lock-venv/bin/pip-compile -q --upgrade --extra dev --all-build-deps --generate-hashes --allow-unsafe \
+	  --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+	@echo "requirements.lock re-resolved: run make test, then commit it"
 
 demo: setup
 	@rm -rf runs/demo
@@ -54,7 +67,7 @@ screenshots: demo
 	$(PY) docs/screenshot.py runs/demo/report.html docs
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check riskgym tests bench
+	$(VENV)/bin/ruff check riskgym tests bench containers
 	$(VENV)/bin/mypy riskgym
 
 clean:
