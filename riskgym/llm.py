@@ -249,10 +249,19 @@ def _retryable(litellm: Any, exc: Exception) -> bool:
     return isinstance(status, int) and (status in RETRY_STATUS or status >= 500)
 
 
+def header(headers: Any, name: str) -> str | None:
+    """The value of HTTP header ``name`` in any mapping of headers, found case-insensitively (as HTTP names are).
+
+    >>> header({"Retry-After": "2"}, "retry-after"), header({"retry-after": "2"}, "Retry-After"), header({}, "x")
+    ('2', '2', None)
+    """
+    return next((value for key, value in headers.items() if key.lower() == name.lower()), None)
+
+
 def _retry_after(exc: Exception) -> float | None:
     headers = getattr(exc, "litellm_response_headers", None) or getattr(getattr(exc, "response", None), "headers", None)
     try:
-        value = float(headers.get("retry-after")) if headers else None
+        value = float(header(headers, "retry-after") or "") if headers else None
     except (TypeError, ValueError):
         return None
     return value if value and value > 0 else None

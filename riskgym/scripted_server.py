@@ -26,6 +26,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -79,7 +80,9 @@ def completion(spec: dict[str, Any], model: str, prompt_tokens: int) -> dict[str
 class ScriptedServer:
     """Serves a responder over HTTP on 127.0.0.1 (a free port) in a background thread.
 
-    ``requests`` keeps every request received: its JSON body and headers, for tests to inspect.
+    ``requests`` keeps every request received: its JSON body and its headers, for tests to inspect. Header names
+    are case-insensitive there, as in HTTP: ``headers["authorization"]`` finds ``Authorization: ...`` too (an
+    ``email.message.Message``: a missing header is None).
     """
 
     def __init__(self, responder: Responder) -> None:
@@ -106,7 +109,7 @@ class ScriptedServer:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                status, payload, delay = server.answer(body, dict(self.headers))
+                status, payload, delay = server.answer(body, self.headers)
                 time.sleep(delay)
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 try:
@@ -128,7 +131,7 @@ class ScriptedServer:
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self.url
 
-    def answer(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any, float]:
+    def answer(self, body: dict[str, Any], headers: Message) -> tuple[int, Any, float]:
         """Status, payload and delay for one request."""
         messages = body.get("messages", [])
         turn = sum(1 for m in messages if m.get("role") == "assistant")

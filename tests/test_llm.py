@@ -1,6 +1,9 @@
 """LitellmModel through the real litellm client, against a real OpenAI-compatible server on 127.0.0.1."""
 
+import http.client
+import json
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -12,6 +15,14 @@ from riskgym.tools import TOOLS
 TOOL_SCHEMAS = [TOOLS["shell"].schema, TOOLS["read_file"].schema]
 CHAT = [{"role": "system", "content": "be useful"}, {"role": "user", "content": "free some space"}]
 FAST = {"retry_backoff": 0.01}  # retries in tests wait 10 ms, not seconds
+
+
+def litellm_price(model_name):
+    """Input and output cost per token of a model in litellm's price map."""
+    import litellm
+
+    entry = litellm.model_cost[model_name]
+    return entry["input_cost_per_token"], entry["output_cost_per_token"]
 
 
 def model(server, **settings):
@@ -135,6 +146,19 @@ def test_an_api_key_never_appears_in_an_error(llm_server, monkeypatch):
     assert "sk-live" not in str(err.value) and "bad key ***" in str(err.value)
 
 
+def test_header_names_are_case_insensitive_whatever_the_client_sends(llm_server):
+    server = llm_server(Script([{"content": "hi"}]))
+    where = urlsplit(server.url)
+    for name, token in (("Authorization", "Bearer upper"), ("authorization", "Bearer lower")):
+        conn = http.client.HTTPConnection(where.hostname, where.port, timeout=5)
+        conn.request("POST", "/v1/chat/completions", json.dumps({"messages": CHAT}), {name: token})
+        assert conn.getresponse().status == 200
+        conn.close()
+    seen = [r["headers"] for r in server.requests]
+    assert [h["Authorization"] for h in seen] == [h["authorization"] for h in seen] == ["Bearer upper", "Bearer lower"]
+    assert [h.get("AUTHORIZATION") for h in seen] == ["Bearer upper", "Bearer lower"]
+
+
 def test_cost_from_the_config_price_or_from_litellm_price_map(llm_server, monkeypatch):
     server = llm_server(Script([{"content": "hi", "prompt_tokens": 100, "completion_tokens": 10}] * 2))
     priced = model(server, input_cost_per_token=1e-6, output_cost_per_token=1e-5).respond(CHAT, [])
@@ -143,5 +167,6 @@ def test_cost_from_the_config_price_or_from_litellm_price_map(llm_server, monkey
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
     monkeypatch.setenv("OPENAI_BASE_URL", server.url)
     hosted = LitellmModel("gpt", ModelConfig(model="openai/gpt-4o-mini")).respond(CHAT, [])
-    assert hosted.text == "hi" and hosted.cost is not None and hosted.cost > 0
+    price = litellm_price("gpt-4o-mini")  # litellm's own price map (the local copy: LITELLM_LOCAL_MODEL_COST_MAP)
+    assert hosted.text == "hi" and hosted.cost == pytest.approx(100 * price[0] + 10 * price[1]) and price[0] > 0
     assert server.requests[-1]["body"]["model"] == "gpt-4o-mini"
