@@ -147,15 +147,21 @@ def _debootstrap_import(suite: str, tag: str, say: Callable[[str], None]) -> Non
 
 
 def _run_with_phases(cmd: list[str], log: Path, say: Callable[[str], None]) -> int:
-    """Run debootstrap, logging everything and saying each new phase (retrieving, extracting, ...) once."""
-    start, phase = time.monotonic(), ""
+    """Run debootstrap, logging everything; say each phase (retrieving, extracting, ...) once, then the total.
+
+    A phase is a verb of debootstrap's ``I: Retrieving ...`` lines; it alternates ``Retrieving`` and ``Validating``
+    for every package, so a phase is said the first time it appears only, with the time since the start.
+    """
+    start, seen = time.monotonic(), set()
     with log.open("w") as out, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                                 text=True) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             out.write(line)
-            match = re.match(r"I: (\w+)", line)
-            if match and match.group(1) != phase:
-                phase = match.group(1)
-                say(f"  debootstrap: {phase.lower()} ... ({time.monotonic() - start:.0f} s)")
+            match = re.match(r"I: (\w+ing) ", line)
+            if match and match.group(1).lower() not in seen:
+                seen.add(match.group(1).lower())
+                say(f"  debootstrap: {match.group(1).lower()} ... ({time.monotonic() - start:.0f} s)")
+    say(f"  debootstrap: {'done' if proc.returncode == 0 else f'exit {proc.returncode}'} "
+        f"in {time.monotonic() - start:.0f} s")
     return proc.returncode
