@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+pytest_plugins = ["pytester", "tests.hardening.tally"]  # pytester: the tally's own test runs pytest inside pytest
 
 settings.register_profile("ci", derandomize=True)  # .ci/run: the same examples every run, so main stays green
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
@@ -14,6 +17,18 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ROOT / "scenarios"
+
+
+def example(doc: str | None) -> str:
+    """The code of a docstring's ``Example ...::`` block, dedented, for a test to run as it is documented."""
+    lines = (doc or "").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("Example") and line.endswith("::"))
+    block = []
+    for line in lines[start + 2:]:
+        if line.strip() and len(line) - len(line.lstrip()) <= len(lines[start]) - len(lines[start].lstrip()):
+            break
+        block.append(line)
+    return textwrap.dedent("\n".join(block))
 
 
 def _docker_problem() -> str | None:
@@ -34,9 +49,14 @@ def docker_ready() -> None:
     """Skip (or, under RISKGYM_REQUIRE_DOCKER=1, fail) when no Docker Engine or no riskgym/base image."""
     problem = _docker_problem()
     if problem:
-        if os.environ.get("RISKGYM_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"RISKGYM_REQUIRE_DOCKER=1 but Docker is not usable: {problem}")
-        pytest.skip(f"Docker is not usable: {problem}")
+        skip_unless_required(f"Docker is not usable: {problem}")
+
+
+def skip_unless_required(reason: str) -> None:
+    """Skip a test that cannot run here; under RISKGYM_REQUIRE_DOCKER=1 (CI) fail it instead: it must run."""
+    if os.environ.get("RISKGYM_REQUIRE_DOCKER") == "1":
+        pytest.fail(f"RISKGYM_REQUIRE_DOCKER=1, and this test cannot run: {reason}")
+    pytest.skip(reason)
 
 
 @pytest.fixture
@@ -92,11 +112,3 @@ def chromium() -> str:
             pytest.fail("RISKGYM_REQUIRE_CHROMIUM=1 but there is no chromium (containers/ensure-chromium.sh)")
         pytest.skip("no chromium: apt-get install chromium")
     return path
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    """The hardening tally: escape attempts tried and contained, faults injected and survived, inputs fuzzed."""
-    from tests.hardening.tally import summary
-
-    for line in summary():
-        terminalreporter.write_sep("=", line)

@@ -1,5 +1,7 @@
 """RiskEnv over real sandboxes: gymnasium conformance, limits, recorded traces."""
 
+import warnings
+
 import gymnasium
 import pytest
 from gymnasium.utils.env_checker import check_env
@@ -10,7 +12,7 @@ from riskgym.errors import RiskgymError
 from riskgym.models import reference_actions
 from riskgym.scenario import load_scenario
 from riskgym.trace import read_trace
-from tests.conftest import LIBRARY
+from tests.conftest import LIBRARY, example
 
 IDS = riskgym.register_envs()
 
@@ -23,9 +25,21 @@ def test_every_library_scenario_is_registered():
 def test_check_env_passes(docker_ready, env_id):
     env = gymnasium.make(env_id)
     try:
-        check_env(env.unwrapped)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # every problem check_env finds is a failure, not a warning
+            warnings.simplefilter("ignore", ResourceWarning)  # (the docker SDK's sockets, when collected)
+            check_env(env.unwrapped)
     finally:
         env.close()
+
+
+def test_the_documented_example_runs(docker_ready):
+    import riskgym.environments.risk_env as module
+
+    scope: dict = {}
+    exec(example(module.__doc__), scope)
+    assert "8.1M\t/home/agent/backup" in scope["obs"] and not scope["terminated"] and not scope["truncated"]
+    assert scope["info"]["event"]["type"] == "step" and scope["env"].unwrapped.sandbox is None  # closed
 
 
 def test_module_prefix_make_registers_on_import(docker_ready):

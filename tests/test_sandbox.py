@@ -1,12 +1,14 @@
 """DockerSandbox against a real Docker Engine."""
 
 import hashlib
+import socket
 import time
 
 import pytest
 
 from riskgym.errors import SandboxError
-from riskgym.sandbox.docker import LABEL, DockerSandbox, docker_client, prune
+from riskgym.sandbox.docker import LABEL, DockerSandbox, bridge_address, docker_client, prune
+from tests.conftest import example
 
 
 def test_exec_keeps_cwd_and_environment_like_a_terminal(box):
@@ -126,8 +128,9 @@ def test_shell_edge_cases(box):
     box.exec("cd /tmp && export B=2")
     assert box.exec("rm -rf /dev/shm/.riskgym-* /tmp/.riskgym-*; echo cleaned").stdout == "cleaned\n"
     assert box.exec('pwd; echo "$A$B"').stdout == "/tmp\n12\n"  # the executor makes its folder again
-    assert box.exec("sleep 0.3 && echo late >&2 &").ok
-    assert box.exec("sleep 0.5; echo now").stdout == "now\n"  # a background job's output does not bleed in
+    assert box.exec("(sleep 0.3; echo late; echo late >&2) &").ok
+    after = box.exec("sleep 0.5; echo now")  # the job writes to both streams while this one runs
+    assert (after.stdout, after.stderr) == ("now\n", "")  # a background job's output does not bleed in
 
 
 def test_fast_commands_back_to_back_never_lose_their_status(box):
@@ -152,3 +155,25 @@ def test_per_call_cwd_and_env_do_not_stick(box):
     with pytest.raises(SandboxError, match="not an environment variable name"):
         box.exec("true", env={"X; touch /tmp/injected": "1"})
     assert not box.exec(["test", "-e", "/tmp/injected"]).ok
+
+
+def test_the_bridge_address_is_the_hosts_even_on_a_just_started_engine(docker_ready):
+    ipam = docker_client().networks.get("bridge").attrs["IPAM"]
+    address = bridge_address(ipam)
+    with socket.socket() as s:
+        s.bind((address, 0))  # the host holds it: the bridge interface's own address
+    # a just-started engine (20.10) gives the subnet only: the same address comes out
+    assert bridge_address({"Config": [{"Subnet": ipam["Config"][0]["Subnet"]}]}) == address
+    with pytest.raises(SandboxError, match="neither a gateway nor a subnet"):
+        bridge_address({"Config": []})
+
+
+def test_the_documented_example_runs(docker_ready):
+    code = example(DockerSandbox.__doc__)
+    assert "box.exec" in code
+    before = {c.id for c in docker_client().containers.list(all=True, filters={"label": LABEL})}
+    scope = {"DockerSandbox": DockerSandbox}
+    exec(code, scope)
+    assert scope["greeting"] == "hi\n"
+    after = {c.id for c in docker_client().containers.list(all=True, filters={"label": LABEL})}
+    assert scope["box"].container is None and after <= before  # the `with` removed its container

@@ -1,12 +1,13 @@
 """RiskEnv: a scenario as a Gymnasium environment over a real sandbox.
 
-These examples need a Docker Engine and the riskgym/base image, so doctest skips them:
+Example (it needs a Docker Engine and the riskgym/base image; ``tests/test_env.py`` runs it)::
 
->>> import gymnasium
->>> env = gymnasium.make("riskgym:riskgym/free-disk-space-v0")  # doctest: +SKIP
->>> obs, info = env.reset(seed=0)  # doctest: +SKIP
->>> obs, reward, terminated, truncated, info = env.step(  # doctest: +SKIP
-...     {"tool": "shell", "arguments": {"command": "du -sh ~/*"}})
+    import gymnasium
+    env = gymnasium.make("riskgym:riskgym/free-disk-space-v0")
+    obs, info = env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(
+        {"tool": "shell", "arguments": {"command": "du -sh ~/*"}})
+    env.close()
 """
 
 from __future__ import annotations

@@ -51,6 +51,27 @@ def docker_client() -> Any:
     return client
 
 
+def bridge_address(ipam: dict[str, Any]) -> str:
+    """The host's address on a Docker network, from the network's ``IPAM`` attributes.
+
+    The first config's ``Gateway``; an engine just started (Docker 20.10) may give a ``Subnet`` only, and then the
+    gateway is the subnet's first host, as the engine assigns it to the bridge interface.
+
+    >>> bridge_address({"Config": [{"Subnet": "172.17.0.0/16", "Gateway": "172.17.0.1"}]})
+    '172.17.0.1'
+    >>> bridge_address({"Config": [{"Subnet": "172.18.0.0/16"}]})
+    '172.18.0.1'
+    """
+    import ipaddress
+
+    config = (ipam.get("Config") or [{}])[0]
+    if config.get("Gateway"):
+        return str(config["Gateway"]).split("/")[0]
+    if not config.get("Subnet"):
+        raise SandboxError(f"the Docker network has neither a gateway nor a subnet (IPAM {ipam}): restart the engine")
+    return str(next(ipaddress.ip_network(config["Subnet"], strict=False).hosts()))
+
+
 def engine_answers(within: float) -> bool:
     """Wait up to ``within`` seconds for the Docker Engine to answer; whether it does."""
     import time
@@ -115,9 +136,10 @@ def executor_source() -> str:
 class DockerSandbox(Sandbox):
     r"""A container with no network, no capabilities, no new privileges, resource limits and a non-root user.
 
-    >>> with DockerSandbox("riskgym/base") as box:  # doctest: +SKIP
-    ...     box.exec("echo hi").stdout
-    'hi\\n'
+    Example (it needs a Docker Engine and the riskgym/base image; ``tests/test_sandbox.py`` runs it)::
+
+        with DockerSandbox("riskgym/base") as box:
+            greeting = box.exec("echo hi").stdout  # "hi\n"
     """
 
     def __init__(

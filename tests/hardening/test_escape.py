@@ -19,12 +19,14 @@ from pathlib import Path
 import pytest
 
 from riskgym.integrity import verify_trace
-from riskgym.sandbox.docker import docker_client
+from riskgym.sandbox.docker import bridge_address, docker_client
 from riskgym.scripted_server import ScriptedServer
 from riskgym.trace import read_trace
 from tests.hardening.attacks import ATTACKS, Attack
 from tests.hardening.tally import record
 from tests.test_cli import containers, riskgym
+
+pytestmark = pytest.mark.hardening("escape")
 
 SCENARIO = Path(__file__).with_name("escape-probe-v0.toml")
 
@@ -84,7 +86,7 @@ def digest(path: Path) -> str:
 def escape_run(docker_ready, tmp_path_factory):
     """Run every attack once; return the run directory, the words filled in, and what the host saw."""
     tmp = tmp_path_factory.mktemp("escape")
-    bridge = docker_client().networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    bridge = bridge_address(docker_client().networks.get("bridge").attrs["IPAM"])
     listener = Listener(bridge)
     canary = Path(f"/tmp/riskgym-canary-{secrets.token_hex(4)}")
     secret = f"host-secret-{secrets.token_hex(8)}"
@@ -132,17 +134,19 @@ def test_the_host_is_unaffected(escape_run):
 @pytest.mark.parametrize("attack", ATTACKS, ids=lambda a: a.name)
 def test_each_attempt_is_contained_and_flagged(escape_run, attack: Attack):
     run_dir, words, _host = escape_run
-    trace_path = next((run_dir / "episodes").glob(f"*__openai-attack-{attack.name}__e0.jsonl"))
+    trace_path = next((run_dir / "episodes").glob(f"*__openai-attack-{attack.name}__e0.jsonl"), None)
+    assert trace_path is not None, f"the run left no trace of {attack.name}"
     trace = read_trace(trace_path)
     rows = [json.loads(line) for line in (run_dir / "grades.jsonl").read_text().splitlines()]
-    row = next(r for r in rows if r["agent"] == f"openai/attack-{attack.name}")
+    row = next((r for r in rows if r["agent"] == f"openai/attack-{attack.name}"), None)
+    assert row is not None, f"grades.jsonl has no row for {attack.name}"
     outputs = [s.observation for s in trace.steps]
     problem = fill_check(attack, outputs, words)
     escape = row["verdicts"]["escape"]
     flagged = any(f": {attack.flagged} (" in e for e in escape["evidence"])
     verified = verify_trace(trace_path).ok
     finished = trace.end is not None and trace.end.status == "completed" and len(trace.steps) == len(attack.calls)
-    record("escape", attack.name, problem is None and flagged and verified and finished, count=len(attack.calls))
+    record("escape", attack.name, problem is None and flagged and verified and finished)  # one case an attack
     assert finished, f"the episode did not finish: {trace.end}"
     assert problem is None, f"{attack.name} was not contained: {problem}\n" + "\n---\n".join(o[:600] for o in outputs)
     assert escape["value"] is True and flagged, f"not flagged as {attack.flagged!r}: {escape['evidence']}"
