@@ -13,9 +13,9 @@ setup: $(VENV)/.installed
 # exactly the locked set (hashes checked), then riskgym itself without resolving anything; then a check that
 # what is installed is what is locked
 $(VENV)/.installed: requirements.lock pyproject.toml
-	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	python3 -m venv --clear $(VENV)
+	$(PY) -m pip install -qq --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip install -qq --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(PY) containers/check_lock.py requirements.lock
 	@touch $@
 

@@ -3,7 +3,8 @@
 Usage: python containers/check_lock.py requirements.lock
 
 Prints one line, `installed = locked: N packages`, and exits 0; or names each package whose installed version
-differs from the lock, is missing, or is installed without being locked (pip and riskgym itself aside), and exits 2.
+differs from the lock, is missing, or is installed without being locked (pip and riskgym itself aside), and each
+requirement of riskgym's (pyproject.toml, the dev extras included) that the lock does not meet, and exits 2.
 """
 
 from __future__ import annotations
@@ -45,6 +46,21 @@ def differences(lock: dict[str, str], have: dict[str, str]) -> list[str]:
     return out
 
 
+def unmet(lock: dict[str, str], package: str = "riskgym", extras: tuple[str, ...] = ("", "dev")) -> list[str]:
+    """The requirements of ``package`` (as installed, so as pyproject.toml says) that the lock's versions miss."""
+    from packaging.requirements import Requirement
+
+    out = []
+    for text in metadata.requires(package) or []:
+        req = Requirement(text)
+        if req.marker is not None and not any(req.marker.evaluate({"extra": e}) for e in extras):
+            continue
+        have = lock.get(normalise(req.name))
+        if have is None or not req.specifier.contains(have, prereleases=True):
+            out.append(f"pyproject.toml asks for {req.name}{req.specifier}, the lock has {have or 'none'}")
+    return out
+
+
 def main(argv: list[str]) -> int:
     """Compare and say so in one line; 0 when equal, 2 otherwise."""
     if len(argv) != 1:
@@ -58,6 +74,10 @@ def main(argv: list[str]) -> int:
         return 2
     if not lock:
         print(f"{path}: no `name==version` pins in it; run `make lock`", file=sys.stderr)
+        return 2
+    stale = unmet(lock)
+    if stale:
+        print(f"{path} is out of date: {'; '.join(stale)}; run `make lock`", file=sys.stderr)
         return 2
     off = differences(lock, installed())
     if off:

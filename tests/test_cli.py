@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -66,7 +67,9 @@ def test_run_grade_report_and_resume(docker_ready, tmp_path):
     assert set(json.loads((run_dir / "grades.jsonl").read_text().splitlines()[0])["verdicts"]) == {
         "intention", "completion"}
     report = riskgym("report", run_dir)
-    assert report.returncode == 0 and "scripted:safe" in report.stdout and "[" in report.stdout
+    assert report.returncode == 0 and "scripted:safe" in report.stdout
+    row = next(line for line in report.stdout.splitlines() if "risk intention" in line)
+    assert re.search(r"100% \[21-100\] 1/1.*0% \[0-79\] 0/1", row), row  # each rate with its Wilson interval
 
 
 def test_interrupted_run_leaves_no_container_and_resumes(docker_ready, tmp_path):

@@ -1,4 +1,6 @@
-from riskgym.sandbox.images import BASE_TAG, build_base, host_mirror, image_recipe, recipe_hash
+import shutil
+
+from riskgym.sandbox.images import BASE_TAG, build_base, containers_dir, host_mirror, image_recipe, recipe_hash
 
 
 def test_mirror_from_deb822_sources(tmp_path, monkeypatch):
@@ -21,10 +23,17 @@ def test_mirror_override(tmp_path, monkeypatch):
     assert host_mirror("bookworm", tmp_path) == "http://override.invalid/debian"
 
 
-def test_recipe_hash_depends_on_the_recipe():
-    assert recipe_hash("bookworm", None) != recipe_hash("trixie", None)
-    assert recipe_hash("bookworm", None) != recipe_hash("bookworm", "debian:bookworm-slim")
-    assert recipe_hash("bookworm", None) == recipe_hash("bookworm", None)
+def test_recipe_hash_depends_on_the_recipe_and_only_on_it(tmp_path, monkeypatch):
+    here = recipe_hash("bookworm", None)
+    assert here != recipe_hash("trixie", None)
+    assert here != recipe_hash("bookworm", "debian:bookworm-slim")
+    copy = tmp_path / "containers"
+    shutil.copytree(containers_dir(), copy)
+    monkeypatch.setenv("RISKGYM_CONTAINERS", str(copy))
+    assert recipe_hash("bookworm", None) == here  # the same Dockerfile in another folder: the same recipe
+    dockerfile = copy / "base" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "RUN true\n")
+    assert recipe_hash("bookworm", None) != here  # an edited Dockerfile: another recipe
 
 
 def test_build_is_idempotent(docker_ready):

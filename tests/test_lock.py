@@ -34,17 +34,22 @@ def test_this_environment_is_exactly_the_lock():
 
 def test_a_drifted_missing_or_unlocked_package_is_named(tmp_path):
     text = LOCK.read_text()
-    version = pins(text)["litellm"]
-    drifted = text.replace(f"\nlitellm=={version} \\", "\nlitellm==0.0.1 \\")
-    drifted = re.sub(r"\nrich==\S+ \\\n(    .*\n)+", "\n", drifted)  # rich: installed, no longer locked
+    version = pins(text)["zipp"]  # a dependency's dependency
+    drifted = text.replace(f"\nzipp=={version} \\", "\nzipp==0.0.1 \\")
+    drifted = re.sub(r"\nmdurl==\S+ \\\n(    .*\n)+", "\n", drifted)  # mdurl: installed, no longer locked
     drifted += "not-installed-pkg==1.0 \\\n    --hash=sha256:00\n"
     lock = tmp_path / "drifted.lock"
     lock.write_text(drifted)
     out = subprocess.run([*CHECK, str(lock)], capture_output=True, text=True)
     assert out.returncode == 2 and out.stdout == "" and len(out.stderr.splitlines()) == 1
-    assert f"litellm {version} (locked 0.0.1)" in out.stderr
-    assert "not-installed-pkg missing (locked 1.0)" in out.stderr and re.search(r"rich \S+ \(not locked\)", out.stderr)
+    assert f"zipp {version} (locked 0.0.1)" in out.stderr
+    assert "not-installed-pkg missing (locked 1.0)" in out.stderr and re.search(r"mdurl \S+ \(not locked\)", out.stderr)
     assert out.stderr.rstrip().endswith("and run make setup")
+    old = tmp_path / "old.lock"  # pyproject.toml asks for more than the lock holds
+    old.write_text(re.sub(r"\nlitellm==\S+ ", "\nlitellm==1.0.0 ", text))
+    out = subprocess.run([*CHECK, str(old)], capture_output=True, text=True)
+    assert out.returncode == 2 and "is out of date: pyproject.toml asks for litellm>=" in out.stderr
+    assert "the lock has 1.0.0; run `make lock`" in out.stderr
     empty = tmp_path / "empty.lock"
     empty.write_text("# nothing\n")
     out = subprocess.run([*CHECK, str(empty)], capture_output=True, text=True)

@@ -65,7 +65,8 @@ def test_the_pool_reuses_in_place_sandboxes_and_recreates_the_others(docker_read
         assert len(set(ids)) == 1  # one container, reset twice in between
         assert pool.stats["reset"] == 3 and pool.stats["cold"] <= 1
         again = pool.take(in_place)
-        assert again.exec("ls ~/x 2>&1; pgrep -c -x -f 'sleep 300' || true").stdout.split()[-1] == "0"
+        left = again.exec("test -e ~/x && echo present || echo absent; pgrep -c -x -f 'sleep 300' || true")
+        assert left.stdout == "absent\n0\n"  # neither the file nor the process of the last episode
         pool.give_back(in_place, again)
 
         first = pool.take(recreate)
@@ -86,4 +87,4 @@ def test_the_agent_cannot_plant_code_in_a_restarted_executor(docker_ready):
                  "PYTHONSTARTUP=/dev/null python3 -c pass && ls /tmp/planted && rm /tmp/planted")
         assert box.exec(plant).stdout.strip() == "/tmp/planted"  # the .pth runs in the agent's own python
         box.exec("pkill -KILL -f riskgym-executor")  # the executor dies; the next command restarts it
-        assert box.exec("ls /tmp/planted 2>&1 || echo clean").stdout.strip().endswith("clean")
+        assert box.exec("test -e /tmp/planted && echo planted || echo clean").stdout == "clean\n"

@@ -1,6 +1,7 @@
 """Replay: every starter scenario's recorded traces re-run with no divergence; divergences made on purpose show."""
 
 import json
+import re
 
 import pytest
 
@@ -31,7 +32,10 @@ def test_a_changed_sandbox_diverges_at_the_step_and_in_the_end_state(library_run
     with replay(path, scenario=no_photos) as done:
         first = done.steps[0]
         assert not first.same and "8.1M\t/home/agent/backup" in first.step.observation
-        assert "-8.1M\t/home/agent/backup" in first.diff() and "+" in first.diff()
+        diff = first.diff()
+        assert "-8.1M\t/home/agent/backup" in diff.splitlines()
+        now = re.findall(r"^\+(\S+)\t/home/agent/backup$", diff, re.M)  # the replayed size: no photos in it
+        assert len(now) == 1 and now[0] != "8.1M" and now[0].endswith("K"), diff
         assert ("deleted", "/home/agent/backup/photos-2019.tar", "file, 8388608 bytes") in done.state
         assert done.divergences == 2  # step 0 (du) and the end state; the deletes show the same text
 
@@ -47,7 +51,8 @@ def test_replay_command_reports_an_edited_observation(library_run, tmp_path):
     edited.write_text("".join(json.dumps(e) + "\n" for e in events))
     out = riskgym("replay", edited)
     assert out.returncode == 1, out.stdout + out.stderr
-    assert f"step   {step['index']}" in out.stdout and "DIFFERS" in out.stdout and "-" in out.stdout
+    assert f"step   {step['index']}" in out.stdout and "DIFFERS" in out.stdout
+    assert re.search(r"^-.*Export to XLS", out.stdout, re.M) and re.search(r"^\+.*Export to CSV", out.stdout, re.M)
     assert "replayed 3 steps: 1 divergence" in out.stdout
     assert riskgym("verify", edited).returncode == 1  # and the chain says it was edited
     same = riskgym("replay", source)

@@ -8,12 +8,15 @@ import socket
 import subprocess
 import time
 
+import pytest
+
 from riskgym.integrity import verify_trace
 from riskgym.scenario import load_scenario
 from riskgym.scripted_server import reference_responder
 from riskgym.trace import read_trace
 from tests.conftest import LIBRARY
 from tests.test_cli import CLI, containers, riskgym
+from tests.test_llm import litellm_price
 
 SCENARIOS = sorted(LIBRARY.glob("*.toml"))
 TWO = [LIBRARY / "free-disk-space-v0.toml", LIBRARY / "ticket-injection-v0.toml"]
@@ -65,6 +68,9 @@ def test_a_hosted_model_from_a_models_file(docker_ready, llm_server, tmp_path):
     assert out.returncode == 0, out.stderr
     trace = read_trace(next((run_dir / "episodes").iterdir()))
     assert trace.header.agent == "mini" and trace.header.agent_config["model"] == "openai/gpt-4o-mini"
+    price_in, price_out = litellm_price("gpt-4o-mini")
+    assert trace.usage["cost"] == pytest.approx(trace.usage["prompt_tokens"] * price_in
+                                                + trace.usage["completion_tokens"] * price_out)
     assert trace.usage["cost"] > 0 and "cost $" in out.stderr
     assert server.requests[0]["body"]["seed"] == 42 and server.requests[0]["body"]["temperature"] == 0.0
     row = grades(run_dir)[0]

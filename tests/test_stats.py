@@ -45,7 +45,15 @@ def test_mcnemar_exact_is_the_binomial_tail():
 
 def test_paired_bootstrap_and_kappa():
     diff, lo, hi = paired_bootstrap([True] * 8 + [False] * 2, [False] * 8 + [True] * 2)
-    assert diff == pytest.approx(0.6) and lo < diff < hi <= 1.0
+    # a resample's difference is (2K - 10) / 10, K ~ Binomial(10, 0.8): its 2.5% quantile is K = 5 and its 97.5%
+    # quantile K = 10; 2,000 rounds may land one K off at the low end (P(K <= 5) = 0.033)
+    assert diff == pytest.approx(0.6) and lo in (pytest.approx(0.0), pytest.approx(0.2)) and hi == pytest.approx(1.0)
+    # 100 pairs, 30 go one way and 10 the other: the difference 0.2 with standard error sqrt((0.4 - 0.04) / 100)
+    big_a, big_b = [True] * 30 + [False] * 10 + [True] * 60, [False] * 30 + [True] * 10 + [True] * 60
+    diff, lo, hi = paired_bootstrap(big_a, big_b)
+    assert diff == pytest.approx(0.2) and lo == pytest.approx(0.2 - 1.96 * 0.06, abs=0.03)
+    assert hi == pytest.approx(0.2 + 1.96 * 0.06, abs=0.03)
+    assert paired_bootstrap(big_a, big_b, seed=0) == paired_bootstrap(big_a, big_b, seed=0)  # seeded
     assert paired_bootstrap([True] * 5, [True] * 5) == (0.0, 0.0, 0.0)
     with pytest.raises(ValueError):
         paired_bootstrap([True], [True, False])

@@ -112,9 +112,10 @@ ATTACKS = [
         sh("echo still-here"),
     ], present("No space left on device", "still-here")),
     Attack("cpu", "cpu hog", [
-        sh("for i in 1 2 3 4; do while :; do :; done & done; sleep 2; cat /sys/fs/cgroup/cpu.max "
-           "/sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.stat 2>/dev/null"),
-    ], present(r"100000|nr_throttled [1-9]")),
+        sh("for i in 1 2 3 4; do while :; do :; done & done; sleep 2; echo quota=$(cat /sys/fs/cgroup/cpu.max "
+           "2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us); cat /sys/fs/cgroup/cpu.stat "
+           "/sys/fs/cgroup/cpu/cpu.stat 2>/dev/null"),
+    ], present(r"(?m)^quota=100000( 100000)?$", r"(?m)^nr_throttled [1-9]")),  # one CPU's quota, and it throttled
     Attack("stdout-flood", "limit: output", [sh("yes"), sh("head -c 3G /dev/zero"), sh("head -c 4M /dev/urandom")],
            lambda outputs: None if all(len(o) < 80_000 for o in outputs) else "an output was not capped"),
     Attack("run-forever", "limit: time", [sh("sleep infinity"), sh("echo still-here")], present("still-here")),

@@ -23,8 +23,11 @@ from riskgym.integrity import verify_trace
 from riskgym.runner import is_finished
 from riskgym.sandbox.docker import prune
 from riskgym.scripted_server import ScriptedServer
+from tests.conftest import skip_unless_required
 from tests.hardening.tally import record
 from tests.test_cli import CLI, containers, riskgym
+
+pytestmark = pytest.mark.hardening("fault")
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("escape-probe-v0.toml")
@@ -192,7 +195,8 @@ def our_dockerd() -> int | None:
 def test_the_docker_engine_restarted_mid_run(docker_ready, slow_server, tmp_path):
     pid = our_dockerd()
     if pid is None:
-        pytest.skip("the Docker Engine here was not started by containers/ensure-docker.sh: not ours to restart")
+        skip_unless_required("the Docker Engine here was not started by containers/ensure-docker.sh: not ours to "
+                             "restart")
     run_dir = tmp_path / "run"
     args = llm_run(slow_server, run_dir, 4, "--concurrency", "2")
     proc = start(args, tmp_path / "run.log")
@@ -241,7 +245,7 @@ def test_model_api_errors_and_timeouts(docker_ready, tmp_path):
 
 def test_the_run_directory_fills_up(docker_ready, tmp_path):
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
+        skip_unless_required("mounting a small tmpfs needs root")
     mount = tmp_path / "small"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
@@ -269,11 +273,18 @@ def test_signals_at_random_moments(docker_ready, tmp_path):
     args = ["run", "--agent", "scripted:risky", "--agent", "scripted:safe", "--epochs", "2", "--concurrency", "2",
             "--out", run_dir]
     kinds = ["SIGINT", "SIGTERM", "SIGINT twice", "SIGKILL", "SIGTERM", "SIGINT"]
-    found: list[str] = []
+    total, found = 24, []
     for n, kind in enumerate(kinds):
         before = finished(run_dir) if (run_dir / "episodes").is_dir() else {}
         proc = start(args, tmp_path / f"round{n}.log")
-        time.sleep(rng.uniform(1.0, 3.0))  # start-up takes about 1 s
+        # a random moment (start-up takes about 1 s), but while episodes are left to interrupt: a signal that
+        # lands after the run's work is done tests nothing
+        moment = time.monotonic() + rng.uniform(1.0, 3.0)
+        while time.monotonic() < moment and len(finished(run_dir)) < total - 3:
+            time.sleep(0.05)
+        if proc.poll() is not None:
+            found.append(f"{kind}: the run ended (exit {proc.returncode}) before the signal: nothing was tested")
+            continue
         sig = signal.SIGKILL if kind == "SIGKILL" else signal.SIGTERM if kind == "SIGTERM" else signal.SIGINT
         proc.send_signal(sig)
         if kind == "SIGINT twice":
@@ -282,8 +293,9 @@ def test_signals_at_random_moments(docker_ready, tmp_path):
         proc.wait(timeout=120)
         log = (tmp_path / f"round{n}.log").read_text()
         mine = problems_after_fault(run_dir, before)
-        # 130: stopped by riskgym; -N: the signal came after the run's work was done, or was SIGKILL
-        if proc.returncode not in (0, 130, -sig) or "Traceback" in log:
+        # 130: stopped by riskgym; -N: SIGKILL, or a SIGTERM before riskgym's handlers were installed. Never 0:
+        # episodes were left, so the run cannot have finished its work
+        if proc.returncode not in (130, -sig) or "Traceback" in log:
             mine.append(f"{kind}: exit {proc.returncode}: {log[-400:]}")
         left = [c for c in live_containers() if c.labels.get("riskgym.pid") == str(proc.pid)]  # a SIGKILL's wait for
         if kind != "SIGKILL" and left:  # the next run that gets as far as pruning them

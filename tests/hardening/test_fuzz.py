@@ -27,6 +27,8 @@ from tests.conftest import LIBRARY
 from tests.hardening.tally import record
 from tests.test_cli import riskgym
 
+pytestmark = pytest.mark.hardening("input")
+
 SCENARIOS = sorted(LIBRARY.glob("*.toml"))
 PROBE = Path(__file__).with_name("escape-probe-v0.toml")
 TOKENS = ['"', "'", '"""', "[", "]", "[[", "]]", "{", "}", "=", ",", "\n", "#", ".", "-1", "0o7777", "nan", "inf",
@@ -211,7 +213,7 @@ def test_every_fuzzed_episode_trace_verifies(live_env):
     """Runs after the sandbox fuzzing (same module, in order): each trace it wrote reads back and verifies."""
     _env, fresh, folder = live_env
     fresh()  # ends the episode in flight (recorded as interrupted) so that its trace is sealed
-    traces = sorted(folder.glob("*.jsonl"))[:-1]
+    traces = sorted(folder.glob("*.jsonl"), key=lambda p: int(p.stem[1:]))[:-1]  # e2 before e10; the last is open
     assert traces
     for path in traces:
         trace = read_trace(path)
@@ -263,9 +265,12 @@ def test_corrupted_traces_read_verify_and_grade(sample_run, pick, how, at, junk,
     source = sorted((sample_run / "episodes").glob("*.jsonl"))[pick]
     path = sample_run.parent / "one" / source.name
     path.parent.mkdir(exist_ok=True)
-    path.write_bytes(corrupt(source.read_bytes(), how, at, junk, line))
+    original = source.read_bytes()
+    path.write_bytes(corrupt(original, how, at, junk, line))
     verification = verify_trace(path)  # never raises: it reports
-    ok = isinstance(verification.ok, bool) and is_finished(path) in (True, False)  # a resume asks is_finished
+    changed = path.read_bytes() != original
+    assert verification.ok is not changed, f"{how} at {at}: verify said ok={verification.ok}"  # a change shows
+    ok = is_finished(path) in (True, False)  # a resume asks is_finished
     try:
         trace = read_trace(path)
     except TraceError as exc:
