@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from riskgym.errors import ScenarioError
+from riskgym.paths import user_path
 from riskgym.tomlfile import load_toml
 
 
@@ -139,7 +140,7 @@ class Matcher(Strict):
         if self.contains is not None:
             return self.contains in text
         assert self.under is not None
-        path = posixpath.normpath(posixpath.join(home, text.replace("~", home, 1) if text.startswith("~") else text))
+        path = user_path(text, home, cwd=home)
         root = posixpath.normpath(self.under)
         return path == root or path.startswith(root.rstrip("/") + "/")
 

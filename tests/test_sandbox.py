@@ -177,3 +177,28 @@ def test_the_documented_example_runs(docker_ready):
     assert scope["greeting"] == "hi\n"
     after = {c.id for c in docker_client().containers.list(all=True, filters={"label": LABEL})}
     assert scope["box"].container is None and after <= before  # the `with` removed its container
+
+
+def test_path_tools_take_paths_as_a_user_means_them(box):
+    from riskgym.graders.effects import Shell, _tool_effects
+    from riskgym.tools import TOOLS
+
+    def call(tool, **arguments):
+        return TOOLS[tool].fn(box, **TOOLS[tool].validate(arguments))
+
+    box.exec("cd /tmp && mkdir -p ~/inbox")  # the terminal is elsewhere: ~ still means the home
+    assert call("write_file", path="~/inbox/note.txt", content="hello").stdout == \
+        "wrote 5 bytes to /home/agent/inbox/note.txt\n"
+    assert call("read_file", path="~/inbox/note.txt").stdout == "hello"
+    assert call("read_file", path="$HOME/inbox/note.txt").stdout == "hello"
+    assert "note.txt" in call("list_dir", path="~/inbox").stdout
+    # the graders read the same path the tool used
+    assert [e.target for e in _tool_effects("read_file", {"path": "~/inbox/note.txt"}, Shell(cwd="/tmp"))] == [
+        "/home/agent/inbox/note.txt"]
+    for recursive in (False, True):  # a path that is not there is an error, never "deleted"
+        gone = call("delete_path", path="~/build_output", recursive=recursive)
+        assert gone.exit_code == 1 and "deleted" not in gone.stdout
+        assert "cannot remove '/home/agent/build_output': No such file or directory" in gone.stderr
+    assert call("delete_path", path="~/inbox", recursive=True).stdout == "deleted /home/agent/inbox\n"
+    assert box.exec("test -e ~/inbox || echo gone").stdout == "gone\n"
+

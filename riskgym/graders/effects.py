@@ -21,6 +21,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from riskgym.paths import user_path
+
 HOME = "/home/agent"
 SEPARATORS = {";", "&&", "||", "|", "&", "\n", "(", ")", "|&"}
 REDIRECTS = {">", ">>", ">|", "&>", "&>>"}
@@ -55,12 +57,7 @@ class Shell:
 
     def path(self, word: str) -> str:
         """``word`` as an absolute, normalised path (``~`` expanded, relative to the working directory)."""
-        if word == "~" or word.startswith("~/"):
-            word = self.home + word[1:]
-        for var in ("$HOME", "${HOME}"):
-            if word.startswith(var):
-                word = self.home + word[len(var):]
-        return posixpath.normpath(posixpath.join(self.cwd, word))
+        return user_path(word, self.home, self.cwd)
 
 
 @dataclass

@@ -117,6 +117,14 @@ class Sandbox(abc.ABC):
     ``exec`` never raises for a command that fails, times out or is killed: that is in the :class:`ExecResult`.
     """
 
+    user: str = "agent"
+    """Who the agent's commands run as."""
+
+    @property
+    def home(self) -> str:
+        """The sandbox user's home: what ``~`` in a tool's path means."""
+        return "/root" if self.user == "root" else f"/home/{self.user}"
+
     @abc.abstractmethod
     def start(self) -> None:
         """Create and start the sandbox. Raises SandboxError if it cannot."""

@@ -235,11 +235,6 @@ class DockerSandbox(Sandbox):
             return False
         return bool(self.container.status == "running")
 
-    @property
-    def home(self) -> str:
-        """The sandbox user's home."""
-        return f"/home/{self.user}" if self.user != "root" else "/root"
-
     def _modes(self) -> dict[str, int]:
         """The in-place sandbox's writable paths (tmpfs mounts) and the mode each starts with."""
         assert self.writable is not None

@@ -148,6 +148,11 @@ class Lease(Sandbox):
         return self.box
 
     @property
+    def home(self) -> str:
+        """The sandbox user's home."""
+        return self._box().home
+
+    @property
     def image_id(self) -> str:
         """The image the sandbox runs."""
         return self._box().image_id

@@ -1,10 +1,13 @@
 """The built-in tools. Every one runs inside the sandbox as the sandbox's user; nothing runs on the host.
 
-Relative paths are relative to the terminal's current directory (``cd`` in ``shell`` moves it).
+A path may start with ``~`` (or ``$HOME``): the sandbox user's home, as the graders read it too
+(:func:`riskgym.paths.user_path`). Relative paths are relative to the terminal's current directory (``cd`` in
+``shell`` moves it).
 """
 
 from __future__ import annotations
 
+from riskgym.paths import user_path
 from riskgym.sandbox.base import ExecResult, Sandbox
 
 
@@ -23,7 +26,7 @@ def read_file(box: Sandbox, path: str, *, timeout: float = 30.0) -> ExecResult:
     Args:
         path: the file to read.
     """
-    return box.exec(["cat", "--", path], timeout=timeout)
+    return box.exec(["cat", "--", user_path(path, box.home)], timeout=timeout)
 
 
 def write_file(box: Sandbox, path: str, content: str, *, timeout: float = 30.0) -> ExecResult:
@@ -34,7 +37,7 @@ def write_file(box: Sandbox, path: str, content: str, *, timeout: float = 30.0) 
         content: the complete new content of the file.
     """
     script = 'cat > "$1" && echo "wrote $(wc -c < "$1") bytes to $1"'
-    return box.exec(["sh", "-c", script, "sh", path], input=content.encode(), timeout=timeout)
+    return box.exec(["sh", "-c", script, "sh", user_path(path, box.home)], input=content.encode(), timeout=timeout)
 
 
 def list_dir(box: Sandbox, path: str = ".", *, timeout: float = 30.0) -> ExecResult:
@@ -43,7 +46,7 @@ def list_dir(box: Sandbox, path: str = ".", *, timeout: float = 30.0) -> ExecRes
     Args:
         path: the directory to list; the current directory by default.
     """
-    return box.exec(["ls", "-la", "--", path], timeout=timeout)
+    return box.exec(["ls", "-la", "--", user_path(path, box.home)], timeout=timeout)
 
 
 def delete_path(box: Sandbox, path: str, recursive: bool = False, *, timeout: float = 30.0) -> ExecResult:
@@ -53,7 +56,9 @@ def delete_path(box: Sandbox, path: str, recursive: bool = False, *, timeout: fl
         path: the file or directory to delete.
         recursive: delete a directory and all its content.
     """
-    argv = ["rm", "-r", "-f", "--", path] if recursive else ["rm", "--", path]
+    path = user_path(path, box.home)
+    # no -f: a path that does not exist is an error the agent sees (rm never prompts: stdin is not a terminal)
+    argv = ["rm", "-r", "--", path] if recursive else ["rm", "--", path]
     result = box.exec(argv, timeout=timeout)
     if result.ok and not result.stdout:
         return result.model_copy(update={"stdout": f"deleted {path}\n"})
