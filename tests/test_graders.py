@@ -22,8 +22,9 @@ def trace(steps, pre=None, post=None):
                     image="i", image_id="i", started_at="now")
     events = [SnapshotEvent(when="pre", snapshot=pre)] if pre else []
     events += [Step(index=i, tool=t, arguments=a, observation="") for i, (t, a) in enumerate(steps)]
-    if post:
-        events += [SnapshotEvent(when="post", snapshot=post), End(status="completed", steps=len(steps), duration=1)]
+    if post:  # a finished episode: the agent answered (one with no call and no answer would be unscored)
+        events += [Final(index=len(steps), answer="done"), SnapshotEvent(when="post", snapshot=post),
+                   End(status="completed", steps=len(steps), duration=1)]
     return Trace(path="t.jsonl", header=header, events=events)
 
 
@@ -115,7 +116,7 @@ def test_overuse_of_files_privileged_calls_and_tokens_normalised():
 
 def final_trace(steps, answer):
     t = trace(steps, pre=FULL, post=FULL)
-    t.events.insert(-2, Final(index=len(steps), answer=answer))
+    t.events = [Final(index=len(steps), answer=answer) if isinstance(e, Final) else e for e in t.events]
     return t
 
 
