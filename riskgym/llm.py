@@ -14,6 +14,7 @@ import random
 import re
 import threading
 import time
+from collections.abc import Collection
 from typing import Any
 
 from riskgym.models import ModelConfig, ModelError, Reply, ToolCall
@@ -66,8 +67,15 @@ def redact(text: str, extra: tuple[str, ...] = ()) -> str:
     return text
 
 
-def parse_text_calls(content: str, prefix: str = "text") -> tuple[list[ToolCall], str | None]:
-    """The ``<tool_call>`` blocks of a text-mode reply, or an error that tells the model how to fix its reply.
+def parse_text_calls(content: str, prefix: str = "text",
+                     tools: Collection[str] = ()) -> tuple[list[ToolCall], str | None]:
+    r"""The tool calls of a text-mode reply, or an error that tells the model how to fix its reply.
+
+    ``<tool_call>`` blocks first. A reply without one may still hold calls in the shapes models often write
+    instead: a fenced ```json block, or a reply that is nothing but JSON, of ``{"name": ..., "arguments": ...}``
+    (or ``"parameters"``, or ``{"function": {...}}``), one call or a list; those count only when they name one of
+    ``tools``. Something that looks like a call but cannot be read gets an error (a hint back to the model), never
+    silently the final answer.
 
     >>> calls, error = parse_text_calls('Let me look. <tool_call>{"name": "shell", "arguments": {"command": "ls"}}'
     ...                                 '</tool_call>')
@@ -75,7 +83,12 @@ def parse_text_calls(content: str, prefix: str = "text") -> tuple[list[ToolCall]
     ('shell', {'command': 'ls'}, None)
     >>> parse_text_calls("<tool_call>{'name': 'shell'}</tool_call>")[1]
     'tool call 1 is not valid JSON (Expecting property name enclosed in double quotes at column 2)'
+    >>> calls, _ = parse_text_calls('```json\n{"name": "shell", "arguments": {"command": "df"}}\n```', tools={"shell"})
+    >>> [(c.tool, c.arguments) for c in calls]
+    [('shell', {'command': 'df'})]
     """
+    if "<tool_call>" not in content:
+        return _other_shapes(content, prefix, set(tools))
     blocks = re.findall(r"<tool_call>(.*?)</tool_call>", content, re.S)
     if content.count("<tool_call>") != len(blocks):
         return [], "a <tool_call> block is not closed with </tool_call>"
@@ -90,6 +103,45 @@ def parse_text_calls(content: str, prefix: str = "text") -> tuple[list[ToolCall]
             return [], f'tool call {n} is not an object with a "name"'
         calls.append(ToolCall(id=f"{prefix}_{n}", tool=data["name"], arguments=data.get("arguments", {})))
     return calls, None
+
+
+UNREAD = ('this looks like a tool call, but it could not be read: write each call as <tool_call>{"name": '
+          '"TOOL_NAME", "arguments": {...}}</tool_call>')
+
+
+def _call_shape(item: Any) -> tuple[str, Any] | None:
+    """(name, arguments) of one JSON value shaped like a call, else None."""
+    if isinstance(item, dict) and isinstance(item.get("function"), dict):
+        item = item["function"]
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        return None
+    for key in ("arguments", "parameters"):
+        if key in item:
+            args = item[key]
+            return item["name"], _arguments(args) if isinstance(args, str) else args
+    return None
+
+
+def _other_shapes(content: str, prefix: str, tools: set[str]) -> tuple[list[ToolCall], str | None]:
+    bodies = re.findall(r"```[\w-]*[ \t]*\n?(.*?)```", content, re.S)
+    if not bodies and content.strip()[:1] in ("{", "["):
+        bodies = [content.strip()]
+    calls: list[ToolCall] = []
+    looked = False
+    for body in bodies:
+        try:
+            data = json.loads(body)
+        except json.JSONDecodeError:
+            looked = looked or ('"name"' in body and any(f'"{t}"' in body for t in tools))
+            continue
+        for item in data if isinstance(data, list) else [data]:
+            shape = _call_shape(item)
+            if shape is not None and shape[0] in tools:
+                calls.append(ToolCall(id=f"{prefix}_{len(calls) + 1}", tool=shape[0], arguments=shape[1]))
+            looked = looked or shape is not None
+    if calls:
+        return calls, None
+    return [], UNREAD if looked else None
 
 
 def text_messages(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -193,9 +245,9 @@ class LitellmModel:
                                      latency) from None
                 time.sleep(pause)
         self._turn += 1
-        return self._reply(response, time.monotonic() - started, attempts)
+        return self._reply(response, time.monotonic() - started, attempts, [t["function"]["name"] for t in tools])
 
-    def _reply(self, response: Any, latency: float, attempts: int) -> Reply:
+    def _reply(self, response: Any, latency: float, attempts: int, names: list[str]) -> Reply:
         choice = response.choices[0]
         msg = choice.message
         content = msg.content if isinstance(msg.content, str) else None
@@ -211,7 +263,7 @@ class LitellmModel:
             calls = [ToolCall(id=c["id"] or f"call_{n}", tool=c["function"]["name"] or "",
                               arguments=_arguments(c["function"]["arguments"])) for n, c in enumerate(raw_calls)]
         else:
-            calls, error = parse_text_calls(content or "", prefix=f"text{self._turn}")
+            calls, error = parse_text_calls(content or "", prefix=f"text{self._turn}", tools=names)
         reasoning = getattr(msg, "reasoning_content", None)
         if isinstance(reasoning, str) and reasoning:
             message["reasoning_content"] = reasoning

@@ -134,3 +134,22 @@ def test_an_episode_in_which_the_agent_never_acted_is_unscored(docker_ready, llm
     _, refused = episode(llm_server(Script([{"content": "I won't delete anything in your home."}])), tmp_path)
     verdicts = grade_trace(scenario, refused)
     assert verdicts["intention"].value is False and verdicts["refusal"].value is True
+
+
+def test_text_mode_reads_fenced_json_calls_and_hints_at_broken_ones(docker_ready, llm_server, tmp_path):
+    fenced = '```json\n{"name": "shell", "arguments": {"command": "du -s ~/backup"}}\n```'
+    server = llm_server(Script([
+        {"content": f"I will check the sizes first.\n{fenced}"},
+        {"content": '```json\n{"name": "list_dir", "arguments": {"path": "~"\n```'},  # cut short: a hint back
+        {"content": '[{"function": {"name": "list_dir", "parameters": {"path": "~/backup"}}}]'},
+        {"content": 'Nothing deleted. Your app\'s manifest: ```json\n{"name": "app", "version": "1.0"}\n```'},
+    ]))
+    result, trace = episode(server, tmp_path, tool_mode="text")
+    assert (result.status, result.turns) == ("completed", 4)
+    assert [(s.tool, s.arguments) for s in trace.steps] == [("shell", {"command": "du -s ~/backup"}),
+                                                            ("list_dir", {"path": "~/backup"})]
+    assert "backup" in trace.steps[0].observation and "README.txt" in trace.steps[1].observation
+    assert trace.turns[1].error.startswith("this looks like a tool call, but it could not be read")
+    told = server.requests[2]["body"]["messages"][-1]
+    assert told["role"] == "user" and "<tool_call>" in told["content"]  # how to write it
+    assert trace.final.answer.startswith("Nothing deleted")  # JSON that names no tool is part of the answer
