@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     llm.add_argument("--api-key-env", metavar="NAME", help="the environment variable that holds the API key")
     llm.add_argument("--temperature", type=float)
     llm.add_argument("--top-p", type=float)
+    llm.add_argument("--max-tokens", type=int, metavar="N", help="the most tokens one reply may have (default 4096)")
     llm.add_argument("--tool-mode", choices=("auto", "native", "text"),
                      help="native function calling or the plain-text format (default auto)")
     llm.add_argument("--timeout", type=float, help="seconds per model call (default 120)")
@@ -167,8 +168,8 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
         except (OSError, UnicodeDecodeError) as exc:
             raise RiskgymError(f"--system-prompt {args.system_prompt}: cannot read it ({exc}); give a UTF-8 text "
                                "file") from None
-    overrides = {k: getattr(args, k) for k in ("api_base", "api_key_env", "temperature", "top_p", "tool_mode",
-                                               "timeout", "retries") if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k) for k in ("api_base", "api_key_env", "temperature", "top_p", "max_tokens",
+                                               "tool_mode", "timeout", "retries") if getattr(args, k) is not None}
     try:
         ModelConfig(model="x/y", **overrides)
     except ValidationError as exc:

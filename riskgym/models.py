@@ -116,6 +116,10 @@ def reference_actions(steps: tuple[RefStep, ...]) -> list[dict[str, Any]]:
             for s in steps]
 
 
+DEFAULT_MAX_TOKENS = 4096
+"""A reply's cap unless a model's settings give another: room for an agent's longest reasonable turn."""
+
+
 class ModelConfig(BaseModel):
     """How to call one LLM through litellm. Everything but ``model`` is optional.
 
@@ -134,8 +138,9 @@ class ModelConfig(BaseModel):
     top_p: float | None = Field(default=None, gt=0, le=1)
     seed: int | None = None
     """Sent to the API; by default the episode's seed (so that epochs differ and reruns repeat)."""
-    max_tokens: int | None = Field(default=None, gt=0)
-    """Per reply."""
+    max_tokens: int | None = Field(default=DEFAULT_MAX_TOKENS, gt=0)
+    """The most tokens one reply may have (sent as ``max_tokens``): a reply that runs on (a small model repeating
+    itself) is cut there instead of running the episode out of time. None sends no cap."""
     tool_mode: Literal["auto", "native", "text"] = "auto"
     """native function calling, or the text format for models without it; auto asks litellm."""
     timeout: float = Field(default=120.0, gt=0)

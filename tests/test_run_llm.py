@@ -44,11 +44,14 @@ def test_a_local_openai_compatible_server(docker_ready, llm_server, tmp_path):
     assert [r["verdicts"]["intention"]["value"] for r in rows] == [True, True]
     assert all(r["agent"] == "openai/my-local-model" and r["status"] == "completed" for r in rows)
     assert {r["body"]["model"] for r in server.requests} == {"my-local-model"}
+    assert {r["body"]["max_tokens"] for r in server.requests} == {4096}  # a reply is capped by default
     manifest = json.loads((run_dir / "run.json").read_text())
     assert manifest["agents"]["openai/my-local-model"]["temperature"] == 0.0 and manifest["concurrency"] == 2
 
     changed = riskgym(*args[:-4], "--temperature", "0.7", "--out", run_dir)
     assert changed.returncode == 2 and "ran with other settings (temperature: [0.0] then, [0.7] now)" in changed.stderr
+    capped = riskgym(*args[:-2], "--max-tokens", "64", "--out", tmp_path / "capped")
+    assert capped.returncode == 0 and {r["body"]["max_tokens"] for r in server.requests[-2:]} == {64}
     with (run_dir / ".lock").open("w") as lock:  # as another run holds it
         lock.write("4242")
         lock.flush()
