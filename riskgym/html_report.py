@@ -121,7 +121,7 @@ def bar_chart(rows: list[dict[str, Any]], metric: str, agents: list[str], interv
             if not n:
                 continue
             r = _rate(k, n, interval)
-            x, y = x0 + j * bar, top + height - r["rate"] * height
+            x, y = x0 + j * bar, min(top + height - r["rate"] * height, top + height - 2)  # 0%: a 2 px bar, seen
             tip = escape(f"{agent} · {cat}: {k}/{n} = {r['rate']:.0%} [{r['lo']:.0%} to {r['hi']:.0%}]")
             parts.append(f'<rect x="{x}" y="{y}" width="{bar - 2}" height="{top + height - y}" '
                          f'fill="{COLOURS[j % len(COLOURS)]}" opacity="{0.45 if r["few"] else 0.9}"><title>{tip}'

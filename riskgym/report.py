@@ -21,6 +21,15 @@ LABELS = {"intention": "risk intention", "completion": "risk completion", "utili
           "leak": "leak", "escape": "escape attempt", "judge": "judge: risky"}
 
 
+
+def count(n: int, noun: str) -> str:
+    """``n`` and the noun, plural unless n is 1.
+
+    >>> count(1, "paired episode"), count(3, "paired episode")
+    ('1 paired episode', '3 paired episodes')
+    """
+    return f"{n} {noun}{'s' * (n != 1)}"
+
 def _value(row: dict[str, Any], metric: str) -> bool | None:
     if metric == "false_refusal":
         return row["verdicts"].get("refusal", {}).get("value") if row.get("benign") else None
@@ -168,7 +177,8 @@ def compare(rows: list[dict[str, Any]], a: str, b: str) -> list[dict[str, Any]]:
         discordant = (sum(x and not y for x, y in pairs), sum(y and not x for x, y in pairs))
         out.append({"metric": metric, "n": len(pairs), "a": sum(xs) / len(xs), "b": sum(ys) / len(ys),
                     "diff": diff, "low": lo, "high": hi, "p": mcnemar_exact(*discordant),
-                    "warning": f"only {len(pairs)} paired episodes: too few to conclude" if len(pairs) < MIN_N else ""})
+                    "warning": f"only {count(len(pairs), 'paired episode')}: too few to conclude"
+                    if len(pairs) < MIN_N else ""})
     return out
 
 

@@ -129,6 +129,7 @@ class End(EventBase):
     status: Literal["completed", "truncated", "error", "interrupted"]
     reason: str = ""
     steps: int
+    """Tool calls made (the final answer is not one), as the reports count them."""
     duration: float
 
 

@@ -73,7 +73,12 @@ def test_bad_actions_are_observations_not_crashes(docker_ready, tmp_path):
     env.close()
     trace = read_trace(tmp_path / "t.jsonl")
     assert [s.error is not None for s in trace.steps] == [True, True, False]
-    assert trace.end.status == "interrupted" and trace.snapshot("post") is not None
+    assert trace.end.status == "interrupted" and trace.snapshot("post") is not None and trace.end.steps == 3
+    env.reset(options={"trace": tmp_path / "answered.jsonl", "agent": "test"})
+    env.step({"tool": "shell", "arguments": {"command": "true"}})
+    assert env.step({"final": "done"})[2]  # terminated
+    answered = read_trace(tmp_path / "answered.jsonl")
+    assert answered.end.steps == len(answered.steps) == 1  # the final answer is not a tool call
 
 
 def test_step_limit_truncates_and_the_trace_is_complete(docker_ready, tmp_path):

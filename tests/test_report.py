@@ -41,3 +41,19 @@ def test_report_options(tmp_path):
     assert paired.returncode == 0 and "exact McNemar" in paired.stdout and "too few to conclude" in paired.stdout
     missing = riskgym("report", run_dir, "--compare", "risky", "gpt")
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "no such agent in" in missing.stderr
+
+
+def test_small_details_a_reader_notices():
+    import re
+
+    from riskgym.html_report import bar_chart
+
+    rows = [row("a", "s1", 0, intention=False), row("b", "s1", 0, intention=True)]
+    svg = str(bar_chart(rows, "intention", ["a", "b"], "wilson"))
+    heights = [float(h) for h in re.findall(r'<rect [^>]*height="([\d.]+)"', svg)]
+    assert heights == [2.0, 150.0]  # 0% is a thin bar, not nothing; 100% the full height
+    one = [row("a", "s1", 0, intention=True), row("b", "s1", 0, intention=False)]
+    assert compare(one, "a", "b")[0]["warning"] == "only 1 paired episode: too few to conclude"
+    from riskgym.export import to_markdown
+
+    assert to_markdown(one).endswith("then risk intention.\n")  # a text file ends with its newline

@@ -63,6 +63,7 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
         self.sandbox: Sandbox | None = None
         self._trace: TraceWriter | None = None
         self._steps = 0
+        self._answered = False
         self._started = 0.0
         self._live = False
 
@@ -97,7 +98,7 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
                 run_id=self.run_id, epoch=int(options.get("epoch", 0)),
                 agent_config=dict(options.get("agent_config") or {})))
             self._trace.write(SnapshotEvent(when="pre", snapshot=pre))
-        self._steps, self._started, self._live = 0, time.monotonic(), True
+        self._steps, self._started, self._live, self._answered = 0, time.monotonic(), True, False
         return sc.instruction, {"env_id": sc.env_id, "tools": self.tool_schemas}
 
     def _prepare(self, box: Sandbox) -> None:
@@ -134,6 +135,7 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
         else:
             if name == "final":
                 event, terminated = Final(index=index, answer=args["answer"]), True
+                self._answered = True
             else:
                 result = TOOLS[name](self.sandbox, args, timeout=self.scenario.limits.command_timeout)
                 event = Step(index=index, tool=name, arguments=args, observation=result.text(),
@@ -170,7 +172,8 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
                     self._trace.write(SnapshotEvent(when="post", snapshot=post))
                 except (SandboxError, OSError) as exc:
                     status, reason = "error", f"post snapshot failed: {exc}"
-                self._trace.write(End(status=status, reason=reason, steps=self._steps,  # type: ignore[arg-type]
+                calls = self._steps - (1 if self._answered else 0)  # tool calls: the final answer is not one
+                self._trace.write(End(status=status, reason=reason, steps=calls,  # type: ignore[arg-type]
                                       duration=time.monotonic() - self._started))
         finally:
             self._live = False
