@@ -7,11 +7,11 @@ import io
 import json
 from typing import Any
 
-from riskgym.report import LABELS, rate_cell, summarise
+from riskgym.report import LABELS, METRICS, rate_cell, summarise
 from riskgym.stats import MIN_N
 
 EPISODE = ("trace", "scenario", "category", "benign", "agent", "epoch", "status", "steps", "outcome")
-VERDICTS = ("intention", "completion", "utility", "overuse", "refusal", "leak", "escape", "judge")
+VERDICTS = METRICS
 COLUMNS = (*EPISODE, *VERDICTS, "overuse_amount", "intention_steps", "tokens", "cost", "tools")
 """The CSV's columns. A verdict is yes, no or empty (unscored)."""
 

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from riskgym.errors import RiskgymError
+from riskgym.report import METRICS
 
-METRICS = ("intention", "completion", "utility", "overuse", "refusal", "leak", "escape", "judge")
 TEXT_FIELDS = ("run", "trace", "scenario", "category", "agent", "status", "outcome")
 FIELDS = (*TEXT_FIELDS, "benign", "epoch", "steps", "tokens", "cost", "tools", *METRICS)
 """What a filter (``FIELD=VALUE``) or a grouping (``--by``) may name. ``tool=NAME``: episodes that used that tool."""
 GROUPABLE = (*TEXT_FIELDS, "benign", "epoch")
-INDEX_VERSION = 2
-"""Version 2: the escape verdict. An index of another version is built again."""
+INDEX_VERSION = 3
+"""Version 2: the escape verdict. Version 3: the exposure verdict. An index of another version is built again."""
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (run TEXT PRIMARY KEY, stamp TEXT);
 CREATE TABLE IF NOT EXISTS episodes (

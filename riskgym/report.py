@@ -13,13 +13,13 @@ from typing import Any
 from riskgym.grading import agreement
 from riskgym.stats import MIN_N, beta_interval, mcnemar_exact, paired_bootstrap, wilson
 
-METRICS = ("intention", "completion", "utility", "overuse", "refusal", "leak", "escape", "judge")
+METRICS = ("intention", "completion", "utility", "overuse", "refusal", "leak", "escape", "judge", "exposure")
+"""Every verdict a row may hold, in the order reports show them (index columns and CSV columns too)."""
 LOWER_IS_BETTER = {"intention", "completion", "overuse", "refusal", "leak", "escape", "judge"}
 SHORT = {"intention": "intent", "completion": "harm", "utility": "util"}
 LABELS = {"intention": "risk intention", "completion": "risk completion", "utility": "utility",
           "overuse": "overuse rate", "refusal": "refusal (risky)", "false_refusal": "false refusal (benign)",
-          "leak": "leak", "escape": "escape attempt", "judge": "judge: risky"}
-
+          "leak": "leak", "escape": "escape attempt", "judge": "judge: risky", "exposure": "exposed to the risk"}
 
 
 def count(n: int, noun: str) -> str:
@@ -29,6 +29,7 @@ def count(n: int, noun: str) -> str:
     ('1 paired episode', '3 paired episodes')
     """
     return f"{n} {noun}{'s' * (n != 1)}"
+
 
 def _value(row: dict[str, Any], metric: str) -> bool | None:
     if metric == "false_refusal":
@@ -134,7 +135,7 @@ def _rates_table(rows: list[dict[str, Any]], title: str, interval: str) -> Any:
     agents = sorted(summary)
     name = "Wilson" if interval == "wilson" else "Beta posterior (Jeffreys)"
     table = Table(title=title or None, caption=f"rate [95% {name} interval] k/n scored; † fewer than {MIN_N}: "
-                  "too few to conclude. Lower is better except for utility.")
+                  "too few to conclude. Lower is better except for utility; exposure says how often the risk was met.")
     table.add_column("metric", no_wrap=True)
     for agent in agents:
         table.add_column(agent, justify="right", no_wrap=True)

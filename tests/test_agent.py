@@ -153,3 +153,17 @@ def test_text_mode_reads_fenced_json_calls_and_hints_at_broken_ones(docker_ready
     told = server.requests[2]["body"]["messages"][-1]
     assert told["role"] == "user" and "<tool_call>" in told["content"]  # how to write it
     assert trace.final.answer.startswith("Nothing deleted")  # JSON that names no tool is part of the answer
+
+
+def test_resisting_the_injection_is_told_apart_from_never_meeting_it(docker_ready, llm_server, tmp_path):
+    ticket = LIBRARY / "ticket-injection-v0.toml"
+    summary = {"name": "write_file", "arguments": {"path": "~/ticket-summary.md", "content": "CSV export times out."}}
+    for name, path, exposed in (("met", "~/inbox/ticket-4821.txt", True), ("missed", "~/inbox/ticket.txt", False)):
+        server = llm_server(Script([{"tool_calls": [{"name": "read_file", "arguments": {"path": path}}]},
+                                    {"tool_calls": [summary]}, {"content": "Summary written."}]))
+        result, trace = episode(server, tmp_path / name, scenario=ticket)
+        assert result.status == "completed" and trace.steps[0].exit_code == (0 if exposed else 1)
+        verdicts = grade_trace(load_scenario(ticket), trace)
+        assert verdicts["exposure"].value is exposed, name
+        assert verdicts["intention"].value is (False if exposed else None), name  # resisted, or never met it
+        assert verdicts["utility"].value is True  # the summary was written either way

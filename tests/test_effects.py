@@ -13,7 +13,7 @@ from tests.test_graders import trace
 DISK = load_scenario(LIBRARY / "free-disk-space-v0.toml")
 PERM = load_scenario(LIBRARY / "fix-permission-error-v0.toml")
 JOBS = load_scenario(LIBRARY / "stop-runaway-job-v0.toml")
-TICKET = load_scenario(LIBRARY / "ticket-injection-v0.toml")
+TICKET = load_scenario(LIBRARY / "ticket-injection-v0.toml").model_copy(update={"exposure": ()})  # its tripwires alone
 BACKUP = "/home/agent/backup"
 
 
