@@ -59,7 +59,11 @@ def _parser() -> argparse.ArgumentParser:
                    "(default: all)")
     g.add_argument("--judge", metavar="MODEL", help="also ask an LLM judge (a litellm model string or a name in "
                    "--models FILE) whether each episode was risky; prints its agreement with the rules")
-    g.add_argument("--judge-samples", type=int, default=3, metavar="N", help="judge samples per episode (default 3)")
+    g.add_argument("--judge-samples", type=int, metavar="N", help="judge samples per episode (default 3; 1 at "
+                   "temperature 0, where more would repeat it)")
+    g.add_argument("--judge-concurrency", type=int, default=4, metavar="N", help="judge requests at once (default "
+                   "4; 1 for a server that answers one at a time)")
+    g.add_argument("--judge-timeout", type=float, metavar="S", help="seconds per judge request (default 120)")
     g.add_argument("--models", dest="models_file", type=Path, metavar="FILE", help="model settings, TOML")
     g.add_argument("--api-base", help="the judge's OpenAI-compatible endpoint")
 
@@ -229,26 +233,71 @@ class RunProgress:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from riskgym.grading import agreement, grade_run
+    from riskgym.grading import grade_run
 
     graders = args.graders.split(",") if args.graders else None
-    judge = None
+    judge, samples = None, 3
     if args.judge:
         from riskgym.models import check_model, load_models_file, make_judge
 
-        if args.judge_samples < 1:
-            raise RiskgymError(f"--judge-samples {args.judge_samples}: give at least 1")
+        for flag, value, least in (("samples", args.judge_samples, 1), ("concurrency", args.judge_concurrency, 1)):
+            if value is not None and value < least:
+                raise RiskgymError(f"--judge-{flag} {value}: give at least {least}")
+        if args.judge_timeout is not None and args.judge_timeout <= 0:
+            raise RiskgymError(f"--judge-timeout {args.judge_timeout}: give a positive number of seconds")
         configs = load_models_file(args.models_file) if args.models_file else {}
-        judge = make_judge(args.judge, configs, {"api_base": args.api_base} if args.api_base else {})
+        overrides = {k: v for k, v in (("api_base", args.api_base), ("timeout", args.judge_timeout)) if v is not None}
+        judge = make_judge(args.judge, configs, overrides)
         check_model(args.judge, judge.settings)
-    rows = grade_run(args.run_dir, graders, judge=judge, judge_samples=args.judge_samples)
+        samples = args.judge_samples
+        if samples is None:
+            samples = 1 if judge.settings.temperature == 0 else 3
+            if samples == 1:
+                print("judge at temperature 0: 1 sample per episode (more would repeat it; set a temperature and "
+                      "--judge-samples N for more)", file=sys.stderr)
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops it as Ctrl-C does
+    try:
+        rows = grade_run(args.run_dir, graders, judge=judge, judge_samples=samples,
+                         judge_concurrency=args.judge_concurrency, on_judged=_said_judged)
+    except KeyboardInterrupt:
+        if judge is not None:
+            print(f"riskgym: stopped; the verdicts judged so far are kept in {args.run_dir / 'judge.jsonl'} (the same "
+                  "command goes on from there)", file=sys.stderr)
+        raise
     print(f"graded {len(rows)} episodes; wrote {args.run_dir / 'grades.jsonl'}")
     if judge is not None:
-        kappa, n = agreement(rows)
-        unscored = sum(1 for r in rows if r["verdicts"]["judge"]["value"] is None)
-        said = f"Cohen's kappa {kappa:.2f} over {n} episodes both scored" if n else "no episode scored by both"
-        print(f"judge {args.judge} vs rule (intention): {said}; {unscored} unscored by the judge")
+        for line in judge_agreement(rows, args.judge):
+            print(line)
     return 0
+
+
+def _said_judged(n: int, total: int) -> None:
+    if n == total or n % max(1, total // 20) == 0:  # about 20 lines however many traces
+        print(f"judged {n}/{total} (kept in judge.jsonl as they come)", file=sys.stderr, flush=True)
+
+
+def judge_agreement(rows: list[dict[str, Any]], judge: str) -> list[str]:
+    """The judge against the rules (intention): raw agreement, Cohen's kappa and the 2x2 table."""
+    from riskgym.grading import agreement
+
+    kappa, n = agreement(rows)
+    unscored = sum(1 for r in rows if r["verdicts"].get("judge", {}).get("value") is None)
+    if not n:
+        return [f"judge {judge} vs rule (intention): no episode scored by both; {unscored} unscored by the judge"]
+    cells = {(j, i): 0 for j in (True, False) for i in (True, False)}
+    for r in rows:
+        j, i = r["verdicts"].get("judge", {}).get("value"), r["verdicts"].get("intention", {}).get("value")
+        if j is not None and i is not None:
+            cells[(j, i)] += 1
+    agree = cells[(True, True)] + cells[(False, False)]
+    kappa_text = f"{kappa:.2f}" if kappa is not None else "-"
+    return [f"judge {judge} vs rule (intention): agree on {agree}/{n} ({agree / n:.0%}), Cohen's kappa {kappa_text} "
+            f"over {n} episodes both scored; {unscored} unscored by the judge",
+            "                 rules: risky  rules: safe",
+            f"  judge: risky   {cells[(True, True)]:>11}  {cells[(True, False)]:>11}",
+            f"  judge: safe    {cells[(False, True)]:>11}  {cells[(False, False)]:>11}"]
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
+import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,8 @@ def _rows(paths: list[Path], graders: list[str] | None, workers: int) -> Iterato
 
 
 def grade_run(run_dir: Path, graders: list[str] | None = None, judge: Any = None, judge_samples: int = 3,
-              workers: int | None = None) -> list[dict[str, Any]]:
+              workers: int | None = None, judge_concurrency: int = 4,
+              on_judged: Any = None) -> list[dict[str, Any]]:
     """Grade every trace of ``run_dir``; write ``grades.jsonl`` beside the traces; return the rows.
 
     ``judge`` is a model (see ``riskgym.models``): its verdict goes in as ``verdicts["judge"]``; without one, the
@@ -111,7 +113,8 @@ def grade_run(run_dir: Path, graders: list[str] | None = None, judge: Any = None
     _MANIFESTS_READ.clear()
     paths = trace_files(run_dir)
     rows = list(_rows(paths, graders, workers or os.cpu_count() or 1))
-    judged = judge_run(run_dir, paths, judge, judge_samples) if judge is not None else earlier_judgements(run_dir)
+    judged = (judge_run(run_dir, paths, judge, judge_samples, judge_concurrency, on_judged) if judge is not None
+              else earlier_judgements(run_dir))
     for row in rows:
         if row["trace"] in judged:
             row["verdicts"]["judge"] = judged[row["trace"]].model_dump()
@@ -136,8 +139,14 @@ def _judgements(run_dir: Path) -> Iterator[tuple[dict[str, Any], Verdict]]:
             continue
 
 
-def judge_run(run_dir: Path, paths: list[Path], judge: Any, samples: int) -> dict[str, Verdict]:
-    """The judge's verdict on every trace, from ``judge.jsonl`` where it judged the same trace the same way."""
+def judge_run(run_dir: Path, paths: list[Path], judge: Any, samples: int, concurrency: int = 4,
+              on_judged: Any = None) -> dict[str, Verdict]:
+    """The judge's verdict on every trace, from ``judge.jsonl`` where it judged the same trace the same way.
+
+    ``concurrency`` requests at once (1 for a server that answers one at a time). Each verdict is appended to
+    ``judge.jsonl`` as it arrives, and ``on_judged(done, total)`` is told; a Ctrl-C keeps what was judged and raises
+    KeyboardInterrupt at once (the workers are daemon threads: a call in flight is not waited for).
+    """
     from riskgym.graders.judge import judge_trace
 
     key = hashlib.sha256(json.dumps([judge.name, judge.config, samples], sort_keys=True, default=str).encode())
@@ -145,21 +154,47 @@ def judge_run(run_dir: Path, paths: list[Path], judge: Any, samples: int) -> dic
     cache_file = run_dir / "judge.jsonl" if run_dir.is_dir() else None
     cache = {(e["trace_sha256"], e["judge_key"]): verdict for e, verdict in _judgements(run_dir)}
     shas = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
-    todo = [p for p in paths if (shas[p.name], judge_key) not in cache]
+    todo: queue.Queue[Path] = queue.Queue()
+    for path in paths:
+        if (shas[path.name], judge_key) not in cache:
+            todo.put(path)
+    total = todo.qsize()
+    done: queue.Queue[tuple[Path, Verdict | Exception]] = queue.Queue()
 
-    def one(path: Path) -> tuple[Path, Verdict]:
-        trace = read_trace(path)
-        return path, judge_trace(scenario_for(path, trace), trace, judge, samples)
+    def worker() -> None:
+        while True:
+            try:
+                path = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                trace = read_trace(path)
+                done.put((path, judge_trace(scenario_for(path, trace), trace, judge, samples)))
+            except Exception as exc:  # reported by the main thread, which stops the rest
+                done.put((path, exc))
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        for path, verdict in pool.map(one, todo):
-            cache[(shas[path.name], judge_key)] = verdict
-            if cache_file is not None:
-                with cache_file.open("a") as f:
-                    f.write(json.dumps({"trace": path.name, "trace_sha256": shas[path.name], "judge": judge.name,
-                                        "judge_key": judge_key, "samples": samples,
-                                        "verdict": verdict.model_dump()}) + "\n")
+    for _ in range(max(1, min(concurrency, total))):
+        threading.Thread(target=worker, daemon=True).start()
+    for n in range(1, total + 1):
+        path, verdict = done.get()
+        if isinstance(verdict, Exception):
+            while not todo.empty():  # the other workers stop after their current trace
+                todo.get_nowait()
+            raise verdict
+        cache[(shas[path.name], judge_key)] = verdict
+        if cache_file is not None:
+            with cache_file.open("a") as f:
+                f.write(json.dumps({"trace": path.name, "trace_sha256": shas[path.name], "judge": judge.name,
+                                    "judge_key": judge_key, "samples": samples,
+                                    "verdict": verdict.model_dump()}) + "\n")
+        if on_judged is not None:
+            on_judged(n, total)
     return {p.name: cache[(shas[p.name], judge_key)] for p in paths}
+
+
+def judges_of(run_dir: Path) -> list[str]:
+    """The judges whose verdicts ``judge.jsonl`` holds, in the order they first judged."""
+    return list(dict.fromkeys(str(e.get("judge", "?")) for e, _ in _judgements(run_dir)))
 
 
 def earlier_judgements(run_dir: Path) -> dict[str, Verdict]:

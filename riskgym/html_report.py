@@ -21,7 +21,7 @@ from markupsafe import Markup, escape
 
 import riskgym
 from riskgym.audit import call_text, flags_by_step, harm_paths
-from riskgym.grading import agreement
+from riskgym.grading import agreement, judges_of
 from riskgym.report import LABELS, METRICS, interval_of, summarise
 from riskgym.stats import MIN_N
 from riskgym.trace import Final, ModelTurn, Step, Trace
@@ -202,7 +202,8 @@ def render_html(run_dir: Path, rows: list[dict[str, Any]], traces: list[dict[str
               if any(head["cells"][a].get(m, {}).get("n") for a in head["agents"])}
     return env.get_template("report.html.j2").render(
         run=str(run_dir), manifest=manifest, head=head, charts=charts, tradeoff=tradeoff_plot(head),
-        kappa=kappa, kappa_n=kappa_n, confusion=confusion, digest=digest, unverified=unverified, interval=interval,
+        kappa=kappa, kappa_n=kappa_n, confusion=confusion, judges=judges_of(run_dir),
+        digest=digest, unverified=unverified, interval=interval,
         min_n=MIN_N,
         episodes=_script_json({"columns": ["scenario", "category", "agent", "epoch", "status", "steps", "outcome",
                                            *METRICS], "rows": episode_rows(rows)}),

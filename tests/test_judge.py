@@ -2,13 +2,17 @@
 
 import json
 import re
+import signal
+import subprocess
+import threading
+import time
 
 from riskgym.graders import GRADES_VERSION
 from riskgym.graders.judge import judge_trace
 from riskgym.llm import LitellmModel
 from riskgym.models import ModelConfig
 from riskgym.trace import End, Final, SnapshotEvent, Step, TraceWriter
-from tests.test_cli import riskgym
+from tests.test_cli import CLI, riskgym
 from tests.test_graders import DISK, FULL, trace
 
 
@@ -73,7 +77,10 @@ def test_grade_with_a_judge_prints_kappa_and_caches(llm_server, tmp_path):
     before = {p.name: p.read_bytes() for p in (run_dir / "episodes").iterdir()}
     out = riskgym("grade", run_dir, "--judge", "openai/judge", "--api-base", server.url, "--judge-samples", "3")
     assert out.returncode == 0, out.stderr
-    assert "judge openai/judge vs rule (intention): Cohen's kappa 1.00 over 2 episodes both scored" in out.stdout
+    assert ("judge openai/judge vs rule (intention): agree on 2/2 (100%), Cohen's kappa 1.00 over 2 episodes both "
+            "scored; 0 unscored by the judge") in out.stdout
+    table = out.stdout.splitlines()[-2:]  # the 2x2 table: judge by rows, rules by columns
+    assert [line.split()[-2:] for line in table] == [["1", "0"], ["0", "1"]] and "judged 2/2" in out.stderr
     rows = {json.loads(line)["agent"]: json.loads(line) for line in (run_dir / "grades.jsonl").read_text().splitlines()}
     assert rows["risky"]["verdicts"]["judge"]["value"] is True and rows["safe"]["verdicts"]["judge"]["value"] is False
     assert rows["risky"]["grades_version"] == GRADES_VERSION
@@ -83,5 +90,60 @@ def test_grade_with_a_judge_prints_kappa_and_caches(llm_server, tmp_path):
     assert {p.name: p.read_bytes() for p in (run_dir / "episodes").iterdir()} == before  # traces untouched
     plain = riskgym("grade", run_dir)  # rules only: the judge's verdicts on these same traces are kept
     assert plain.returncode == 0 and len(server.requests) == calls
-    report = riskgym("report", run_dir)
+    report = riskgym("report", run_dir, "--html", tmp_path / "r.html")
     assert "judge: risky" in report.stdout and "Cohen's kappa 1.00" in report.stdout
+    page = (tmp_path / "r.html").read_text()
+    assert "the LLM judge (openai/judge) and the rule graders" in page and "they agree on 2." in page
+
+
+def test_judge_at_temperature_0_asks_once_and_one_at_a_time(llm_server, tmp_path):
+    lock, state = threading.Lock(), {"now": 0, "most": 0}
+
+    def slow(request):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.3)
+        with lock:
+            state["now"] -= 1
+        return reads_risky({**request, "seed": 0})
+
+    server = llm_server(slow)
+    run_dir = tmp_path / "run"
+    write_run(run_dir)
+    out = riskgym("grade", run_dir, "--judge", "openai/judge", "--api-base", server.url, "--judge-concurrency", "1")
+    assert out.returncode == 0, out.stderr
+    assert len(server.requests) == 2 and state["most"] == 1  # one sample per trace, one request at a time
+    assert "judge at temperature 0: 1 sample per episode" in out.stderr
+    reasons = [json.loads(line)["verdict"]["evidence"] for line in (run_dir / "judge.jsonl").read_text().splitlines()]
+    assert sorted(reasons) == [["deleted the backup"], ["left the backup alone"]]
+
+
+def test_a_stopped_judge_keeps_what_it_judged_and_goes_on_from_there(llm_server, tmp_path):
+    answered, slow = [], [True]
+
+    def first_fast(request):
+        answered.append(1)
+        if len(answered) > 1 and slow[0]:
+            time.sleep(30)  # the second trace's call is in flight when the stop comes
+        return reads_risky({**request, "seed": 0})
+
+    server = llm_server(first_fast)
+    run_dir = tmp_path / "run"
+    write_run(run_dir)
+    args = ["grade", str(run_dir), "--judge", "openai/judge", "--api-base", server.url, "--judge-concurrency", "1"]
+    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cache = run_dir / "judge.jsonl"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (cache.is_file() and len(answered) > 1):
+        time.sleep(0.05)
+    assert proc.poll() is None and len(cache.read_text().splitlines()) == 1
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130 and time.monotonic() - started < 10  # at once, not after the call in flight
+    assert "the verdicts judged so far are kept in" in err and "Traceback" not in err
+    assert len(cache.read_text().splitlines()) == 1
+    slow[0], asked = False, len(server.requests)
+    again = riskgym(*args)
+    assert again.returncode == 0 and len(server.requests) == asked + 1  # only the trace not judged yet

@@ -91,5 +91,5 @@ def judge_trace(scenario: Scenario, trace: Trace, model: Model, samples: int = 3
     cited = sorted({s for a in agreeing for s in a["steps"]
                     if sum(s in b["steps"] for b in agreeing) * 2 >= len(agreeing)})  # cited by half of them
     return Verdict(value=value, steps=cited, agreement=len(agreeing) / samples,
-                   evidence=[str(a.get("reason", ""))[:200] for a in agreeing][:3],
+                   evidence=list(dict.fromkeys(str(a.get("reason", ""))[:200] for a in agreeing))[:3],  # each once
                    detail="; ".join(failures)[:300])
