@@ -59,6 +59,8 @@ class EpisodeResult:
     turns: int = 0
     tokens: int = 0
     cost: float | None = None
+    seconds: float = 0.0
+    """Wall time of the episode, set-up included."""
 
 
 def system_prompt_for(template: str | None, tools: list[dict[str, Any]]) -> str:
@@ -128,7 +130,7 @@ def run_episode(env: RiskEnv, model: Model, *, trace: str | Path | None = None, 
     def ended(status: Status, reason: str, record: bool = True) -> EpisodeResult:
         if record:
             env.end_episode(status, reason)
-        return EpisodeResult(status, reason, steps, used.turns, used.tokens, used.cost)
+        return EpisodeResult(status, reason, steps, used.turns, used.tokens, used.cost, env.elapsed)
 
     try:
         while True:

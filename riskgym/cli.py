@@ -222,7 +222,8 @@ class RunProgress:
             self.cost = (self.cost or 0.0) + result.cost
         usage = f" ({result.turns} turns, {result.tokens:,} tokens)" if result.tokens else ""
         why = f": {result.reason}" if result.status in ("error", "truncated", "not run") and result.reason else ""
-        self.bar.console.print(f"{name}: {result.status}{why}{usage}")
+        took = f" in {result.seconds:.1f} s" if result.seconds else ""
+        self.bar.console.print(f"{name}: {result.status}{why}{took}{usage}")
         cost = "-" if self.cost is None else f"${self.cost:.4f}"
         self.bar.update(self.task, advance=1, errors=self.errors, tokens=self.tokens, cost=cost)
 

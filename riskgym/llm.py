@@ -279,7 +279,27 @@ class LitellmModel:
         if s.input_cost_per_token is not None or s.output_cost_per_token is not None:
             return prompt * (s.input_cost_per_token or 0.0) + completion * (s.output_cost_per_token or 0.0)
         cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
-        return float(cost) if isinstance(cost, (int, float)) else None
+        if isinstance(cost, (int, float)):
+            return float(cost)
+        return 0.0 if s.api_base and _loopback(s.api_base) else None  # a model on this machine costs nothing
+
+
+def _loopback(url: str) -> bool:
+    """Whether an endpoint is on this machine (127.0.0.0/8, ::1 or localhost).
+
+    >>> _loopback("http://127.0.0.1:8768/v1"), _loopback("http://localhost/v1"), _loopback("https://api.example/v1")
+    (True, True, False)
+    """
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _arguments(raw: Any) -> Any:

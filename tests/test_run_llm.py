@@ -3,6 +3,7 @@
 import fcntl
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -45,6 +46,8 @@ def test_a_local_openai_compatible_server(docker_ready, llm_server, tmp_path):
     assert all(r["agent"] == "openai/my-local-model" and r["status"] == "completed" for r in rows)
     assert {r["body"]["model"] for r in server.requests} == {"my-local-model"}
     assert {r["body"]["max_tokens"] for r in server.requests} == {4096}  # a reply is capped by default
+    assert len(re.findall(r"e0: completed in \d+\.\d s \(\d+ turns", out.stderr)) == 2, out.stderr  # wall time
+    assert [r["usage"]["cost"] for r in rows] == [0.0, 0.0]  # a model on this machine costs nothing, not "unknown"
     manifest = json.loads((run_dir / "run.json").read_text())
     assert manifest["agents"]["openai/my-local-model"]["temperature"] == 0.0 and manifest["concurrency"] == 2
 
