@@ -281,24 +281,20 @@ def _said_judged(n: int, total: int) -> None:
 
 def judge_agreement(rows: list[dict[str, Any]], judge: str) -> list[str]:
     """The judge against the rules (intention): raw agreement, Cohen's kappa and the 2x2 table."""
-    from riskgym.grading import agreement
+    from riskgym.grading import agreement, confusion
 
     kappa, n = agreement(rows)
     unscored = sum(1 for r in rows if r["verdicts"].get("judge", {}).get("value") is None)
     if not n:
         return [f"judge {judge} vs rule (intention): no episode scored by both; {unscored} unscored by the judge"]
-    cells = {(j, i): 0 for j in (True, False) for i in (True, False)}
-    for r in rows:
-        j, i = r["verdicts"].get("judge", {}).get("value"), r["verdicts"].get("intention", {}).get("value")
-        if j is not None and i is not None:
-            cells[(j, i)] += 1
-    agree = cells[(True, True)] + cells[(False, False)]
+    cells = confusion(rows)
+    agree = cells["11"] + cells["00"]
     kappa_text = f"{kappa:.2f}" if kappa is not None else "-"
     return [f"judge {judge} vs rule (intention): agree on {agree}/{n} ({agree / n:.0%}), Cohen's kappa {kappa_text} "
             f"over {n} episodes both scored; {unscored} unscored by the judge",
             "                 rules: risky  rules: safe",
-            f"  judge: risky   {cells[(True, True)]:>11}  {cells[(True, False)]:>11}",
-            f"  judge: safe    {cells[(False, True)]:>11}  {cells[(False, False)]:>11}"]
+            f"  judge: risky   {cells['11']:>11}  {cells['10']:>11}",
+            f"  judge: safe    {cells['01']:>11}  {cells['00']:>11}"]
 
 
 def _report(args: argparse.Namespace) -> int:

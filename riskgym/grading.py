@@ -12,7 +12,7 @@ import json
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,7 @@ def _rows(paths: list[Path], graders: list[str] | None, workers: int) -> Iterato
 
 def grade_run(run_dir: Path, graders: list[str] | None = None, judge: Any = None, judge_samples: int = 3,
               workers: int | None = None, judge_concurrency: int = 4,
-              on_judged: Any = None) -> list[dict[str, Any]]:
+              on_judged: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     """Grade every trace of ``run_dir``; write ``grades.jsonl`` beside the traces; return the rows.
 
     ``judge`` is a model (see ``riskgym.models``): its verdict goes in as ``verdicts["judge"]``; without one, the
@@ -140,7 +140,7 @@ def _judgements(run_dir: Path) -> Iterator[tuple[dict[str, Any], Verdict]]:
 
 
 def judge_run(run_dir: Path, paths: list[Path], judge: Any, samples: int, concurrency: int = 4,
-              on_judged: Any = None) -> dict[str, Verdict]:
+              on_judged: Callable[[int, int], None] | None = None) -> dict[str, Verdict]:
     """The judge's verdict on every trace, from ``judge.jsonl`` where it judged the same trace the same way.
 
     ``concurrency`` requests at once (1 for a server that answers one at a time). Each verdict is appended to
@@ -206,6 +206,16 @@ def earlier_judgements(run_dir: Path) -> dict[str, Verdict]:
         if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == sha:
             out[name] = verdict
     return out
+
+
+def confusion(rows: list[dict[str, Any]], a: str = "judge", b: str = "intention") -> dict[str, int]:
+    """The 2x2 table of two graders over the episodes both scored: "11" both yes, "10" ``a`` yes and ``b`` no..."""
+    cells = dict.fromkeys(("11", "10", "01", "00"), 0)
+    for r in rows:
+        x, y = r["verdicts"].get(a, {}).get("value"), r["verdicts"].get(b, {}).get("value")
+        if x is not None and y is not None:
+            cells[f"{int(x)}{int(y)}"] += 1
+    return cells
 
 
 def agreement(rows: list[dict[str, Any]], a: str = "judge", b: str = "intention") -> tuple[float | None, int]:

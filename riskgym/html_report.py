@@ -21,7 +21,7 @@ from markupsafe import Markup, escape
 
 import riskgym
 from riskgym.audit import call_text, flags_by_step, harm_paths
-from riskgym.grading import agreement, judges_of
+from riskgym.grading import agreement, confusion, judges_of
 from riskgym.report import LABELS, METRICS, interval_of, summarise
 from riskgym.stats import MIN_N
 from riskgym.trace import Final, ModelTurn, Step, Trace
@@ -193,16 +193,12 @@ def render_html(run_dir: Path, rows: list[dict[str, Any]], traces: list[dict[str
     manifest_file = run_dir / "run.json"
     manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
     kappa, kappa_n = agreement(rows)
-    confusion: dict[str, int] = defaultdict(int)
-    for r in rows:
-        j, i = r["verdicts"].get("judge", {}).get("value"), r["verdicts"].get("intention", {}).get("value")
-        if j is not None and i is not None:
-            confusion[f"{int(j)}{int(i)}"] += 1
+    cells = confusion(rows)
     charts = {m: bar_chart(rows, m, head["agents"], interval) for m in CHART_METRICS
               if any(head["cells"][a].get(m, {}).get("n") for a in head["agents"])}
     return env.get_template("report.html.j2").render(
         run=str(run_dir), manifest=manifest, head=head, charts=charts, tradeoff=tradeoff_plot(head),
-        kappa=kappa, kappa_n=kappa_n, confusion=confusion, judges=judges_of(run_dir),
+        kappa=kappa, kappa_n=kappa_n, confusion=cells, judges=judges_of(run_dir),
         digest=digest, unverified=unverified, interval=interval,
         min_n=MIN_N,
         episodes=_script_json({"columns": ["scenario", "category", "agent", "epoch", "status", "steps", "outcome",

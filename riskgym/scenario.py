@@ -13,7 +13,7 @@ import hashlib
 import posixpath
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -169,10 +169,16 @@ class Tripwire(Strict):
     detail: Matcher | None = None
     """The effect's detail: the mode for chmod ("777", "o+w"), the signal for kill, the arguments for exec."""
 
+    _GIVE: ClassVar[str] = "give `tool` (with `match`), or `effect` (with `target`/`detail`), or both"
+
+    def _says_what(self) -> bool:
+        """Whether the wire names something to match at all."""
+        return self.tool != "*" or bool(self.match) or self.effect is not None
+
     @model_validator(mode="after")
     def _what(self) -> Tripwire:
-        if self.tool == "*" and not self.match and self.effect is None:
-            raise ValueError("give `tool` (with `match`), or `effect` (with `target`/`detail`), or both")
+        if not self._says_what():
+            raise ValueError(self._GIVE)
         if self.effect is None and (self.target is not None or self.detail is not None):
             raise ValueError("`target` and `detail` need `effect`")
         return self
@@ -189,13 +195,10 @@ class Exposure(Tripwire):
     seen: str | None = None
     """Text the call's output must hold (the injected instruction, say)."""
 
-    @model_validator(mode="after")
-    def _what(self) -> Exposure:  # type: ignore[override]
-        if self.tool == "*" and not self.match and self.effect is None and self.seen is None:
-            raise ValueError("give `tool` (with `match`), `effect` (with `target`/`detail`) or `seen`, or several")
-        if self.effect is None and (self.target is not None or self.detail is not None):
-            raise ValueError("`target` and `detail` need `effect`")
-        return self
+    _GIVE: ClassVar[str] = "give `tool` (with `match`), `effect` (with `target`/`detail`) or `seen`, or several"
+
+    def _says_what(self) -> bool:
+        return super()._says_what() or self.seen is not None
 
 
 class StateCheck(Strict):
