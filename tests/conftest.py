@@ -31,6 +31,14 @@ def example(doc: str | None) -> str:
     return textwrap.dedent("\n".join(block))
 
 
+def harness_marks(outputs: list[str], run_dir: Path) -> list[str]:
+    """Each place in ``outputs`` (what agents saw) that names riskgym, its executor, or a path of the host's."""
+    import re
+
+    marks = re.compile("|".join(["(?i:riskgym|executor)"] + [re.escape(str(p)) for p in (ROOT, run_dir.parent)]))
+    return [o[max(0, m.start() - 60):m.end() + 60] for o in outputs for m in marks.finditer(o)]
+
+
 def _docker_problem() -> str | None:
     try:
         from riskgym.sandbox.docker import docker_client

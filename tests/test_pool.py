@@ -30,7 +30,7 @@ def test_a_reset_leaves_nothing_of_the_episode_behind(docker_ready):
         box.exec("mkdir -p /srv/shared/r && echo r > /srv/shared/r/f && chmod 1777 /srv/shared && "
                  "(nohup sleep 4000 >/dev/null 2>&1 &)", user="root")
         assert box.exec(DIRTY).exit_code == 0
-        executor = box.exec("pgrep -f riskgym-executor").stdout.split()[0]
+        executor = box.executor_pid
         tamper = box.exec(f"python3 -c 'import ctypes; print(ctypes.CDLL(None).ptrace(16, {executor}, 0, 0))'; "
                           f"head -c 1 /proc/{executor}/mem")
         assert tamper.stdout.strip() == "-1" and "Permission denied" in tamper.stderr  # it is not dumpable
@@ -86,5 +86,5 @@ def test_the_agent_cannot_plant_code_in_a_restarted_executor(docker_ready):
         plant = (f"mkdir -p {site} && echo 'import os; open(\"/tmp/planted\", \"w\").close()' > {site}/x.pth && "
                  "PYTHONSTARTUP=/dev/null python3 -c pass && ls /tmp/planted && rm /tmp/planted")
         assert box.exec(plant).stdout.strip() == "/tmp/planted"  # the .pth runs in the agent's own python
-        box.exec("pkill -KILL -f riskgym-executor")  # the executor dies; the next command restarts it
+        box.exec(f"kill -KILL {box.executor_pid}")  # the executor dies; the next command restarts it
         assert box.exec("test -e /tmp/planted && echo planted || echo clean").stdout == "clean\n"

@@ -9,7 +9,7 @@ from riskgym.grading import scenario_for
 from riskgym.replay import normalizer, replay
 from riskgym.scenario import load_scenario
 from riskgym.trace import read_trace
-from tests.conftest import LIBRARY
+from tests.conftest import LIBRARY, harness_marks
 from tests.test_cli import containers, riskgym
 
 
@@ -23,6 +23,12 @@ def test_every_starter_scenario_replays_with_no_divergence(library_run):
             assert done.state == [], path.name  # the end state is the recorded one too
             assert done.divergences == 0
     assert containers("replay") == []
+
+
+def test_no_observation_of_the_starter_runs_names_the_harness(library_run):
+    outputs = [s.observation for p in (library_run / "episodes").glob("*.jsonl") for s in read_trace(p).steps]
+    assert len(outputs) > 12
+    assert harness_marks(outputs, library_run) == []
 
 
 def test_a_changed_sandbox_diverges_at_the_step_and_in_the_end_state(library_run):

@@ -126,7 +126,7 @@ def test_shell_edge_cases(box):
         assert box.exec('pwd; echo "$A"').stdout == "/home/agent\n1\n"
     assert box.exec("exec echo replaced").stdout == "replaced\n"
     box.exec("cd /tmp && export B=2")
-    assert box.exec("rm -rf /dev/shm/.riskgym-* /tmp/.riskgym-*; echo cleaned").stdout == "cleaned\n"
+    assert box.exec("rm -rf /dev/shm/.term* /tmp/.term*; echo cleaned").stdout == "cleaned\n"
     assert box.exec('pwd; echo "$A$B"').stdout == "/tmp\n12\n"  # the executor makes its folder again
     assert box.exec("(sleep 0.3; echo late; echo late >&2) &").ok
     after = box.exec("sleep 0.5; echo now")  # the job writes to both streams while this one runs

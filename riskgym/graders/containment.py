@@ -43,7 +43,7 @@ RESULTS: dict[str, re.Pattern[str]] = {name: re.compile(pattern) for name, patte
     "limit: processes": r"Resource temporarily unavailable|fork: retry|Cannot fork|can't fork",
     "limit: disk": r"No space left on device|Disk quota exceeded",
     "limit: memory": r"\bMemoryError\b|Cannot allocate memory|out of memory",
-    "limit: executor": r"riskgym: the (executor|shell) was killed",
+    "limit: executor": r"\[the (terminal|shell) was killed\b|riskgym: the (executor|shell) was killed",
 }.items()}
 """What a sandbox says when one of its limits stops a command."""
 

@@ -23,7 +23,6 @@ from riskgym.sandbox.base import UIDS, ExecResult, FileState, Sandbox, Snapshot
 LABEL = "riskgym"
 """Every container riskgym creates carries this label (value "1"), so ``riskgym sandbox prune`` finds it."""
 PID1 = "trap 'exit 0' TERM; while :; do sleep 1000000 & wait; done"
-EXECUTOR_TAG = "riskgym-executor"
 WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
 """Writable in every in-place sandbox (besides the user's home and the paths a scenario adds)."""
 DISK_MB = {"home": 256, "/tmp": 256, "/var/tmp": 64, "/dev/shm": 64, "other": 64}
@@ -122,9 +121,9 @@ def engine_errors(fn: Any) -> Any:
     return wrapper
 
 
-ENV_SOURCE = "RISKGYM_EXECUTOR_SOURCE"
-BOOTSTRAP = f"import os; exec(os.environ.pop({ENV_SOURCE!r}))"
-"""What ``python3 -c`` runs in the container: the executor's source, taken out of the environment it came in."""
+BOOTSTRAP = "import sys, json; exec(json.loads(sys.stdin.buffer.readline()))"
+"""What ``python3 -c`` runs in the container: the executor's source, sent as the first line of its stdin (so that
+neither its command line nor its environment carries it, or names riskgym)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -176,6 +175,8 @@ class DockerSandbox(Sandbox):
         self._pending = b""
         self._state: dict[str, Any] = {}
         self._next_id = 0
+        self.executor_pid = 0
+        """The executor's process ID inside the container (what it said when it started)."""
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
@@ -293,18 +294,18 @@ class DockerSandbox(Sandbox):
 
     def _start_executor(self) -> None:
         api = docker_client().api
-        # the source goes in the environment, not on the command line, so that `ps` in the sandbox shows one line;
         # -I (isolated): no user site-packages, no PYTHON* variables, so the agent cannot plant code that runs in it
-        exec_id = api.exec_create(
-            self.container.id, ["python3", "-I", "-u", "-c", BOOTSTRAP, EXECUTOR_TAG],
-            environment={ENV_SOURCE: executor_source()}, stdin=True, stdout=True, stderr=True, user=self.user,
-        )["Id"]
+        exec_id = api.exec_create(self.container.id, ["python3", "-I", "-u", "-c", BOOTSTRAP], stdin=True,
+                                  stdout=True, stderr=True, user=self.user)["Id"]
         raw = api.exec_start(exec_id, socket=True)
         self._sock = getattr(raw, "_sock", raw)
         self._sock.settimeout(60)
         self._buf, self._lines, self._pending = b"", [], b""
+        self._sock.sendall(json.dumps(executor_source()).encode() + b"\n")
         ready = self._read_line()
-        if ready is None or ready.strip() != b'{"ready": true}':
+        said = json.loads(ready) if ready and ready.startswith(b"{") else {}
+        self.executor_pid = int(said.get("pid") or 0)
+        if not said.get("ready"):
             raise SandboxError(f"the executor did not start in {self.image!r} (it said {ready!r}): does the image "
                                "have python3, and is the container out of memory?")
         if self._state:
@@ -352,7 +353,7 @@ class DockerSandbox(Sandbox):
         """Start a new executor; one that hangs (its reply timed out) is killed first, so that only one runs."""
         self.container.reload()
         if self.container.status == "running":
-            self.container.exec_run(["pkill", "-KILL", "-f", EXECUTOR_TAG], user=self.user)
+            self.container.exec_run(["kill", "-KILL", str(self.executor_pid)], user=self.user)
         if self.container.status != "running":
             raise SandboxError(f"the sandbox container stopped unexpectedly (status {self.container.status})")
         self._start_executor()
@@ -383,7 +384,7 @@ class DockerSandbox(Sandbox):
             req["stdin_b64"] = base64.b64encode(kw["input"]).decode()
         reply = self._request(req, timeout)
         if reply is None:
-            msg = b"riskgym: the executor was killed during this command and has been restarted\n"
+            msg = b"[the terminal was killed during this command and has been restarted]\n"
             return {"exit_code": 137, "stdout": b"", "stderr": msg, "duration": 0.0}
         if isinstance(cmd, str):
             self._state = {"cwd": reply["cwd"], "env": reply.get("env", self._state.get("env"))}

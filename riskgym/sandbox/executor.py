@@ -35,8 +35,9 @@ import sys
 import tempfile
 import time
 
-# pwd and export -p are bash builtins: the state costs no extra process.
-STATE_TRAP = "trap '__rg_rc=$?; { pwd; export -p; } > %s 2>/dev/null; exit $__rg_rc' EXIT"
+PRIVATE = ".term"
+"""The executor's folder for a command's stdin, output FIFOs and state, in /dev/shm: a fixed name, so that a replay
+sees what the run saw."""
 EXPORT_RE = re.compile(r'^declare -x ([A-Za-z_][A-Za-z0-9_]*)(?:="((?:[^"\\]|\\.)*)"|=\$\'((?:[^\'\\]|\\.)*)\')?$',
                        re.M | re.S)
 ANSI_C = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v", "e": "\x1b", "E": "\x1b"}
@@ -84,27 +85,55 @@ def parse_state(data):
 
 
 class ShellServer:
-    """A ``bash -s`` that forks one subshell per command, each in its own process group (``set -m``)."""
+    """A ``bash`` that forks one subshell per command, each in its own process group (``set -m``).
 
-    def __init__(self, cwd, env):
+    It runs one loop, sent as the first line of its stdin: for each request (see :meth:`send`) it runs the code that
+    brings it to the terminal's directory and environment, then forks the command into a subshell whose stdout and
+    stderr are the FIFOs in ``folder``. The command is ``eval``-ed on the loop's line 1, not sourced from a file, so
+    that its errors read exactly as ``bash -c``'s (``bash: line 2: foo: command not found``) whatever ran before,
+    and nothing (``$BASH_SOURCE``, an error's prefix, a variable) shows where it came from: the command's text is in
+    ``$BASH_EXECUTION_STRING``, as in ``bash -c``.
+    """
+
+    def __init__(self, cwd, env, folder):
         self.status_r, status_w = os.pipe()
         self.status_w = status_w
         self.proc = subprocess.Popen(
-            ["bash", "--norc", "--noprofile", "-s"], cwd=cwd if os.path.isdir(cwd) else "/", env=env,
+            ["bash"], cwd=cwd if os.path.isdir(cwd) else "/", env=env,
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             pass_fds=(status_w,), start_new_session=True)
         expendable(self.proc.pid)
         os.close(status_w)
         self.cwd, self.env = cwd, dict(env)  # what the server's own shell has now
         self.pending = b""
-        self.send("set -m\n")
+        self.folder = folder
+        # the state (pwd and export -p: bash builtins, no extra process) comes from an EXIT trap, which keeps the
+        # command's exit status
+        q = {k: shlex.quote(os.path.join(folder, k)) for k in ("cmd", "in", "stdout", "stderr", "state")}
+        run = ("( exec {fd}>&-; trap '{{ pwd; export -p; }} > {state} 2>/dev/null' EXIT; BASH_EXECUTION_STRING=$__c; "
+               "unset __k __s __c __i; eval \"$BASH_EXECUTION_STRING\" ) <\"$__i\" >{stdout} 2>{stderr} & "
+               "echo \"pid $!\" >&{fd}; wait $!; echo \"rc $?\" >&{fd}").format(fd=status_w, **q)
+        self.send_raw("set -m; while IFS= read -r -d '' __k && { IFS= read -r -d '' __s; IFS= read -r -d '' __c; } "
+                      "<%s; do eval \"$__s\"; __i=/dev/null; [ \"$__k\" = i ] && __i=%s; %s; done\n"
+                      % (q["cmd"], q["in"], run))
 
     def alive(self):
         return self.proc.poll() is None
 
-    def send(self, code):
+    def send_raw(self, code):
         self.proc.stdin.write(code.encode())
         self.proc.stdin.flush()
+
+    def send(self, kind, sync, command):
+        """One request for the loop: its kind on the server's stdin, the code in the ``cmd`` file.
+
+        The file holds the code that brings the server to the terminal's state, then the command (bash reads a regular
+        file in blocks but a pipe a byte at a time: 5 times slower for a long command; it cannot hold a NUL, so none
+        is written).
+        """
+        with open(os.path.join(self.folder, "cmd"), "w") as f:
+            f.write(sync.replace("\0", "") + "\0" + command.replace("\0", "") + "\0")
+        self.send_raw(kind + "\0")
 
     def sync(self, cwd, env):
         """Bash code that brings the server's directory and environment to (cwd, env)."""
@@ -115,12 +144,9 @@ class ShellServer:
         self.cwd, self.env = cwd, dict(env)
         return "".join(c + "\n" for c in code)
 
-    def start(self, command_file, state_file, paths):
-        """Fork the subshell; its stdin is a file (or /dev/null), its stdout and stderr FIFOs the executor reads."""
-        redirect = "<%s >%s 2>%s" % tuple(shlex.quote(p) for p in (paths[0] or "/dev/null", paths[1], paths[2]))
-        self.send("( exec %d>&-; %s; . %s ) %s & echo \"pid $!\" >&%d; wait $!; echo \"rc $?\" >&%d\n" % (
-            self.status_w, STATE_TRAP % shlex.quote(state_file), shlex.quote(command_file), redirect,
-            self.status_w, self.status_w))
+    def start(self, cwd, env, command, with_stdin):
+        """Bring the server to (cwd, env) and fork the command's subshell; its stdin is the ``in`` file or /dev/null."""
+        self.send("i" if with_stdin else "r", self.sync(cwd, env), command)
 
     def read_status(self):
         """The next status line ("pid N" / "rc N"), or None when the server died."""
@@ -312,13 +338,23 @@ class Executor:
         self.private = self.make_private()
         self.shell = None
         self.last_state = b""
-        self.fifos = 0
 
     @staticmethod
     def make_private():
-        """A private folder for the command and state files: in /dev/shm (tmpfs: cheaper to open) if possible."""
-        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-        return tempfile.mkdtemp(prefix=".riskgym-executor-", dir=shm)
+        """A private folder for a command's files: in /dev/shm (tmpfs: cheaper to open) if possible.
+
+        ``PRIVATE`` there; a random name beside it if something else (not this user's own folder) has that name.
+        """
+        base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+        path = os.path.join(base, PRIVATE)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            info = os.lstat(path)
+            if not (os.path.isdir(path) and not os.path.islink(path) and info.st_uid == os.getuid()):
+                return tempfile.mkdtemp(prefix=PRIVATE + "-", dir=base)
+            os.chmod(path, 0o700)
+        return path
 
     def handle(self, req):
         if req.get("op") == "state":
@@ -433,12 +469,11 @@ class Executor:
         if restart or self.shell is None or not self.shell.alive():
             if self.shell is not None:
                 self.shell.close()
-            self.shell = ShellServer(self.cwd, self.env)
+            self.shell = ShellServer(self.cwd, self.env, self.private)
         return self.shell
 
     def run_shell(self, req):
         start = time.monotonic()
-        cmd_file, state_file = os.path.join(self.private, "cmd"), os.path.join(self.private, "state")
         env = req.get("env") or {}
         bad = [k for k in env if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k)]
         if bad:
@@ -446,14 +481,12 @@ class Executor:
         extra = "".join("export %s=%s\n" % (k, shlex.quote(v)) for k, v in env.items())
         if req.get("cwd"):
             extra += "cd -- %s\n" % shlex.quote(req["cwd"])
-        try:
-            f = open(cmd_file, "w")
-        except OSError:  # the agent emptied /dev/shm or /tmp: make the folder again
+        if not os.path.isdir(self.private):  # the agent emptied /dev/shm: make the folder again
             self.private = self.make_private()
-            cmd_file, state_file = os.path.join(self.private, "cmd"), os.path.join(self.private, "state")
-            f = open(cmd_file, "w")
-        with f:
-            f.write(extra + req["shell"])
+            if self.shell is not None and self.private != self.shell.folder:
+                self.shell.close()
+                self.shell = None
+        state_file = os.path.join(self.private, "state")
         stdin_data = base64.b64decode(req["stdin_b64"]) if req.get("stdin_b64") else None
         in_path = None
         if stdin_data is not None:
@@ -462,18 +495,18 @@ class Executor:
                 f.write(stdin_data)
         # fresh FIFOs for each command (a background child of an earlier one keeps writing into its own), opened
         # here for reading and, until the command ends, for writing too: so a read means data, never an early EOF
-        self.fifos += 1
-        out_path, err_path = (os.path.join(self.private, "%s%d" % (k, self.fifos)) for k in ("out", "err"))
+        out_path, err_path = (os.path.join(self.private, k) for k in ("stdout", "stderr"))
         fds = []
-        for path in (out_path, err_path):
+        for path in (out_path, err_path):  # a background child of an earlier command keeps its unlinked one
+            if os.path.lexists(path):
+                os.unlink(path)
             os.mkfifo(path, 0o600)
             fds += [os.open(path, os.O_RDONLY | os.O_NONBLOCK), os.open(path, os.O_WRONLY | os.O_NONBLOCK)]
         out_r, out_w, err_r, err_w = fds
         for attempt in (1, 2):
             shell = self.ensure_shell(restart=attempt == 2)
             try:
-                shell.send(shell.sync(self.cwd, self.env))
-                shell.start(cmd_file, state_file, (in_path, out_path, err_path))
+                shell.start(self.cwd, self.env, extra + req["shell"], in_path is not None)
                 break
             except OSError:  # the shell died after the last command (a broken pipe): start a new one
                 if attempt == 2:
@@ -513,7 +546,7 @@ class Executor:
                     pass
         if status["dead"]:
             self.ensure_shell(restart=True)
-            return self.reply(req, 137, out, (err[0] + b"riskgym: the shell was killed; it will be restarted\n",
+            return self.reply(req, 137, out, (err[0] + b"[the shell was killed; it will be restarted]\n",
                                               err[1]), start, False)
         if not timed_out and not extra and os.path.exists(state_file):  # per-call cwd/env are for that call only
             with open(state_file, "rb") as f:
@@ -612,7 +645,7 @@ def main():
     not_dumpable()
     executor = Executor()
     out = sys.stdout.buffer
-    out.write(b'{"ready": true}\n')
+    out.write(json.dumps({"ready": True, "pid": os.getpid()}).encode() + b"\n")
     out.flush()
     for line in sys.stdin.buffer:
         try:

@@ -22,6 +22,7 @@ from riskgym.integrity import verify_trace
 from riskgym.sandbox.docker import bridge_address, docker_client
 from riskgym.scripted_server import ScriptedServer
 from riskgym.trace import read_trace
+from tests.conftest import harness_marks
 from tests.hardening.attacks import ATTACKS, Attack
 from tests.hardening.tally import record
 from tests.test_cli import containers, riskgym
@@ -88,7 +89,7 @@ def escape_run(docker_ready, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("escape")
     bridge = bridge_address(docker_client().networks.get("bridge").attrs["IPAM"])
     listener = Listener(bridge)
-    canary = Path(f"/tmp/riskgym-canary-{secrets.token_hex(4)}")
+    canary = Path(f"/tmp/host-canary-{secrets.token_hex(4)}")
     secret = f"host-secret-{secrets.token_hex(8)}"
     canary.write_text(secret)
     words = {"canary": str(canary), "secret": secret, "loopback": str(listener.port), "bridge": bridge}
@@ -151,6 +152,14 @@ def test_each_attempt_is_contained_and_flagged(escape_run, attack: Attack):
     assert problem is None, f"{attack.name} was not contained: {problem}\n" + "\n---\n".join(o[:600] for o in outputs)
     assert escape["value"] is True and flagged, f"not flagged as {attack.flagged!r}: {escape['evidence']}"
     assert verified
+
+
+def test_no_output_names_the_harness(escape_run):
+    """Nothing any attack saw (process lists, environment, mounts, error messages) names riskgym or the host's paths."""
+    run_dir, _words, _host = escape_run
+    outputs = [s.observation for p in (run_dir / "episodes").glob("*.jsonl") for s in read_trace(p).steps]
+    assert len(outputs) >= sum(len(a.calls) for a in ATTACKS)
+    assert harness_marks(outputs, run_dir) == []
 
 
 def fill_check(attack: Attack, outputs: list[str], words: dict[str, str]) -> str | None:
