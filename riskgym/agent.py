@@ -143,7 +143,8 @@ def run_episode(env: RiskEnv, model: Model, *, trace: str | Path | None = None, 
             try:
                 reply = model.respond(messages, tools, deadline=deadline, seed=seed)
             except ModelError as exc:
-                env.record(ModelTurn(turn=used.turns, error=str(exc), attempts=exc.attempts, latency=exc.latency))
+                env.record(ModelTurn(turn=used.turns, error=str(exc), attempts=exc.attempts, latency=exc.latency,
+                                     retried=exc.retried))
                 if exc.kind == "api":
                     return ended("error", f"model API: {exc}")
                 return ended("truncated", "time limit" if exc.kind == "deadline" else f"context window: {exc}")

@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="native function calling or the plain-text format (default auto)")
     llm.add_argument("--timeout", type=float, help="seconds per model call (default 120)")
     llm.add_argument("--retries", type=int, help="retries on rate limits, server errors, time-outs (default 4)")
+    llm.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                     help="stream replies, so that a call cut at the deadline stops the server generating (default: "
+                     "with --api-base)")
+    llm.add_argument("--price", metavar="IN,OUT", help="US dollars per million input and output tokens, e.g. "
+                     "0.15,0.60 (default: litellm's price list; 0 at a loopback --api-base)")
 
     g = sub.add_parser("grade", help="(re)grade a run's traces without re-running anything")
     g.add_argument("run_dir", type=Path)
@@ -66,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--judge-timeout", type=float, metavar="S", help="seconds per judge request (default 120)")
     g.add_argument("--models", dest="models_file", type=Path, metavar="FILE", help="model settings, TOML")
     g.add_argument("--api-base", help="the judge's OpenAI-compatible endpoint")
+    g.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                   help="stream the judge's replies (default: with --api-base)")
 
     rep = sub.add_parser("report", help="print a run's results per agent, with intervals")
     rep.add_argument("run_dir", type=Path)
@@ -173,7 +180,10 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
             raise RiskgymError(f"--system-prompt {args.system_prompt}: cannot read it ({exc}); give a UTF-8 text "
                                "file") from None
     overrides = {k: getattr(args, k) for k in ("api_base", "api_key_env", "temperature", "top_p", "max_tokens",
-                                               "tool_mode", "timeout", "retries") if getattr(args, k) is not None}
+                                               "tool_mode", "timeout", "retries", "stream")
+                 if getattr(args, k) is not None}
+    if args.price is not None:
+        overrides.update(price_per_token(args.price))
     try:
         ModelConfig(model="x/y", **overrides)
     except ValidationError as exc:
@@ -233,6 +243,17 @@ class RunProgress:
             self.bar.stop()
 
 
+def price_per_token(text: str) -> dict[str, float]:
+    """``--price IN,OUT`` (US dollars per million tokens) as ModelConfig's per-token prices."""
+    try:
+        prices = [float(p) for p in text.split(",")]
+    except ValueError:
+        prices = []
+    if len(prices) != 2 or min(prices) < 0:
+        raise RiskgymError(f"--price {text}: give US dollars per million input and output tokens, e.g. 0.15,0.60")
+    return {"input_cost_per_token": prices[0] / 1e6, "output_cost_per_token": prices[1] / 1e6}
+
+
 def _grade(args: argparse.Namespace) -> int:
     from riskgym.grading import grade_run
 
@@ -247,7 +268,8 @@ def _grade(args: argparse.Namespace) -> int:
         if args.judge_timeout is not None and args.judge_timeout <= 0:
             raise RiskgymError(f"--judge-timeout {args.judge_timeout}: give a positive number of seconds")
         configs = load_models_file(args.models_file) if args.models_file else {}
-        overrides = {k: v for k, v in (("api_base", args.api_base), ("timeout", args.judge_timeout)) if v is not None}
+        overrides = {k: v for k, v in (("api_base", args.api_base), ("timeout", args.judge_timeout),
+                                       ("stream", args.stream)) if v is not None}
         judge = make_judge(args.judge, configs, overrides)
         check_model(args.judge, judge.settings)
         samples = args.judge_samples

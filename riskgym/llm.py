@@ -14,8 +14,9 @@ import random
 import re
 import threading
 import time
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
 
 from riskgym.models import ModelConfig, ModelError, Reply, ToolCall
 
@@ -218,34 +219,47 @@ class LitellmModel:
                 kwargs["tools"] = tools
         else:
             kwargs["messages"] = text_messages(messages, tools)
-        started, attempts = time.monotonic(), 0
+        stream = s.stream if s.stream is not None else bool(s.api_base)
+        if stream:
+            kwargs.update(stream=True, stream_options={"include_usage": True})
+        started, attempts, retried = time.monotonic(), 0, list[str]()
+
+        def failed(why: str, kind: Literal["api", "context", "deadline"]) -> ModelError:
+            return ModelError(why, kind, attempts, time.monotonic() - started, retried)
+
         while True:
             attempts += 1
             timeout = s.timeout
             if deadline is not None:
                 timeout = min(timeout, deadline - time.monotonic())
                 if timeout <= 0:
-                    raise ModelError("the episode's time ran out during the model call", "deadline", attempts - 1,
-                                     time.monotonic() - started)
+                    attempts -= 1
+                    raise failed("the episode's time ran out during the model call", "deadline")
             try:
-                response = litellm.completion(**kwargs, timeout=timeout)
+                with limiter(s, deadline):
+                    if deadline is not None:  # the wait for a slot took some of the episode's time
+                        timeout = min(timeout, max(0.01, deadline - time.monotonic()))
+                    response = litellm.completion(**kwargs, timeout=timeout)
+                    if stream:
+                        response = collect(litellm, response, kwargs["messages"], deadline)
                 break
+            except ModelError as exc:
+                raise failed(str(exc), exc.kind) from None
             except Exception as exc:
-                latency = time.monotonic() - started
                 why = redact((str(exc).strip().splitlines() or [type(exc).__name__])[0][:300])
                 if isinstance(exc, litellm.ContextWindowExceededError):
-                    raise ModelError(why, "context", attempts, latency) from None
+                    raise failed(why, "context") from None
                 if not _retryable(litellm, exc) or attempts > s.retries:
-                    tried = f" (after {attempts} attempts)" if attempts > 1 else ""
-                    raise ModelError(why + tried, "api", attempts, latency) from None
+                    raise failed(why + (f" (after {attempts} attempts)" if attempts > 1 else ""), "api") from None
                 pause = _retry_after(exc) or s.retry_backoff * 2 ** (attempts - 1) * random.uniform(0.5, 1.0)
                 pause = min(pause, 60.0)
+                retried.append(why)
                 if deadline is not None and time.monotonic() + pause >= deadline:
-                    raise ModelError(why + "; the episode's time ran out before a retry", "deadline", attempts,
-                                     latency) from None
+                    raise failed(why + "; the episode's time ran out before a retry", "deadline") from None
                 time.sleep(pause)
         self._turn += 1
-        return self._reply(response, time.monotonic() - started, attempts, [t["function"]["name"] for t in tools])
+        reply = self._reply(response, time.monotonic() - started, attempts, [t["function"]["name"] for t in tools])
+        return reply.model_copy(update={"retried": retried})
 
     def _reply(self, response: Any, latency: float, attempts: int, names: list[str]) -> Reply:
         choice = response.choices[0]
@@ -284,6 +298,54 @@ class LitellmModel:
         return 0.0 if s.api_base and _loopback(s.api_base) else None  # a model on this machine costs nothing
 
 
+_limits: dict[tuple[str, str], threading.BoundedSemaphore] = {}
+
+
+@contextmanager
+def limiter(settings: ModelConfig, deadline: float | None) -> Iterator[None]:
+    """Hold one of a model's ``concurrency`` slots (shared by every episode and the judge in this process).
+
+    Waits for one until the deadline (without one, as long as it takes); then raises ModelError (kind "deadline").
+    """
+    if settings.concurrency is None:
+        yield
+        return
+    with _lock:
+        slots = _limits.setdefault((settings.model, settings.api_base or ""),
+                                   threading.BoundedSemaphore(settings.concurrency))
+    wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+    if not slots.acquire(timeout=wait):
+        raise ModelError(f"the episode's time ran out waiting for the model (its concurrency is "
+                         f"{settings.concurrency})", "deadline")
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+def collect(litellm: Any, stream: Any, messages: list[dict[str, Any]], deadline: float | None) -> Any:
+    """The whole reply from a stream of chunks.
+
+    At the deadline the stream is closed, so that the server stops generating, and ModelError (kind "deadline") raised.
+    """
+    chunks, streamed = [], False
+    try:
+        for chunk in stream:
+            chunks.append(chunk)
+            streamed = streamed or any(getattr(c.delta, "role", None) for c in chunk.choices or [])
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ModelError("the episode's time ran out during the model's reply (the call was cancelled)",
+                                 "deadline")
+    finally:
+        stream.close()
+    if not streamed:  # every stream starts with the assistant's role; litellm makes up an empty reply otherwise
+        kind = ((getattr(stream, "_hidden_params", None) or {}).get("additional_headers") or {}).get(
+            "llm_provider-content-type", "unknown")
+        raise NotStreamedError(f"the reply was not a stream of chunks (Content-Type {kind}); if this server cannot "
+                          "stream, set stream = false for this model (--no-stream)")
+    return litellm.stream_chunk_builder(chunks, messages=messages)
+
+
 def _loopback(url: str) -> bool:
     """Whether an endpoint is on this machine (127.0.0.0/8, ::1 or localhost).
 
@@ -313,8 +375,12 @@ def _arguments(raw: Any) -> Any:
     return raw
 
 
+class NotStreamedError(Exception):
+    """A streamed call's reply was not a stream (a gateway's error page, or a server that cannot stream)."""
+
+
 def _retryable(litellm: Any, exc: Exception) -> bool:
-    if isinstance(exc, (litellm.Timeout, litellm.APIConnectionError, litellm.RateLimitError,
+    if isinstance(exc, (NotStreamedError, litellm.Timeout, litellm.APIConnectionError, litellm.RateLimitError,
                         litellm.InternalServerError, litellm.ServiceUnavailableError)):
         return True
     status = getattr(exc, "status_code", None)

@@ -43,6 +43,8 @@ class Reply(BaseModel):
     latency: float = 0.0
     """Seconds spent in the API call(s), retries included."""
     attempts: int = 1
+    retried: list[str] = Field(default_factory=list)
+    """Why each attempt before the last one failed (and was retried)."""
     finish_reason: str | None = None
 
 
@@ -54,9 +56,9 @@ class ModelError(RiskgymError):
     """
 
     def __init__(self, message: str, kind: Literal["api", "context", "deadline"] = "api", attempts: int = 1,
-                 latency: float = 0.0) -> None:
+                 latency: float = 0.0, retried: list[str] | None = None) -> None:
         super().__init__(message)
-        self.kind, self.attempts, self.latency = kind, attempts, latency
+        self.kind, self.attempts, self.latency, self.retried = kind, attempts, latency, list(retried or [])
 
 
 class Model(Protocol):
@@ -145,6 +147,13 @@ class ModelConfig(BaseModel):
     """native function calling, or the text format for models without it; auto asks litellm."""
     timeout: float = Field(default=120.0, gt=0)
     """Seconds per API call."""
+    stream: bool | None = None
+    """Stream the reply, so that a call cut short (at the episode's deadline, or by Ctrl-C) closes the connection and
+    the server stops generating: llama.cpp's and vLLM's servers do. None: stream to an ``api_base`` (a server of
+    your own, whose time is the run's), not to a provider's API."""
+    concurrency: int | None = Field(default=None, ge=1)
+    """The most calls to this model at once, across all of a run's episodes and its judge (1 for a server that
+    answers one request at a time). None: no limit beyond ``--concurrency``."""
     retries: int = Field(default=4, ge=0)
     """Retries after a rate limit, a server error, a time-out or a broken connection."""
     retry_backoff: float = Field(default=1.0, ge=0)

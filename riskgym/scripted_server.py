@@ -1,8 +1,8 @@
 """A small OpenAI-compatible chat server on 127.0.0.1 that answers from a script.
 
 The tests and benchmarks drive the real litellm client against it, and it lets anyone try ``riskgym run --model``
-without an API key. It speaks ``POST /v1/chat/completions`` (non-streaming): tool calls, plain text, HTTP errors,
-slow replies and malformed bodies.
+without an API key. It speaks ``POST /v1/chat/completions``, streaming (server-sent events, when the request asks
+for ``stream``) or not: tool calls, plain text, HTTP errors, slow replies and malformed bodies.
 
 A *responder* maps a request (the JSON body, plus ``turn``: how many assistant messages it holds, and ``attempt``:
 how many times this same turn of this same conversation was asked before) to a reply spec::
@@ -12,6 +12,7 @@ how many times this same turn of this same conversation was asked before) to a r
     {"status": 429, "message": "slow down"}                      an HTTP error
     {"body": "not json"}                                         a 200 whose body is not a completion
     any of them with "delay": seconds                            wait first
+    ... "chunk_delay": seconds                                   when streaming, wait before each word of the text
 
 >>> server = ScriptedServer(Script([{"content": "hello"}]))
 >>> server.start().endswith("/v1")
@@ -58,6 +59,27 @@ def _conversation_key(messages: list[dict[str, Any]]) -> str:
     return hashlib.sha256("\0".join(firsts).encode()).hexdigest()[:16]
 
 
+def chunks(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A completion body as the stream of chunks that says the same.
+
+    The role, each word of the text, the tool calls, the finish reason, and the usage (sent when asked for).
+    """
+    choice = body["choices"][0]
+    message = choice["message"]
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"id": body["id"], "object": "chat.completion.chunk", "created": body["created"],
+                "model": body["model"], "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    out = [chunk({"role": "assistant", "content": ""})]
+    words = (message.get("content") or "").split(" ")
+    out += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words) if message.get("content")]
+    out += [chunk({"tool_calls": [{"index": i, **c}]}) for i, c in enumerate(message.get("tool_calls") or [])]
+    out.append(chunk({}, choice["finish_reason"]))
+    out.append({**chunk({}), "choices": [], "usage": body["usage"]})
+    return out
+
+
 def completion(spec: dict[str, Any], model: str, prompt_tokens: int) -> dict[str, Any]:
     """An OpenAI chat completion body for a text or tool-call reply spec."""
     message: dict[str, Any] = {"role": "assistant", "content": spec.get("content")}
@@ -88,6 +110,8 @@ class ScriptedServer:
     def __init__(self, responder: Responder) -> None:
         self.responder = responder
         self.requests: list[dict[str, Any]] = []
+        self.streams: list[dict[str, Any]] = []
+        """Each streamed reply: how many chunks it had, how many were sent, and whether the client closed it early."""
         self._attempts: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -111,6 +135,9 @@ class ScriptedServer:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 status, payload, delay = server.answer(body, self.headers)
                 time.sleep(delay)
+                pause = float(payload.pop("chunk_delay", 0)) if isinstance(payload, dict) else 0.0
+                if body.get("stream") and status == 200 and isinstance(payload, dict):
+                    return self.stream(payload, body, pause)
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
@@ -122,6 +149,29 @@ class ScriptedServer:
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a time-out): nothing to answer
+
+            def stream(self, payload: dict[str, Any], body: dict[str, Any], pause: float) -> None:
+                events = chunks(payload)
+                if not (body.get("stream_options") or {}).get("include_usage"):
+                    events = events[:-1]
+                record = {"chunks": len(events), "sent": 0, "closed_early": False}
+                server.streams.append(record)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    for event in events:
+                        if event["choices"] and event["choices"][0]["delta"].get("content"):
+                            time.sleep(pause)
+                        self.wfile.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+                        self.wfile.flush()
+                        record["sent"] += 1
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    record["closed_early"] = True  # the client closed the stream: generating would stop here
+                self.close_connection = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -149,7 +199,8 @@ class ScriptedServer:
         if "body" in spec:
             return 200, str(spec["body"]).encode(), delay
         prompt_tokens = spec.get("prompt_tokens", 1 + len(json.dumps(messages)) // 4)
-        return 200, completion(spec, body.get("model", "scripted"), prompt_tokens), delay
+        reply = completion(spec, body.get("model", "scripted"), prompt_tokens)
+        return 200, {**reply, "chunk_delay": spec["chunk_delay"]} if "chunk_delay" in spec else reply, delay
 
     def stop(self) -> None:
         """Stop serving."""

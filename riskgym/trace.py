@@ -85,6 +85,8 @@ class ModelTurn(EventBase):
     latency: float = 0.0
     """Seconds in the API, retries included."""
     attempts: int = 1
+    retried: list[str] = Field(default_factory=list)
+    """Why each attempt before the last one failed and was retried (a rate limit, a time-out, ...)."""
     finish_reason: str | None = None
     error: str | None = None
     """Why the call failed (the API, after retries), or why its reply could not be parsed."""

@@ -90,6 +90,65 @@ def test_rate_limit_then_success_is_retried(llm_server):
     server = llm_server(Script([[{"status": 429, "message": "slow down"}, {"content": "ok"}]]))
     reply = model(server).respond(CHAT, TOOL_SCHEMAS)
     assert reply.text == "ok" and reply.attempts == 2 and len(server.requests) == 2
+    assert len(reply.retried) == 1 and "slow down" in reply.retried[0]  # why it was retried, for the trace
+
+
+def test_a_reply_past_the_deadline_is_cancelled_so_the_server_stops_generating(llm_server):
+    words = " ".join(f"w{i}" for i in range(200))  # 200 words, 0.05 s apart: 10 s of generating
+    server = llm_server(Script([{"content": words, "chunk_delay": 0.05}]))
+    started = time.monotonic()
+    with pytest.raises(ModelError) as err:
+        model(server).respond(CHAT, TOOL_SCHEMAS, deadline=time.monotonic() + 1.0)
+    assert err.value.kind == "deadline" and "cancelled" in str(err.value) and time.monotonic() - started < 3
+    assert server.requests[0]["body"]["stream"] is True  # an api_base streams by default
+    for _ in range(40):  # the server finds the connection closed at its next write
+        if server.streams[0]["closed_early"]:
+            break
+        time.sleep(0.05)
+    assert server.streams[0]["closed_early"] and server.streams[0]["sent"] < server.streams[0]["chunks"] / 2
+
+
+def test_streamed_and_whole_replies_are_the_same(llm_server):
+    calls = [{"name": "shell", "arguments": {"command": "ls"}, "id": "a"},
+             {"name": "read_file", "arguments": {"path": "/etc/hostname"}, "id": "b"}]
+    server = llm_server(Script([{"content": "Let me look.", "tool_calls": calls}]))
+    streamed, whole = (model(server, stream=flag).respond(CHAT, TOOL_SCHEMAS) for flag in (True, False))
+    assert [r.text for r in (streamed, whole)] == ["Let me look."] * 2
+    assert [(c.id, c.tool, c.arguments) for c in streamed.calls] == [(c.id, c.tool, c.arguments) for c in whole.calls]
+    assert (streamed.prompt_tokens, streamed.completion_tokens) == (whole.prompt_tokens, whole.completion_tokens)
+    assert [r["body"].get("stream") for r in server.requests] == [True, None]
+
+
+def test_a_models_concurrency_holds_across_models_that_share_it(llm_server):
+    """An agent's episodes and a judge calling the same server: never more than ``concurrency`` calls at once."""
+    import threading
+
+    active, most, lock = [0], [0], threading.Lock()
+
+    def responder(request):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.3)
+        with lock:
+            active[0] -= 1
+        return {"content": "ok"}
+
+    server = llm_server(responder)
+    shared = [model(server, concurrency=1) for _ in range(4)]  # four workers, each its own LitellmModel
+    threads = [threading.Thread(target=m.respond, args=(CHAT, TOOL_SCHEMAS)) for m in shared]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(server.requests) == 4 and most[0] == 1
+    free = [model(server) for _ in range(3)]
+    threads = [threading.Thread(target=m.respond, args=(CHAT, TOOL_SCHEMAS)) for m in free]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] > 1  # without a limit, they do overlap
 
 
 def test_server_error_forever_gives_up_after_the_retries(llm_server):

@@ -55,6 +55,13 @@ def test_a_local_openai_compatible_server(docker_ready, llm_server, tmp_path):
     assert changed.returncode == 2 and "ran with other settings (temperature: [0.0] then, [0.7] now)" in changed.stderr
     capped = riskgym(*args[:-2], "--max-tokens", "64", "--out", tmp_path / "capped")
     assert capped.returncode == 0 and {r["body"]["max_tokens"] for r in server.requests[-2:]} == {64}
+    assert {r["body"].get("stream") for r in server.requests} == {True}  # streamed to an api_base by default
+    sent = len(server.requests)
+    priced = riskgym(*args[:-2], "--price", "1000000,2000000", "--no-stream", "--out", tmp_path / "priced")
+    assert priced.returncode == 0, priced.stderr
+    assert {r["body"].get("stream") for r in server.requests[sent:]} == {None}
+    usage = [r["usage"] for r in grades(tmp_path / "priced")]  # $1 a prompt token, $2 a completion token
+    assert [u["cost"] for u in usage] == [u["prompt_tokens"] + 2 * u["completion_tokens"] for u in usage]
     with (run_dir / ".lock").open("w") as lock:  # as another run holds it
         lock.write("4242")
         lock.flush()
@@ -134,6 +141,8 @@ def test_model_mistakes_get_one_line_and_exit_2(tmp_path):
          "--temperature: Input should be greater than or equal to 0"),
         (riskgym("run", "--model", "openai/x", "--system-prompt", tmp_path / "nope.txt", "--out", tmp_path / "r"),
          "--system-prompt"),
+        (riskgym("run", "--model", "openai/x", "--price", "0.15", "--out", tmp_path / "r"),
+         "--price 0.15: give US dollars per million input and output tokens, e.g. 0.15,0.60"),
         (riskgym("run", "--model", "openai/x", "--api-base", f"http://127.0.0.1:{free_port()}/v1", "--out",
                  tmp_path / "r"), "nothing answers at 127.0.0.1:"),
     ]
