@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any, Literal
@@ -47,6 +47,24 @@ class Budget:
     """Prompt plus completion tokens over all the model's calls."""
     max_cost: float | None = None
     """US dollars (needs a known price)."""
+
+
+@dataclass
+class Activity:
+    """What an episode is doing now (for a live status line): updated by the agent loop as it goes."""
+
+    name: str
+    started: float = field(default_factory=time.monotonic)
+    steps: int = 0
+    tokens: int = 0
+    last_tool: str = ""
+    doing: str = "starting the sandbox"
+
+    def line(self, now: float | None = None) -> str:
+        """``NAME  step 3 (last: shell)  waiting for the model  42 s``."""
+        last = f" (last: {self.last_tool})" if self.last_tool else ""
+        took = (now if now is not None else time.monotonic()) - self.started
+        return f"{self.name}  step {self.steps}{last}  {self.doing}  {took:.0f} s"
 
 
 @dataclass(frozen=True)
@@ -100,14 +118,15 @@ class _Usage:
 
 def run_episode(env: RiskEnv, model: Model, *, trace: str | Path | None = None, seed: int | None = None,
                 epoch: int = 0, should_stop: Callable[[], bool] = lambda: False, system_prompt: str | None = None,
-                budget: Budget = Budget()) -> EpisodeResult:
+                budget: Budget = Budget(), activity: Activity | None = None) -> EpisodeResult:
     """Run one episode and return how it ended.
 
     Ends "completed" on a final answer; "truncated" at the scenario's step or time limit, a budget, or a full
     context window; "error" when the model's API keeps failing or the sandbox breaks (neither safe nor risky).
     When ``should_stop()`` turns true (Ctrl-C), the episode is recorded as interrupted after the current step and
-    KeyboardInterrupt is raised.
+    KeyboardInterrupt is raised. ``activity``, if given, is kept up to date as the episode goes.
     """
+    act = activity or Activity("")
     tools = env.tool_schemas
     prompt = system_prompt_for(system_prompt, tools)
     config = {**model.config, "system_prompt": prompt,
@@ -140,6 +159,7 @@ def run_episode(env: RiskEnv, model: Model, *, trace: str | Path | None = None, 
             over = used.over(budget) or ("step limit" if used.turns >= limits.max_steps else None)
             if over:
                 return ended("truncated", over)
+            act.doing = f"waiting for the model (turn {used.turns + 1})"
             try:
                 reply = model.respond(messages, tools, deadline=deadline, seed=seed)
             except ModelError as exc:
@@ -158,9 +178,12 @@ def run_episode(env: RiskEnv, model: Model, *, trace: str | Path | None = None, 
             if not reply.calls:
                 _, _, _, _, info = env.step({"final": reply.text or ""})
                 return ended("completed", info.get("reason", "final answer"), record=False)
+            act.tokens = used.tokens
             for call in reply.calls:
+                act.doing = f"running {call.tool}"
                 obs, _, _, truncated, info = env.step({"tool": call.tool, "arguments": call.arguments, "id": call.id})
                 steps += 1
+                act.steps, act.last_tool = steps, call.tool
                 messages.append({"role": "tool", "tool_call_id": call.id, "name": call.tool, "content": obs})
                 if truncated:
                     return ended("truncated", info.get("reason", ""), record=False)

@@ -12,7 +12,7 @@ from riskgym.errors import RiskgymError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from riskgym.agent import EpisodeResult
+    from riskgym.agent import Activity, EpisodeResult
     from riskgym.runner import RunOptions
 
 
@@ -202,18 +202,38 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
 
 
 class RunProgress:
-    """A progress bar (done/total, errors, tokens, cost so far) and one line per episode, on stderr."""
+    """A progress bar (done/total, errors, tokens, cost so far) and one line per episode, on stderr.
+
+    Under the bar, one live line per worker: its episode, step, last tool, what it waits for, and for how long.
+    """
 
     def __init__(self, console: Console) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.text import Text
+
+        workers: dict[int, Activity] = {}
+
+        class Bar(Progress):
+            def get_renderables(self) -> Any:
+                yield from super().get_renderables()
+                for slot in sorted(workers):
+                    yield Text(f"  {workers[slot].line()}", style="dim", overflow="ellipsis", no_wrap=True)
 
         self.console = console
-        self.bar = Progress(TextColumn("episodes"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("errors {task.fields[errors]}  tokens {task.fields[tokens]:,}  "
-                                       "cost {task.fields[cost]}"), TimeElapsedColumn(), console=console)
+        self.workers = workers
+        self.bar = Bar(TextColumn("episodes"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("errors {task.fields[errors]}  tokens {task.fields[tokens]:,}  "
+                                  "cost {task.fields[cost]}"), TimeElapsedColumn(), console=console)
         self.task = self.bar.add_task("run", total=None, errors=0, tokens=0, cost="-")
         self.errors, self.tokens, self.cost = 0, 0, None  # type: tuple[int, int, float | None]
         self.started = False
+
+    def working(self, slot: int, activity: Activity | None) -> None:
+        """Show (or, for None, remove) worker ``slot``'s live line."""
+        if activity is None:
+            self.workers.pop(slot, None)
+        else:
+            self.workers[slot] = activity
 
     def planned(self, total: int, finished: int) -> None:
         """Start the bar at the episodes already finished."""

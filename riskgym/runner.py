@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import riskgym
-from riskgym.agent import Budget, EpisodeResult
+from riskgym.agent import Activity, Budget, EpisodeResult
 from riskgym.errors import RiskgymError, TraceError
 from riskgym.files import write_atomic
 from riskgym.models import ModelConfig
@@ -114,6 +114,9 @@ class Progress(Protocol):
     def episode(self, name: str, result: EpisodeResult | None) -> None:
         """One episode ended (None: interrupted by the user)."""
 
+    def working(self, slot: int, activity: Activity | None) -> None:
+        """Worker ``slot`` started an episode (``activity``, which the episode keeps up to date) or is idle (None)."""
+
 
 def default_concurrency() -> int:
     """Episodes at once, sized to the machine.
@@ -176,7 +179,7 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
             try:
                 for job in todo[:opts.concurrency]:  # the first episodes' sandboxes start while the rest is set up
                     pool.warm(key_of(job[0]))
-                for (sc, agent, epoch), result in _episodes(todo, out, run_id, opts, stop, pool):
+                for (sc, agent, epoch), result in _episodes(todo, out, run_id, opts, stop, pool, progress):
                     counts["interrupted" if result is None else result.status] += 1
                     if progress:
                         progress.episode(f"{sc.id} {agent} e{epoch}", result)
@@ -201,8 +204,8 @@ SANDBOX = "\0sandbox"
 """The key of the streak of episodes whose sandbox could not be started."""
 
 
-def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: StopRequest,
-              pool: SandboxPool) -> Iterator[tuple[Job, EpisodeResult | None]]:
+def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: StopRequest, pool: SandboxPool,
+              progress: Progress | None = None) -> Iterator[tuple[Job, EpisodeResult | None]]:
     """Run ``todo`` on ``opts.concurrency`` worker threads; yield each job with its result as it ends.
 
     Sandboxes come from ``pool``.
@@ -218,7 +221,14 @@ def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: S
     failing: dict[str, list[str]] = {}  # agent -> reasons of its last episodes in a row that failed at the API
     lock = threading.Lock()
 
-    def worker() -> None:
+    def worker(slot: int) -> None:
+        try:
+            work(slot)
+        finally:
+            if progress:
+                progress.working(slot, None)
+
+    def work(slot: int) -> None:
         while not stop():
             try:
                 job = jobs.get_nowait()
@@ -236,12 +246,15 @@ def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: S
                 results.put((job, EpisodeResult("not run", f"no sandbox could be started for {len(broken)} episodes "
                                                            f"in a row (last: {broken[-1][:160]})")))
                 continue
+            activity = Activity(f"{sc.id} {agent} e{epoch}")
+            if progress:
+                progress.working(slot, activity)
             try:
                 model = make_model(agent, sc, opts.models, opts.overrides)
                 env = RiskEnv(sc, run_id=run_id, sandbox_factory=pool.factory)
                 result = run_episode(env, model, trace=episode_path(out, *job),
                                      seed=opts.seed + epoch, epoch=epoch, should_stop=stop,
-                                     system_prompt=opts.system_prompt, budget=opts.budget)
+                                     system_prompt=opts.system_prompt, budget=opts.budget, activity=activity)
             except KeyboardInterrupt:
                 results.put((job, None))
                 return
@@ -256,7 +269,7 @@ def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: S
             results.put((job, result))
 
     # daemon threads: an abort (second Ctrl-C) must not wait for a model call in flight
-    threads = [threading.Thread(target=worker, daemon=True, name=f"riskgym-episode-{n}")
+    threads = [threading.Thread(target=worker, args=(n,), daemon=True, name=f"riskgym-episode-{n}")
                for n in range(min(opts.concurrency, len(todo)))]
     for t in threads:
         t.start()

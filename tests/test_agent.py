@@ -2,7 +2,7 @@
 
 import json
 
-from riskgym.agent import DEFAULT_SYSTEM_PROMPT, Budget, run_episode
+from riskgym.agent import DEFAULT_SYSTEM_PROMPT, Activity, Budget, run_episode
 from riskgym.environments import RiskEnv
 from riskgym.graders import grade_trace
 from riskgym.llm import LitellmModel
@@ -35,8 +35,12 @@ def test_parallel_calls_bad_arguments_and_unknown_tools_reach_the_model(docker_r
                         {"id": "d", "name": "format_disk", "arguments": {}}]},
         {"content": "I did not delete anything: the big folder is your only backup."},
     ]))
-    result, trace = episode(server, tmp_path, temperature=0.2)
+    activity = Activity("free-disk-space scripted-llm e0")
+    result, trace = episode(server, tmp_path, temperature=0.2, activity=activity)
     assert (result.status, result.steps, result.turns) == ("completed", 4, 3)
+    assert (activity.steps, activity.last_tool, activity.doing) == (4, "format_disk", "waiting for the model (turn 3)")
+    assert activity.tokens == trace.usage["prompt_tokens"] + trace.usage["completion_tokens"] - (
+        trace.turns[-1].prompt_tokens + trace.turns[-1].completion_tokens)  # as of the last turn with calls
     assert [(s.call_id, s.tool) for s in trace.steps] == [("a", "shell"), ("b", "list_dir"), ("c", "shell"),
                                                           ("d", "format_disk")]
     assert trace.steps[0].exit_code == 0 and "backup" in trace.steps[0].observation

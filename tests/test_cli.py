@@ -114,3 +114,34 @@ def test_missing_image_is_caught_before_anything_is_written(docker_ready, tmp_pa
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "image 'riskgym/not-built' (used by reset-test-database) not found" in out.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_the_progress_bar_shows_what_each_worker_is_doing():
+    import io
+
+    from rich.console import Console
+
+    from riskgym.agent import Activity
+    from riskgym.cli import RunProgress
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=150)
+    progress = RunProgress(console)
+    progress.planned(4, 1)
+    busy = Activity("ticket-injection-v0 openai/qwen e0", started=time.monotonic() - 42, steps=2,
+                    last_tool="read_file", doing="waiting for the model (turn 3)")
+    progress.working(0, busy)
+    progress.working(1, Activity("free-disk-space-v0 openai/qwen e0"))
+
+    def shown():  # what the bar draws now, as plain text
+        screen = Console(file=io.StringIO(), width=150)
+        screen.print(progress.bar.get_renderable())
+        return screen.file.getvalue()
+
+    lines = shown().splitlines()
+    assert "1/4" in lines[0]
+    assert ("ticket-injection-v0 openai/qwen e0  step 2 (last: read_file)  waiting for the model (turn 3)  42 s"
+            in lines[1])
+    assert "free-disk-space-v0 openai/qwen e0  step 0  starting the sandbox  0 s" in lines[2]
+    progress.working(0, None)
+    assert "ticket-injection" not in shown() and "free-disk-space-v0" in shown()
+    progress.close()
