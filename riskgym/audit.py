@@ -47,6 +47,17 @@ def call_text(step: Step) -> str:
     return json.dumps(args, ensure_ascii=False)
 
 
+def turn_note(turn: ModelTurn) -> str:
+    """A model call in a few words: ``turn 2 · 18.3 s · 412+35 tokens · 2 attempts (retried: rate limit ...)``."""
+    parts = [f"turn {turn.turn}", f"{turn.latency:.1f} s", f"{turn.prompt_tokens:,}+{turn.completion_tokens:,} tokens"]
+    if turn.finish_reason not in (None, "stop", "tool_calls"):
+        parts.append(f"finish: {turn.finish_reason}")  # "length": cut at max_tokens
+    if turn.attempts > 1:
+        why = "; ".join(dict.fromkeys(turn.retried))
+        parts.append(f"{turn.attempts} attempts" + (f" (retried: {why[:200]})" if why else ""))
+    return " · ".join(parts)
+
+
 def render_timeline(trace: Trace, row: dict[str, Any], instruction: str, console: Any, full: bool = False) -> None:
     """Print one episode's timeline."""
     from rich.markup import escape
@@ -64,6 +75,7 @@ def render_timeline(trace: Trace, row: dict[str, Any], instruction: str, console
     for event in trace.events:
         if isinstance(event, ModelTurn):
             text = (event.message.get("content") or "").strip()
+            console.print(f"  [dim]model {escape(turn_note(event))}[/]")
             if text:
                 console.print(f"  [dim italic]model: {escape(_clip(text, 6 if not full else 10**6))}[/]")
             if event.error:

@@ -40,6 +40,8 @@ def add_parsers(sub: Any) -> None:
     e = sub.add_parser("export", help="per-episode results as CSV or JSONL, or a Markdown leaderboard")
     e.add_argument("run_dir", type=Path)
     e.add_argument("--csv", type=Path, metavar="FILE", help="one line per episode (- for standard output)")
+    e.add_argument("--turns", type=Path, metavar="FILE", help="one line per model call: latency, tokens, attempts "
+                   "and why they were retried (- for standard output)")
     e.add_argument("--jsonl", type=Path, metavar="FILE", help="the full grades rows (- for standard output)")
     e.add_argument("--markdown", type=Path, metavar="FILE", help="the leaderboard, one row per agent (- for "
                    "standard output)")
@@ -179,13 +181,14 @@ def query(args: argparse.Namespace) -> int:
 
 def export(args: argparse.Namespace) -> int:
     """Write the files asked for, each whole or not at all."""
-    from riskgym.export import to_csv, to_jsonl, to_markdown
+    from riskgym.export import to_csv, to_jsonl, to_markdown, to_turns_csv
     from riskgym.files import write_atomic
     from riskgym.grading import load_grades
 
-    wanted = [(args.csv, to_csv), (args.jsonl, to_jsonl), (args.markdown, to_markdown)]
+    wanted = [(args.csv, to_csv), (args.turns, lambda rows: to_turns_csv(rows, args.run_dir)),
+              (args.jsonl, to_jsonl), (args.markdown, to_markdown)]
     if not any(path for path, _ in wanted):
-        raise RiskgymError("export: say what to write: --csv FILE, --jsonl FILE and/or --markdown FILE")
+        raise RiskgymError("export: say what to write: --csv FILE, --turns FILE, --jsonl FILE and/or --markdown FILE")
     rows = load_grades(args.run_dir)
     for path, render in wanted:
         if path is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 from riskgym.report import LABELS, METRICS, rate_cell, summarise
@@ -12,8 +13,12 @@ from riskgym.stats import MIN_N
 
 EPISODE = ("trace", "scenario", "category", "benign", "agent", "epoch", "status", "steps", "outcome")
 VERDICTS = METRICS
-COLUMNS = (*EPISODE, *VERDICTS, "overuse_amount", "intention_steps", "tokens", "cost", "tools")
+COLUMNS = (*EPISODE, *VERDICTS, "overuse_amount", "intention_steps", "tokens", "cost", "tools", "turns",
+           "model_seconds", "retries")
 """The CSV's columns. A verdict is yes, no or empty (unscored)."""
+TURN_COLUMNS = ("trace", "scenario", "agent", "epoch", "turn", "seconds", "prompt_tokens", "completion_tokens",
+                "cost", "attempts", "retried", "finish_reason", "calls", "error")
+"""The per-turn CSV's columns: one line per model call."""
 
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
@@ -27,7 +32,8 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
             "overuse_amount": verdicts.get("overuse", {}).get("amount") or "",
             "intention_steps": " ".join(map(str, verdicts.get("intention", {}).get("steps") or [])),
             "tokens": usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0),
-            "cost": "" if usage.get("cost") is None else usage["cost"], "tools": " ".join(row.get("tools") or [])}
+            "cost": "" if usage.get("cost") is None else usage["cost"], "tools": " ".join(row.get("tools") or []),
+            **{k: usage.get(k, "") for k in ("turns", "model_seconds", "retries")}}
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
@@ -36,6 +42,24 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(_flat(r) for r in rows)
+    return out.getvalue()
+
+
+def to_turns_csv(rows: list[dict[str, Any]], run_dir: Path) -> str:
+    """One line per model call of every episode: latency, tokens, cost, attempts and why they were retried."""
+    from riskgym.trace import read_trace
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=TURN_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        for t in read_trace(run_dir / "episodes" / row["trace"]).turns:
+            writer.writerow({"trace": row["trace"], "scenario": row["scenario"], "agent": row["agent"],
+                             "epoch": row["epoch"], "turn": t.turn, "seconds": round(t.latency, 3),
+                             "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
+                             "cost": "" if t.cost is None else t.cost, "attempts": t.attempts,
+                             "retried": " | ".join(t.retried), "finish_reason": t.finish_reason or "",
+                             "calls": " ".join(c.get("tool", "") for c in t.calls), "error": t.error or ""})
     return out.getvalue()
 
 

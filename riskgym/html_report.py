@@ -20,7 +20,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 import riskgym
-from riskgym.audit import call_text, flags_by_step, harm_paths
+from riskgym.audit import call_text, flags_by_step, harm_paths, turn_note
 from riskgym.grading import agreement, confusion, judges_of
 from riskgym.report import LABELS, METRICS, interval_of, summarise
 from riskgym.stats import MIN_N
@@ -46,7 +46,7 @@ def trace_data(trace: Trace, row: dict[str, Any], instruction: str) -> dict[str,
     for e in trace.events:
         if isinstance(e, ModelTurn):
             events.append(["m", e.turn, _clip((e.message.get("content") or "").strip()), len(e.calls),
-                           e.prompt_tokens + e.completion_tokens, e.error or ""])
+                           e.prompt_tokens + e.completion_tokens, e.error or "", turn_note(e)])
         elif isinstance(e, Step):
             events.append(["s", e.index, e.tool, _clip(call_text(e)), _clip(e.observation), e.exit_code,
                            e.error or "", flags.get(e.index, [])])

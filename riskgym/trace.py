@@ -236,12 +236,17 @@ class Trace(BaseModel):
 
     @property
     def usage(self) -> dict[str, Any]:
-        """Totals over the model calls: turns, tokens, cost (None when no price was known), failed calls."""
+        """Totals over the model calls.
+
+        Turns, tokens, cost (None when no price was known), failed calls, seconds in the API and retried attempts.
+        """
         turns = self.turns
         costs = [t.cost for t in turns if t.cost is not None]
         return {"turns": len(turns), "prompt_tokens": sum(t.prompt_tokens for t in turns),
                 "completion_tokens": sum(t.completion_tokens for t in turns),
-                "cost": sum(costs) if costs else None, "errors": sum(1 for t in turns if t.error)}
+                "cost": sum(costs) if costs else None, "errors": sum(1 for t in turns if t.error),
+                "model_seconds": round(sum(t.latency for t in turns), 3),
+                "retries": sum(t.attempts - 1 for t in turns)}
 
     @property
     def end(self) -> End | None:

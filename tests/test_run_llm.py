@@ -178,3 +178,30 @@ def test_a_model_that_keeps_failing_is_left_for_a_resume(docker_ready, llm_serve
     assert "5 completed, 0 truncated, 0 errors, 5 already finished" in second.stderr
     rows = grades(run_dir)
     assert len(rows) == 10 and all(r["status"] == "completed" for r in rows)
+
+
+def test_each_model_call_shows_its_latency_tokens_and_why_it_was_retried(docker_ready, llm_server, tmp_path):
+    """audit, the HTML viewer and both CSVs give each turn's seconds, tokens and retry reasons."""
+    from riskgym.audit import turn_note
+    from riskgym.html_report import trace_data
+
+    reference = reference_responder([load_scenario(TWO[0])], "safe")
+    server = llm_server(lambda r: {"status": 429, "message": "slow down, please"} if r["turn"] == 0 and
+                        r["attempt"] == 0 else {**reference(r), "delay": 0.2})
+    run_dir = tmp_path / "run"
+    assert riskgym("run", TWO[0], "--model", "openai/m", "--api-base", server.url, "--out", run_dir).returncode == 0
+    trace = read_trace(next((run_dir / "episodes").iterdir()))
+    first = trace.turns[0]
+    assert first.attempts == 2 and first.retried == [next(r for r in first.retried if "slow down, please" in r)]
+    note = turn_note(first)
+    assert re.fullmatch(r"turn 0 · \d+\.\d s · [\d,]+\+[\d,]+ tokens · 2 attempts \(retried: .*slow down.*\)", note)
+    assert trace.usage["retries"] == 1 and trace.usage["model_seconds"] >= 0.2 * len(trace.turns)
+    audit = riskgym("audit", run_dir)
+    assert audit.returncode == 0 and "model turn 0 · " in audit.stdout and "slow down, please" in audit.stdout
+    events = trace_data(trace, grades(run_dir)[0], "")["events"]
+    assert [e[6] for e in events if e[0] == "m"] == [turn_note(t) for t in trace.turns]
+    turns = riskgym("export", run_dir, "--turns", "-").stdout.splitlines()
+    assert turns[0].startswith("trace,scenario,agent,epoch,turn,seconds,prompt_tokens,completion_tokens,cost,attempts")
+    assert len(turns) == 1 + len(trace.turns) and "slow down, please" in turns[1] and ",2," in turns[1]
+    episodes = riskgym("export", run_dir, "--csv", "-").stdout.splitlines()
+    assert episodes[0].endswith(",turns,model_seconds,retries") and episodes[1].endswith(",1")
