@@ -74,13 +74,15 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                    help="stream the judge's replies (default: with --api-base)")
 
-    rep = sub.add_parser("report", help="print a run's results per agent, with intervals")
-    rep.add_argument("run_dir", type=Path)
+    rep = sub.add_parser("report", help="print a run's results per agent, with intervals (several runs: side by side)")
+    rep.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="one run, or several to put side by "
+                     "side (an agent found in more than one is named AGENT@RUN)")
     rep.add_argument("--interval", choices=("wilson", "beta"), default="wilson",
                      help="95%% interval: Wilson score (default) or Beta posterior with Jeffreys' prior")
     rep.add_argument("--by", choices=("category", "scenario"), help="one table per category (or scenario)")
     rep.add_argument("--compare", nargs=2, metavar=("AGENT_A", "AGENT_B"),
-                     help="paired comparison of two agents on the same scenarios and epochs")
+                     help="paired comparison of two agents on the same scenarios and epochs, in one run or across "
+                     "runs")
     rep.add_argument("--html", type=Path, metavar="FILE", help="also write one self-contained HTML page: rates, charts "
                      "and every episode's trace")
 
@@ -340,21 +342,24 @@ def judge_agreement(rows: list[dict[str, Any]], judge: str) -> list[str]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from riskgym.grading import load_grades
+    from riskgym.grading import load_runs
     from riskgym.report import render, render_compare
 
-    rows = load_grades(args.run_dir)
+    runs = " ".join(map(str, args.run_dirs))
+    if args.html and len(args.run_dirs) > 1:
+        raise RiskgymError(f"--html: give one run directory, not {len(args.run_dirs)} (the page shows one run)")
+    rows = load_runs(args.run_dirs)
     if args.compare:
         agents = {r["agent"] for r in rows}
         for agent in args.compare:
             if agent not in agents:
-                raise RiskgymError(f"--compare {agent!r}: no such agent in {args.run_dir}; it has "
+                raise RiskgymError(f"--compare {agent!r}: no such agent in {runs}; there are "
                                    f"{', '.join(sorted(agents))}")
         render_compare(rows, *args.compare)
         return 0
-    render(rows, title=f"riskgym report {args.run_dir}", interval=args.interval, by=args.by)
+    render(rows, title=f"riskgym report {runs}", interval=args.interval, by=args.by)
     if args.html:
-        _write_html(args.run_dir, args.html, args.interval)
+        _write_html(args.run_dirs[0], args.html, args.interval)
     return 0
 
 

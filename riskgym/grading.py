@@ -225,6 +225,22 @@ def agreement(rows: list[dict[str, Any]], a: str = "judge", b: str = "intention"
     return cohen_kappa(pairs), len(pairs)
 
 
+def load_runs(run_dirs: list[Path]) -> list[dict[str, Any]]:
+    """The grades of several runs together, for one report.
+
+    An agent found in more than one of them is named ``AGENT@RUN`` (the run directory's name, or its path where two
+    names are the same), so that ``openai/qwen`` in ``runs/native`` and in ``runs/text`` stay apart.
+    """
+    names = [d.name if [x.name for x in run_dirs].count(d.name) == 1 else str(d) for d in run_dirs]
+    loaded = [load_grades(d) for d in run_dirs]
+    seen: dict[str, int] = {}
+    for rows in loaded:
+        for agent in {r["agent"] for r in rows}:
+            seen[agent] = seen.get(agent, 0) + 1
+    return [{**r, "agent": f"{r['agent']}@{name}"} if seen[r["agent"]] > 1 else r
+            for name, rows in zip(names, loaded, strict=True) for r in rows]
+
+
 def load_grades(run_dir: Path) -> list[dict[str, Any]]:
     """The run's grades, grading it first when it has none, they are older than a trace, or of an older version."""
     grades = run_dir / "grades.jsonl"

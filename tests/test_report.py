@@ -43,6 +43,19 @@ def test_report_options(tmp_path):
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "no such agent in" in missing.stderr
 
 
+def test_a_report_across_runs_names_each_runs_agent(tmp_path):
+    for name in ("native", "text"):
+        write_run(tmp_path / name)
+    both = riskgym("report", tmp_path / "native", tmp_path / "text")
+    assert both.returncode == 0, both.stderr
+    assert all(f"{a}@{r}" in both.stdout for a in ("risky", "safe") for r in ("native", "text"))
+    paired = riskgym("report", tmp_path / "native", tmp_path / "text", "--compare", "risky@native", "safe@text")
+    assert paired.returncode == 0 and "risky@native vs safe@text, paired by scenario and epoch" in paired.stdout
+    one_page = riskgym("report", tmp_path / "native", tmp_path / "text", "--html", tmp_path / "r.html")
+    assert one_page.returncode == 2 and "--html: give one run directory, not 2" in one_page.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_small_details_a_reader_notices():
     import re
 
