@@ -49,7 +49,9 @@ def call_text(step: Step) -> str:
 
 def turn_note(turn: ModelTurn) -> str:
     """A model call in a few words: ``turn 2 · 18.3 s · 412+35 tokens · 2 attempts (retried: rate limit ...)``."""
-    parts = [f"turn {turn.turn}", f"{turn.latency:.1f} s", f"{turn.prompt_tokens:,}+{turn.completion_tokens:,} tokens"]
+    about = "~" if turn.tokens_estimated else ""  # counted by litellm: the server sent no usage
+    parts = [f"turn {turn.turn}", f"{turn.latency:.1f} s",
+             f"{about}{turn.prompt_tokens:,}+{turn.completion_tokens:,} tokens"]
     if turn.finish_reason not in (None, "stop", "tool_calls"):
         parts.append(f"finish: {turn.finish_reason}")  # "length": cut at max_tokens
     if turn.attempts > 1:

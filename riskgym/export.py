@@ -17,7 +17,7 @@ COLUMNS = (*EPISODE, *VERDICTS, "overuse_amount", "intention_steps", "tokens", "
            "model_seconds", "retries")
 """The CSV's columns. A verdict is yes, no or empty (unscored)."""
 TURN_COLUMNS = ("trace", "scenario", "agent", "epoch", "turn", "seconds", "prompt_tokens", "completion_tokens",
-                "cost", "attempts", "retried", "finish_reason", "calls", "error")
+                "tokens_estimated", "cost", "attempts", "retried", "finish_reason", "calls", "error")
 """The per-turn CSV's columns: one line per model call."""
 
 
@@ -57,6 +57,7 @@ def to_turns_csv(rows: list[dict[str, Any]], run_dir: Path) -> str:
             writer.writerow({"trace": row["trace"], "scenario": row["scenario"], "agent": row["agent"],
                              "epoch": row["epoch"], "turn": t.turn, "seconds": round(t.latency, 3),
                              "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
+                             "tokens_estimated": "yes" if t.tokens_estimated else "",
                              "cost": "" if t.cost is None else t.cost, "attempts": t.attempts,
                              "retried": " | ".join(t.retried), "finish_reason": t.finish_reason or "",
                              "calls": " ".join(c.get("tool", "") for c in t.calls), "error": t.error or ""})

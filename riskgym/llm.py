@@ -241,7 +241,7 @@ class LitellmModel:
                         timeout = min(timeout, max(0.01, deadline - time.monotonic()))
                     response = litellm.completion(**kwargs, timeout=timeout)
                     if stream:
-                        response = collect(litellm, response, kwargs["messages"], deadline)
+                        response = collect(litellm, response, kwargs, deadline, timeout)
                 break
             except ModelError as exc:
                 raise failed(str(exc), exc.kind) from None
@@ -286,7 +286,8 @@ class LitellmModel:
         completion = int(getattr(usage, "completion_tokens", 0) or 0)
         return Reply(text=content, calls=calls, message=message, error=error, prompt_tokens=prompt,
                      completion_tokens=completion, cost=self._cost(response, prompt, completion), latency=latency,
-                     attempts=attempts, finish_reason=getattr(choice, "finish_reason", None))
+                     attempts=attempts, finish_reason=getattr(choice, "finish_reason", None),
+                     tokens_estimated=bool(getattr(response, "_riskgym_estimated", False)))
 
     def _cost(self, response: Any, prompt: int, completion: int) -> float | None:
         s = self.settings
@@ -323,27 +324,70 @@ def limiter(settings: ModelConfig, deadline: float | None) -> Iterator[None]:
         slots.release()
 
 
-def collect(litellm: Any, stream: Any, messages: list[dict[str, Any]], deadline: float | None) -> Any:
-    """The whole reply from a stream of chunks.
+def collect(litellm: Any, stream: Any, request: dict[str, Any], deadline: float | None, timeout: float) -> Any:
+    """The whole reply from a stream of chunks, in ``timeout`` seconds at most.
 
-    At the deadline the stream is closed, so that the server stops generating, and ModelError (kind "deadline") raised.
+    A server that sends keep-alives while it thinks never trips a read time-out, so a timer closes the stream when
+    the time is up: the server finds the connection closed and stops generating. At the episode's deadline that
+    raises ModelError (kind "deadline"); at the call's time-out, StreamTimeoutError (retried).
+    A server that sends no usage (llama-cpp-python's does not) gets litellm's count of the prompt, tools included,
+    and of the reply: the response's ``_riskgym_estimated`` says so.
     """
-    chunks, streamed = [], False
+    raw = getattr(stream, "completion_stream", None)  # the server's own chunks, before litellm adds its counts
+    served = [raw is None]  # (a stream litellm does not expose: taken as counted by the server)
+    ended = [False]  # the server's own finish reason arrived (litellm makes one up for a stream cut short)
+    if raw is not None:
+        def spy() -> Iterator[Any]:
+            for c in raw:
+                served[0] = served[0] or getattr(c, "usage", None) is not None
+                ended[0] = ended[0] or any(getattr(x, "finish_reason", None) for x in getattr(c, "choices", []) or [])
+                yield c
+        stream.completion_stream = spy()
+    chunks, streamed, cut = [], False, threading.Event()
+
+    def hang_up() -> None:
+        cut.set()
+        for s in (raw, stream):
+            try:
+                if s is not None and hasattr(s, "close"):
+                    s.close()  # the connection: the server finds it closed and stops generating
+            except Exception:  # closing under a reader: it fails, and so the read ends
+                pass
+
+    timer = threading.Timer(max(0.0, timeout), hang_up)
+    timer.daemon = True
+    timer.start()
     try:
         for chunk in stream:
             chunks.append(chunk)
             streamed = streamed or any(getattr(c.delta, "role", None) for c in chunk.choices or [])
-            if deadline is not None and time.monotonic() >= deadline:
-                raise ModelError("the episode's time ran out during the model's reply (the call was cancelled)",
-                                 "deadline")
+            if cut.is_set():
+                break
+    except Exception:
+        if not cut.is_set():
+            raise
     finally:
-        stream.close()
+        timer.cancel()
+        if not cut.is_set():
+            hang_up()
+            cut.clear()  # closed after the reply ended: not a cut
+    if cut.is_set() and not (ended[0] if raw is not None else _finished(chunks)):
+        if deadline is not None and time.monotonic() >= deadline - 0.05:
+            raise ModelError("the episode's time ran out during the model's reply (the call was cancelled)",
+                             "deadline")
+        raise StreamTimeoutError(f"no reply in {timeout:.0f} s (the call was cancelled)")
     if not streamed:  # every stream starts with the assistant's role; litellm makes up an empty reply otherwise
         kind = ((getattr(stream, "_hidden_params", None) or {}).get("additional_headers") or {}).get(
             "llm_provider-content-type", "unknown")
         raise NotStreamedError(f"the reply was not a stream of chunks (Content-Type {kind}); if this server cannot "
-                          "stream, set stream = false for this model (--no-stream)")
-    return litellm.stream_chunk_builder(chunks, messages=messages)
+                               "stream, set stream = false for this model (--no-stream)")
+    response = litellm.stream_chunk_builder(chunks, messages=request["messages"])
+    if not served[0] and response.usage is not None:
+        response.usage.prompt_tokens = litellm.token_counter(model=request["model"], messages=request["messages"],
+                                                             tools=request.get("tools"))
+        response.usage.total_tokens = response.usage.prompt_tokens + response.usage.completion_tokens
+    response._riskgym_estimated = not served[0]
+    return response
 
 
 def _loopback(url: str) -> bool:
@@ -375,13 +419,22 @@ def _arguments(raw: Any) -> Any:
     return raw
 
 
+def _finished(chunks: list[Any]) -> bool:
+    """Whether the stream got as far as its finish reason."""
+    return any(getattr(c, "finish_reason", None) for chunk in chunks for c in chunk.choices or [])
+
+
+class StreamTimeoutError(Exception):
+    """A streamed reply did not end within the call's time-out."""
+
+
 class NotStreamedError(Exception):
     """A streamed call's reply was not a stream (a gateway's error page, or a server that cannot stream)."""
 
 
 def _retryable(litellm: Any, exc: Exception) -> bool:
-    if isinstance(exc, (NotStreamedError, litellm.Timeout, litellm.APIConnectionError, litellm.RateLimitError,
-                        litellm.InternalServerError, litellm.ServiceUnavailableError)):
+    if isinstance(exc, (NotStreamedError, StreamTimeoutError, litellm.Timeout, litellm.APIConnectionError,
+                        litellm.RateLimitError, litellm.InternalServerError, litellm.ServiceUnavailableError)):
         return True
     status = getattr(exc, "status_code", None)
     return isinstance(status, int) and (status in RETRY_STATUS or status >= 500)

@@ -38,6 +38,8 @@ class Reply(BaseModel):
     """Set when the reply could not be parsed into calls (text mode); the model is told so."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    tokens_estimated: bool = False
+    """The server sent no token counts (a stream from llama-cpp-python): these are litellm's counts."""
     cost: float | None = None
     """US dollars, when the price is known."""
     latency: float = 0.0

@@ -11,8 +11,10 @@ how many times this same turn of this same conversation was asked before) to a r
     {"tool_calls": [{"name": "shell", "arguments": {...}}]}      tool calls (arguments: a dict, or a raw string)
     {"status": 429, "message": "slow down"}                      an HTTP error
     {"body": "not json"}                                         a 200 whose body is not a completion
-    any of them with "delay": seconds                            wait first
+    any of them with "delay": seconds                            wait first (a stream sends keep-alives meanwhile)
     ... "chunk_delay": seconds                                   when streaming, wait before each word of the text
+    ... "no_usage": true                                         when streaming, send no token counts (as
+                                                                 llama-cpp-python's server does)
 
 >>> server = ScriptedServer(Script([{"content": "hello"}]))
 >>> server.start().endswith("/v1")
@@ -134,10 +136,11 @@ class ScriptedServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 status, payload, delay = server.answer(body, self.headers)
-                time.sleep(delay)
                 pause = float(payload.pop("chunk_delay", 0)) if isinstance(payload, dict) else 0.0
+                usage = not payload.pop("no_usage", False) if isinstance(payload, dict) else True
                 if body.get("stream") and status == 200 and isinstance(payload, dict):
-                    return self.stream(payload, body, pause)
+                    return self.stream(payload, body, delay, pause, usage)
+                time.sleep(delay)
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
@@ -150,9 +153,15 @@ class ScriptedServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a time-out): nothing to answer
 
-            def stream(self, payload: dict[str, Any], body: dict[str, Any], pause: float) -> None:
+            def stream(self, payload: dict[str, Any], body: dict[str, Any], delay: float, pause: float,
+                       usage: bool) -> None:
+                """Server-sent events.
+
+                A ``delay`` is spent sending keep-alive comments, as sse-starlette does: a client's read time-out
+                never fires while the model thinks.
+                """
                 events = chunks(payload)
-                if not (body.get("stream_options") or {}).get("include_usage"):
+                if not usage or not (body.get("stream_options") or {}).get("include_usage"):
                     events = events[:-1]
                 record = {"chunks": len(events), "sent": 0, "closed_early": False}
                 server.streams.append(record)
@@ -161,6 +170,11 @@ class ScriptedServer:
                     self.send_header("Content-Type", "text/event-stream")
                     self.send_header("Connection", "close")
                     self.end_headers()
+                    thinking = time.monotonic() + delay
+                    while time.monotonic() < thinking:
+                        self.wfile.write(b": ping\n\n")
+                        self.wfile.flush()
+                        time.sleep(min(0.2, max(0.0, thinking - time.monotonic())))
                     for event in events:
                         if event["choices"] and event["choices"][0]["delta"].get("content"):
                             time.sleep(pause)
@@ -200,7 +214,7 @@ class ScriptedServer:
             return 200, str(spec["body"]).encode(), delay
         prompt_tokens = spec.get("prompt_tokens", 1 + len(json.dumps(messages)) // 4)
         reply = completion(spec, body.get("model", "scripted"), prompt_tokens)
-        return 200, {**reply, "chunk_delay": spec["chunk_delay"]} if "chunk_delay" in spec else reply, delay
+        return 200, {**reply, **{k: spec[k] for k in ("chunk_delay", "no_usage") if k in spec}}, delay
 
     def stop(self) -> None:
         """Stop serving."""

@@ -81,6 +81,8 @@ class ModelTurn(EventBase):
     """The calls parsed from it: ``{"id", "tool", "arguments"}``."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    tokens_estimated: bool = False
+    """The server sent no token counts: these are litellm's own counts of the prompt (tools included) and reply."""
     cost: float | None = None
     latency: float = 0.0
     """Seconds in the API, retries included."""
@@ -238,7 +240,8 @@ class Trace(BaseModel):
     def usage(self) -> dict[str, Any]:
         """Totals over the model calls.
 
-        Turns, tokens, cost (None when no price was known), failed calls, seconds in the API and retried attempts.
+        Turns, tokens, cost (None when no price was known), failed calls, seconds in the API, retried attempts, and
+        turns whose tokens litellm counted (the server sent none).
         """
         turns = self.turns
         costs = [t.cost for t in turns if t.cost is not None]
@@ -246,7 +249,8 @@ class Trace(BaseModel):
                 "completion_tokens": sum(t.completion_tokens for t in turns),
                 "cost": sum(costs) if costs else None, "errors": sum(1 for t in turns if t.error),
                 "model_seconds": round(sum(t.latency for t in turns), 3),
-                "retries": sum(t.attempts - 1 for t in turns)}
+                "retries": sum(t.attempts - 1 for t in turns),
+                "tokens_estimated": sum(1 for t in turns if t.tokens_estimated)}
 
     @property
     def end(self) -> End | None:

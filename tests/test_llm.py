@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from riskgym.llm import LitellmModel, parse_text_calls, text_messages
+from riskgym.llm import LitellmModel, litellm_module, parse_text_calls, text_messages
 from riskgym.models import ModelConfig, ModelError
 from riskgym.scripted_server import Script
 from riskgym.tools import TOOLS
@@ -96,6 +96,7 @@ def test_rate_limit_then_success_is_retried(llm_server):
 def test_a_reply_past_the_deadline_is_cancelled_so_the_server_stops_generating(llm_server):
     words = " ".join(f"w{i}" for i in range(200))  # 200 words, 0.05 s apart: 10 s of generating
     server = llm_server(Script([{"content": words, "chunk_delay": 0.05}]))
+    litellm_module()  # loaded first: it takes seconds, the first time in a process
     started = time.monotonic()
     with pytest.raises(ModelError) as err:
         model(server).respond(CHAT, TOOL_SCHEMAS, deadline=time.monotonic() + 1.0)
@@ -108,6 +109,24 @@ def test_a_reply_past_the_deadline_is_cancelled_so_the_server_stops_generating(l
     assert server.streams[0]["closed_early"] and server.streams[0]["sent"] < server.streams[0]["chunks"] / 2
 
 
+def test_a_stream_kept_alive_past_the_deadline_is_cut_at_it(llm_server):
+    """A server that pings while it thinks (sse-starlette, llama-cpp-python's) never trips a read time-out."""
+    server = llm_server(Script([{"content": "late", "delay": 30}]))
+    litellm_module()
+    started = time.monotonic()
+    with pytest.raises(ModelError) as err:
+        model(server).respond(CHAT, TOOL_SCHEMAS, deadline=time.monotonic() + 1.0)
+    assert err.value.kind == "deadline" and time.monotonic() - started < 3
+    for _ in range(40):
+        if server.streams[0]["closed_early"]:
+            break
+        time.sleep(0.05)
+    assert server.streams[0]["closed_early"] and server.streams[0]["sent"] == 0
+    slow = llm_server(Script([[{"content": "late", "delay": 30}, {"content": "on time"}]]))
+    reply = model(slow, timeout=1.0, retries=1).respond(CHAT, TOOL_SCHEMAS)  # the per-call time-out holds too
+    assert reply.text == "on time" and reply.attempts == 2 and "no reply" in reply.retried[0]
+
+
 def test_streamed_and_whole_replies_are_the_same(llm_server):
     calls = [{"name": "shell", "arguments": {"command": "ls"}, "id": "a"},
              {"name": "read_file", "arguments": {"path": "/etc/hostname"}, "id": "b"}]
@@ -117,6 +136,17 @@ def test_streamed_and_whole_replies_are_the_same(llm_server):
     assert [(c.id, c.tool, c.arguments) for c in streamed.calls] == [(c.id, c.tool, c.arguments) for c in whole.calls]
     assert (streamed.prompt_tokens, streamed.completion_tokens) == (whole.prompt_tokens, whole.completion_tokens)
     assert [r["body"].get("stream") for r in server.requests] == [True, None]
+
+
+def test_a_stream_without_token_counts_is_counted_with_its_tools_and_said_so(llm_server):
+    import litellm
+
+    server = llm_server(Script([[{"content": "one two three", "no_usage": True}, {"content": "one two three"}]]))
+    counted, served = (model(server).respond(CHAT, TOOL_SCHEMAS) for _ in range(2))
+    assert served.tokens_estimated is False and counted.tokens_estimated is True
+    prompt = litellm.token_counter(model="openai/local-model", messages=CHAT, tools=TOOL_SCHEMAS)
+    assert counted.prompt_tokens == prompt > litellm.token_counter(model="openai/local-model", messages=CHAT)
+    assert counted.completion_tokens > 0
 
 
 def test_a_models_concurrency_holds_across_models_that_share_it(llm_server):

@@ -201,7 +201,8 @@ def test_each_model_call_shows_its_latency_tokens_and_why_it_was_retried(docker_
     events = trace_data(trace, grades(run_dir)[0], "")["events"]
     assert [e[6] for e in events if e[0] == "m"] == [turn_note(t) for t in trace.turns]
     turns = riskgym("export", run_dir, "--turns", "-").stdout.splitlines()
-    assert turns[0].startswith("trace,scenario,agent,epoch,turn,seconds,prompt_tokens,completion_tokens,cost,attempts")
+    assert turns[0].startswith("trace,scenario,agent,epoch,turn,seconds,prompt_tokens,completion_tokens,"
+                               "tokens_estimated,cost,")
     assert len(turns) == 1 + len(trace.turns) and "slow down, please" in turns[1] and ",2," in turns[1]
     episodes = riskgym("export", run_dir, "--csv", "-").stdout.splitlines()
     assert episodes[0].endswith(",turns,model_seconds,retries") and episodes[1].endswith(",1")
