@@ -161,10 +161,13 @@ def run_episode(env: RiskEnv, model: Model, *, trace: str | Path | None = None, 
                 return ended("truncated", over)
             act.doing = f"waiting for the model (turn {used.turns + 1})"
             try:
-                reply = model.respond(messages, tools, deadline=deadline, seed=seed)
+                reply = model.respond(messages, tools, deadline=deadline, seed=seed, cancel=should_stop)
             except ModelError as exc:
                 env.record(ModelTurn(turn=used.turns, error=str(exc), attempts=exc.attempts, latency=exc.latency,
                                      retried=exc.retried))
+                if exc.kind == "stopped" or should_stop():
+                    env.end_episode("interrupted", "stopped by the user")
+                    raise KeyboardInterrupt from None
                 if exc.kind == "api":
                     return ended("error", f"model API: {exc}")
                 return ended("truncated", "time limit" if exc.kind == "deadline" else f"context window: {exc}")

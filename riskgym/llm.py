@@ -14,7 +14,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -204,8 +204,13 @@ class LitellmModel:
         return None
 
     def respond(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *,
-                deadline: float | None = None, seed: int | None = None) -> Reply:
-        """Call the model, retrying what retrying can fix. Raises ModelError."""
+                deadline: float | None = None, seed: int | None = None,
+                cancel: Callable[[], bool] | None = None) -> Reply:
+        """Call the model, retrying what retrying can fix. Raises ModelError.
+
+        A streamed call is cut short (the connection closed) at the deadline, at its time-out, or when ``cancel()``
+        turns true.
+        """
         litellm = litellm_module()
         s = self.settings
         kwargs: dict[str, Any] = {
@@ -224,7 +229,7 @@ class LitellmModel:
             kwargs.update(stream=True, stream_options={"include_usage": True})
         started, attempts, retried = time.monotonic(), 0, list[str]()
 
-        def failed(why: str, kind: Literal["api", "context", "deadline"]) -> ModelError:
+        def failed(why: str, kind: Literal["api", "context", "deadline", "stopped"]) -> ModelError:
             return ModelError(why, kind, attempts, time.monotonic() - started, retried)
 
         while True:
@@ -241,7 +246,7 @@ class LitellmModel:
                         timeout = min(timeout, max(0.01, deadline - time.monotonic()))
                     response = litellm.completion(**kwargs, timeout=timeout)
                     if stream:
-                        response = collect(litellm, response, kwargs, deadline, timeout)
+                        response = collect(litellm, response, kwargs, deadline, timeout, cancel)
                 break
             except ModelError as exc:
                 raise failed(str(exc), exc.kind) from None
@@ -324,12 +329,14 @@ def limiter(settings: ModelConfig, deadline: float | None) -> Iterator[None]:
         slots.release()
 
 
-def collect(litellm: Any, stream: Any, request: dict[str, Any], deadline: float | None, timeout: float) -> Any:
+def collect(litellm: Any, stream: Any, request: dict[str, Any], deadline: float | None, timeout: float,
+            cancel: Callable[[], bool] | None = None) -> Any:
     """The whole reply from a stream of chunks, in ``timeout`` seconds at most.
 
-    A server that sends keep-alives while it thinks never trips a read time-out, so a timer closes the stream when
-    the time is up: the server finds the connection closed and stops generating. At the episode's deadline that
-    raises ModelError (kind "deadline"); at the call's time-out, StreamTimeoutError (retried).
+    A server that sends keep-alives while it thinks never trips a read time-out, so a watcher closes the stream when
+    the time is up or ``cancel()`` turns true: the server finds the connection closed and stops generating. At the
+    episode's deadline that raises ModelError (kind "deadline"), on ``cancel`` (kind "stopped"); at the call's
+    time-out, StreamTimeoutError (retried).
     A server that sends no usage (llama-cpp-python's does not) gets litellm's count of the prompt, tools included,
     and of the reply: the response's ``_riskgym_estimated`` says so.
     """
@@ -354,9 +361,15 @@ def collect(litellm: Any, stream: Any, request: dict[str, Any], deadline: float 
             except Exception:  # closing under a reader: it fails, and so the read ends
                 pass
 
-    timer = threading.Timer(max(0.0, timeout), hang_up)
-    timer.daemon = True
-    timer.start()
+    done, limit = threading.Event(), time.monotonic() + max(0.0, timeout)
+
+    def watch() -> None:
+        while not done.wait(min(0.1, max(0.0, limit - time.monotonic()))):
+            if time.monotonic() >= limit or (cancel is not None and cancel()):
+                hang_up()
+                return
+
+    threading.Thread(target=watch, daemon=True, name="riskgym-stream-watch").start()
     try:
         for chunk in stream:
             chunks.append(chunk)
@@ -367,11 +380,13 @@ def collect(litellm: Any, stream: Any, request: dict[str, Any], deadline: float 
         if not cut.is_set():
             raise
     finally:
-        timer.cancel()
+        done.set()
         if not cut.is_set():
             hang_up()
             cut.clear()  # closed after the reply ended: not a cut
     if cut.is_set() and not (ended[0] if raw is not None else _finished(chunks)):
+        if cancel is not None and cancel():
+            raise ModelError("stopped by the user (the call was cancelled)", "stopped")
         if deadline is not None and time.monotonic() >= deadline - 0.05:
             raise ModelError("the episode's time ran out during the model's reply (the call was cancelled)",
                              "deadline")

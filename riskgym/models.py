@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -54,10 +55,11 @@ class ModelError(RiskgymError):
     """A model call failed for good (retries used up, or an error that retrying cannot fix).
 
     ``kind`` is "api" (the API kept failing or refused the request), "context" (the conversation no longer
-    fits the model's context window) or "deadline" (the episode's time ran out during the call).
+    fits the model's context window), "deadline" (the episode's time ran out during the call) or "stopped" (the
+    user stopped the run: Ctrl-C).
     """
 
-    def __init__(self, message: str, kind: Literal["api", "context", "deadline"] = "api", attempts: int = 1,
+    def __init__(self, message: str, kind: Literal["api", "context", "deadline", "stopped"] = "api", attempts: int = 1,
                  latency: float = 0.0, retried: list[str] | None = None) -> None:
         super().__init__(message)
         self.kind, self.attempts, self.latency, self.retried = kind, attempts, latency, list(retried or [])
@@ -75,8 +77,11 @@ class Model(Protocol):
         ...
 
     def respond(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *,
-                deadline: float | None = None, seed: int | None = None) -> Reply:
+                deadline: float | None = None, seed: int | None = None,
+                cancel: Callable[[], bool] | None = None) -> Reply:
         """The reply to ``messages`` (OpenAI chat format), ``tools`` offered. Raises ModelError.
+
+        ``cancel()`` turning true (Ctrl-C) may cut a call short (ModelError, kind "stopped").
 
         ``deadline`` is a ``time.monotonic()`` time after which the call must give up; ``seed`` is the episode's.
         """
@@ -102,7 +107,8 @@ class ScriptedModel:
         self._next = 0
 
     def respond(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *,
-                deadline: float | None = None, seed: int | None = None) -> Reply:
+                deadline: float | None = None, seed: int | None = None,
+                cancel: Callable[[], bool] | None = None) -> Reply:
         """The next scripted action as a reply."""
         if self._next >= len(self.actions):
             return Reply(text="done")

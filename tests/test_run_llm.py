@@ -13,7 +13,7 @@ import pytest
 
 from riskgym.integrity import verify_trace
 from riskgym.scenario import load_scenario
-from riskgym.scripted_server import reference_responder
+from riskgym.scripted_server import Script, reference_responder
 from riskgym.trace import read_trace
 from tests.conftest import LIBRARY
 from tests.test_cli import CLI, containers, riskgym
@@ -206,3 +206,25 @@ def test_each_model_call_shows_its_latency_tokens_and_why_it_was_retried(docker_
     assert len(turns) == 1 + len(trace.turns) and "slow down, please" in turns[1] and ",2," in turns[1]
     episodes = riskgym("export", run_dir, "--csv", "-").stdout.splitlines()
     assert episodes[0].endswith(",turns,model_seconds,retries") and episodes[1].endswith(",1")
+
+
+def test_ctrl_c_during_a_long_model_call_stops_at_once(docker_ready, llm_server, tmp_path):
+    """Ctrl-C cuts a streamed call short (the server sees the connection closed), not after the reply's minutes."""
+    server = llm_server(Script([{"content": "a long think", "delay": 120}]))
+    run_dir = tmp_path / "run"
+    args = [*CLI, "run", TWO[0], "--model", "openai/thinker", "--api-base", server.url, "--out", str(run_dir)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not server.streams:
+        time.sleep(0.05)
+    asked = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and time.monotonic() - asked < 15, err
+    trace = read_trace(next((run_dir / "episodes").iterdir()))
+    assert trace.end.status == "interrupted" and "stopped by the user" in trace.turns[-1].error
+    for _ in range(40):
+        if server.streams[0]["closed_early"]:
+            break
+        time.sleep(0.05)
+    assert server.streams[0]["closed_early"]
