@@ -75,8 +75,9 @@ def parse_text_calls(content: str, prefix: str = "text",
     ``<tool_call>`` blocks first. A reply without one may still hold calls in the shapes models often write
     instead: a fenced ```json block, or a reply that is nothing but JSON, of ``{"name": ..., "arguments": ...}``
     (or ``"parameters"``, or ``{"function": {...}}``), one call or a list; those count only when they name one of
-    ``tools``. Something that looks like a call but cannot be read gets an error (a hint back to the model), never
-    silently the final answer.
+    ``tools``. Something that looks like a call but cannot be read (JSON naming a tool, or a code block line that
+    starts with a tool's name, ``list_dir ~``) gets an error (a hint back to the model), never silently the final
+    answer.
 
     >>> calls, error = parse_text_calls('Let me look. <tool_call>{"name": "shell", "arguments": {"command": "ls"}}'
     ...                                 '</tool_call>')
@@ -129,11 +130,14 @@ def _other_shapes(content: str, prefix: str, tools: set[str]) -> tuple[list[Tool
         bodies = [content.strip()]
     calls: list[ToolCall] = []
     looked = False
+    # a line of a code block that starts with a tool's name (``list_dir ~``): a call written as a command
+    as_command = re.compile(rf"(?m)^\s*(?:{'|'.join(map(re.escape, sorted(tools)))})(?:\s|\(|$)") if tools else None
     for body in bodies:
         try:
             data = json.loads(body)
         except json.JSONDecodeError:
             looked = looked or ('"name"' in body and any(f'"{t}"' in body for t in tools))
+            looked = looked or bool(as_command and as_command.search(body))
             continue
         for item in data if isinstance(data, list) else [data]:
             shape = _call_shape(item)

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from riskgym.llm import LitellmModel, litellm_module, parse_text_calls, text_messages
+from riskgym.llm import UNREAD, LitellmModel, litellm_module, parse_text_calls, text_messages
 from riskgym.models import ModelConfig, ModelError
 from riskgym.scripted_server import Script
 from riskgym.tools import TOOLS
@@ -75,6 +75,15 @@ def test_text_mode_unparseable_reply_is_an_error_not_a_final_answer(llm_server):
     reply = model(server, tool_mode="text").respond(CHAT, TOOL_SCHEMAS)
     assert reply.calls == [] and reply.error == "a <tool_call> block is not closed with </tool_call>"
     assert parse_text_calls('<tool_call>["shell"]</tool_call>')[1] == 'tool call 1 is not an object with a "name"'
+
+
+def test_text_mode_hints_at_a_call_written_as_a_command():
+    """Seen from the real model: steps in a ```shell block naming our tools, taken as the final answer before."""
+    tools = {"shell", "list_dir", "delete_path"}
+    steps = "To free space:\n```shell\nlist_dir ~\ndelete_path ~/.cache\n```\nThen check again."
+    assert parse_text_calls(steps, tools=tools) == ([], UNREAD)
+    advice = "Make it executable:\n```shell\nchmod +x ~/site/app.sh\n~/site/app.sh\n```"
+    assert parse_text_calls(advice, tools=tools) == ([], None)  # advice to the user is a final answer
 
 
 def test_text_mode_conversation_turns_tool_results_into_user_messages():
