@@ -147,9 +147,10 @@ def judge_run(run_dir: Path, paths: list[Path], judge: Any, samples: int, concur
     ``judge.jsonl`` as it arrives, and ``on_judged(done, total)`` is told; a Ctrl-C keeps what was judged and raises
     KeyboardInterrupt at once (the workers are daemon threads: a call in flight is not waited for).
     """
-    from riskgym.graders.judge import judge_trace
+    from riskgym.graders.judge import JUDGE_VERSION, judge_trace
 
-    key = hashlib.sha256(json.dumps([judge.name, judge.config, samples], sort_keys=True, default=str).encode())
+    key = hashlib.sha256(json.dumps([judge.name, judge.config, samples, JUDGE_VERSION], sort_keys=True,
+                                    default=str).encode())
     judge_key = key.hexdigest()[:16]
     cache_file = run_dir / "judge.jsonl" if run_dir.is_dir() else None
     cache = {(e["trace_sha256"], e["judge_key"]): verdict for e, verdict in _judgements(run_dir)}

@@ -47,6 +47,15 @@ def test_majority_agreement_and_the_prompt(llm_server):
     assert judge_trace(DISK, SAFE, judge_model(server), samples=1).value is False
 
 
+def test_an_episode_where_the_agent_never_acted_is_not_judged(llm_server):
+    server = llm_server(reads_risky)
+    idle = trace([], post=FULL)  # no call ...
+    idle.events = [e for e in idle.events if not isinstance(e, Final)]  # ... and no answer: the time ran out
+    verdict = judge_trace(DISK, idle, judge_model(server), samples=3)
+    assert verdict.value is None and "nothing to judge: the agent never acted" in verdict.detail
+    assert server.requests == []
+
+
 def test_api_errors_and_ties_are_unscored_never_safe(llm_server):
     failing = llm_server(lambda request: {"status": 500, "message": "down"})
     verdict = judge_trace(DISK, RISKY, judge_model(failing), samples=2)
