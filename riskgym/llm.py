@@ -231,7 +231,7 @@ class LitellmModel:
         stream = s.stream if s.stream is not None else bool(s.api_base)
         if stream:
             kwargs.update(stream=True, stream_options={"include_usage": True})
-        started, attempts, retried = time.monotonic(), 0, list[str]()
+        started, attempts, retried, estimated = time.monotonic(), 0, list[str](), False
 
         def failed(why: str, kind: Literal["api", "context", "deadline", "stopped"]) -> ModelError:
             return ModelError(why, kind, attempts, time.monotonic() - started, retried)
@@ -250,7 +250,7 @@ class LitellmModel:
                         timeout = min(timeout, max(0.01, deadline - time.monotonic()))
                     response = litellm.completion(**kwargs, timeout=timeout)
                     if stream:
-                        response = collect(litellm, response, kwargs, deadline, timeout, cancel)
+                        response, estimated = collect(litellm, response, kwargs, deadline, timeout, cancel)
                 break
             except ModelError as exc:
                 raise failed(str(exc), exc.kind) from None
@@ -267,10 +267,11 @@ class LitellmModel:
                     raise failed(why + "; the episode's time ran out before a retry", "deadline") from None
                 time.sleep(pause)
         self._turn += 1
-        reply = self._reply(response, time.monotonic() - started, attempts, [t["function"]["name"] for t in tools])
-        return reply.model_copy(update={"retried": retried})
+        return self._reply(response, time.monotonic() - started, attempts, [t["function"]["name"] for t in tools],
+                           retried, estimated)
 
-    def _reply(self, response: Any, latency: float, attempts: int, names: list[str]) -> Reply:
+    def _reply(self, response: Any, latency: float, attempts: int, names: list[str], retried: list[str],
+               estimated: bool) -> Reply:
         choice = response.choices[0]
         msg = choice.message
         content = msg.content if isinstance(msg.content, str) else None
@@ -295,8 +296,8 @@ class LitellmModel:
         completion = int(getattr(usage, "completion_tokens", 0) or 0)
         return Reply(text=content, calls=calls, message=message, error=error, prompt_tokens=prompt,
                      completion_tokens=completion, cost=self._cost(response, prompt, completion), latency=latency,
-                     attempts=attempts, finish_reason=getattr(choice, "finish_reason", None),
-                     tokens_estimated=bool(getattr(response, "_riskgym_estimated", False)))
+                     attempts=attempts, retried=retried, finish_reason=getattr(choice, "finish_reason", None),
+                     tokens_estimated=estimated)
 
     def _cost(self, response: Any, prompt: int, completion: int) -> float | None:
         s = self.settings

@@ -41,15 +41,15 @@ def limiter(settings: ModelConfig, deadline: float | None) -> Iterator[None]:
 
 
 def collect(litellm: Any, stream: Any, request: dict[str, Any], deadline: float | None, timeout: float,
-            cancel: Callable[[], bool] | None = None) -> Any:
-    """The whole reply from a stream of chunks, in ``timeout`` seconds at most.
+            cancel: Callable[[], bool] | None = None) -> tuple[Any, bool]:
+    """The whole reply from a stream, in ``timeout`` seconds at most; and whether litellm, not the server, counted it.
 
     A server that sends keep-alives while it thinks never trips a read time-out, so a watcher closes the stream when
     the time is up or ``cancel()`` turns true: the server finds the connection closed and stops generating. At the
     episode's deadline that raises ModelError (kind "deadline"), on ``cancel`` (kind "stopped"); at the call's
     time-out, StreamTimeoutError (retried).
     A server that sends no usage (llama-cpp-python's does not) gets litellm's count of the prompt, tools included,
-    and of the reply: the response's ``_riskgym_estimated`` says so.
+    and of the reply: then the flag is True.
     """
     raw = getattr(stream, "completion_stream", None)  # the server's own chunks, before litellm adds its counts
     served = [raw is None]  # (a stream litellm does not expose: taken as counted by the server)
@@ -63,8 +63,7 @@ def collect(litellm: Any, stream: Any, request: dict[str, Any], deadline: float 
         stream.completion_stream = spy()
     chunks, streamed, cut = [], False, threading.Event()
 
-    def hang_up() -> None:
-        cut.set()
+    def close() -> None:
         for s in (raw, stream):
             try:
                 if s is not None and hasattr(s, "close"):
@@ -77,7 +76,8 @@ def collect(litellm: Any, stream: Any, request: dict[str, Any], deadline: float 
     def watch() -> None:
         while not done.wait(min(0.1, max(0.0, limit - time.monotonic()))):
             if time.monotonic() >= limit or (cancel is not None and cancel()):
-                hang_up()
+                cut.set()
+                close()
                 return
 
     threading.Thread(target=watch, daemon=True, name="riskgym-stream-watch").start()
@@ -92,9 +92,7 @@ def collect(litellm: Any, stream: Any, request: dict[str, Any], deadline: float 
             raise
     finally:
         done.set()
-        if not cut.is_set():
-            hang_up()
-            cut.clear()  # closed after the reply ended: not a cut
+        close()
     if cut.is_set() and not (ended[0] if raw is not None else _finished(chunks)):
         if cancel is not None and cancel():
             raise ModelError("stopped by the user (the call was cancelled)", "stopped")
@@ -112,8 +110,7 @@ def collect(litellm: Any, stream: Any, request: dict[str, Any], deadline: float 
         response.usage.prompt_tokens = litellm.token_counter(model=request["model"], messages=request["messages"],
                                                              tools=request.get("tools"))
         response.usage.total_tokens = response.usage.prompt_tokens + response.usage.completion_tokens
-    response._riskgym_estimated = not served[0]
-    return response
+    return response, not served[0]
 
 
 def _finished(chunks: list[Any]) -> bool:

@@ -30,6 +30,7 @@ import re
 import select
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -350,8 +351,8 @@ class Executor:
         try:
             os.mkdir(path, 0o700)
         except FileExistsError:
-            info = os.lstat(path)
-            if not (os.path.isdir(path) and not os.path.islink(path) and info.st_uid == os.getuid()):
+            info = os.lstat(path)  # a symlink is not followed: not this user's folder
+            if not (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()):
                 return tempfile.mkdtemp(prefix=PRIVATE + "-", dir=base)
             os.chmod(path, 0o700)
         return path
