@@ -135,11 +135,11 @@ class ScriptedServer:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                status, payload, delay = server.answer(body, self.headers)
-                pause = float(payload.pop("chunk_delay", 0)) if isinstance(payload, dict) else 0.0
-                usage = not payload.pop("no_usage", False) if isinstance(payload, dict) else True
+                status, payload, spec = server.answer(body, self.headers)
+                delay = float(spec.get("delay", 0))
                 if body.get("stream") and status == 200 and isinstance(payload, dict):
-                    return self.stream(payload, body, delay, pause, usage)
+                    return self.stream(payload, body, delay, float(spec.get("chunk_delay", 0)),
+                                       not spec.get("no_usage", False))
                 time.sleep(delay)
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 try:
@@ -195,8 +195,8 @@ class ScriptedServer:
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self.url
 
-    def answer(self, body: dict[str, Any], headers: Message) -> tuple[int, Any, float]:
-        """Status, payload and delay for one request."""
+    def answer(self, body: dict[str, Any], headers: Message) -> tuple[int, Any, dict[str, Any]]:
+        """Status, payload and the reply spec (its delays and stream options) for one request."""
         messages = body.get("messages", [])
         turn = sum(1 for m in messages if m.get("role") == "assistant")
         key = (_conversation_key(messages), turn)
@@ -205,16 +205,14 @@ class ScriptedServer:
             self._attempts[key] = attempt + 1
             self.requests.append({"body": body, "headers": headers})
         spec = self.responder({**body, "turn": turn, "attempt": attempt})
-        delay = float(spec.get("delay", 0))
         if "status" in spec:
             error = {"error": {"message": spec.get("message", "scripted error"), "type": "scripted",
                                "code": spec["status"]}}
-            return int(spec["status"]), error, delay
+            return int(spec["status"]), error, spec
         if "body" in spec:
-            return 200, str(spec["body"]).encode(), delay
+            return 200, str(spec["body"]).encode(), spec
         prompt_tokens = spec.get("prompt_tokens", 1 + len(json.dumps(messages)) // 4)
-        reply = completion(spec, body.get("model", "scripted"), prompt_tokens)
-        return 200, {**reply, **{k: spec[k] for k in ("chunk_delay", "no_usage") if k in spec}}, delay
+        return 200, completion(spec, body.get("model", "scripted"), prompt_tokens), spec
 
     def stop(self) -> None:
         """Stop serving."""
