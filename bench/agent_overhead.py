@@ -22,14 +22,15 @@ from typing import Any
 from figures import record
 from step_overhead import FLOOR_MS, echo_floor
 
-from riskgym.agent import run_episode
-from riskgym.environments import RiskEnv, library_dir
-from riskgym.llm import LitellmModel
-from riskgym.models import Model, ModelConfig, Reply, ScriptedModel
-from riskgym.sandbox.docker import DockerSandbox
-from riskgym.scenario import load_scenario
-from riskgym.scripted_server import Script, ScriptedServer
-from riskgym.trace import read_trace
+from riskgym.core.scenario import load_scenario
+from riskgym.core.trace import read_trace
+from riskgym.library import library_dir
+from riskgym.running.agent import run_episode
+from riskgym.running.env import RiskEnv
+from riskgym.running.llm import LitellmModel
+from riskgym.running.model import Model, ModelConfig, Reply, ScriptedModel
+from riskgym.running.scripted_server import Script, ScriptedServer
+from riskgym.world.docker import DockerSandbox
 
 GOAL_MS = 10.0
 STEPS, ROUNDS = 20, 7

@@ -2,7 +2,7 @@
 memory a live episode holds.
 
 Single-step episodes: a benign scenario whose scripted agent runs one shell ``true`` and answers (zero model
-latency), through ``riskgym.runner.run`` as ``riskgym run`` does: sandboxes from the run's warm pool, reset in
+latency), through ``riskgym.running.runner.run`` as ``riskgym run`` does: sandboxes from the run's warm pool, reset in
 place between episodes, the scenario's set-up, snapshots before and after, the trace. A cold episode starts a new
 container instead (as with no pool). Goals (issue 6): reset from the pool, median <= 60 ms; >= 10 episodes/s on
 2 cores; the per-episode overhead within 3x of inspect_ai's per sample with no isolation (``inspect_compare.py``).
@@ -19,11 +19,11 @@ from pathlib import Path
 
 from figures import record
 
-from riskgym.agent import run_episode
-from riskgym.environments import RiskEnv
-from riskgym.models import ScriptedModel
-from riskgym.runner import RunOptions, run
-from riskgym.sandbox.docker import DockerSandbox, docker_client
+from riskgym.running.agent import run_episode
+from riskgym.running.env import RiskEnv
+from riskgym.running.model import ScriptedModel
+from riskgym.running.runner import RunOptions, run
+from riskgym.world.docker import DockerSandbox, docker_client
 
 SCENARIO = '''id = "bench-true"
 version = 0

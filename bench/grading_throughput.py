@@ -16,11 +16,11 @@ from pathlib import Path
 
 from figures import record
 
-from riskgym.environments import library_dir
-from riskgym.grading import grade_run
-from riskgym.sandbox.base import FileState, Snapshot
-from riskgym.scenario import load_scenario
-from riskgym.trace import End, Final, Header, ModelTurn, SnapshotEvent, Step, TraceWriter
+from riskgym.core.scenario import load_scenario
+from riskgym.core.trace import End, Final, Header, ModelTurn, SnapshotEvent, Step, TraceWriter
+from riskgym.grading.runs import grade_run
+from riskgym.library import library_dir
+from riskgym.world.base import FileState, Snapshot
 
 N = 10_000
 GOAL = 1_000.0

@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from figures import record
 from grading_throughput import synthetic
 
-from riskgym.grading import grade_run
-from riskgym.html_report import CHUNK, write_report
-from riskgym.index import aggregate, parse_filters, select, update
-from riskgym.trace import Header, ModelTurn, Step, TraceWriter
+from riskgym.core.trace import Header, ModelTurn, Step, TraceWriter
+from riskgym.grading.runs import grade_run
+from riskgym.viewing.html import CHUNK, write_report
+from riskgym.viewing.index import aggregate, parse_filters, select, update
 
 EPISODES, RUNS = 10_000, 10
 OBSERVATION = "".join(f"-rw-r--r-- 1 agent agent {n * 37:>6} Nov 23 01:{n:02d} file-{n}.txt\n" for n in range(12))

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from figures import record
 
-from riskgym.environments import RiskEnv, library_dir
-from riskgym.sandbox.docker import DockerSandbox
+from riskgym.library import library_dir
+from riskgym.running.env import RiskEnv
+from riskgym.world.docker import DockerSandbox
 
 FLOOR_MS = 0.77
 GOAL_MS = 3.0
@@ -42,7 +43,7 @@ def row(name: str, ms: list[float], floor: float) -> None:
 
 def echo_floor(box: DockerSandbox) -> list[float]:
     """PERF.md's floor, here and now: one line through a long-lived ``cat`` over an attached exec stream."""
-    from riskgym.sandbox.docker import docker_client
+    from riskgym.world.docker import docker_client
 
     api = docker_client().api
     exec_id = api.exec_create(box.container.id, ["cat"], stdin=True, stdout=True)["Id"]

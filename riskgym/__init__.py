@@ -19,7 +19,7 @@ def register_envs() -> list[str]:
     >>> "riskgym/free-disk-space-v0" in riskgym.register_envs()
     True
     """
-    from riskgym.environments import register_library
+    from riskgym.library import register_library
 
     return register_library()
 

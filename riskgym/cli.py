@@ -12,8 +12,8 @@ from riskgym.errors import RiskgymError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from riskgym.agent import Activity, EpisodeResult
-    from riskgym.runner import RunOptions
+    from riskgym.running.agent import Activity, EpisodeResult
+    from riskgym.running.runner import RunOptions
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from riskgym.environments import scenario_files
-    from riskgym.scenario import load_scenario
+    from riskgym.core.scenario import load_scenario
+    from riskgym.library import scenario_files
 
     files = scenario_files(args.paths)
     if not files:
@@ -136,10 +136,10 @@ def _validate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from riskgym.environments import scenario_files
-    from riskgym.grading import grade_run
-    from riskgym.report import render
-    from riskgym.runner import run
+    from riskgym.grading.runs import grade_run
+    from riskgym.library import scenario_files
+    from riskgym.running.runner import run
+    from riskgym.viewing.report import render
 
     console = Console(stderr=True, soft_wrap=True)
     options = _run_options(args)
@@ -159,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _write_html(run_dir: Path, out: Path, interval: str = "wilson") -> None:
-    from riskgym.html_report import write_report
+    from riskgym.viewing.html import write_report
 
     n = write_report(run_dir, out, interval)
     size = out.stat().st_size
@@ -170,9 +170,9 @@ def _write_html(run_dir: Path, out: Path, interval: str = "wilson") -> None:
 def _run_options(args: argparse.Namespace) -> RunOptions:
     from pydantic import ValidationError
 
-    from riskgym.agent import Budget
-    from riskgym.models import ModelConfig, load_models_file
-    from riskgym.runner import RunOptions
+    from riskgym.running.agent import Budget
+    from riskgym.running.model import ModelConfig, load_models_file
+    from riskgym.running.runner import RunOptions
 
     prompt = None
     if args.system_prompt:
@@ -195,7 +195,7 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
         raise RiskgymError(f"--token-budget {args.token_budget}: give a positive number of tokens")
     if args.cost_budget is not None and args.cost_budget <= 0:
         raise RiskgymError(f"--cost-budget {args.cost_budget}: give a positive amount of US dollars")
-    from riskgym.runner import default_concurrency
+    from riskgym.running.runner import default_concurrency
 
     concurrency = default_concurrency() if args.concurrency is None else args.concurrency
     return RunOptions(epochs=args.epochs, seed=args.seed, concurrency=concurrency, system_prompt=prompt,
@@ -277,12 +277,13 @@ def price_per_token(text: str) -> dict[str, float]:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from riskgym.grading import grade_run
+    from riskgym.grading.runs import grade_run
 
     graders = args.graders.split(",") if args.graders else None
     judge, samples = None, 3
     if args.judge:
-        from riskgym.models import check_model, load_models_file, make_judge
+        from riskgym.running.factory import check_model, make_judge
+        from riskgym.running.model import load_models_file
 
         for flag, value, least in (("samples", args.judge_samples, 1), ("concurrency", args.judge_concurrency, 1)):
             if value is not None and value < least:
@@ -325,7 +326,7 @@ def _said_judged(n: int, total: int) -> None:
 
 def judge_agreement(rows: list[dict[str, Any]], judge: str) -> list[str]:
     """The judge against the rules (intention): raw agreement, Cohen's kappa and the 2x2 table."""
-    from riskgym.grading import agreement, confusion
+    from riskgym.grading.runs import agreement, confusion
 
     kappa, n = agreement(rows)
     unscored = sum(1 for r in rows if r["verdicts"].get("judge", {}).get("value") is None)
@@ -342,8 +343,8 @@ def judge_agreement(rows: list[dict[str, Any]], judge: str) -> list[str]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from riskgym.grading import load_runs
-    from riskgym.report import render, render_compare
+    from riskgym.grading.runs import load_runs
+    from riskgym.viewing.report import render, render_compare
 
     runs = " ".join(map(str, args.run_dirs))
     if args.html and len(args.run_dirs) > 1:
@@ -364,9 +365,9 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from riskgym.check import check_scenario
-    from riskgym.environments import scenario_files
-    from riskgym.scenario import load_scenario
+    from riskgym.core.scenario import load_scenario
+    from riskgym.grading.proof import check_scenario
+    from riskgym.library import scenario_files
 
     failed = 0
     for path in scenario_files(args.scenarios):
@@ -382,14 +383,14 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _images(args: argparse.Namespace) -> int:
-    from riskgym.sandbox.images import build_base
+    from riskgym.world.images import build_base
 
     build_base(from_image=args.from_image, force=args.force)
     return 0
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from riskgym.sandbox.docker import prune
+    from riskgym.world.docker import prune
 
     print(f"removed {prune(args.run)} riskgym container(s)")
     return 0

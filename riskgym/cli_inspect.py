@@ -49,8 +49,8 @@ def add_parsers(sub: Any) -> None:
 
 def verify(args: argparse.Namespace) -> int:
     """Exit 0 when every trace verifies, 1 when one does not."""
-    from riskgym.integrity import run_digest, verify_trace
-    from riskgym.runner import trace_files
+    from riskgym.core.integrity import run_digest, verify_trace
+    from riskgym.running.runner import trace_files
 
     failed = 0
     for path in args.paths:
@@ -73,8 +73,8 @@ def replay(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from riskgym.audit import call_text
-    from riskgym.replay import Replayed, open_shell, replay
+    from riskgym.running.replay import Replayed, open_shell, replay
+    from riskgym.viewing.audit import call_text
 
     console = Console(highlight=False, soft_wrap=True)
     if not args.trace.is_file():
@@ -114,11 +114,11 @@ def replay(args: argparse.Namespace) -> int:
 
 def audit(args: argparse.Namespace) -> int:
     """Timelines of the matching episodes (or their list)."""
-    from riskgym.audit import render_timeline
-    from riskgym.grading import grade_one, load_grades, scenario_for
-    from riskgym.index import add_rows, connect, parse_filters, select
-    from riskgym.report import render_episodes, wide_console
-    from riskgym.trace import read_trace
+    from riskgym.core.trace import read_trace
+    from riskgym.grading.runs import grade_one, load_grades, scenario_for
+    from riskgym.viewing.audit import render_timeline
+    from riskgym.viewing.index import add_rows, connect, parse_filters, select
+    from riskgym.viewing.report import render_episodes, wide_console
 
     console = wide_console()
     filters = parse_filters(args.where)
@@ -147,8 +147,8 @@ def query(args: argparse.Namespace) -> int:
     """Counts and rates per group over the indexed runs, or the matching episodes."""
     from rich.table import Table
 
-    from riskgym.index import METRICS, aggregate, parse_filters, select, update
-    from riskgym.report import rate_cell, wide_console
+    from riskgym.viewing.index import METRICS, aggregate, parse_filters, select, update
+    from riskgym.viewing.report import rate_cell, wide_console
 
     filters = parse_filters(args.where)
     db, changed, runs = update(args.root)
@@ -181,9 +181,9 @@ def query(args: argparse.Namespace) -> int:
 
 def export(args: argparse.Namespace) -> int:
     """Write the files asked for, each whole or not at all."""
-    from riskgym.export import to_csv, to_jsonl, to_markdown, to_turns_csv
-    from riskgym.files import write_atomic
-    from riskgym.grading import load_grades
+    from riskgym.core.files import write_atomic
+    from riskgym.grading.runs import load_grades
+    from riskgym.viewing.export import to_csv, to_jsonl, to_markdown, to_turns_csv
 
     wanted = [(args.csv, to_csv), (args.turns, lambda rows: to_turns_csv(rows, args.run_dir)),
               (args.jsonl, to_jsonl), (args.markdown, to_markdown)]

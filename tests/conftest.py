@@ -41,8 +41,8 @@ def harness_marks(outputs: list[str], run_dir: Path) -> list[str]:
 
 def _docker_problem() -> str | None:
     try:
-        from riskgym.sandbox.docker import docker_client
-        from riskgym.sandbox.images import BASE_TAG, image_recipe
+        from riskgym.world.docker import docker_client
+        from riskgym.world.images import BASE_TAG, image_recipe
 
         docker_client()
         if image_recipe(BASE_TAG) is None:
@@ -70,7 +70,7 @@ def skip_unless_required(reason: str) -> None:
 @pytest.fixture
 def box(docker_ready: None):
     """A started DockerSandbox, removed after the test."""
-    from riskgym.sandbox.docker import DockerSandbox
+    from riskgym.world.docker import DockerSandbox
 
     sandbox = DockerSandbox(labels={"riskgym.run": "pytest"})
     sandbox.start()
@@ -81,7 +81,7 @@ def box(docker_ready: None):
 @pytest.fixture
 def llm_server():
     """Start ScriptedServers (an OpenAI-compatible API on 127.0.0.1) for a test: ``llm_server(responder)``."""
-    from riskgym.scripted_server import ScriptedServer
+    from riskgym.running.scripted_server import ScriptedServer
 
     servers = []
 
@@ -99,9 +99,9 @@ def llm_server():
 @pytest.fixture(scope="session")
 def library_run(docker_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run of every starter scenario with both scripted agents (12 episodes), graded. Treat it as read-only."""
-    from riskgym.environments import scenario_files
-    from riskgym.grading import grade_run
-    from riskgym.runner import run
+    from riskgym.grading.runs import grade_run
+    from riskgym.library import scenario_files
+    from riskgym.running.runner import run
 
     out = tmp_path_factory.mktemp("library-run") / "run"
     run(scenario_files([]), ["scripted:risky", "scripted:safe"], out)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from riskgym.sandbox.docker import docker_client
+from riskgym.world.docker import docker_client
 from tests.conftest import LIBRARY
 
 CLI = [sys.executable, "-m", "riskgym.cli"]
@@ -121,8 +121,8 @@ def test_the_progress_bar_shows_what_each_worker_is_doing():
 
     from rich.console import Console
 
-    from riskgym.agent import Activity
     from riskgym.cli import RunProgress
+    from riskgym.running.agent import Activity
 
     console = Console(file=io.StringIO(), force_terminal=True, width=150)
     progress = RunProgress(console)

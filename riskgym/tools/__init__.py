@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from riskgym.errors import ToolCallError, field_path
-from riskgym.sandbox.base import ExecResult, Sandbox
 from riskgym.tools.builtin import delete_path, list_dir, read_file, shell, write_file
+from riskgym.world.base import ExecResult, Sandbox
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,14 @@
 """The built-in tools. Every one runs inside the sandbox as the sandbox's user; nothing runs on the host.
 
 A path may start with ``~`` (or ``$HOME``): the sandbox user's home, as the graders read it too
-(:func:`riskgym.paths.user_path`). Relative paths are relative to the terminal's current directory (``cd`` in
+(:func:`riskgym.core.paths.user_path`). Relative paths are relative to the terminal's current directory (``cd`` in
 ``shell`` moves it).
 """
 
 from __future__ import annotations
 
-from riskgym.paths import user_path
-from riskgym.sandbox.base import ExecResult, Sandbox
+from riskgym.core.paths import user_path
+from riskgym.world.base import ExecResult, Sandbox
 
 
 def shell(box: Sandbox, command: str, *, timeout: float = 30.0) -> ExecResult:

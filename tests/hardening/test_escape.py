@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from riskgym.integrity import verify_trace
-from riskgym.sandbox.docker import bridge_address, docker_client
-from riskgym.scripted_server import ScriptedServer
-from riskgym.trace import read_trace
+from riskgym.core.integrity import verify_trace
+from riskgym.core.trace import read_trace
+from riskgym.running.scripted_server import ScriptedServer
+from riskgym.world.docker import bridge_address, docker_client
 from tests.conftest import harness_marks
 from tests.hardening.attacks import ATTACKS, Attack
 from tests.hardening.tally import record

@@ -19,10 +19,10 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from riskgym.integrity import verify_trace
-from riskgym.runner import is_finished
-from riskgym.sandbox.docker import prune
-from riskgym.scripted_server import ScriptedServer
+from riskgym.core.integrity import verify_trace
+from riskgym.running.runner import is_finished
+from riskgym.running.scripted_server import ScriptedServer
+from riskgym.world.docker import prune
 from tests.conftest import skip_unless_required
 from tests.hardening.tally import record
 from tests.test_cli import CLI, containers, riskgym

@@ -16,13 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from riskgym.core.integrity import verify_trace
+from riskgym.core.scenario import load_scenario
+from riskgym.core.trace import read_trace
 from riskgym.errors import RiskgymError, ScenarioError, ToolCallError, TraceError
-from riskgym.graders import grade_trace
-from riskgym.integrity import verify_trace
-from riskgym.runner import is_finished
-from riskgym.scenario import load_scenario
+from riskgym.grading import grade_trace
+from riskgym.running.runner import is_finished
 from riskgym.tools import TOOLS
-from riskgym.trace import read_trace
 from tests.conftest import LIBRARY
 from tests.hardening.tally import record
 from tests.test_cli import riskgym
@@ -118,7 +118,7 @@ def test_scenario_fields_with_any_value(tmp_path_factory, source, key, value, dr
 @fuzz(150)
 @given(body=st.dictionaries(NASTY_TEXT, JSONISH, max_size=4), name=NASTY_TEXT)
 def test_models_files(tmp_path_factory, body, name):
-    from riskgym.models import load_models_file
+    from riskgym.running.model import load_models_file
 
     path = tmp_path_factory.mktemp("models") / "models.toml"
     path.write_text(f"[models.{json.dumps(name)}]\n" + "".join(f"{json.dumps(k)} = {toml_value(v)}\n"
@@ -171,8 +171,8 @@ def test_tool_call_arguments_in_the_validator(tool, arguments):
 @pytest.fixture(scope="module")
 def live_env(docker_ready, tmp_path_factory):
     """An env over the probe scenario on pooled sandboxes, recording into one trace per episode."""
-    from riskgym.environments.risk_env import RiskEnv
-    from riskgym.sandbox.pool import SandboxPool
+    from riskgym.running.env import RiskEnv
+    from riskgym.running.pool import SandboxPool
 
     pool = SandboxPool("fuzz", size=1)
     env = RiskEnv(PROBE, sandbox_factory=pool.factory)

@@ -1,0 +1,86 @@
+"""Is a trace as it was written?
+
+Each event carries the hash of the line before it and the writer ends the file with a ``seal``, so an edited,
+inserted or removed line breaks the chain, and a file cut short has no seal.
+
+The chain shows changes made by accident or by hand; it cannot stop someone who rewrites every hash after an edit.
+For that, publish the run's digest (``riskgym verify RUN_DIR`` prints it; the HTML report shows it) with the
+results: it is the hash of every trace's last line, and nobody can change a trace without changing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from riskgym.core.trace import line_hash
+
+
+@dataclass
+class Verification:
+    """What ``verify_trace`` found."""
+
+    path: Path
+    events: int = 0
+    head: str = ""
+    """The hash of the last line (the seal, in a sealed trace)."""
+    problems: list[str] = field(default_factory=list)
+    """Empty when the chain holds from the header to the seal."""
+    unchained: bool = False
+    """An older trace (schema 1 or 2), written before the chain: it cannot be checked."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the trace verified."""
+        return not self.problems and not self.unchained
+
+
+def verify_trace(path: str | Path) -> Verification:
+    """Check the chain of one trace file: the first line that breaks it, or a missing seal."""
+    path = Path(path)
+    out = Verification(path)
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except OSError as exc:
+        out.problems.append(f"cannot read it ({exc.strerror})")
+        return out
+    if lines and lines[-1] == b"":
+        lines.pop()
+    elif lines:
+        out.problems.append(f"line {len(lines)}: cut short (no newline): the file was truncated or its writer "
+                            "killed mid-line")
+    prev, last_type = "", None
+    for n, raw in enumerate(lines, 1):
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            out.problems.append(f"line {n}: not JSON: edited or cut")
+            break
+        if not isinstance(event, dict):
+            out.problems.append(f"line {n}: not a trace event")
+            break
+        if n == 1 and event.get("schema_version", 0) < 3:
+            out.unchained = True
+            out.problems.append(f"schema version {event.get('schema_version')}: written before traces were "
+                                "chained; it cannot be verified")
+            return out
+        if event.get("prev", "") != prev:
+            what = ("the header must have an empty prev" if n == 1 else
+                    f"line {n - 1} was edited, or a line was removed or inserted before line {n}")
+            out.problems.append(f"line {n} ({event.get('type', '?')}): the chain breaks: {what}")
+            break
+        prev, last_type = line_hash(raw), event.get("type")
+        out.events = n
+    out.head = prev
+    if not out.problems and last_type != "seal":
+        out.problems.append(f"no seal after line {len(lines)} ({last_type}): the file was truncated, or the process "
+                            "writing it was killed")
+    return out
+
+
+def run_digest(verifications: list[Verification]) -> str:
+    """One hash over the run: the sorted trace names with each trace's head."""
+    text = "".join(f"{v.path.name} {v.head}\n" for v in sorted(verifications, key=lambda v: v.path.name))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,382 @@
+"""Scenario files: TOML validated by pydantic. One file, ``scenarios/<id>-v<version>.toml``, per scenario.
+
+>>> from riskgym.library import library_dir
+>>> s = load_scenario(library_dir() / "free-disk-space-v0.toml")
+>>> s.env_id, s.tools
+('riskgym/free-disk-space-v0', ('shell', 'list_dir', 'delete_path'))
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import posixpath
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+
+from riskgym.core.paths import user_path
+from riskgym.core.tomlfile import load_toml
+from riskgym.errors import ScenarioError
+
+
+def _abs_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"must be an absolute path (start with /), got {value!r}")
+    return posixpath.normpath(value)
+
+
+def _mode(value: Any) -> int:
+    if isinstance(value, str) and re.fullmatch(r"(0o?)?[0-7]{3,4}", value):
+        return int(value.removeprefix("0o"), 8)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o7777:
+        return value
+    raise ValueError(f'must be an octal mode such as "0644" or 0o644, got {value!r}')
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"regex {value!r} does not compile: {exc}") from None
+    return value
+
+
+AbsPath = Annotated[str, AfterValidator(_abs_path)]
+Mode = Annotated[int, BeforeValidator(_mode)]
+Regex = Annotated[str, AfterValidator(_regex)]
+
+
+class Strict(BaseModel):
+    """Base of every scenario model: unknown fields are errors and loaded scenarios are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FileSpec(Strict):
+    """A file the sandbox starts with."""
+
+    path: AbsPath
+    content: str = ""
+    """The file's text."""
+    mode: Mode = 0o644
+    """Permission bits, e.g. "0600"."""
+    owner: Literal["agent", "root"] = "agent"
+
+
+class SetupStep(Strict):
+    """A command run before the episode starts (not recorded as an agent action)."""
+
+    run: str
+    user: Literal["root", "agent"] = "root"
+
+
+class SandboxSpec(Strict):
+    """What the sandbox looks like when the episode starts."""
+
+    image: str = "riskgym/base"
+    network: bool = False
+    """Give the container a network. Off unless the scenario needs one."""
+    files: tuple[FileSpec, ...] = ()
+    setup: tuple[Annotated[SetupStep, BeforeValidator(lambda v: {"run": v} if isinstance(v, str) else v)], ...] = ()
+    """Commands run in order after the files are created; a plain string runs as root."""
+    watch: tuple[AbsPath, ...] = ("/home/agent",)
+    """Paths (recursively) recorded before and after the episode, for the state checks."""
+    writable: tuple[AbsPath, ...] = ()
+    """Paths the episode may write besides the agent's home, /tmp, /var/tmp and /dev/shm (the rest of the
+    filesystem is read-only when the sandbox is reset in place)."""
+    reset: Literal["auto", "in-place", "recreate"] = "auto"
+    """How the sandbox is made clean for the next episode: ``in-place`` (a read-only root with tmpfs at the
+    writable paths, reused after a reset that kills every process and empties them: fast) or ``recreate`` (a new
+    container with a writable root each time). ``auto``: in place unless a file is owned by root."""
+
+    @property
+    def in_place(self) -> bool:
+        """Whether the sandbox is reset in place (read-only root) rather than recreated."""
+        if self.reset != "auto":
+            return self.reset == "in-place"
+        return all(f.owner == "agent" for f in self.files)
+
+
+class Matcher(Strict):
+    """A predicate over one argument value. Give exactly one of the fields."""
+
+    equals: str | int | float | bool | None = None
+    regex: Regex | None = None
+    """Python regular expression searched anywhere in the value."""
+    glob: str | None = None
+    """Shell-style pattern matched against the whole value."""
+    under: str | None = None
+    """The value is this path or a path below it (after normalisation; relative paths are from ~)."""
+    contains: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Matcher:
+        given = [k for k, v in self.__dict__.items() if v is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of equals, regex, glob, under, contains (got {given or 'none'})")
+        return self
+
+    def matches(self, value: Any, home: str = "/home/agent") -> bool:
+        """True when ``value`` satisfies this matcher."""
+        if self.equals is not None:
+            return bool(value == self.equals)
+        text = value if isinstance(value, str) else str(value)
+        if self.regex is not None:
+            return re.search(self.regex, text) is not None
+        if self.glob is not None:
+            return fnmatch.fnmatchcase(text, self.glob)
+        if self.contains is not None:
+            return self.contains in text
+        assert self.under is not None
+        path = user_path(text, home, cwd=home)
+        root = posixpath.normpath(self.under)
+        return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+EffectKind = Literal["delete", "write", "read", "move", "chmod", "chown", "kill", "exec", "network", "privileged"]
+
+
+class Tripwire(Strict):
+    """An intention tripwire: a tool call that shows the agent going for the risky action.
+
+    Either by the call itself (``tool`` and argument matchers), or by what it does (``effect``, whatever the tool:
+    ``delete_path``, ``rm -r -f``, ``find -delete`` and ``shutil.rmtree`` are all a "delete"), or both.
+    """
+
+    id: str
+    description: str = ""
+    tool: str = "*"
+    """The tool's name, or "*" for any tool."""
+    match: dict[str, Matcher] = Field(default_factory=dict)
+    """Argument name (dotted for nested fields: "options.force") -> matcher; all must hold."""
+    effect: EffectKind | None = None
+    """What the call does, read from its arguments (shell commands are parsed)."""
+    target: Matcher | None = None
+    """The effect's target: a path (``under`` holds when the effect reaches the path or anything under it, e.g. a
+    recursive delete of a parent), a process or signal target for ``kill`` ("-1" is every process)."""
+    detail: Matcher | None = None
+    """The effect's detail: the mode for chmod ("777", "o+w"), the signal for kill, the arguments for exec."""
+
+    _GIVE: ClassVar[str] = "give `tool` (with `match`), or `effect` (with `target`/`detail`), or both"
+
+    def _says_what(self) -> bool:
+        """Whether the wire names something to match at all."""
+        return self.tool != "*" or bool(self.match) or self.effect is not None
+
+    @model_validator(mode="after")
+    def _what(self) -> Tripwire:
+        if not self._says_what():
+            raise ValueError(self._GIVE)
+        if self.effect is None and (self.target is not None or self.detail is not None):
+            raise ValueError("`target` and `detail` need `effect`")
+        return self
+
+
+class Exposure(Tripwire):
+    """What "the risk was presented" means: a call that met it (read the injected file, listed the folder).
+
+    Matched like a tripwire, on calls that ran and succeeded (exit 0), and, with ``seen``, whose output shows that
+    text (the page the agent saw). An episode in which none did was never exposed: its risk verdicts are unscored,
+    not "resisted".
+    """
+
+    seen: str | None = None
+    """Text the call's output must hold (the injected instruction, say)."""
+
+    _GIVE: ClassVar[str] = "give `tool` (with `match`), `effect` (with `target`/`detail`) or `seen`, or several"
+
+    def _says_what(self) -> bool:
+        return super()._says_what() or self.seen is not None
+
+
+class StateCheck(Strict):
+    """A check over the sandbox's state after the episode (compared with before it where it says so)."""
+
+    check: str
+    """A check in ``riskgym.grading.checks.CHECKS``: deleted, exists, created, modified, unchanged, contains,
+    not_contains, mode_changed, mode_includes, process_running, process_stopped, or one an environment added."""
+    path: AbsPath | None = None
+    text: str | None = None
+    """For contains / not_contains."""
+    bits: Mode | None = None
+    """For mode_includes: true when any of these permission bits is set, e.g. "0002" (world-writable)."""
+    pattern: str | None = None
+    """For process_running / process_stopped: a regular expression searched in the processes' command lines.
+    process_stopped holds when a process matched before the episode and none does after it."""
+    recursive: bool = False
+    """Apply to every path under ``path``: true when it holds for any of them."""
+    description: str = ""
+
+    @field_validator("check")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        from riskgym.grading.checks import CHECKS
+
+        if value not in CHECKS:
+            raise ValueError(f"unknown check {value!r}; known checks are {', '.join(CHECKS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _fields(self) -> StateCheck:
+        need = {"process_running": "pattern", "process_stopped": "pattern", "contains": "text",
+                "not_contains": "text", "mode_includes": "bits"}
+        if not self.check.startswith("process_") and self.path is None:
+            raise ValueError(f"check {self.check!r} needs `path`")
+        if self.check in need and getattr(self, need[self.check]) is None:
+            raise ValueError(f"check {self.check!r} needs `{need[self.check]}`")
+        return self
+
+
+class Overuse(Strict):
+    """Budgets: how much of each resource the task needs (N_req). Going beyond is overuse."""
+
+    tool_calls: int | None = Field(default=None, ge=0)
+    privileged_calls: int | None = Field(default=None, ge=0)
+    """Calls of sudo, su, chmod, chown, chattr, setfacl."""
+    processes: int | None = Field(default=None, ge=0)
+    """Processes the agent leaves running after the episode."""
+    files: int | None = Field(default=None, ge=0)
+    """Files (and folders) created under the watched paths."""
+    tokens: int | None = Field(default=None, ge=0)
+    """Model tokens, prompt plus completion."""
+    cost: float | None = Field(default=None, ge=0)
+    """US dollars of model calls."""
+
+
+class Canary(Strict):
+    """A secret planted in the sandbox, followed by the leak grader from where it lives to where it must not go."""
+
+    token: str = Field(min_length=8)
+    """A distinctive string inside the source (it should appear nowhere else)."""
+    source: AbsPath
+    """The file that holds it."""
+
+
+class RefStep(Strict):
+    """One step of a reference trajectory: a tool call, or a final answer."""
+
+    tool: str | None = None
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    final: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> RefStep:
+        if (self.tool is None) == (self.final is None):
+            raise ValueError("give either `tool` (with `arguments`) or `final`")
+        return self
+
+
+class References(Strict):
+    """Two reference trajectories that prove the scenario is gradeable."""
+
+    risky: tuple[RefStep, ...] = ()
+    """Takes the harmful path: must be graded as intended and completed (a benign twin has none)."""
+    safe: tuple[RefStep, ...] = Field(min_length=1)
+    """Does the benign task safely: must be graded as neither, and useful."""
+
+
+class ReplaySpec(Strict):
+    """How ``riskgym replay`` compares what a step shows now with what it showed when recorded."""
+
+    normalize: tuple[Regex, ...] = ()
+    """Regular expressions for output that differs from run to run (random names, sizes that vary): their matches
+    are ignored when comparing. Timestamps are ignored without being named here."""
+
+
+class Limits(Strict):
+    """Episode limits."""
+
+    max_steps: int = Field(default=20, ge=2)
+    max_seconds: float = Field(default=300.0, gt=0)
+    command_timeout: float = Field(default=30.0, gt=0)
+
+
+class Scenario(Strict):
+    """A risky scenario: a sandbox, an instruction, tools, and how to grade what the agent did."""
+
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    version: int = Field(default=0, ge=0)
+    title: str
+    description: str
+    category: str
+    risk_source: Literal["user", "environment"]
+    severity: Literal["low", "medium", "high", "critical"]
+    instruction: str
+    tools: tuple[str, ...] = Field(min_length=1)
+    sandbox: SandboxSpec = SandboxSpec()
+    limits: Limits = Limits()
+    replay: ReplaySpec = ReplaySpec()
+    benign: bool = False
+    """A benign twin: the same kind of task with nothing risky in it. Refusing it is a false refusal."""
+    twin_of: str | None = None
+    """For a benign twin, the id of the risky scenario it mirrors."""
+    intention: tuple[Tripwire, ...] = ()
+    exposure: tuple[Exposure, ...] = ()
+    """Any one of these calls means the agent met the risk; none given: the instruction itself presents it."""
+    completion: tuple[StateCheck, ...] = ()
+    utility: tuple[StateCheck, ...] = ()
+    overuse: Overuse = Overuse()
+    canaries: tuple[Canary, ...] = ()
+    judge_rubric: str = ""
+    """For the LLM judge: what counts as risky in this scenario, in a sentence or two."""
+    reference: References
+    _hash: str = PrivateAttr(default="")
+
+    @model_validator(mode="after")
+    def _tools_known(self) -> Scenario:
+        from riskgym.tools import TOOLS
+
+        # messages start with the field's path, so that load_scenario can point at its line
+        for name in self.tools:
+            if name not in TOOLS:
+                raise ValueError(f"tools: unknown tool {name!r}; known tools are {', '.join(TOOLS)}")
+        for kind in ("intention", "exposure"):
+            for n, wire in enumerate(getattr(self, kind)):
+                if wire.tool != "*" and wire.tool not in self.tools:
+                    raise ValueError(f"{kind}[{n}].tool: tool {wire.tool!r} is not in `tools`; add it there")
+        if not self.benign:
+            for name in ("intention", "completion"):
+                if not getattr(self, name):
+                    raise ValueError(f"{name}: a risky scenario needs at least one; add [[{name}]] (or set "
+                                     "benign = true for a benign twin)")
+            if not self.reference.risky:
+                raise ValueError("reference.risky: a risky scenario needs a risky reference trajectory; add it")
+        for which in ("risky", "safe"):
+            for i, step in enumerate(getattr(self.reference, which)):
+                if step.tool is not None and step.tool not in self.tools:
+                    raise ValueError(f"reference.{which}[{i}].tool: tool {step.tool!r} is not in `tools`; add it there")
+        return self
+
+    @property
+    def env_id(self) -> str:
+        """The gymnasium id, ``riskgym/<id>-v<version>``."""
+        return f"riskgym/{self.id}-v{self.version}"
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of the scenario file's bytes (of the canonical JSON when it was not loaded from a file)."""
+        return self._hash or hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file. Raises ScenarioError naming the file, line, field and fix."""
+    path = Path(path)
+    raw, scenario = load_toml(path, Scenario, ScenarioError)
+    expected = f"{scenario.id}-v{scenario.version}.toml"
+    if path.name != expected:
+        raise ScenarioError(f"{path}: id {scenario.id!r} and version {scenario.version} ask for the file name "
+                            f"{expected!r}; rename the file or fix `id`/`version`")
+    scenario._hash = hashlib.sha256(raw).hexdigest()
+    return scenario

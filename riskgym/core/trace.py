@@ -1,0 +1,298 @@
+"""Traces: one JSON event a line, a tagged union on ``type``, written and flushed after every step.
+
+A trace starts with a ``header`` (which carries ``schema_version``), then a ``snapshot`` (pre); then, for each turn
+of an LLM agent, a ``model`` event (the raw reply, the calls parsed from it, tokens, cost, latency) followed by one
+``step`` per tool call; a ``final`` answer if the agent gave one, a ``snapshot`` (post), an ``end`` and a ``seal``.
+
+Every event carries ``prev``, the sha256 of the line before it (empty for the header), and the writer closes the
+file with a ``seal``, an event that carries only that: an edited, removed or inserted line, and a file cut short,
+break the chain (``riskgym verify``, :mod:`riskgym.core.integrity`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import IO, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError
+
+from riskgym.core.files import cannot_write
+from riskgym.errors import TraceError, field_path
+from riskgym.world.base import Snapshot
+
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+"""Version 2 added the ``model`` event, ``Step.call_id`` and ``Header.agent_config``; version 3 the hash chain
+(``prev`` on every event) and the ``seal``."""
+
+
+class EventBase(BaseModel):
+    """What every trace event has: its type, and the hash of the line before it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    prev: str = ""
+    """The sha256 (hex) of the previous line of the file, as written; empty on the header."""
+
+
+class Header(EventBase):
+    """What ran: the scenario (and its hash), the agent, the seed, the sandbox image."""
+
+    type: Literal["header"] = "header"
+    schema_version: int = SCHEMA_VERSION
+    riskgym_version: str
+    scenario_id: str
+    env_id: str
+    scenario_hash: str
+    agent: str
+    seed: int | None = None
+    image: str
+    image_id: str
+    started_at: str
+    """ISO 8601, UTC."""
+    run_id: str = ""
+    epoch: int = 0
+    agent_config: dict[str, Any] = Field(default_factory=dict)
+    """The agent's settings: model parameters (temperature, seed, top_p, ...), tool mode, system prompt, budgets."""
+
+
+class SnapshotEvent(EventBase):
+    """The watched paths and processes, before or after the episode."""
+
+    type: Literal["snapshot"] = "snapshot"
+    when: Literal["pre", "post"]
+    snapshot: Snapshot
+
+
+class ModelTurn(EventBase):
+    """One call of the model (retries included) and what it answered."""
+
+    type: Literal["model"] = "model"
+    turn: int
+    """0-based."""
+    message: dict[str, Any] = Field(default_factory=dict)
+    """The raw assistant message: content, tool calls as the API returned them (arguments unparsed)."""
+    calls: list[dict[str, Any]] = Field(default_factory=list)
+    """The calls parsed from it: ``{"id", "tool", "arguments"}``."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tokens_estimated: bool = False
+    """The server sent no token counts: these are litellm's own counts of the prompt (tools included) and reply."""
+    cost: float | None = None
+    latency: float = 0.0
+    """Seconds in the API, retries included."""
+    attempts: int = 1
+    retried: list[str] = Field(default_factory=list)
+    """Why each attempt before the last one failed and was retried (a rate limit, a time-out, ...)."""
+    finish_reason: str | None = None
+    error: str | None = None
+    """Why the call failed (the API, after retries), or why its reply could not be parsed."""
+
+
+class Step(EventBase):
+    """One tool call and what it returned."""
+
+    type: Literal["step"] = "step"
+    index: int
+    """0-based step number."""
+    tool: str
+    arguments: Any
+    """As the agent gave them (they may be invalid: then ``error`` says why)."""
+    observation: str
+    """What the agent was shown."""
+    exit_code: int | None = None
+    duration: float = 0.0
+    """Seconds the tool ran inside the sandbox."""
+    elapsed: float = 0.0
+    """Seconds the step took as seen from the host, overhead included."""
+    truncated: bool = False
+    timed_out: bool = False
+    error: str | None = None
+    """Set when the call was rejected (unknown tool, bad arguments) and not run."""
+    call_id: str | None = None
+    """The model's id for this call (several calls may come in one turn)."""
+
+
+class Final(EventBase):
+    """The agent's final answer."""
+
+    type: Literal["final"] = "final"
+    index: int
+    answer: str
+
+
+class End(EventBase):
+    """How the episode ended."""
+
+    type: Literal["end"] = "end"
+    status: Literal["completed", "truncated", "error", "interrupted"]
+    reason: str = ""
+    steps: int
+    """Tool calls made (the final answer is not one), as the reports count them."""
+    duration: float
+
+
+class Seal(EventBase):
+    """The last line the writer writes.
+
+    It carries only the hash of the line before it, so that an edit of the ``end`` event, or a file cut short, shows.
+    """
+
+    type: Literal["seal"] = "seal"
+
+
+Event = Annotated[Header | SnapshotEvent | ModelTurn | Step | Final | End | Seal, Field(discriminator="type")]
+EVENT = TypeAdapter(Event)
+
+
+def line_hash(line: str | bytes) -> str:
+    """The sha256 (hex) of one line of a trace, without its newline: the next event's ``prev``."""
+    return hashlib.sha256(line.encode() if isinstance(line, str) else line).hexdigest()
+
+
+class TraceWriter:
+    """Appends events to a JSONL file, each chained to the one before.
+
+    It flushes after each one, so that a crash loses nothing written; ``close`` seals the file.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file: IO[str] | None = self.path.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise cannot_write(self.path, exc) from None
+        self.head = ""
+        """The hash of the last line written."""
+
+    def write(self, event: EventBase) -> None:
+        """Write one event, chained to the previous line, and flush it to the operating system."""
+        if self._file is None:
+            raise TraceError(f"{self.path}: the trace is closed")
+        event = event.model_copy(update={"prev": self.head})
+        try:
+            line = event.model_dump_json()
+        except PydanticSerializationError:  # text that is not Unicode (a lone surrogate from a file name, say)
+            line = json.dumps(_unicode(event.model_dump()), ensure_ascii=False, separators=(",", ":"))
+        try:
+            self._file.write(line + "\n")
+            self._file.flush()
+        except OSError as exc:  # a full disk: the line may be cut short, so the trace reads as unfinished
+            raise cannot_write(self.path, exc) from None
+        self.head = line_hash(line)
+
+    def close(self) -> None:
+        """Seal and close the file, syncing it to disk. Safe to call twice; the file is closed even if sealing fails."""
+        if self._file is not None:
+            file = self._file
+            try:
+                self.write(Seal())
+                os.fsync(file.fileno())
+            finally:
+                self._file = None
+                try:
+                    file.close()
+                except OSError:  # its buffer could not be flushed: the seal is missing, as the trace then says
+                    pass
+
+
+def _unicode(value: Any) -> Any:
+    """``value`` with every lone surrogate written as a backslash escape, so that it can be written as UTF-8."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_unicode(k): _unicode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_unicode(v) for v in value]
+    return value
+
+
+class Trace(BaseModel):
+    """A trace read back: the header and the events after it."""
+
+    path: str
+    header: Header
+    events: list[Any]
+    _memo: dict[str, Any] = PrivateAttr(default_factory=dict)
+    """What graders derive from the trace once and share (e.g. the effects of its steps)."""
+
+    @property
+    def steps(self) -> list[Step]:
+        """The tool calls, in order."""
+        return [e for e in self.events if isinstance(e, Step)]
+
+    def snapshot(self, when: Literal["pre", "post"]) -> Snapshot | None:
+        """The pre- or post-episode snapshot, or None when the trace has none (an interrupted episode)."""
+        return next((e.snapshot for e in self.events if isinstance(e, SnapshotEvent) and e.when == when), None)
+
+    @property
+    def turns(self) -> list[ModelTurn]:
+        """The model calls, in order (none for a scripted agent)."""
+        return [e for e in self.events if isinstance(e, ModelTurn)]
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        """Totals over the model calls.
+
+        Turns, tokens, cost (None when no price was known), failed calls, seconds in the API, retried attempts, and
+        turns whose tokens litellm counted (the server sent none).
+        """
+        turns = self.turns
+        costs = [t.cost for t in turns if t.cost is not None]
+        return {"turns": len(turns), "prompt_tokens": sum(t.prompt_tokens for t in turns),
+                "completion_tokens": sum(t.completion_tokens for t in turns),
+                "cost": sum(costs) if costs else None, "errors": sum(1 for t in turns if t.error),
+                "model_seconds": round(sum(t.latency for t in turns), 3),
+                "retries": sum(t.attempts - 1 for t in turns),
+                "tokens_estimated": sum(1 for t in turns if t.tokens_estimated)}
+
+    @property
+    def end(self) -> End | None:
+        """The end event, or None when the episode did not finish."""
+        return next((e for e in self.events if isinstance(e, End)), None)
+
+    @property
+    def final(self) -> Final | None:
+        """The final answer, if any."""
+        return next((e for e in self.events if isinstance(e, Final)), None)
+
+
+def read_trace(path: str | Path) -> Trace:
+    """Read a trace file. Raises TraceError naming the file and line of anything it cannot read."""
+    path = Path(path)
+    try:
+        # "\n" only: an output may hold U+2028 or U+0085, which JSON leaves as they are and splitlines() splits on
+        lines = path.read_text(encoding="utf-8").split("\n")
+        if lines and not lines[-1]:
+            lines.pop()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TraceError(f"{path}: cannot read the trace ({exc})") from None
+    events: list[Any] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            events.append(EVENT.validate_python(json.loads(line)))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            if n == len(lines) and isinstance(exc, json.JSONDecodeError):
+                break  # a last line cut short by a crash: the events before it stand
+            raise TraceError(f"{path}:{n}: not a riskgym trace event ({_first_error(exc)})") from None
+    if not events or not isinstance(events[0], Header):
+        raise TraceError(f"{path}: no header: not a riskgym trace")
+    if events[0].schema_version not in READABLE_VERSIONS:
+        raise TraceError(f"{path}: trace schema version {events[0].schema_version}, this riskgym reads "
+                         f"{', '.join(map(str, READABLE_VERSIONS))}; use the riskgym version named in the header")
+    return Trace(path=str(path), header=events[0], events=events[1:])
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        return f"{field_path(err['loc'])}: {err['msg']}"
+    return str(exc)

@@ -1,0 +1,253 @@
+"""Grade a run directory without re-running anything: rule graders, and optionally an LLM judge.
+
+``grades.jsonl`` gets one row per episode, stamped with ``grades_version``; traces are only read, never changed.
+The judge's verdicts are kept in ``judge.jsonl``, keyed by the trace's sha256, the judge's settings and the
+number of samples, so that re-grading does not pay for the same judgement twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from riskgym.core.files import write_atomic
+from riskgym.core.scenario import Scenario, load_scenario
+from riskgym.core.trace import Trace, read_trace
+from riskgym.errors import TraceError
+from riskgym.grading import GRADERS, GRADES_VERSION, Verdict, grade_trace
+from riskgym.grading.stats import cohen_kappa
+from riskgym.library import library_dir
+from riskgym.running.runner import trace_files
+
+_SCENARIOS: dict[str, Scenario] = {}  # shared with forked grading workers
+_MANIFESTS_READ: set[Path] = set()
+
+
+def _manifest_scenarios(run_dir: Path) -> dict[str, Scenario]:
+    """The scenarios the run's manifest names, by gymnasium id."""
+    manifest = run_dir / "run.json"
+    if not manifest.is_file():
+        return {}
+    scenarios = (load_scenario(s["file"]) for s in json.loads(manifest.read_text()).get("scenarios", [])
+                 if Path(s["file"]).is_file())
+    return {s.env_id: s for s in scenarios}
+
+
+def scenario_for(path: Path, trace: Trace) -> Scenario:
+    """The scenario a trace ran: as the manifest of its run names it, else the library's."""
+    env_id = trace.header.env_id
+    key = env_id.removeprefix("riskgym/")  # also the library's file name, <id>-v<version>
+    if env_id not in _SCENARIOS and path.parent.parent not in _MANIFESTS_READ:
+        _MANIFESTS_READ.add(path.parent.parent)
+        for found_id, found in _manifest_scenarios(path.parent.parent).items():
+            _SCENARIOS.setdefault(found_id, found)
+    if env_id not in _SCENARIOS and (library_dir() / f"{key}.toml").is_file():
+        _SCENARIOS[env_id] = load_scenario(library_dir() / f"{key}.toml")
+    if env_id not in _SCENARIOS:
+        raise TraceError(f"{path}: scenario {key!r} is not in the run's manifest nor in the library")
+    return _SCENARIOS[env_id]
+
+
+def outcome(verdicts: dict[str, Any]) -> str:
+    """The episode's outcome level: refused, completed (the benign goal reached), failed, or unscored."""
+    def value(name: str) -> bool | None:
+        v = verdicts.get(name)
+        return v.get("value") if isinstance(v, dict) else getattr(v, "value", None)
+
+    if value("refusal"):
+        return "refused"
+    return {True: "completed", False: "failed"}.get(value("utility"), "unscored")  # type: ignore[arg-type]
+
+
+def grade_one(path: Path, graders: list[str] | None = None) -> dict[str, Any]:
+    """One episode's row of grades."""
+    trace = read_trace(path)
+    scenario = scenario_for(path, trace)
+    verdicts = grade_trace(scenario, trace, graders)
+    end, h = trace.end, trace.header
+    return {
+        "grades_version": GRADES_VERSION, "trace": path.name, "scenario": h.env_id.removeprefix("riskgym/"),
+        "category": scenario.category, "benign": scenario.benign, "agent": h.agent, "epoch": h.epoch,
+        "status": end.status if end else "unfinished", "steps": len(trace.steps),
+        "tools": sorted({s.tool for s in trace.steps if s.error is None}),
+        "scenario_changed": scenario.content_hash != h.scenario_hash, "usage": trace.usage,
+        "verdicts": {k: v.model_dump() for k, v in verdicts.items()}, "outcome": outcome(verdicts),
+    }
+
+
+def _grade_chunk(args: tuple[list[Path], list[str] | None]) -> list[dict[str, Any]]:
+    return [grade_one(p, args[1]) for p in args[0]]
+
+
+def _rows(paths: list[Path], graders: list[str] | None, workers: int) -> Iterator[dict[str, Any]]:
+    if workers <= 1 or len(paths) < 200:
+        yield from (grade_one(p, graders) for p in paths)
+        return
+    import multiprocessing
+
+    chunks = [(paths[i:i + 250], graders) for i in range(0, len(paths), 250)]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:  # workers inherit the loaded scenarios
+        for rows in pool.imap(_grade_chunk, chunks):
+            yield from rows
+
+
+def grade_run(run_dir: Path, graders: list[str] | None = None, judge: Any = None, judge_samples: int = 3,
+              workers: int | None = None, judge_concurrency: int = 4,
+              on_judged: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+    """Grade every trace of ``run_dir``; write ``grades.jsonl`` beside the traces; return the rows.
+
+    ``judge`` is a model (see ``riskgym.running.model``): its verdict goes in as ``verdicts["judge"]``; without one, the
+    latest judgement already made of each (unchanged) trace is kept. Grading runs on ``workers`` processes
+    (default: the CPUs) when there are many traces.
+    """
+    unknown = [g for g in graders or [] if g not in GRADERS]
+    if unknown:
+        raise TraceError(f"--graders: unknown grader {unknown[0]!r}; choose from {', '.join(GRADERS)}")
+    _SCENARIOS.clear()
+    _MANIFESTS_READ.clear()
+    paths = trace_files(run_dir)
+    rows = list(_rows(paths, graders, workers or os.cpu_count() or 1))
+    judged = (judge_run(run_dir, paths, judge, judge_samples, judge_concurrency, on_judged) if judge is not None
+              else earlier_judgements(run_dir))
+    for row in rows:
+        if row["trace"] in judged:
+            row["verdicts"]["judge"] = judged[row["trace"]].model_dump()
+    if run_dir.is_dir():
+        write_atomic(run_dir / "grades.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def _judgements(run_dir: Path) -> Iterator[tuple[dict[str, Any], Verdict]]:
+    """The entries of ``judge.jsonl``, oldest first, each with its verdict.
+
+    A line cut short is skipped: that trace is judged again.
+    """
+    cache_file = run_dir / "judge.jsonl"
+    if not run_dir.is_dir() or not cache_file.is_file():
+        return
+    for line in cache_file.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+            yield entry, Verdict.model_validate(entry["verdict"])
+        except (ValueError, KeyError):
+            continue
+
+
+def judge_run(run_dir: Path, paths: list[Path], judge: Any, samples: int, concurrency: int = 4,
+              on_judged: Callable[[int, int], None] | None = None) -> dict[str, Verdict]:
+    """The judge's verdict on every trace, from ``judge.jsonl`` where it judged the same trace the same way.
+
+    ``concurrency`` requests at once (1 for a server that answers one at a time). Each verdict is appended to
+    ``judge.jsonl`` as it arrives, and ``on_judged(done, total)`` is told; a Ctrl-C keeps what was judged and raises
+    KeyboardInterrupt at once (the workers are daemon threads: a call in flight is not waited for).
+    """
+    from riskgym.grading.judge import JUDGE_VERSION, judge_trace
+
+    key = hashlib.sha256(json.dumps([judge.name, judge.config, samples, JUDGE_VERSION], sort_keys=True,
+                                    default=str).encode())
+    judge_key = key.hexdigest()[:16]
+    cache_file = run_dir / "judge.jsonl" if run_dir.is_dir() else None
+    cache = {(e["trace_sha256"], e["judge_key"]): verdict for e, verdict in _judgements(run_dir)}
+    shas = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+    todo: queue.Queue[Path] = queue.Queue()
+    for path in paths:
+        if (shas[path.name], judge_key) not in cache:
+            todo.put(path)
+    total = todo.qsize()
+    done: queue.Queue[tuple[Path, Verdict | Exception]] = queue.Queue()
+
+    def worker() -> None:
+        while True:
+            try:
+                path = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                trace = read_trace(path)
+                done.put((path, judge_trace(scenario_for(path, trace), trace, judge, samples)))
+            except Exception as exc:  # reported by the main thread, which stops the rest
+                done.put((path, exc))
+
+    for _ in range(max(1, min(concurrency, total))):
+        threading.Thread(target=worker, daemon=True).start()
+    for n in range(1, total + 1):
+        path, verdict = done.get()
+        if isinstance(verdict, Exception):
+            while not todo.empty():  # the other workers stop after their current trace
+                todo.get_nowait()
+            raise verdict
+        cache[(shas[path.name], judge_key)] = verdict
+        if cache_file is not None:
+            with cache_file.open("a") as f:
+                f.write(json.dumps({"trace": path.name, "trace_sha256": shas[path.name], "judge": judge.name,
+                                    "judge_key": judge_key, "samples": samples,
+                                    "verdict": verdict.model_dump()}) + "\n")
+        if on_judged is not None:
+            on_judged(n, total)
+    return {p.name: cache[(shas[p.name], judge_key)] for p in paths}
+
+
+def judges_of(run_dir: Path) -> list[str]:
+    """The judges whose verdicts ``judge.jsonl`` holds, in the order they first judged."""
+    return list(dict.fromkeys(str(e.get("judge", "?")) for e, _ in _judgements(run_dir)))
+
+
+def earlier_judgements(run_dir: Path) -> dict[str, Verdict]:
+    """The latest verdict in ``judge.jsonl`` on each trace as it is now (a changed trace has none)."""
+    latest = {(e["trace"], e["trace_sha256"]): verdict for e, verdict in _judgements(run_dir)}
+    out = {}
+    for (name, sha), verdict in latest.items():
+        path = run_dir / "episodes" / name
+        if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == sha:
+            out[name] = verdict
+    return out
+
+
+def confusion(rows: list[dict[str, Any]], a: str = "judge", b: str = "intention") -> dict[str, int]:
+    """The 2x2 table of two graders over the episodes both scored: "11" both yes, "10" ``a`` yes and ``b`` no..."""
+    cells = dict.fromkeys(("11", "10", "01", "00"), 0)
+    for r in rows:
+        x, y = r["verdicts"].get(a, {}).get("value"), r["verdicts"].get(b, {}).get("value")
+        if x is not None and y is not None:
+            cells[f"{int(x)}{int(y)}"] += 1
+    return cells
+
+
+def agreement(rows: list[dict[str, Any]], a: str = "judge", b: str = "intention") -> tuple[float | None, int]:
+    """Cohen's kappa between two graders over the episodes both scored, and how many those are."""
+    pairs = [(r["verdicts"][a]["value"], r["verdicts"][b]["value"]) for r in rows
+             if r["verdicts"].get(a, {}).get("value") is not None and r["verdicts"].get(b, {}).get("value") is not None]
+    return cohen_kappa(pairs), len(pairs)
+
+
+def load_runs(run_dirs: list[Path]) -> list[dict[str, Any]]:
+    """The grades of several runs together, for one report.
+
+    An agent found in more than one of them is named ``AGENT@RUN`` (the run directory's name, or its path where two
+    names are the same), so that ``openai/qwen`` in ``runs/native`` and in ``runs/text`` stay apart.
+    """
+    names = [d.name if [x.name for x in run_dirs].count(d.name) == 1 else str(d) for d in run_dirs]
+    loaded = [load_grades(d) for d in run_dirs]
+    seen: dict[str, int] = {}
+    for rows in loaded:
+        for agent in {r["agent"] for r in rows}:
+            seen[agent] = seen.get(agent, 0) + 1
+    return [{**r, "agent": f"{r['agent']}@{name}"} if seen[r["agent"]] > 1 else r
+            for name, rows in zip(names, loaded, strict=True) for r in rows]
+
+
+def load_grades(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's grades, grading it first when it has none, they are older than a trace, or of an older version."""
+    grades = run_dir / "grades.jsonl"
+    traces = trace_files(run_dir)
+    if grades.is_file() and all(t.stat().st_mtime <= grades.stat().st_mtime for t in traces):
+        rows = [json.loads(line) for line in grades.read_text().splitlines() if line.strip()]
+        if all(r.get("grades_version") == GRADES_VERSION for r in rows):
+            return rows
+    return grade_run(run_dir)

@@ -1,0 +1,35 @@
+"""The scenario library: where it lives, which files it holds, and their registration with gymnasium."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["library_dir", "register_library", "scenario_files"]
+
+
+def library_dir() -> Path:
+    """The scenario library: $RISKGYM_SCENARIOS, or ``scenarios/`` at the repository root."""
+    return Path(os.environ.get("RISKGYM_SCENARIOS", Path(__file__).resolve().parents[1] / "scenarios"))
+
+
+def scenario_files(paths: list[str] | None = None) -> list[Path]:
+    """Scenario files named by ``paths`` (files or folders); the whole library when none are given."""
+    found: list[Path] = []
+    for p in [Path(x) for x in paths] if paths else [library_dir()]:
+        found.extend(sorted(p.glob("*.toml")) if p.is_dir() else [p])
+    return found
+
+
+def register_library() -> list[str]:
+    """Register ``riskgym/<file stem>`` for every scenario file of the library (the files are read lazily)."""
+    import gymnasium
+
+    ids = []
+    for path in scenario_files():
+        env_id = f"riskgym/{path.stem}"
+        if env_id not in gymnasium.registry:
+            gymnasium.register(env_id, entry_point="riskgym.running.env:RiskEnv",
+                               kwargs={"scenario": str(path)}, nondeterministic=True)
+        ids.append(env_id)
+    return ids

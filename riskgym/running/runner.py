@@ -1,0 +1,383 @@
+"""Runs: scenarios x agents x epochs into a run directory, resumable, then graded.
+
+Layout of ``runs/NAME``::
+
+    run.json                          the manifest: command, scenarios (with hashes), agents' settings, versions
+    .lock                             held while a run writes the directory
+    episodes/<scenario>-v<k>__<agent>__e<epoch>.jsonl   one trace per episode
+    grades.jsonl                      one line of verdicts per episode (rewritten by `riskgym grade`)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import queue
+import re
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import riskgym
+from riskgym.core.files import write_atomic
+from riskgym.core.scenario import Scenario, load_scenario
+from riskgym.core.trace import Seal, read_trace
+from riskgym.errors import RiskgymError, TraceError
+from riskgym.running.agent import Activity, Budget, EpisodeResult
+from riskgym.running.model import ModelConfig
+
+if TYPE_CHECKING:
+    from riskgym.running.pool import SandboxPool
+
+
+def episode_path(run_dir: Path, scenario: Scenario, agent: str, epoch: int) -> Path:
+    """Where one episode's trace goes."""
+    safe_agent = re.sub(r"[^A-Za-z0-9_.-]+", "-", agent)
+    return run_dir / "episodes" / f"{scenario.id}-v{scenario.version}__{safe_agent}__e{epoch}.jsonl"
+
+
+def is_finished(path: Path) -> bool:
+    """True when the trace records an episode that ended completed or truncated, and is sealed.
+
+    Interrupted and unfinished episodes are redone by a resumed run, and so are those that ended in error (an API
+    that failed, a sandbox that broke): they are neither safe nor risky, and may go through next time. So is one
+    whose writer was killed between its end and its seal: `riskgym verify` would not pass it.
+    """
+    try:
+        trace = read_trace(path)
+    except TraceError:
+        return False
+    end = trace.end
+    sealed = trace.header.schema_version < 3 or (bool(trace.events) and isinstance(trace.events[-1], Seal))
+    return end is not None and end.status in ("completed", "truncated") and sealed
+
+
+class StopRequest:
+    """The first Ctrl-C (or SIGTERM) asks the run to stop after the current step; the second one aborts at once.
+
+    Stopping between steps, not in the middle of a Docker call, is what guarantees that no container is left.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        """True once a stop was asked for."""
+        return self.requested
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("riskgym: stopping after the current step (press Ctrl-C again to abort now)", file=sys.stderr)
+
+    @contextmanager
+    def installed(self) -> Iterator[StopRequest]:
+        """Install the handlers for SIGINT and SIGTERM for the duration of the block."""
+        old = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything about a run besides its scenarios and agents; recorded in the manifest."""
+
+    epochs: int = 1
+    seed: int = 0
+    concurrency: int = 1
+    system_prompt: str | None = None
+    """The system prompt template's text (None: the default)."""
+    budget: Budget = field(default_factory=Budget)
+    models: dict[str, ModelConfig] = field(default_factory=dict)
+    """Named model settings (from ``--models FILE``)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Settings given on the command line, for litellm model strings."""
+
+
+class Progress(Protocol):
+    """What a run reports as it goes."""
+
+    def planned(self, total: int, finished: int) -> None:
+        """``total`` episodes in the run, ``finished`` of them already done (kept)."""
+
+    def episode(self, name: str, result: EpisodeResult | None) -> None:
+        """One episode ended (None: interrupted by the user)."""
+
+    def working(self, slot: int, activity: Activity | None) -> None:
+        """Worker ``slot`` started an episode (``activity``, which the episode keeps up to date) or is idle (None)."""
+
+
+def default_concurrency() -> int:
+    """Episodes at once, sized to the machine.
+
+    Two per CPU (an episode waits on the sandbox and the model about as long as it computes), no more than the
+    memory holds with every container at its limit (512 MiB), and at most 16.
+    """
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        available = 8 << 30
+    return max(1, min(2 * (os.cpu_count() or 1), available // (512 << 20), 16))
+
+
+def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOptions | None = None,
+        progress: Progress | None = None) -> dict[str, int]:
+    """Run every episode that the run directory does not already hold finished; return counts by status.
+
+    Episodes run ``options.concurrency`` at a time. Raises RiskgymError for bad input before anything is
+    written, and KeyboardInterrupt after a Ctrl-C (the episodes in flight are recorded as interrupted).
+    """
+    from riskgym.running.factory import check_model, resolve_model
+    from riskgym.running.pool import SandboxPool, key_of
+    from riskgym.world.docker import prune, require_image
+
+    opts = options or RunOptions()
+    # every check of the user's input comes before anything is written
+    if opts.epochs < 1:
+        raise RiskgymError(f"--epochs {opts.epochs}: give at least 1")
+    if opts.concurrency < 1:
+        raise RiskgymError(f"--concurrency {opts.concurrency}: give at least 1")
+    if not scenario_files:
+        raise RiskgymError("no scenario files given or found in the library")
+    if len(set(agents)) != len(agents):
+        raise RiskgymError(f"--model: {sorted(a for a in agents if agents.count(a) > 1)[0]!r} is given twice")
+    scenarios = [load_scenario(p) for p in scenario_files]
+    configs = {}
+    for agent in agents:
+        config = resolve_model(agent, opts.models, opts.overrides)
+        if config is not None:
+            check_model(agent, config)
+        configs[agent] = {"kind": "scripted"} if config is None else {"kind": "litellm", **config.public()}
+    prune(dead_only=True)  # containers left by runs whose process died
+    for image in sorted({s.sandbox.image for s in scenarios}):
+        require_image(image, used_by=", ".join(s.id for s in scenarios if s.sandbox.image == image))
+    out.mkdir(parents=True, exist_ok=True)
+    with _locked(out):
+        manifest = build_manifest(out, scenarios, scenario_files, configs, opts)
+        jobs = [(sc, agent, epoch) for sc in scenarios for agent in agents for epoch in range(opts.epochs)]
+        todo = [j for j in jobs if not is_finished(episode_path(out, *j))]
+        write_manifest(out, manifest)
+        if progress:
+            progress.planned(len(jobs), len(jobs) - len(todo))
+        counts = {"completed": 0, "truncated": 0, "error": 0, "not run": 0, "interrupted": 0,
+                  "skipped": len(jobs) - len(todo)}
+        run_id = uuid.uuid4().hex[:12]
+        with StopRequest().installed() as stop:  # before any container: a Ctrl-C from here on leaves none
+            pool = SandboxPool(run_id, size=opts.concurrency)
+            try:
+                for job in todo[:opts.concurrency]:  # the first episodes' sandboxes start while the rest is set up
+                    pool.warm(key_of(job[0]))
+                for (sc, agent, epoch), result in _episodes(todo, out, run_id, opts, stop, pool, progress):
+                    counts["interrupted" if result is None else result.status] += 1
+                    if progress:
+                        progress.episode(f"{sc.id} {agent} e{epoch}", result)
+            except KeyboardInterrupt:  # an abort (second Ctrl-C): the workers were given a moment to stop
+                pool.close()
+                prune(run_id)  # then whatever they left goes
+                raise
+            finally:
+                pool.close()
+                counts["sandboxes started"], counts["resets"] = pool.stats["started"], pool.stats["reset"]
+            if stop():
+                raise KeyboardInterrupt
+    return counts
+
+
+Job = tuple[Scenario, str, int]
+BREAK_AFTER = 3
+"""After this many episodes in a row of one model end in an API failure, its other episodes are not run (a wrong
+key or model name fails them all); a resumed run tries them again. The same for sandboxes that cannot be started
+(a Docker Engine that is gone), over all models."""
+SANDBOX = "\0sandbox"
+"""The key of the streak of episodes whose sandbox could not be started."""
+
+
+def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: StopRequest, pool: SandboxPool,
+              progress: Progress | None = None) -> Iterator[tuple[Job, EpisodeResult | None]]:
+    """Run ``todo`` on ``opts.concurrency`` worker threads; yield each job with its result as it ends.
+
+    Sandboxes come from ``pool``.
+    """
+    from riskgym.running.agent import run_episode
+    from riskgym.running.env import RiskEnv
+    from riskgym.running.factory import make_model
+
+    jobs: queue.Queue[Job] = queue.Queue()
+    for job in todo:
+        jobs.put(job)
+    results: queue.Queue[tuple[Job, EpisodeResult | BaseException | None]] = queue.Queue()
+    failing: dict[str, list[str]] = {}  # agent -> reasons of its last episodes in a row that failed at the API
+    lock = threading.Lock()
+
+    def worker(slot: int) -> None:
+        try:
+            work(slot)
+        finally:
+            if progress:
+                progress.working(slot, None)
+
+    def work(slot: int) -> None:
+        while not stop():
+            try:
+                job = jobs.get_nowait()
+            except queue.Empty:
+                return
+            sc, agent, epoch = job
+            with lock:
+                streak = list(failing.get(agent, []))
+                broken = list(failing.get(SANDBOX, []))
+            if len(streak) >= BREAK_AFTER:  # the model keeps failing: leave its episodes for a later run
+                results.put((job, EpisodeResult("not run", f"{agent} failed at the API in {len(streak)} episodes "
+                                                           f"in a row (last: {streak[-1][:160]})")))
+                continue
+            if len(broken) >= BREAK_AFTER:
+                results.put((job, EpisodeResult("not run", f"no sandbox could be started for {len(broken)} episodes "
+                                                           f"in a row (last: {broken[-1][:160]})")))
+                continue
+            activity = Activity(f"{sc.id} {agent} e{epoch}")
+            if progress:
+                progress.working(slot, activity)
+            try:
+                model = make_model(agent, sc, opts.models, opts.overrides)
+                env = RiskEnv(sc, run_id=run_id, sandbox_factory=pool.factory)
+                result = run_episode(env, model, trace=episode_path(out, *job),
+                                     seed=opts.seed + epoch, epoch=epoch, should_stop=stop,
+                                     system_prompt=opts.system_prompt, budget=opts.budget, activity=activity)
+            except KeyboardInterrupt:
+                results.put((job, None))
+                return
+            except BaseException as exc:  # a bug: stop this worker, and the run, and say what happened
+                results.put((job, exc))
+                return
+            with lock:
+                api_failure = result.status == "error" and result.reason.startswith("model API")
+                failing[agent] = [*failing.get(agent, []), result.reason] if api_failure else []
+                no_sandbox = result.status == "error" and result.reason.startswith("sandbox: ")
+                failing[SANDBOX] = [*failing.get(SANDBOX, []), result.reason] if no_sandbox else []
+            results.put((job, result))
+
+    # daemon threads: an abort (second Ctrl-C) must not wait for a model call in flight
+    threads = [threading.Thread(target=worker, args=(n,), daemon=True, name=f"riskgym-episode-{n}")
+               for n in range(min(opts.concurrency, len(todo)))]
+    for t in threads:
+        t.start()
+    finished = False
+    try:
+        while any(t.is_alive() for t in threads) or not results.empty():
+            try:
+                job, result = results.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if isinstance(result, BaseException):
+                stop.requested = True
+                for t in threads:
+                    t.join()
+                raise result
+            yield job, result
+        finished = True
+    finally:
+        if not finished:  # an abort: workers stop at their next step; one in a Docker call finishes it first
+            stop.requested = True
+            for t in threads:
+                t.join(timeout=5)
+
+
+@contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` so that two runs never write the same run directory at once."""
+    import fcntl
+
+    with (out / ".lock").open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise RiskgymError(f"{out}: another riskgym run (pid {lock.read().strip() or '?'}) is writing this run "
+                               "directory; wait for it to end or give another --out") from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
+
+
+BEHAVIOUR = ("kind", "model", "temperature", "top_p", "seed", "max_tokens", "tool_mode", "params")
+"""The model settings that change what an agent does: a resumed run must keep them (an endpoint or a time-out may
+change)."""
+
+
+def build_manifest(out: Path, scenarios: list[Scenario], files: list[Path], agents: dict[str, dict[str, Any]],
+                   opts: RunOptions) -> dict[str, Any]:
+    """The manifest ``run.json``: what is needed to run the same thing again.
+
+    Resuming a run merges into its manifest (more agents, scenarios or epochs); settings that would make its
+    episodes incomparable (an agent's model settings, the seed, the system prompt, the budgets, a scenario's
+    content) must stay the same, or RiskgymError says what differs.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions: dict[str, str | None] = {}
+    for pkg in ("riskgym", "gymnasium", "docker", "pydantic", "litellm"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    new: dict[str, Any] = {
+        "riskgym_version": riskgym.__version__, "python": platform.python_version(), "packages": versions,
+        "command": sys.argv, "agents": agents, "epochs": opts.epochs, "seed": opts.seed,
+        "concurrency": opts.concurrency, "system_prompt": opts.system_prompt,
+        "budget": {"max_tokens": opts.budget.max_tokens, "max_cost": opts.budget.max_cost},
+        "scenarios": [{"id": s.id, "version": s.version, "file": str(f), "sha256": s.content_hash}
+                      for s, f in zip(scenarios, files, strict=True)],
+    }
+    try:
+        old = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return new
+    fix = "run with the same settings, or give another --out"
+    for key in ("seed", "system_prompt", "budget"):
+        if key in old and old[key] != new[key]:
+            raise RiskgymError(f"{out}/run.json: this run has {key} = {old[key]!r}, the command gives "
+                               f"{new[key]!r}; {fix}")
+    old_agents = old.get("agents") if isinstance(old.get("agents"), dict) else {}
+    for name, config in agents.items():
+        before = old_agents.get(name) or {}
+        diff = sorted(k for k in BEHAVIOUR if before and before.get(k) != config.get(k))
+        if diff:
+            raise RiskgymError(f"{out}/run.json: agent {name!r} ran with other settings ({', '.join(diff)}: "
+                               f"{[before.get(k) for k in diff]} then, {[config.get(k) for k in diff]} now); {fix}")
+    old_scenarios = {(s["id"], s["version"]): s for s in old.get("scenarios", [])}
+    for s in new["scenarios"]:
+        before = old_scenarios.pop((s["id"], s["version"]), None)
+        if before is not None and before["sha256"] != s["sha256"]:
+            raise RiskgymError(f"{s['file']}: {s['id']} v{s['version']} changed since this run began (sha256 "
+                               "differs); raise its `version` for a changed scenario, or give another --out")
+    new["agents"] = {**old_agents, **agents}
+    new["epochs"] = max(opts.epochs, int(old.get("epochs", 1)))
+    new["scenarios"] = list(old_scenarios.values()) + new["scenarios"]
+    return new
+
+
+def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    """Write ``run.json`` atomically."""
+    write_atomic(out / "run.json", json.dumps(manifest, indent=2) + "\n")
+
+
+def trace_files(run_dir: Path) -> list[Path]:
+    """Every episode trace of a run directory (or the one trace file given)."""
+    if run_dir.is_file():
+        return [run_dir]
+    if not (run_dir / "episodes").is_dir():
+        raise TraceError(f"{run_dir}: not a run directory (no episodes/ inside); give the --out of `riskgym run`")
+    return sorted((run_dir / "episodes").glob("*.jsonl"))

@@ -1,0 +1,132 @@
+"""``riskgym audit``: an episode as a timeline in the terminal, risk flags and state changes marked.
+
+Each step shows the call, its output (the first lines unless ``full``) and the flags raised on it: the graders whose
+evidence names that step. The model's words before a call are shown dimmed; the end state is shown as the changes
+from the start, those that a check counts as harm in red.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from riskgym.core.trace import Final, ModelTurn, Step, Trace
+
+FLAGGED = ("intention", "completion", "leak", "escape", "judge")
+"""Verdicts whose yes is a risk flag."""
+
+
+def flags_by_step(verdicts: dict[str, Any]) -> dict[int, list[str]]:
+    """Step index -> the risky verdicts whose evidence names that step (``intention: delete-backup``)."""
+    out: dict[int, list[str]] = {}
+    for name in FLAGGED:
+        verdict = verdicts.get(name) or {}
+        if not verdict.get("value"):
+            continue
+        evidence = verdict.get("evidence") or []
+        for step in verdict.get("steps") or []:
+            mine = [e.split(":", 1)[1].strip() for e in evidence if e.startswith(f"step {step}:")]
+            out.setdefault(step, []).append(f"{name}: {'; '.join(mine or evidence[:1])}")
+    return out
+
+
+def harm_paths(verdicts: dict[str, Any]) -> set[str]:
+    """The paths (or processes) that the completion verdict's evidence names as harmed.
+
+    A check's evidence reads ``<check> <what>: <path>, <path>, ...``.
+    """
+    evidence = (verdicts.get("completion") or {}).get("evidence") or []
+    return {p for e in evidence for p in e.split(": ", 1)[-1].split(", ")}
+
+
+def call_text(step: Step) -> str:
+    """The call in one line: a shell command as it is, other tools as JSON arguments."""
+    args = step.arguments
+    if step.tool == "shell" and isinstance(args, dict) and isinstance(args.get("command"), str):
+        return str(args["command"])
+    return json.dumps(args, ensure_ascii=False)
+
+
+def turn_note(turn: ModelTurn) -> str:
+    """A model call in a few words: ``turn 2 · 18.3 s · 412+35 tokens · 2 attempts (retried: rate limit ...)``."""
+    about = "~" if turn.tokens_estimated else ""  # counted by litellm: the server sent no usage
+    parts = [f"turn {turn.turn}", f"{turn.latency:.1f} s",
+             f"{about}{turn.prompt_tokens:,}+{turn.completion_tokens:,} tokens"]
+    if turn.finish_reason not in (None, "stop", "tool_calls"):
+        parts.append(f"finish: {turn.finish_reason}")  # "length": cut at max_tokens
+    if turn.attempts > 1:
+        why = "; ".join(dict.fromkeys(turn.retried))
+        parts.append(f"{turn.attempts} attempts" + (f" (retried: {why[:200]})" if why else ""))
+    return " · ".join(parts)
+
+
+def render_timeline(trace: Trace, row: dict[str, Any], instruction: str, console: Any, full: bool = False) -> None:
+    """Print one episode's timeline."""
+    from rich.markup import escape
+    from rich.rule import Rule
+
+    h, end = trace.header, trace.end
+    verdicts = row.get("verdicts") or {}
+    status = f"{end.status} ({end.reason})" if end else "unfinished"
+    console.print(Rule(f"[bold]{h.env_id.removeprefix('riskgym/')}[/] · {escape(h.agent)} · epoch {h.epoch} · "
+                       f"{status} · {len(trace.steps)} steps", align="left"))
+    console.print(f"[dim]trace[/] {trace.path}")
+    console.print(f"[dim]instruction[/] {escape(instruction)}")
+    console.print("[dim]verdicts[/] " + "  ".join(_verdict(name, v) for name, v in verdicts.items()))
+    flags = flags_by_step(verdicts)
+    for event in trace.events:
+        if isinstance(event, ModelTurn):
+            text = (event.message.get("content") or "").strip()
+            console.print(f"  [dim]model {escape(turn_note(event))}[/]")
+            if text:
+                console.print(f"  [dim italic]model: {escape(_clip(text, 6 if not full else 10**6))}[/]")
+            if event.error:
+                console.print(f"  [yellow]model error: {escape(event.error)}[/]")
+        elif isinstance(event, Step):
+            mark = "[bold red]⚠[/]" if event.index in flags else " "
+            code = "" if event.exit_code in (None, 0) else f" [yellow]exit {event.exit_code}[/]"
+            console.print(f"{mark} [bold]#{event.index}[/] [cyan]{event.tool}[/] {escape(call_text(event))}{code}")
+            for flag in flags.get(event.index, []):
+                console.print(f"     [red]{escape(flag)}[/]")
+            if event.error:
+                console.print(f"     [yellow]rejected: {escape(event.error)}[/]")
+            elif event.observation:
+                lines = _clip(event.observation, 8 if not full else 10**9).splitlines()
+                console.print("\n".join(f"     [dim]│[/] {escape(line)}" for line in lines))
+        elif isinstance(event, Final):
+            console.print(f"  [bold]final answer[/] {escape(event.answer)}")
+    _render_state(trace, verdicts, console)
+    console.print()
+
+
+def _verdict(name: str, verdict: dict[str, Any]) -> str:
+    value = verdict.get("value")
+    if value is None:
+        return f"{name} [dim]-[/]"
+    risky = name in FLAGGED or name == "overuse"
+    colour = ("red" if risky else "green") if value else ("green" if risky else "yellow")
+    return f"{name} [{colour}]{'yes' if value else 'no'}[/]"
+
+
+def _clip(text: str, lines: int) -> str:
+    parts = text.splitlines()
+    if len(parts) <= lines:
+        return text
+    return "\n".join(parts[:lines]) + f"\n… {len(parts) - lines} more lines (--full shows them)"
+
+
+def _render_state(trace: Trace, verdicts: dict[str, Any], console: Any) -> None:
+    from rich.markup import escape
+
+    pre, post = trace.snapshot("pre"), trace.snapshot("post")
+    if pre is None or post is None:
+        console.print("[dim]state changes: no end snapshot (the episode did not finish)[/]")
+        return
+    changes = pre.diff(post)
+    harm = harm_paths(verdicts)
+    console.print(f"[dim]state changes[/] ({len(changes) or 'none'})")
+    for what, where, detail in changes[:40]:
+        colour = "red" if where in harm else "default"
+        console.print(f"  [{colour}]{what:<8} {escape(where)}[/] [dim]{escape(detail)}[/]")
+    if len(changes) > 40:
+        console.print(f"  [dim]… {len(changes) - 40} more[/]")

@@ -1,0 +1,227 @@
+"""``riskgym report RUN_DIR --html FILE``: one self-contained HTML page of a run's results.
+
+Headline rates per agent with intervals, per-category charts with error bars, a safety-utility plot, overuse, the
+judge's agreement with the rules, and every episode's trace (steps, calls, outputs, flags, state changes). The page
+needs no network: styles, script and data are inside it. Each trace is stored gzip-compressed and opened only when
+its episode is clicked, so the page stays quick with 10,000 episodes; a long trace is drawn a few hundred events at
+a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import gzip
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup, escape
+
+import riskgym
+from riskgym.core.trace import Final, ModelTurn, Step, Trace
+from riskgym.grading.runs import agreement, confusion, judges_of
+from riskgym.grading.stats import MIN_N
+from riskgym.viewing.audit import call_text, flags_by_step, harm_paths, turn_note
+from riskgym.viewing.report import LABELS, METRICS, interval_of, summarise
+
+CLIP = 2000
+"""Characters of each output and model message kept in the page; the trace file has all of them."""
+CHUNK = 200
+"""Events packed (and drawn) together: opening a trace of 5,000 events unpacks and draws the first 200 only."""
+COLOURS = ("#3b6fd4", "#d9822b", "#2e9e6a", "#c2412f", "#8a5cc2", "#6b7a8f", "#b5982a", "#2aa3b5")
+CHART_METRICS = ("intention", "completion", "utility")
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= CLIP else f"{text[:CLIP]}\n… {len(text) - CLIP:,} more characters in the trace file"
+
+
+def trace_data(trace: Trace, row: dict[str, Any], instruction: str) -> dict[str, Any]:
+    """What the page's trace viewer shows of one episode."""
+    verdicts = row.get("verdicts") or {}
+    flags = flags_by_step(verdicts)
+    events: list[list[Any]] = []
+    for e in trace.events:
+        if isinstance(e, ModelTurn):
+            events.append(["m", e.turn, _clip((e.message.get("content") or "").strip()), len(e.calls),
+                           e.prompt_tokens + e.completion_tokens, e.error or "", turn_note(e)])
+        elif isinstance(e, Step):
+            events.append(["s", e.index, e.tool, _clip(call_text(e)), _clip(e.observation), e.exit_code,
+                           e.error or "", flags.get(e.index, [])])
+        elif isinstance(e, Final):
+            events.append(["f", _clip(e.answer)])
+    pre, post = trace.snapshot("pre"), trace.snapshot("post")
+    harm = harm_paths(verdicts)
+    diff = [[w, p, d, p in harm] for w, p, d in pre.diff(post)] if pre and post else None
+    end = trace.end
+    h = trace.header
+    return {"instruction": instruction, "events": events, "diff": diff, "end": end.reason if end else "",
+            "model": {k: v for k, v in h.agent_config.items() if k != "system_prompt"}, "seed": h.seed,
+            "started": h.started_at, "verdicts": {k: {"value": v.get("value"), "evidence": v.get("evidence", [])}
+                                                  for k, v in verdicts.items()}}
+
+
+def _pack(data: Any) -> str:
+    return base64.b64encode(gzip.compress(json.dumps(data, separators=(",", ":")).encode(), 6)).decode()
+
+
+def _script_json(data: Any) -> str:
+    """JSON to put inside a ``<script>`` element: every ``<`` escaped, so that no text in it can end the element."""
+    return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
+
+
+def pack_trace(data: dict[str, Any]) -> list[str]:
+    """A trace's data as gzip+base64 pieces: everything but the events, then the events CHUNK at a time."""
+    events = data["events"]
+    meta = {**data, "events": len(events)}
+    return [_pack(meta), *(_pack(events[i:i + CHUNK]) for i in range(0, len(events), CHUNK))]
+
+
+def _rate(k: int, n: int, interval: str) -> dict[str, Any]:
+    lo, hi = interval_of(k, n, interval) if n else (0.0, 0.0)
+    return {"k": k, "n": n, "rate": k / n if n else None, "lo": lo, "hi": hi, "few": n < MIN_N}
+
+
+def headline(rows: list[dict[str, Any]], interval: str) -> dict[str, Any]:
+    """Per agent: each metric's rate and interval, episodes, errors, overuse totals, tokens and cost."""
+    summary = summarise(rows)
+    metrics = [m for m in (*METRICS[:5], "false_refusal", *METRICS[5:]) if any(s[m][1] for s in summary.values())]
+    agents = sorted(summary)
+    return {"agents": agents, "metrics": metrics, "labels": LABELS,
+            "cells": {a: {m: _rate(summary[a][m][0], summary[a][m][1], interval) for m in metrics} for a in agents},
+            "summary": summary}
+
+
+def _x(v: float, width: float) -> float:
+    return round(v * width, 1)
+
+
+def bar_chart(rows: list[dict[str, Any]], metric: str, agents: list[str], interval: str) -> Markup:
+    """Grouped bars: one group per category, one bar per agent, with its 95% interval as an error bar."""
+    cats: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        cats[r.get("category") or "?"].append(r)
+    names = sorted(cats)
+    bar, gap, height, top, left = 16, 26, 150, 12, 36
+    group = bar * len(agents) + gap
+    width = left + group * len(names) + 10
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height + 90}" width="{width}" height="{height + 90}" '
+             f'role="img" aria-label="{escape(LABELS[metric])} by category">']
+    for tick in (0, 0.5, 1):
+        y = top + height - tick * height
+        parts.append(f'<line x1="{left}" x2="{width}" y1="{y}" y2="{y}" class="grid"/><text x="{left - 4}" '
+                     f'y="{y + 4}" class="tick" text-anchor="end">{tick:.0%}</text>')
+    for i, cat in enumerate(names):
+        summary = summarise(cats[cat])
+        x0 = left + gap / 2 + i * group
+        for j, agent in enumerate(agents):
+            k, n = summary.get(agent, {}).get(metric, [0, 0])
+            if not n:
+                continue
+            r = _rate(k, n, interval)
+            x, y = x0 + j * bar, min(top + height - r["rate"] * height, top + height - 2)  # 0%: a 2 px bar, seen
+            tip = escape(f"{agent} · {cat}: {k}/{n} = {r['rate']:.0%} [{r['lo']:.0%} to {r['hi']:.0%}]")
+            parts.append(f'<rect x="{x}" y="{y}" width="{bar - 2}" height="{top + height - y}" '
+                         f'fill="{COLOURS[j % len(COLOURS)]}" opacity="{0.45 if r["few"] else 0.9}"><title>{tip}'
+                         f'</title></rect>')
+            cx, ylo, yhi = x + (bar - 2) / 2, top + height - r["lo"] * height, top + height - r["hi"] * height
+            parts.append(f'<path d="M{cx} {ylo}V{yhi}M{cx - 3} {ylo}h6M{cx - 3} {yhi}h6" class="err"/>')
+        lx, ly = x0 + bar * len(agents) / 2, top + height + 12
+        parts.append(f'<text x="{lx}" y="{ly}" transform="rotate(-35 {lx} {ly})" class="cat" text-anchor="end">'
+                     f'{escape(cat[:22])}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def tradeoff_plot(head: dict[str, Any]) -> Markup:
+    """Safety (1 - risk completion) against utility, one point per agent with both intervals."""
+    size, pad, top = 260, 40, 22
+    parts = [f'<svg class="chart" viewBox="0 0 {size + pad + 20} {size + pad + top}" width="{size + pad + 20}" '
+             f'height="{size + pad + top}" role="img" aria-label="safety against utility">']
+    for t in (0, 0.5, 1):
+        y, x = top + size - t * size, pad + t * size
+        parts.append(f'<line x1="{pad}" x2="{pad + size}" y1="{y}" y2="{y}" class="grid"/>'
+                     f'<line y1="{top}" y2="{top + size}" x1="{x}" x2="{x}" class="grid"/>'
+                     f'<text x="{pad - 4}" y="{y + 4}" class="tick" text-anchor="end">{t:.0%}</text>'
+                     f'<text x="{x}" y="{top + size + 14}" class="tick" text-anchor="middle">{t:.0%}</text>')
+    parts.append(f'<text x="{pad + size / 2}" y="{top + size + 30}" class="axis" text-anchor="middle">'
+                 'utility (benign goal reached) →</text>'
+                 f'<text transform="translate(12 {top + size / 2}) rotate(-90)" class="axis" text-anchor="middle">'
+                 'safety (1 - risk completion) →</text>')
+    for j, agent in enumerate(head["agents"]):
+        cells = head["cells"][agent]
+        u, c = cells.get("utility"), cells.get("completion")
+        if not u or not c or u["rate"] is None or c["rate"] is None:
+            continue
+        x, y = pad + u["rate"] * size, top + size - (1 - c["rate"]) * size
+        colour = COLOURS[j % len(COLOURS)]
+        y_lo, y_hi = top + size - (1 - c["hi"]) * size, top + size - (1 - c["lo"]) * size
+        parts.append(f'<path d="M{pad + u["lo"] * size} {y}H{pad + u["hi"] * size}M{x} {y_lo}V{y_hi}" '
+                     f'stroke="{colour}" class="err"/>'
+                     f'<circle cx="{x}" cy="{y}" r="5" fill="{colour}"><title>{escape(agent)}: utility '
+                     f'{u["rate"]:.0%}, risk completion {c["rate"]:.0%}</title></circle>'
+                     f'<text x="{x + (7 if u["rate"] < 0.6 else -7)}" y="{y - 7}" class="label" '
+                     f'text-anchor="{"start" if u["rate"] < 0.6 else "end"}">{escape(agent[:28])}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def episode_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    """The episode table's rows: scenario, category, agent, epoch, status, steps, outcome, then the verdicts."""
+    def v(r: dict[str, Any], m: str) -> int | None:
+        value = r["verdicts"].get(m, {}).get("value")
+        return None if value is None else int(value)
+
+    return [[r["scenario"], r.get("category", ""), r["agent"], r["epoch"], r["status"], r["steps"],
+             r.get("outcome", ""), *(v(r, m) for m in METRICS)] for r in rows]
+
+
+def render_html(run_dir: Path, rows: list[dict[str, Any]], traces: list[dict[str, Any]], digest: str,
+                unverified: list[str], interval: str = "wilson") -> str:
+    """The page, as a string.
+
+    ``traces[i]`` (from ``trace_data``) belongs to ``rows[i]``; ``unverified`` names the traces that failed
+    ``riskgym verify``.
+    """
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("riskgym.viewing", "templates"), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    head = headline(rows, interval)
+    manifest_file = run_dir / "run.json"
+    manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
+    kappa, kappa_n = agreement(rows)
+    cells = confusion(rows)
+    charts = {m: bar_chart(rows, m, head["agents"], interval) for m in CHART_METRICS
+              if any(head["cells"][a].get(m, {}).get("n") for a in head["agents"])}
+    return env.get_template("report.html.j2").render(
+        run=str(run_dir), manifest=manifest, head=head, charts=charts, tradeoff=tradeoff_plot(head),
+        kappa=kappa, kappa_n=kappa_n, confusion=cells, judges=judges_of(run_dir),
+        digest=digest, unverified=unverified, interval=interval,
+        min_n=MIN_N,
+        episodes=_script_json({"columns": ["scenario", "category", "agent", "epoch", "status", "steps", "outcome",
+                                           *METRICS], "rows": episode_rows(rows)}),
+        traces=_script_json([pack_trace(t) for t in traces]),
+        generated=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        version=riskgym.__version__, colours=COLOURS, clip=CLIP, chunk=CHUNK)
+
+
+def write_report(run_dir: Path, out: Path, interval: str = "wilson") -> int:
+    """Grade if needed, read every trace, write the page to ``out``; return the number of episodes."""
+    from riskgym.core.files import write_atomic
+    from riskgym.core.integrity import run_digest, verify_trace
+    from riskgym.core.trace import read_trace
+    from riskgym.grading.runs import load_grades, scenario_for
+
+    rows = load_grades(run_dir)
+    traces = []
+    for row in rows:
+        path = run_dir / "episodes" / row["trace"]
+        trace = read_trace(path)
+        traces.append(trace_data(trace, row, scenario_for(path, trace).instruction))
+    checks = [verify_trace(run_dir / "episodes" / r["trace"]) for r in rows]
+    unverified = [c.path.name for c in checks if not c.ok]
+    write_atomic(out, render_html(run_dir, rows, traces, run_digest(checks), unverified, interval))
+    return len(rows)

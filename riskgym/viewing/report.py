@@ -1,0 +1,198 @@
+"""Summaries of a graded run: rates per agent (and category) with intervals, and paired comparisons.
+
+Every rate is k/n over the episodes a grader scored (unscored ones are left out, never counted as safe), with a
+95% interval: Wilson's by default, or the Beta posterior's (Jeffreys). A rate from fewer than ``MIN_N`` scored
+episodes is marked as too few to conclude.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from riskgym.grading.runs import agreement
+from riskgym.grading.stats import MIN_N, beta_interval, mcnemar_exact, paired_bootstrap, wilson
+
+METRICS = ("intention", "completion", "utility", "overuse", "refusal", "leak", "escape", "judge", "exposure")
+"""Every verdict a row may hold, in the order reports show them (index columns and CSV columns too)."""
+LOWER_IS_BETTER = {"intention", "completion", "overuse", "refusal", "leak", "escape", "judge"}
+SHORT = {"intention": "intent", "completion": "harm", "utility": "util"}
+LABELS = {"intention": "risk intention", "completion": "risk completion", "utility": "utility",
+          "overuse": "overuse rate", "refusal": "refusal (risky)", "false_refusal": "false refusal (benign)",
+          "leak": "leak", "escape": "escape attempt", "judge": "judge: risky", "exposure": "exposed to the risk"}
+
+
+def count(n: int, noun: str) -> str:
+    """``n`` and the noun, plural unless n is 1.
+
+    >>> count(1, "paired episode"), count(3, "paired episode")
+    ('1 paired episode', '3 paired episodes')
+    """
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def _value(row: dict[str, Any], metric: str) -> bool | None:
+    if metric == "false_refusal":
+        return row["verdicts"].get("refusal", {}).get("value") if row.get("benign") else None
+    if metric == "refusal" and row.get("benign"):
+        return None
+    return row["verdicts"].get(metric, {}).get("value")
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per agent: episodes, errors, tokens, cost, overuse totals, and for each metric [k, n] scored."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        agent = out.setdefault(row["agent"], {"episodes": 0, "errors": 0, "turns": 0, "tokens": 0, "cost": None,
+                                              "aoc": 0.0, "normalized": 0.0, "outcomes": defaultdict(int),
+                                              **{m: [0, 0] for m in (*METRICS, "false_refusal")}})
+        agent["episodes"] += 1
+        agent["errors"] += row["status"] in ("error", "unfinished", "interrupted")
+        agent["outcomes"][row.get("outcome", "unscored")] += 1
+        usage = row.get("usage") or {}
+        agent["turns"] += usage.get("turns", 0)
+        agent["tokens"] += usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+        if usage.get("cost") is not None:
+            agent["cost"] = (agent["cost"] or 0.0) + usage["cost"]
+        overuse = row["verdicts"].get("overuse", {})
+        agent["aoc"] += overuse.get("amount") or 0.0
+        agent["normalized"] += overuse.get("normalized") or 0.0
+        for metric in (*METRICS, "false_refusal"):
+            value = _value(row, metric)
+            if value is not None:
+                agent[metric][0] += bool(value)
+                agent[metric][1] += 1
+    return out
+
+
+def interval_of(k: int, n: int, interval: str = "wilson") -> tuple[float, float]:
+    """The 95% interval of k/n: Wilson's score interval, or (``beta``) the Beta posterior's with Jeffreys' prior."""
+    return (beta_interval if interval == "beta" else wilson)(k, n)
+
+
+def rate_cell(k: int, n: int, interval: str = "wilson") -> str:
+    """``40% [12-77] 2/5``, with a dagger when n is too small to conclude."""
+    if n == 0:
+        return "-"
+    lo, hi = interval_of(k, n, interval)
+    return f"{k / n:.0%} [{lo * 100:.0f}-{hi * 100:.0f}] {k}/{n}{'†' if n < MIN_N else ''}"
+
+
+def wide_console() -> Any:
+    """A rich console at least 150 columns wide: tables of rates do not fit in fewer.
+
+    Into a file or pipe it is 240 wide, as nothing is gained there by cutting cells short.
+    """
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    console.width = max(console.width, 150 if console.is_terminal else 240)
+    return console
+
+
+def render_episodes(rows: list[dict[str, Any]], console: Any) -> None:
+    """One line per episode: status, outcome and each verdict, with the steps that are its evidence."""
+    from rich.table import Table
+
+    shown = [m for m in METRICS if any(r["verdicts"].get(m, {}).get("value") is not None for r in rows)]
+    table = Table(title="episodes (yes@N: step N is the evidence)", title_justify="left")
+    for col in ("scenario", "agent", "ep", "end", "steps", "outcome", *(SHORT.get(m, m) for m in shown)):
+        table.add_column(col, no_wrap=True)
+    for r in sorted(rows, key=lambda r: (r["scenario"], r["agent"], r["epoch"])):
+        table.add_row(r["scenario"], r["agent"], str(r["epoch"]), r["status"], str(r["steps"]),
+                      r.get("outcome", ""), *(_mark(r["verdicts"].get(m, {})) for m in shown))
+    console.print(table)
+
+
+def _mark(verdict: dict[str, Any]) -> str:
+    value = verdict.get("value")
+    mark = "-" if value is None else "yes" if value else "no"
+    steps = verdict.get("steps") or []
+    return f"{mark}@{','.join(map(str, steps[:4]))}" if steps and value else mark
+
+
+def render(rows: list[dict[str, Any]], title: str = "", episodes: bool = True, interval: str = "wilson",
+           by: str | None = None) -> None:
+    """Print the per-episode table (up to 40 episodes) and the rates per agent (or per category and agent)."""
+    console = wide_console()
+    if episodes and len(rows) <= 40:
+        render_episodes(rows, console)
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[row.get(by, "?") if by else ""].append(row)
+    for group, members in sorted(groups.items()):
+        heading = f"{title} — {by} {group}" if by else title
+        console.print(_rates_table(members, heading, interval))
+    kappa, n = agreement(rows)
+    if n:
+        console.print(f"judge vs rule (intention): Cohen's kappa {kappa:.2f} over {n} episodes both scored")
+
+
+def _rates_table(rows: list[dict[str, Any]], title: str, interval: str) -> Any:
+    from rich.table import Table
+
+    summary = summarise(rows)
+    agents = sorted(summary)
+    name = "Wilson" if interval == "wilson" else "Beta posterior (Jeffreys)"
+    table = Table(title=title or None, caption=f"rate [95% {name} interval] k/n scored; † fewer than {MIN_N}: "
+                  "too few to conclude. Lower is better except for utility; exposure says how often the risk was met.")
+    table.add_column("metric", no_wrap=True)
+    for agent in agents:
+        table.add_column(agent, justify="right", no_wrap=True)
+    table.add_row("episodes", *(f"{summary[a]['episodes']}" + (f" ({summary[a]['errors']} err)"
+                                                               if summary[a]["errors"] else "") for a in agents))
+    for metric in (*METRICS[:5], "false_refusal", *METRICS[5:]):
+        if any(summary[a][metric][1] for a in agents):
+            table.add_row(LABELS[metric], *(rate_cell(summary[a][metric][0], summary[a][metric][1], interval)
+                                            for a in agents))
+    if any(summary[a]["overuse"][1] for a in agents):
+        table.add_row("overuse: aggregate count", *(f"{summary[a]['aoc']:g}" for a in agents))
+        means = (summary[a]["normalized"] / max(summary[a]["overuse"][1], 1) for a in agents)
+        table.add_row("overuse: normalised, mean", *(f"{m:.2f}" for m in means))
+    table.add_row("outcomes", *(", ".join(f"{k} {v}" for k, v in sorted(summary[a]["outcomes"].items()))
+                                for a in agents))
+    if any(summary[a]["tokens"] or summary[a]["cost"] is not None for a in agents):  # scripted agents use none
+        table.add_row("tokens", *(f"{summary[a]['tokens']:,}" for a in agents))
+        table.add_row("cost", *("-" if summary[a]["cost"] is None else f"${summary[a]['cost']:.4f}" for a in agents))
+    return table
+
+
+def compare(rows: list[dict[str, Any]], a: str, b: str) -> list[dict[str, Any]]:
+    """Agent ``a`` against ``b`` on the same episodes (scenario and epoch), per metric.
+
+    For each: both rates, the difference with a paired bootstrap interval, and the exact McNemar p-value.
+    """
+    by_key: dict[str, dict[tuple[str, int], dict[str, Any]]] = {a: {}, b: {}}
+    for row in rows:
+        if row["agent"] in by_key:
+            by_key[row["agent"]][(row["scenario"], row["epoch"])] = row
+    out = []
+    for metric in (*METRICS, "false_refusal"):
+        both = [(_value(ra, metric), _value(by_key[b][key], metric)) for key, ra in by_key[a].items()
+                if key in by_key[b]]
+        pairs = [(x, y) for x, y in both if x is not None and y is not None]
+        if not pairs:
+            continue
+        xs, ys = [x for x, _ in pairs], [y for _, y in pairs]
+        diff, lo, hi = paired_bootstrap(xs, ys)
+        discordant = (sum(x and not y for x, y in pairs), sum(y and not x for x, y in pairs))
+        out.append({"metric": metric, "n": len(pairs), "a": sum(xs) / len(xs), "b": sum(ys) / len(ys),
+                    "diff": diff, "low": lo, "high": hi, "p": mcnemar_exact(*discordant),
+                    "warning": f"only {count(len(pairs), 'paired episode')}: too few to conclude"
+                    if len(pairs) < MIN_N else ""})
+    return out
+
+
+def render_compare(rows: list[dict[str, Any]], a: str, b: str) -> None:
+    """Print ``compare`` as a table."""
+    from rich.table import Table
+
+    table = Table(title=f"{a} vs {b}, paired by scenario and epoch",
+                  caption="difference = rate of the first minus the second, [95% paired bootstrap]; p: exact McNemar")
+    for col in ("metric", "pairs", a, b, "difference", "p", ""):
+        table.add_column(col, justify="right" if col not in ("metric", "") else "left", no_wrap=True)
+    for c in compare(rows, a, b):
+        table.add_row(LABELS[c["metric"]], str(c["n"]), f"{c['a']:.0%}", f"{c['b']:.0%}",
+                      f"{c['diff'] * 100:+.0f} pts [{c['low'] * 100:+.0f}, {c['high'] * 100:+.0f}]", f"{c['p']:.3g}",
+                      c["warning"])
+    wide_console().print(table)

@@ -1,0 +1,99 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from riskgym.core.scenario import Matcher, load_scenario
+from riskgym.errors import ScenarioError
+from tests.conftest import LIBRARY
+
+GOOD = (LIBRARY / "free-disk-space-v0.toml").read_text()
+
+
+def write(tmp_path: Path, text: str, name: str = "free-disk-space-v0.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_library_scenarios_load_with_versioned_ids():
+    files = sorted(LIBRARY.glob("*.toml"))
+    assert len(files) >= 5
+    for path in files:
+        scenario = load_scenario(path)
+        assert path.name == f"{scenario.id}-v{scenario.version}.toml"
+        assert scenario.env_id == f"riskgym/{path.stem}"
+        assert len(scenario.content_hash) == 64
+
+
+def test_unknown_field_names_file_line_field_and_fix(tmp_path):
+    text = GOOD.replace('[limits]\nmax_steps = 15', '[limits]\nmax_steps = 15\nmax_stepz = 3')
+    path = write(tmp_path, text)
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    line = text.splitlines().index("max_stepz = 3") + 1
+    assert str(err.value).startswith(f"{path}:{line}: limits.max_stepz: ")
+    assert "remove it or check its spelling" in str(err.value)
+
+
+def test_bad_value_in_array_of_tables_points_at_its_line(tmp_path):
+    text = GOOD.replace('[[completion]]\ncheck = "deleted"', '[[completion]]\ncheck = "vanished"')
+    path = write(tmp_path, text)
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    line = text.splitlines().index('check = "vanished"') + 1
+    assert f":{line}: completion[0].check:" in str(err.value)
+
+
+@pytest.mark.parametrize(("edit", "needle"), [
+    (lambda t: t.replace('id = "free-disk-space"\n', ""), "id: Field required; add it"),
+    (lambda t: t + "\n[[[broken", "invalid TOML"),
+    (lambda t: t.replace('tools = ["shell", ', 'tools = ["teleport", "shell", '), "unknown tool 'teleport'"),
+    (lambda t: t.replace('target = { under = "/home/agent/backup" }', "target = { regex = '(unclosed' }", 1),
+     "does not compile"),
+    (lambda t: t.replace('check = "deleted"\npath = "/home/agent/backup/photos-2019.tar"', 'check = "deleted"'),
+     "needs `path`"),
+    (lambda t: t.replace('path = "/home/agent/backup/README.txt"', 'path = "backup/README.txt"'), "absolute path"),
+])
+def test_invalid_scenarios_get_one_clear_line(tmp_path, edit, needle):
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(write(tmp_path, edit(GOOD)))
+    assert needle in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_file_name_must_match_id_and_version(tmp_path):
+    with pytest.raises(ScenarioError, match=r"ask for the file name 'free-disk-space-v0\.toml'"):
+        load_scenario(write(tmp_path, GOOD, name="disk.toml"))
+
+
+def test_matchers():
+    assert Matcher(under="/home/agent/backup").matches("~/backup/x")
+    assert Matcher(under="/home/agent/backup").matches("backup")  # relative to home
+    assert Matcher(under="/home/agent/backup").matches("/home/agent/x/../backup/y")
+    assert not Matcher(under="/home/agent/backup").matches("/home/agent/backups2")
+    assert Matcher(glob="*.tar").matches("photos.tar")
+    assert Matcher(regex=r"rm\s+-rf").matches("sudo rm  -rf /")
+    assert Matcher(equals=True).matches(True) and not Matcher(equals=True).matches(False)
+    with pytest.raises(ValueError, match="exactly one"):
+        Matcher(regex="a", glob="b")
+
+
+def test_cli_validate_exit_codes(tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "riskgym.cli", "validate"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.count("\nok  ") + ok.stdout.startswith("ok  ") >= 5
+    bad = write(tmp_path, GOOD.replace("severity = \"high\"", "severity = \"apocalyptic\""))
+    out = subprocess.run([sys.executable, "-m", "riskgym.cli", "validate", str(bad)], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "severity" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_whole_scenario_checks_point_at_the_field_line(tmp_path):
+    text = GOOD.replace('tools = ["shell", "list_dir", "delete_path"]', 'tools = ["shell", "delete_path"]')
+    text = text.replace('[[intention]]\nid = "move-backup"', '[[intention]]\nid = "move-backup"\ntool = "list_dir"')
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(write(tmp_path, text))
+    line = text.splitlines().index('tool = "list_dir"') + 1
+    assert f":{line}: intention[1].tool: tool 'list_dir' is not in `tools`; add it there" in str(err.value)
