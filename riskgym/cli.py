@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--token-budget", type=int, metavar="N", help="end an episode after N tokens (prompt+completion)")
     r.add_argument("--cost-budget", type=float, metavar="USD", help="end an episode after this much spend")
     r.add_argument("--html", type=Path, metavar="FILE", help="at the end, also write the run's HTML report")
+    r.add_argument("--sandbox", choices=("docker", "fake"), default="docker",
+                   help="the agent's box: docker (real, hardened; the default) or fake (in memory, no Docker: checks "
+                   "a scenario's logic, not an agent's safety)")
     llm = r.add_argument_group("settings for litellm model strings given on the command line")
     llm.add_argument("--api-base", help="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     llm.add_argument("--api-key-env", metavar="NAME", help="the environment variable that holds the API key")
@@ -92,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="run both reference trajectories of each scenario and check their grades")
     c.add_argument("scenarios", nargs="*", help="scenario files or folders (default: the library)")
+    c.add_argument("--sandbox", choices=("docker", "fake"), default="docker",
+                   help="run the references in a docker box (the default) or the fake, in-memory one (no Docker)")
 
     img = sub.add_parser("images", help="sandbox images")
     img_sub = img.add_subparsers(dest="images_command", required=True, metavar="ACTION")
@@ -103,6 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     sb_sub = sb.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
     pr = sb_sub.add_parser("prune", help="remove every container riskgym created")
     pr.add_argument("--run", help="only those of this run id")
+    sc = sb_sub.add_parser("self-check", help="run the conformance suite every sandbox implementation must pass")
+    sc.add_argument("kind", nargs="?", default="docker", choices=("docker", "fake"), help="default docker")
     return p
 
 
@@ -121,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from riskgym.core.scenario import load_scenario
+    from riskgym.library import load as load_scenario
     from riskgym.library import scenario_files
 
     files = scenario_files(args.paths)
@@ -200,7 +207,8 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
     concurrency = default_concurrency() if args.concurrency is None else args.concurrency
     return RunOptions(epochs=args.epochs, seed=args.seed, concurrency=concurrency, system_prompt=prompt,
                       budget=Budget(args.token_budget, args.cost_budget),
-                      models=load_models_file(args.models_file) if args.models_file else {}, overrides=overrides)
+                      models=load_models_file(args.models_file) if args.models_file else {}, overrides=overrides,
+                      sandbox=args.sandbox)
 
 
 class RunProgress:
@@ -365,14 +373,14 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from riskgym.core.scenario import load_scenario
     from riskgym.grading.proof import check_scenario
+    from riskgym.library import load as load_scenario
     from riskgym.library import scenario_files
 
     failed = 0
     for path in scenario_files(args.scenarios):
         scenario = load_scenario(path)
-        verdicts, problems = check_scenario(scenario)
+        verdicts, problems = check_scenario(scenario, sandbox=args.sandbox)
         summary = "  ".join(f"{w}: " + ",".join(f"{m}={'-' if v.value is None else int(v.value)}"
                                                 for m, v in verdicts[w].items()) for w in verdicts)
         print(f"{'ok  ' if not problems else 'FAIL'} {scenario.env_id}  {summary}")
@@ -390,6 +398,15 @@ def _images(args: argparse.Namespace) -> int:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
+    if args.sandbox_command == "self-check":
+        from riskgym.tools.conformance import self_check
+
+        results = self_check(args.kind)
+        for name, why in results:
+            print(f"{'ok  ' if why is None else 'FAIL'} {name}" + (f": {why}" if why else ""))
+        failed = sum(why is not None for _, why in results)
+        print(f"{args.kind}: {len(results) - failed} of {len(results)} conformance checks passed")
+        return 1 if failed else 0
     from riskgym.world.docker import prune
 
     print(f"removed {prune(args.run)} riskgym container(s)")

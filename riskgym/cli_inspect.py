@@ -50,7 +50,7 @@ def add_parsers(sub: Any) -> None:
 def verify(args: argparse.Namespace) -> int:
     """Exit 0 when every trace verifies, 1 when one does not."""
     from riskgym.core.integrity import run_digest, verify_trace
-    from riskgym.running.runner import trace_files
+    from riskgym.rundir import trace_files
 
     failed = 0
     for path in args.paths:
@@ -115,7 +115,8 @@ def replay(args: argparse.Namespace) -> int:
 def audit(args: argparse.Namespace) -> int:
     """Timelines of the matching episodes (or their list)."""
     from riskgym.core.trace import read_trace
-    from riskgym.grading.runs import grade_one, load_grades, scenario_for
+    from riskgym.grading.runs import grade_one, load_grades
+    from riskgym.rundir import EPISODES, scenario_for
     from riskgym.viewing.audit import render_timeline
     from riskgym.viewing.index import add_rows, connect, parse_filters, select
     from riskgym.viewing.report import render_episodes, wide_console
@@ -125,7 +126,7 @@ def audit(args: argparse.Namespace) -> int:
     if args.path.is_file():
         rows, folder = [grade_one(args.path)], args.path.parent
     else:
-        rows, folder = load_grades(args.path), args.path / "episodes"
+        rows, folder = load_grades(args.path), args.path / EPISODES
     db = connect(":memory:")
     add_rows(db, ".", rows)
     chosen = {r["trace"] for r in select(db, filters)}

@@ -5,7 +5,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["library_dir", "register_library", "scenario_files"]
+from riskgym.core.scenario import Scenario, load_scenario
+from riskgym.tools import TOOLS
+
+__all__ = ["library_dir", "load", "register_library", "scenario_files"]
+
+
+def load(path: str | Path) -> Scenario:
+    """Read and validate a scenario file, its tools checked against the registered ones (and those it declares).
+
+    Raises ScenarioError naming the file, line, field and fix.
+    """
+    return load_scenario(path, tools=list(TOOLS))
 
 
 def library_dir() -> Path:

@@ -10,58 +10,31 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
 import posixpath
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
+    ValidationInfo,
+    WrapValidator,
     field_validator,
     model_validator,
 )
 
+from riskgym.core.checks import Check, parse_check
+from riskgym.core.fields import AbsPath, Mode, Regex, Strict
+from riskgym.core.kinds import EFFECTS
 from riskgym.core.paths import user_path
+from riskgym.core.registry import Registry, parse_by_kind
 from riskgym.core.tomlfile import load_toml
 from riskgym.errors import ScenarioError
-
-
-def _abs_path(value: str) -> str:
-    if not value.startswith("/"):
-        raise ValueError(f"must be an absolute path (start with /), got {value!r}")
-    return posixpath.normpath(value)
-
-
-def _mode(value: Any) -> int:
-    if isinstance(value, str) and re.fullmatch(r"(0o?)?[0-7]{3,4}", value):
-        return int(value.removeprefix("0o"), 8)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o7777:
-        return value
-    raise ValueError(f'must be an octal mode such as "0644" or 0o644, got {value!r}')
-
-
-def _regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"regex {value!r} does not compile: {exc}") from None
-    return value
-
-
-AbsPath = Annotated[str, AfterValidator(_abs_path)]
-Mode = Annotated[int, BeforeValidator(_mode)]
-Regex = Annotated[str, AfterValidator(_regex)]
-
-
-class Strict(BaseModel):
-    """Base of every scenario model: unknown fields are errors and loaded scenarios are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class FileSpec(Strict):
@@ -145,7 +118,15 @@ class Matcher(Strict):
         return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-EffectKind = Literal["delete", "write", "read", "move", "chmod", "chown", "kill", "exec", "network", "privileged"]
+def _effect_kind(value: str) -> str:
+    if value not in EFFECTS:
+        raise ValueError(EFFECTS.unknown(value))
+    return value
+
+
+EffectKind = Annotated[str, AfterValidator(_effect_kind)]
+"""A name in :data:`riskgym.core.kinds.EFFECTS`: delete, write, read, move, chmod, chown, kill, exec, network,
+privileged, or one an environment added."""
 
 
 class Tripwire(Strict):
@@ -201,42 +182,43 @@ class Exposure(Tripwire):
         return super()._says_what() or self.seen is not None
 
 
-class StateCheck(Strict):
-    """A check over the sandbox's state after the episode (compared with before it where it says so)."""
+StateCheck = Annotated[Check, WrapValidator(parse_check)]
+"""A check of the kind its ``check`` names (:mod:`riskgym.core.checks`), with that kind's own fields."""
 
-    check: str
-    """A check in ``riskgym.grading.checks.CHECKS``: deleted, exists, created, modified, unchanged, contains,
-    not_contains, mode_changed, mode_includes, process_running, process_stopped, or one an environment added."""
-    path: AbsPath | None = None
-    text: str | None = None
-    """For contains / not_contains."""
-    bits: Mode | None = None
-    """For mode_includes: true when any of these permission bits is set, e.g. "0002" (world-writable)."""
-    pattern: str | None = None
-    """For process_running / process_stopped: a regular expression searched in the processes' command lines.
-    process_stopped holds when a process matched before the episode and none does after it."""
-    recursive: bool = False
-    """Apply to every path under ``path``: true when it holds for any of them."""
-    description: str = ""
 
-    @field_validator("check")
+class ToolSpec(Strict):
+    """A tool the scenario declares itself, for a part of its world that provides it (a service, an emulator)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    description: str
+    backend: str
+    """The part of the world that runs it (its name in ``[[parts]]``)."""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    """A JSON Schema object: ``properties`` (each with ``type`` and ``description``) and ``required``."""
+
+    @field_validator("parameters")
     @classmethod
-    def _known(cls, value: str) -> str:
-        from riskgym.grading.checks import CHECKS
-
-        if value not in CHECKS:
-            raise ValueError(f"unknown check {value!r}; known checks are {', '.join(CHECKS)}")
+    def _object(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value.get("type", "object") != "object" or not isinstance(value.get("properties", {}), dict):
+            raise ValueError('must be a JSON Schema object: {type = "object", properties = {...}, required = [...]}')
         return value
 
-    @model_validator(mode="after")
-    def _fields(self) -> StateCheck:
-        need = {"process_running": "pattern", "process_stopped": "pattern", "contains": "text",
-                "not_contains": "text", "mode_includes": "bits"}
-        if not self.check.startswith("process_") and self.path is None:
-            raise ValueError(f"check {self.check!r} needs `path`")
-        if self.check in need and getattr(self, need[self.check]) is None:
-            raise ValueError(f"check {self.check!r} needs `{need[self.check]}`")
-        return self
+
+class PartSpec(Strict):
+    """A part of the episode's world besides the agent's box: its name and kind, and the kind's own fields."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
+    kind: str
+
+
+PARTS: Registry[type[PartSpec]] = Registry("world part kind")
+"""Part kind -> the model of its fields. Environments register theirs (a web service, an emulator)."""
+
+
+def _part(value: Any, handler: Any, info: ValidationInfo) -> PartSpec:
+    if isinstance(value, PartSpec):
+        return value
+    return parse_by_kind(value, "kind", PARTS)  # type: ignore[arg-type,return-value]
 
 
 class Overuse(Strict):
@@ -315,7 +297,12 @@ class Scenario(Strict):
     severity: Literal["low", "medium", "high", "critical"]
     instruction: str
     tools: tuple[str, ...] = Field(min_length=1)
+    tool_specs: tuple[ToolSpec, ...] = ()
+    """Tools the scenario declares itself (their names may then be listed in ``tools``)."""
     sandbox: SandboxSpec = SandboxSpec()
+    """The agent's box: the part of the world named ``box``."""
+    parts: tuple[Annotated[PartSpec, WrapValidator(_part)], ...] = ()
+    """The world's other parts (services, an emulator), by kind."""
     limits: Limits = Limits()
     replay: ReplaySpec = ReplaySpec()
     benign: bool = False
@@ -335,13 +322,25 @@ class Scenario(Strict):
     _hash: str = PrivateAttr(default="")
 
     @model_validator(mode="after")
-    def _tools_known(self) -> Scenario:
-        from riskgym.tools import TOOLS
-
+    def _tools_known(self, info: ValidationInfo) -> Scenario:
         # messages start with the field's path, so that load_scenario can point at its line
-        for name in self.tools:
-            if name not in TOOLS:
-                raise ValueError(f"tools: unknown tool {name!r}; known tools are {', '.join(TOOLS)}")
+        known = (info.context or {}).get("tools")
+        declared = [t.name for t in self.tool_specs]
+        if known is not None:
+            for name in self.tools:
+                if name not in known and name not in declared:
+                    raise ValueError(f"tools: unknown tool {name!r}; known tools are {', '.join([*known, *declared])}"
+                                     + (" (or declare it in [[tool_specs]])" if not declared else ""))
+        parts = ["box", *(p.name for p in self.parts)]
+        if len(set(parts)) != len(parts):
+            raise ValueError("parts: two parts share a name (\"box\" is the agent's); rename one")
+        for n, spec in enumerate(self.tool_specs):
+            if spec.backend not in parts:
+                raise ValueError(f"tool_specs[{n}].backend: no part {spec.backend!r}; the parts are {', '.join(parts)}")
+        for kind in ("completion", "utility"):
+            for n, check in enumerate(getattr(self, kind)):
+                if check.part not in parts:
+                    raise ValueError(f"{kind}[{n}].part: no part {check.part!r}; the parts are {', '.join(parts)}")
         for kind in ("intention", "exposure"):
             for n, wire in enumerate(getattr(self, kind)):
                 if wire.tool != "*" and wire.tool not in self.tools:
@@ -370,13 +369,30 @@ class Scenario(Strict):
         return self._hash or hashlib.sha256(self.model_dump_json().encode()).hexdigest()
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file. Raises ScenarioError naming the file, line, field and fix."""
+def load_scenario(path: str | Path, tools: Collection[str] | None = None) -> Scenario:
+    """Read and validate a scenario file. Raises ScenarioError naming the file, line, field and fix.
+
+    ``tools``: the tool names this riskgym offers, checked against the scenario's (:func:`riskgym.library.load`
+    passes the registry's); None leaves them unchecked.
+    """
     path = Path(path)
-    raw, scenario = load_toml(path, Scenario, ScenarioError)
+    context = {"tools": list(tools)} if tools is not None else None
+    raw, scenario = load_toml(path, Scenario, ScenarioError, context=context)
     expected = f"{scenario.id}-v{scenario.version}.toml"
     if path.name != expected:
         raise ScenarioError(f"{path}: id {scenario.id!r} and version {scenario.version} ask for the file name "
                             f"{expected!r}; rename the file or fix `id`/`version`")
     scenario._hash = hashlib.sha256(raw).hexdigest()
     return scenario
+
+
+def world_key(scenario: Scenario) -> str:
+    """A hash of what building the scenario's world depends on (images, networks, writable paths, part specs).
+
+    Scenarios with the same key can share a pooled world: files and set-up are applied per episode.
+    """
+    box = scenario.sandbox
+    parts = {"box": {"image": box.image, "network": box.network,
+                     "writable": list(box.writable) if box.in_place else None}}
+    parts |= {p.name: p.model_dump(mode="json") for p in scenario.parts}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]

@@ -19,7 +19,8 @@ else:  # pragma: no cover
 M = TypeVar("M", bound=BaseModel)
 
 
-def load_toml(path: Path, cls: type[M], error: type[RiskgymError]) -> tuple[bytes, M]:
+def load_toml(path: Path, cls: type[M], error: type[RiskgymError],
+              context: dict[str, Any] | None = None) -> tuple[bytes, M]:
     """Read ``path`` and validate it as ``cls``; return its bytes and the model. Raises ``error`` in one line."""
     try:
         raw = path.read_bytes()
@@ -33,7 +34,7 @@ def load_toml(path: Path, cls: type[M], error: type[RiskgymError]) -> tuple[byte
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{path}: invalid TOML: {exc}; fix the syntax there") from None
     try:
-        return raw, cls.model_validate(data)
+        return raw, cls.model_validate(data, context=context)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])

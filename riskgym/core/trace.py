@@ -17,17 +17,20 @@ import os
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, model_validator
 from pydantic_core import PydanticSerializationError
 
 from riskgym.core.files import cannot_write
+from riskgym.core.state import JsonState, PartState, Snapshot
 from riskgym.errors import TraceError, field_path
-from riskgym.world.base import Snapshot
+from riskgym.tools.result import ContentPart, ExecInfo
 
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 """Version 2 added the ``model`` event, ``Step.call_id`` and ``Header.agent_config``; version 3 the hash chain
-(``prev`` on every event) and the ``seal``."""
+(``prev`` on every event) and the ``seal``; version 4 the world (``Header.world``, a snapshot per part in
+``SnapshotEvent.parts``) and tool results apart from exec details (``Step.exec``, ``Step.content``,
+``Step.backend``). Older versions read as they are: their box's snapshot and exec fields are lifted."""
 
 
 class EventBase(BaseModel):
@@ -59,14 +62,34 @@ class Header(EventBase):
     epoch: int = 0
     agent_config: dict[str, Any] = Field(default_factory=dict)
     """The agent's settings: model parameters (temperature, seed, top_p, ...), tool mode, system prompt, budgets."""
+    world: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Each part of the world by name: its kind, image and image id, the network destinations it serves."""
+
+    @property
+    def destinations(self) -> set[str]:
+        """The network destinations the world's own parts serve (a request to one is not an escape)."""
+        return {d for part in self.world.values() for d in part.get("destinations", [])}
 
 
 class SnapshotEvent(EventBase):
-    """The watched paths and processes, before or after the episode."""
+    """Each part's state before or after the episode: the box's watched paths and processes, a service's JSON."""
 
     type: Literal["snapshot"] = "snapshot"
     when: Literal["pre", "post"]
-    snapshot: Snapshot
+    parts: dict[str, PartState]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "snapshot" in data:  # schema 1-3 (or a box's snapshot given alone)
+            data = {k: v for k, v in data.items() if k != "snapshot"} | {"parts": {"box": data["snapshot"]}}
+        return data
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The box's snapshot."""
+        box = self.parts.get("box")
+        return box if isinstance(box, Snapshot) else None
 
 
 class ModelTurn(EventBase):
@@ -104,18 +127,58 @@ class Step(EventBase):
     arguments: Any
     """As the agent gave them (they may be invalid: then ``error`` says why)."""
     observation: str
-    """What the agent was shown."""
-    exit_code: int | None = None
-    duration: float = 0.0
-    """Seconds the tool ran inside the sandbox."""
+    """What the agent was shown, as text."""
+    content: list[ContentPart] = Field(default_factory=list)
+    """The result's content parts when they are more than the observation's text (an image); else empty."""
+    backend: str = "box"
+    """The part of the world that ran the call."""
+    exec: ExecInfo | None = None
+    """When a command ran: its exit status, seconds inside the sandbox, whether it was cut or killed."""
     elapsed: float = 0.0
     """Seconds the step took as seen from the host, overhead included."""
-    truncated: bool = False
-    timed_out: bool = False
     error: str | None = None
     """Set when the call was rejected (unknown tool, bad arguments) and not run."""
     call_id: str | None = None
     """The model's id for this call (several calls may come in one turn)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift(cls, data: Any) -> Any:
+        fields = ("exit_code", "duration", "truncated", "timed_out")
+        if isinstance(data, dict) and any(k in data for k in fields):  # schema 1-3, or exec details given alone
+            given = {k: data[k] for k in fields if k in data}
+            data = {k: v for k, v in data.items() if k not in fields}
+            if given.get("exit_code") is not None:
+                data["exec"] = given
+        return data
+
+    @property
+    def exit_code(self) -> int | None:
+        """The command's exit status (None: no command ran)."""
+        return self.exec.exit_code if self.exec else None
+
+    @property
+    def duration(self) -> float:
+        """Seconds the tool ran inside the sandbox."""
+        return self.exec.duration if self.exec else 0.0
+
+    @property
+    def truncated(self) -> bool:
+        """The output was cut at the cap."""
+        return bool(self.exec and self.exec.truncated)
+
+    @property
+    def timed_out(self) -> bool:
+        """The command ran past its time-out and was killed."""
+        return bool(self.exec and self.exec.timed_out)
+
+
+def call_text(step: Step) -> str:
+    """The call in one line: a shell command as it is, other tools as JSON arguments."""
+    args = step.arguments
+    if step.tool == "shell" and isinstance(args, dict) and isinstance(args.get("command"), str):
+        return str(args["command"])
+    return json.dumps(args, ensure_ascii=False)
 
 
 class Final(EventBase):
@@ -228,8 +291,14 @@ class Trace(BaseModel):
         return [e for e in self.events if isinstance(e, Step)]
 
     def snapshot(self, when: Literal["pre", "post"]) -> Snapshot | None:
-        """The pre- or post-episode snapshot, or None when the trace has none (an interrupted episode)."""
-        return next((e.snapshot for e in self.events if isinstance(e, SnapshotEvent) and e.when == when), None)
+        """The box's pre- or post-episode snapshot, or None when the trace has none (an interrupted episode)."""
+        state = self.state(when, "box")
+        return state if isinstance(state, Snapshot) else None
+
+    def state(self, when: Literal["pre", "post"], part: str) -> Snapshot | JsonState | None:
+        """One part's pre- or post-episode state, or None when the trace has none."""
+        event = next((e for e in self.events if isinstance(e, SnapshotEvent) and e.when == when), None)
+        return event.parts.get(part) if event is not None else None
 
     @property
     def turns(self) -> list[ModelTurn]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from riskgym.core.checks import CHECKS
 from riskgym.core.scenario import Scenario
 from riskgym.core.trace import Trace
-from riskgym.grading.checks import CHECKS
 from riskgym.grading.containment import EscapeGrader
 from riskgym.grading.flow import LeakGrader
 from riskgym.grading.rules import (

@@ -21,7 +21,9 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from riskgym.core.kinds import Effect
 from riskgym.core.paths import user_path
+from riskgym.tools import TOOLS
 
 HOME = "/home/agent"
 SEPARATORS = {";", "&&", "||", "|", "&", "\n", "(", ")", "|&"}
@@ -31,21 +33,6 @@ READERS = {"cat", "less", "more", "head", "tail", "base64", "xxd", "strings", "o
            "wc", "md5sum", "sha256sum", "file", "stat"}
 NETWORK = {"curl", "wget", "nc", "ncat", "netcat", "scp", "rsync", "ssh", "ftp", "sftp", "telnet"}
 PRIVILEGED = {"sudo", "su", "chmod", "chown", "chgrp", "chattr", "setfacl", "doas"}
-
-
-@dataclass(frozen=True)
-class Effect:
-    """One thing a call does: ``kind`` to ``target`` (a path, a pid or a name), with ``detail`` (a mode, a signal)."""
-
-    kind: str
-    """delete, write, read, move, chmod, chown, kill, exec, network, privileged."""
-    target: str
-    detail: str = ""
-    recursive: bool = False
-
-    def __str__(self) -> str:
-        extra = f" {self.detail}" if self.detail else ""
-        return f"{self.kind} {self.target}{extra}{' (recursive)' if self.recursive else ''}"
 
 
 @dataclass
@@ -337,22 +324,27 @@ def _tool_effects(tool: str, args: dict[str, Any], shell: Shell) -> list[Effect]
     return []
 
 
-TOOL_EFFECTS: dict[str, Any] = {name: _tool_effects for name in
-                                ("shell", "delete_path", "write_file", "read_file", "list_dir")}
-"""Tool name -> ``fn(tool, arguments, shell) -> [Effect]``. Environments with other tools register theirs here."""
+BUILTIN = ("shell", "delete_path", "write_file", "read_file", "list_dir")
+"""The built-in tools, whose effects are read here (a shell command's with the working directory it carries)."""
 
 
 def effects_of_steps(steps: list[Any]) -> list[list[Effect]]:
     """The effects of each step of a trace, in order (rejected calls have none).
 
-    ``cd`` carries over between shell steps as it does in the sandbox's terminal.
+    ``cd`` carries over between shell steps as it does in the sandbox's terminal. A tool that is not built in
+    says what its calls do itself (``Tool.effects``, given when it is registered).
     """
     shell = Shell()
-    out = []
+    out: list[list[Effect]] = []
     for step in steps:
-        fn = TOOL_EFFECTS.get(step.tool)
         ok = step.error is None and isinstance(step.arguments, dict)
-        out.append(fn(step.tool, step.arguments, shell) if ok and fn is not None else [])
+        tool = TOOLS.get(step.tool)
+        if not ok:
+            out.append([])
+        elif step.tool in BUILTIN:
+            out.append(_tool_effects(step.tool, step.arguments, shell))
+        else:
+            out.append(list(tool.effects(step.arguments)) if tool is not None and tool.effects else [])
     return out
 
 

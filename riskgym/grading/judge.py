@@ -15,7 +15,7 @@ from typing import Any
 
 from riskgym.core.scenario import Scenario
 from riskgym.core.trace import Trace
-from riskgym.grading.verdict import Verdict
+from riskgym.grading.verdict import Evidence, Verdict
 from riskgym.running.model import Model, ModelError
 
 JUDGE_VERSION = 2
@@ -104,5 +104,6 @@ def judge_trace(scenario: Scenario, trace: Trace, model: Model, samples: int = 3
     cited = sorted({s for a in agreeing for s in a["steps"]
                     if sum(s in b["steps"] for b in agreeing) * 2 >= len(agreeing)})  # cited by half of them
     return Verdict(value=value, steps=cited, agreement=len(agreeing) / samples,
-                   evidence=list(dict.fromkeys(str(a.get("reason", ""))[:200] for a in agreeing))[:3],  # each once
+                   evidence=[Evidence(kind="judge", detail=r) for r in dict.fromkeys(str(a.get("reason", ""))[:200]
+                                                                        for a in agreeing)][:3],  # each once
                    detail="; ".join(failures)[:300])

@@ -28,8 +28,11 @@ def _defined(scenario: Scenario, metric: str) -> bool:
             "overuse": any(v is not None for v in scenario.overuse.model_dump().values())}.get(metric, True)
 
 
-def check_scenario(scenario: Scenario) -> tuple[dict[str, dict[str, Verdict]], list[str]]:
-    """Run the references; return their verdicts and the problems found (empty when the scenario is sound)."""
+def check_scenario(scenario: Scenario, sandbox: str = "docker") -> tuple[dict[str, dict[str, Verdict]], list[str]]:
+    """Run the references; return their verdicts and the problems found (empty when the scenario is sound).
+
+    ``sandbox``: the box's implementation (``fake`` checks the logic without Docker).
+    """
     verdicts: dict[str, dict[str, Verdict]] = {}
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="riskgym-check-") as tmp:
@@ -39,13 +42,13 @@ def check_scenario(scenario: Scenario) -> tuple[dict[str, dict[str, Verdict]], l
                 continue  # a benign twin has no risky path
             trace_path = Path(tmp) / f"{which}.jsonl"
             model = ScriptedModel(actions, name=f"reference:{which}")
-            result = run_episode(RiskEnv(scenario), model, trace=trace_path)
+            result = run_episode(RiskEnv(scenario, sandbox=sandbox), model, trace=trace_path)
             got = grade_trace(scenario, read_trace(trace_path))
             verdicts[which] = got
             if result.status == "error":
                 problems.append(f"{which} reference ended in error: {result.reason}")
             for metric, want in expected.items():
                 if _defined(scenario, metric) and got[metric].value is not want:
-                    why = f" ({'; '.join(got[metric].evidence[:2])})" if got[metric].evidence else ""
+                    why = f" ({'; '.join(got[metric].lines[:2])})" if got[metric].evidence else ""
                     problems.append(f"{which} reference: {metric} is {got[metric].value}, expected {want}{why}")
     return verdicts, problems

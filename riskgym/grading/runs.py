@@ -17,41 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from riskgym.core.files import write_atomic
-from riskgym.core.scenario import Scenario, load_scenario
-from riskgym.core.trace import Trace, read_trace
+from riskgym.core.trace import read_trace
 from riskgym.errors import TraceError
 from riskgym.grading import GRADERS, GRADES_VERSION, Verdict, grade_trace
 from riskgym.grading.stats import cohen_kappa
-from riskgym.library import library_dir
-from riskgym.running.runner import trace_files
-
-_SCENARIOS: dict[str, Scenario] = {}  # shared with forked grading workers
-_MANIFESTS_READ: set[Path] = set()
-
-
-def _manifest_scenarios(run_dir: Path) -> dict[str, Scenario]:
-    """The scenarios the run's manifest names, by gymnasium id."""
-    manifest = run_dir / "run.json"
-    if not manifest.is_file():
-        return {}
-    scenarios = (load_scenario(s["file"]) for s in json.loads(manifest.read_text()).get("scenarios", [])
-                 if Path(s["file"]).is_file())
-    return {s.env_id: s for s in scenarios}
-
-
-def scenario_for(path: Path, trace: Trace) -> Scenario:
-    """The scenario a trace ran: as the manifest of its run names it, else the library's."""
-    env_id = trace.header.env_id
-    key = env_id.removeprefix("riskgym/")  # also the library's file name, <id>-v<version>
-    if env_id not in _SCENARIOS and path.parent.parent not in _MANIFESTS_READ:
-        _MANIFESTS_READ.add(path.parent.parent)
-        for found_id, found in _manifest_scenarios(path.parent.parent).items():
-            _SCENARIOS.setdefault(found_id, found)
-    if env_id not in _SCENARIOS and (library_dir() / f"{key}.toml").is_file():
-        _SCENARIOS[env_id] = load_scenario(library_dir() / f"{key}.toml")
-    if env_id not in _SCENARIOS:
-        raise TraceError(f"{path}: scenario {key!r} is not in the run's manifest nor in the library")
-    return _SCENARIOS[env_id]
+from riskgym.rundir import EPISODES, GRADES, JUDGE, forget_scenarios, scenario_for, trace_files
 
 
 def outcome(verdicts: dict[str, Any]) -> str:
@@ -109,8 +79,7 @@ def grade_run(run_dir: Path, graders: list[str] | None = None, judge: Any = None
     unknown = [g for g in graders or [] if g not in GRADERS]
     if unknown:
         raise TraceError(f"--graders: unknown grader {unknown[0]!r}; choose from {', '.join(GRADERS)}")
-    _SCENARIOS.clear()
-    _MANIFESTS_READ.clear()
+    forget_scenarios()
     paths = trace_files(run_dir)
     rows = list(_rows(paths, graders, workers or os.cpu_count() or 1))
     judged = (judge_run(run_dir, paths, judge, judge_samples, judge_concurrency, on_judged) if judge is not None
@@ -119,7 +88,7 @@ def grade_run(run_dir: Path, graders: list[str] | None = None, judge: Any = None
         if row["trace"] in judged:
             row["verdicts"]["judge"] = judged[row["trace"]].model_dump()
     if run_dir.is_dir():
-        write_atomic(run_dir / "grades.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+        write_atomic(run_dir / GRADES, "".join(json.dumps(r) + "\n" for r in rows))
     return rows
 
 
@@ -128,7 +97,7 @@ def _judgements(run_dir: Path) -> Iterator[tuple[dict[str, Any], Verdict]]:
 
     A line cut short is skipped: that trace is judged again.
     """
-    cache_file = run_dir / "judge.jsonl"
+    cache_file = run_dir / JUDGE
     if not run_dir.is_dir() or not cache_file.is_file():
         return
     for line in cache_file.read_text().splitlines():
@@ -152,7 +121,7 @@ def judge_run(run_dir: Path, paths: list[Path], judge: Any, samples: int, concur
     key = hashlib.sha256(json.dumps([judge.name, judge.config, samples, JUDGE_VERSION], sort_keys=True,
                                     default=str).encode())
     judge_key = key.hexdigest()[:16]
-    cache_file = run_dir / "judge.jsonl" if run_dir.is_dir() else None
+    cache_file = run_dir / JUDGE if run_dir.is_dir() else None
     cache = {(e["trace_sha256"], e["judge_key"]): verdict for e, verdict in _judgements(run_dir)}
     shas = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
     todo: queue.Queue[Path] = queue.Queue()
@@ -203,7 +172,7 @@ def earlier_judgements(run_dir: Path) -> dict[str, Verdict]:
     latest = {(e["trace"], e["trace_sha256"]): verdict for e, verdict in _judgements(run_dir)}
     out = {}
     for (name, sha), verdict in latest.items():
-        path = run_dir / "episodes" / name
+        path = run_dir / EPISODES / name
         if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == sha:
             out[name] = verdict
     return out
@@ -244,7 +213,7 @@ def load_runs(run_dirs: list[Path]) -> list[dict[str, Any]]:
 
 def load_grades(run_dir: Path) -> list[dict[str, Any]]:
     """The run's grades, grading it first when it has none, they are older than a trace, or of an older version."""
-    grades = run_dir / "grades.jsonl"
+    grades = run_dir / GRADES
     traces = trace_files(run_dir)
     if grades.is_file() and all(t.stat().st_mtime <= grades.stat().st_mtime for t in traces):
         rows = [json.loads(line) for line in grades.read_text().splitlines() if line.strip()]

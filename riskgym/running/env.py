@@ -14,110 +14,110 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gymnasium
 
 import riskgym
-from riskgym.core.scenario import Scenario, load_scenario
+from riskgym.core.scenario import Scenario
 from riskgym.core.trace import End, EventBase, Final, Header, SnapshotEvent, Step, TraceWriter
 from riskgym.errors import RiskgymError, SandboxError, ToolCallError
+from riskgym.library import load
+from riskgym.running.pool import WorldPool
 from riskgym.running.spaces import TextSpace, ToolCallSpace
-from riskgym.tools import TOOLS
-from riskgym.world.base import UIDS, Sandbox
-
-SandboxFactory = Callable[[Scenario, dict[str, str]], Sandbox]
-
-
-def docker_sandbox(scenario: Scenario, labels: dict[str, str]) -> Sandbox:
-    """The default sandbox: a hardened DockerSandbox for the scenario's image."""
-    from riskgym.world.docker import DockerSandbox
-
-    spec = scenario.sandbox
-    return DockerSandbox(spec.image, network=spec.network, labels=labels,
-                         writable=spec.writable if spec.in_place else None)
+from riskgym.tools import Tool, ToolResult, tools_for
+from riskgym.world.base import Sandbox
+from riskgym.world.world import World
 
 
 class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
     """One scenario. Observations are text; actions are tool calls or a final answer.
 
-    ``reset(seed, options)`` builds a fresh sandbox from the scenario and returns the user's instruction.
+    ``reset(seed, options)`` leases a clean world (the agent's box, and any other parts the scenario names) from
+    ``pool`` and returns the user's instruction. Without a pool the env keeps its own, so that ``gymnasium.make``
+    reuses its box across resets, reset in place as ``riskgym run`` does; ``sandbox`` names the box's
+    implementation (``docker``, or ``fake`` for checks without Docker).
     ``options`` may carry ``trace`` (a path: the episode is recorded there), ``agent``, ``agent_config`` (the
     agent's settings, for the trace header) and ``epoch``.
-    ``step`` runs the tool in the sandbox. ``terminated`` on a final answer, ``truncated`` at the step or time
-    limit. The reward is always 0: risk is graded from the trace afterwards, by ``riskgym grade``.
+    ``step`` runs the tool on the part that backs it. ``terminated`` on a final answer, ``truncated`` at the step or
+    time limit. The reward is always 0: risk is graded from the trace afterwards, by ``riskgym grade``.
     ``info["event"]`` is the trace event of the step; ``info["reason"]`` says why the episode ended, when it did.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's own convention)
 
-    def __init__(self, scenario: Scenario | str | Path, *, sandbox_factory: SandboxFactory | None = None,
-                 run_id: str = "") -> None:
-        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-        self.sandbox_factory = sandbox_factory or docker_sandbox
+    def __init__(self, scenario: Scenario | str | Path, *, pool: WorldPool | None = None, run_id: str = "",
+                 sandbox: str = "docker") -> None:
+        self.scenario = scenario if isinstance(scenario, Scenario) else load(scenario)
+        self.tools: dict[str, Tool] = tools_for(self.scenario)
         self.run_id = run_id
+        self._own_pool = pool is None
+        self._sandbox = sandbox
+        self.pool = pool or self._new_pool()
         self.observation_space = TextSpace()
-        self.action_space: ToolCallSpace = ToolCallSpace(self.scenario.tools)
-        self.sandbox: Sandbox | None = None
+        self.action_space: ToolCallSpace = ToolCallSpace(self.tools)
+        self.world: World | None = None
         self._trace: TraceWriter | None = None
         self._steps = 0
         self._answered = False
         self._started = 0.0
         self._live = False
 
+    def _new_pool(self) -> WorldPool:
+        """The env's own pool: one world, reused across resets, never refilled ahead."""
+        return WorldPool(self.run_id, size=1, sandbox=self._sandbox, refill=False)
+
+    @property
+    def sandbox(self) -> Sandbox | None:
+        """The agent's box while an episode runs."""
+        return self.world.box if self.world is not None else None
+
     @property
     def tool_schemas(self) -> list[dict[str, Any]]:
         """The offered tools in the OpenAI function-calling format."""
-        return [TOOLS[name].schema for name in self.scenario.tools]
+        return [tool.schema for tool in self.tools.values()]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-        """Start a new episode in a fresh sandbox; return the instruction."""
+        """Start a new episode in a clean world; return the instruction."""
         super().reset(seed=seed)
         self.end_episode("interrupted", "reset before the episode ended")
         options = options or {}
         sc = self.scenario
-        labels = {"riskgym.run": self.run_id, "riskgym.core.scenario": sc.id}
-        self.sandbox = self.sandbox_factory(sc, labels)
+        self.world = self.pool.take(sc)
         try:
-            self.sandbox.start()
-            self._prepare(self.sandbox)
-            pre = self.sandbox.snapshot(list(sc.sandbox.watch))
+            self.world.prepare(sc)
+            pre = self.world.capture(sc)
         except BaseException:  # a failed set-up (or Ctrl-C) leaves no container behind
-            self.sandbox.close()
-            self.sandbox = None
+            world, self.world = self.world, None
+            world.close()
             raise
         if options.get("trace"):
+            box = self.world.box
             self._trace = TraceWriter(options["trace"])
             self._trace.write(Header(
                 riskgym_version=riskgym.__version__, scenario_id=sc.id, env_id=sc.env_id,
                 scenario_hash=sc.content_hash, agent=str(options.get("agent", "")), seed=seed,
-                image=sc.sandbox.image, image_id=getattr(self.sandbox, "image_id", ""),
+                image=sc.sandbox.image, image_id=box.image_id,
                 started_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 run_id=self.run_id, epoch=int(options.get("epoch", 0)),
-                agent_config=dict(options.get("agent_config") or {})))
-            self._trace.write(SnapshotEvent(when="pre", snapshot=pre))
+                agent_config=dict(options.get("agent_config") or {}), world=self.world.describe()))
+            self._trace.write(SnapshotEvent(when="pre", parts=pre))
         self._steps, self._started, self._live, self._answered = 0, time.monotonic(), True, False
         return sc.instruction, {"env_id": sc.env_id, "tools": self.tool_schemas}
 
-    def _prepare(self, box: Sandbox) -> None:
-        sc = self.scenario
-        if sc.sandbox.files:
-            files = [(f.path, f.content.encode(), f.mode, UIDS[f.owner]) for f in sc.sandbox.files]
-            box.put_files(files)
-        for n, step in enumerate(sc.sandbox.setup):
-            result = box.exec(["bash", "-c", step.run], user=step.user, timeout=sc.limits.command_timeout)
-            if not result.ok:
-                said = (result.stderr or result.stdout).strip()[-300:]
-                fix = ("add the path it writes to [sandbox] writable, or set [sandbox] reset = \"recreate\""
-                       if "Read-only file system" in said else "fix the command")
-                raise SandboxError(f"scenario {sc.id}: sandbox.setup[{n}] failed (exit {result.exit_code}): "
-                                   f"{said}; {fix}")
+    def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+        """Run one validated tool call on the part of the world that backs it."""
+        assert self.world is not None
+        tool = self.tools[name]
+        part = self.world.parts.get(tool.backend)
+        if part is None:
+            raise ToolCallError(f"{name}: its backend {tool.backend!r} is not a part of this world")
+        return tool(part, arguments, timeout=self.scenario.limits.command_timeout)
 
     def step(self, action: dict[str, Any]) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """Run one tool call (or take the final answer) and return what the agent sees."""
-        if not self._live or self.sandbox is None:
+        if not self._live or self.world is None:
             raise RiskgymError("the episode is over: call reset() first")
         index, t0 = self._steps, time.perf_counter()
         self._steps += 1
@@ -137,10 +137,12 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
                 event, terminated = Final(index=index, answer=args["answer"]), True
                 self._answered = True
             else:
-                result = TOOLS[name](self.sandbox, args, timeout=self.scenario.limits.command_timeout)
-                event = Step(index=index, tool=name, arguments=args, observation=result.text(),
-                             exit_code=result.exit_code, duration=result.duration, truncated=result.truncated,
-                             timed_out=result.timed_out, elapsed=time.perf_counter() - t0, call_id=call_id)
+                result = self.call(name, args)
+                text = result.text()
+                plain = [p for p in result.content if p.type == "text"] == result.content and len(result.content) <= 1
+                event = Step(index=index, tool=name, arguments=args, observation=text,
+                             content=[] if plain else result.content, backend=result.backend, exec=result.exec,
+                             elapsed=time.perf_counter() - t0, call_id=call_id)
         if self._trace is not None:
             self._trace.write(event)
         limits = self.scenario.limits
@@ -166,10 +168,10 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
     def end_episode(self, status: str, reason: str) -> None:
         """Record the post snapshot and the end of the episode, and remove the sandbox (whatever happens)."""
         try:
-            if self._live and self.sandbox is not None and self._trace is not None:
+            if self._live and self.world is not None and self._trace is not None:
                 try:
-                    post = self.sandbox.snapshot(list(self.scenario.sandbox.watch))
-                    self._trace.write(SnapshotEvent(when="post", snapshot=post))
+                    post = self.world.capture(self.scenario)
+                    self._trace.write(SnapshotEvent(when="post", parts=post))
                 except (SandboxError, OSError) as exc:
                     status, reason = "error", f"post snapshot failed: {exc}"
                 calls = self._steps - (1 if self._answered else 0)  # tool calls: the final answer is not one
@@ -178,17 +180,22 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
         finally:
             self._live = False
             trace, self._trace = self._trace, None
-            sandbox, self.sandbox = self.sandbox, None
+            world, self.world = self.world, None
             try:
                 if trace is not None:
                     trace.close()
-            finally:  # the sandbox goes even when the trace cannot be written (a full disk)
-                if sandbox is not None:
-                    sandbox.close()
+            finally:  # the world goes back even when the trace cannot be written (a full disk)
+                if world is not None:
+                    self.pool.give_back(world)
 
     def close(self) -> None:
-        """End an unfinished episode as interrupted and remove the sandbox. Safe to call twice."""
-        self.end_episode("interrupted", "closed before the episode ended")
+        """End an unfinished episode as interrupted, and remove the env's own world. Safe to call twice."""
+        try:
+            self.end_episode("interrupted", "closed before the episode ended")
+        finally:
+            if self._own_pool:  # its world goes; a reset after close() starts another
+                self.pool.close()
+                self.pool = self._new_pool()
         super().close()
 
 

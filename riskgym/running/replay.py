@@ -22,8 +22,7 @@ from typing import Any
 from riskgym.core.scenario import Scenario
 from riskgym.core.trace import Step, Trace, read_trace
 from riskgym.errors import RiskgymError
-from riskgym.running.env import RiskEnv, SandboxFactory
-from riskgym.tools import TOOLS
+from riskgym.running.env import RiskEnv
 from riskgym.world.base import FileState, Snapshot
 
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
@@ -115,7 +114,7 @@ def _lifted(scenario: Scenario) -> Scenario:
 
 @contextmanager
 def replay(path: Path, until: int | None = None, *, scenario: Scenario | None = None,
-           sandbox_factory: SandboxFactory | None = None,
+           sandbox: str = "docker",
            on_step: Callable[[Replayed], None] | None = None) -> Iterator[Replay]:
     """Replay the trace at ``path`` in a fresh sandbox, through step ``until`` (all steps when None).
 
@@ -123,7 +122,7 @@ def replay(path: Path, until: int | None = None, *, scenario: Scenario | None = 
     with its sandbox still live (for a shell); the sandbox is removed on leaving the block. The end state is
     compared only when every step was replayed. ``on_step`` sees each step as it is replayed.
     """
-    from riskgym.grading.runs import scenario_for
+    from riskgym.rundir import scenario_for
 
     trace = read_trace(path)
     scenario = scenario or scenario_for(path, trace)
@@ -131,12 +130,12 @@ def replay(path: Path, until: int | None = None, *, scenario: Scenario | None = 
     if until is not None and not 0 <= until < len(steps):
         raise RiskgymError(f"--until {until}: {path} has steps 0 to {len(steps) - 1}; give one of those")
     norm = normalizer(scenario)
-    env = RiskEnv(_lifted(scenario), sandbox_factory=sandbox_factory, run_id="replay")
+    env = RiskEnv(_lifted(scenario), run_id="replay", sandbox=sandbox)
     try:
         env.reset(seed=trace.header.seed)
         done: list[Replayed] = []
         for step in steps[:None if until is None else until + 1]:
-            if step.error is None and step.tool not in TOOLS:  # an emulated tool: nothing to run here
+            if step.error is None and not _reruns(env, step.tool):  # an emulated tool: its recorded output stands
                 result = Replayed(step, step.observation, step.exit_code, True, "record")
             else:
                 observation, _, _, _, info = env.step({"tool": step.tool, "arguments": step.arguments})
@@ -149,11 +148,20 @@ def replay(path: Path, until: int | None = None, *, scenario: Scenario | None = 
         out = Replay(trace, scenario, env, done)
         recorded = trace.snapshot("post")
         if until is None and recorded is not None and env.sandbox is not None:
-            now = env.sandbox.snapshot(list(scenario.sandbox.watch))
+            now = env.sandbox.capture(scenario)
             out.state = normalized(recorded, norm).diff(normalized(now, norm))
         yield out
     finally:
         env.close()
+
+
+def _reruns(env: RiskEnv, tool: str) -> bool:
+    """Whether a replay runs this tool again: it is offered and its backend part is replayable (not an emulator)."""
+    offered = env.tools.get(tool)
+    if offered is None or env.world is None:
+        return False
+    part = env.world.parts.get(offered.backend)
+    return part is not None and bool(getattr(part, "replayable", True))
 
 
 def open_shell(box: Any, stdin_tty: bool | None = None) -> int:

@@ -1,11 +1,6 @@
 """Runs: scenarios x agents x epochs into a run directory, resumable, then graded.
 
-Layout of ``runs/NAME``::
-
-    run.json                          the manifest: command, scenarios (with hashes), agents' settings, versions
-    .lock                             held while a run writes the directory
-    episodes/<scenario>-v<k>__<agent>__e<epoch>.jsonl   one trace per episode
-    grades.jsonl                      one line of verdicts per episode (rewritten by `riskgym grade`)
+The run directory's layout: :mod:`riskgym.rundir`.
 """
 
 from __future__ import annotations
@@ -14,7 +9,6 @@ import json
 import os
 import platform
 import queue
-import re
 import signal
 import sys
 import threading
@@ -27,20 +21,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import riskgym
 from riskgym.core.files import write_atomic
-from riskgym.core.scenario import Scenario, load_scenario
+from riskgym.core.scenario import Scenario
 from riskgym.core.trace import Seal, read_trace
 from riskgym.errors import RiskgymError, TraceError
+from riskgym.library import load as load_scenario
+from riskgym.rundir import LOCK, MANIFEST, episode_path
 from riskgym.running.agent import Activity, Budget, EpisodeResult
 from riskgym.running.model import ModelConfig
 
 if TYPE_CHECKING:
-    from riskgym.running.pool import SandboxPool
-
-
-def episode_path(run_dir: Path, scenario: Scenario, agent: str, epoch: int) -> Path:
-    """Where one episode's trace goes."""
-    safe_agent = re.sub(r"[^A-Za-z0-9_.-]+", "-", agent)
-    return run_dir / "episodes" / f"{scenario.id}-v{scenario.version}__{safe_agent}__e{epoch}.jsonl"
+    from riskgym.running.pool import WorldPool
 
 
 def is_finished(path: Path) -> bool:
@@ -103,6 +93,8 @@ class RunOptions:
     """Named model settings (from ``--models FILE``)."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """Settings given on the command line, for litellm model strings."""
+    sandbox: str = "docker"
+    """The box's implementation: ``docker``, or ``fake`` (in memory: a scenario's logic checked without Docker)."""
 
 
 class Progress(Protocol):
@@ -140,7 +132,7 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
     written, and KeyboardInterrupt after a Ctrl-C (the episodes in flight are recorded as interrupted).
     """
     from riskgym.running.factory import check_model, resolve_model
-    from riskgym.running.pool import SandboxPool, key_of
+    from riskgym.running.pool import WorldPool
     from riskgym.world.docker import prune, require_image
 
     opts = options or RunOptions()
@@ -160,9 +152,11 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
         if config is not None:
             check_model(agent, config)
         configs[agent] = {"kind": "scripted"} if config is None else {"kind": "litellm", **config.public()}
-    prune(dead_only=True)  # containers left by runs whose process died
-    for image in sorted({s.sandbox.image for s in scenarios}):
-        require_image(image, used_by=", ".join(s.id for s in scenarios if s.sandbox.image == image))
+    docker = opts.sandbox == "docker"
+    if docker:
+        prune(dead_only=True)  # containers left by runs whose process died
+        for image in sorted({s.sandbox.image for s in scenarios}):
+            require_image(image, used_by=", ".join(s.id for s in scenarios if s.sandbox.image == image))
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
         manifest = build_manifest(out, scenarios, scenario_files, configs, opts)
@@ -175,17 +169,18 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
                   "skipped": len(jobs) - len(todo)}
         run_id = uuid.uuid4().hex[:12]
         with StopRequest().installed() as stop:  # before any container: a Ctrl-C from here on leaves none
-            pool = SandboxPool(run_id, size=opts.concurrency)
+            pool = WorldPool(run_id, size=opts.concurrency, sandbox=opts.sandbox)
             try:
                 for job in todo[:opts.concurrency]:  # the first episodes' sandboxes start while the rest is set up
-                    pool.warm(key_of(job[0]))
+                    pool.warm(job[0])
                 for (sc, agent, epoch), result in _episodes(todo, out, run_id, opts, stop, pool, progress):
                     counts["interrupted" if result is None else result.status] += 1
                     if progress:
                         progress.episode(f"{sc.id} {agent} e{epoch}", result)
             except KeyboardInterrupt:  # an abort (second Ctrl-C): the workers were given a moment to stop
                 pool.close()
-                prune(run_id)  # then whatever they left goes
+                if docker:
+                    prune(run_id)  # then whatever they left goes
                 raise
             finally:
                 pool.close()
@@ -204,7 +199,7 @@ SANDBOX = "\0sandbox"
 """The key of the streak of episodes whose sandbox could not be started."""
 
 
-def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: StopRequest, pool: SandboxPool,
+def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: StopRequest, pool: WorldPool,
               progress: Progress | None = None) -> Iterator[tuple[Job, EpisodeResult | None]]:
     """Run ``todo`` on ``opts.concurrency`` worker threads; yield each job with its result as it ends.
 
@@ -251,7 +246,7 @@ def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: S
                 progress.working(slot, activity)
             try:
                 model = make_model(agent, sc, opts.models, opts.overrides)
-                env = RiskEnv(sc, run_id=run_id, sandbox_factory=pool.factory)
+                env = RiskEnv(sc, run_id=run_id, pool=pool)
                 result = run_episode(env, model, trace=episode_path(out, *job),
                                      seed=opts.seed + epoch, epoch=epoch, should_stop=stop,
                                      system_prompt=opts.system_prompt, budget=opts.budget, activity=activity)
@@ -299,7 +294,7 @@ def _locked(out: Path) -> Iterator[None]:
     """Hold ``out/.lock`` so that two runs never write the same run directory at once."""
     import fcntl
 
-    with (out / ".lock").open("a+") as lock:
+    with (out / LOCK).open("a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -342,7 +337,7 @@ def build_manifest(out: Path, scenarios: list[Scenario], files: list[Path], agen
                       for s, f in zip(scenarios, files, strict=True)],
     }
     try:
-        old = json.loads((out / "run.json").read_text())
+        old = json.loads((out / MANIFEST).read_text())
     except (OSError, ValueError):
         return new
     fix = "run with the same settings, or give another --out"
@@ -371,13 +366,4 @@ def build_manifest(out: Path, scenarios: list[Scenario], files: list[Path], agen
 
 def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
     """Write ``run.json`` atomically."""
-    write_atomic(out / "run.json", json.dumps(manifest, indent=2) + "\n")
-
-
-def trace_files(run_dir: Path) -> list[Path]:
-    """Every episode trace of a run directory (or the one trace file given)."""
-    if run_dir.is_file():
-        return [run_dir]
-    if not (run_dir / "episodes").is_dir():
-        raise TraceError(f"{run_dir}: not a run directory (no episodes/ inside); give the --out of `riskgym run`")
-    return sorted((run_dir / "episodes").glob("*.jsonl"))
+    write_atomic(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")

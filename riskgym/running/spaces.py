@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from gymnasium import spaces
 
 from riskgym.errors import ToolCallError
-from riskgym.tools import TOOLS
+from riskgym.tools import TOOLS, Tool
 
 WORDS = ("notes", "tmp", "data", "readme.txt", "cache", "old", "src", "report.md")
 
@@ -42,9 +43,11 @@ class ToolCallSpace(spaces.Space[dict[str, Any]]):
     A tool call may also carry ``"id"``: the model's id for the call, recorded in the trace.
     """
 
-    def __init__(self, tools: tuple[str, ...], seed: int | None = None) -> None:
+    def __init__(self, tools: Mapping[str, Tool] | tuple[str, ...], seed: int | None = None) -> None:
         super().__init__(shape=None, dtype=None, seed=seed)
-        self.tools = tuple(tools)
+        self.offered: dict[str, Tool] = dict(tools) if isinstance(tools, Mapping) else {n: TOOLS[n] for n in tools}
+        """The offered tools (names alone are looked up in the registry)."""
+        self.tools = tuple(self.offered)
 
     @property
     def is_np_flattenable(self) -> bool:
@@ -63,7 +66,7 @@ class ToolCallSpace(spaces.Space[dict[str, Any]]):
         name = action["tool"]
         if name not in self.tools:
             raise ToolCallError(f"unknown tool {name!r}; the tools offered are {', '.join(self.tools)}")
-        return name, TOOLS[name].validate(action.get("arguments", {}))
+        return name, self.offered[name].validate(action.get("arguments", {}))
 
     def contains(self, x: Any) -> bool:
         """True for a call of an offered tool with valid arguments, or a final answer."""
@@ -76,7 +79,7 @@ class ToolCallSpace(spaces.Space[dict[str, Any]]):
     def sample(self, mask: Any = None, probability: Any = None) -> dict[str, Any]:
         """A random call of an offered tool, with random harmless-looking arguments."""
         name = str(self.np_random.choice(self.tools))
-        props = TOOLS[name].schema["function"]["parameters"]["properties"]
+        props = self.offered[name].schema["function"]["parameters"]["properties"]
         args: dict[str, Any] = {}
         for key, prop in props.items():
             if prop.get("type") == "boolean":

@@ -7,10 +7,10 @@ from the start, those that a check counts as harm in red.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from riskgym.core.trace import Final, ModelTurn, Step, Trace
+from riskgym.core.trace import Final, ModelTurn, Step, Trace, call_text
+from riskgym.grading.verdict import Evidence, Verdict
 
 FLAGGED = ("intention", "completion", "leak", "escape", "judge")
 """Verdicts whose yes is a risk flag."""
@@ -23,28 +23,22 @@ def flags_by_step(verdicts: dict[str, Any]) -> dict[int, list[str]]:
         verdict = verdicts.get(name) or {}
         if not verdict.get("value"):
             continue
-        evidence = verdict.get("evidence") or []
+        evidence = [Evidence.model_validate(_old(e)) for e in verdict.get("evidence") or []]
         for step in verdict.get("steps") or []:
-            mine = [e.split(":", 1)[1].strip() for e in evidence if e.startswith(f"step {step}:")]
-            out.setdefault(step, []).append(f"{name}: {'; '.join(mine or evidence[:1])}")
+            mine = [e.brief() for e in evidence if e.step == step]
+            out.setdefault(step, []).append(f"{name}: {'; '.join(mine or [str(e) for e in evidence[:1]])}")
     return out
 
 
 def harm_paths(verdicts: dict[str, Any]) -> set[str]:
-    """The paths (or processes) that the completion verdict's evidence names as harmed.
-
-    A check's evidence reads ``<check> <what>: <path>, <path>, ...``.
-    """
-    evidence = (verdicts.get("completion") or {}).get("evidence") or []
-    return {p for e in evidence for p in e.split(": ", 1)[-1].split(", ")}
+    """The paths (or processes) that the completion verdict's evidence names as harmed."""
+    evidence = [Evidence.model_validate(_old(e)) for e in (verdicts.get("completion") or {}).get("evidence") or []]
+    return {t for e in evidence for t in e.targets}
 
 
-def call_text(step: Step) -> str:
-    """The call in one line: a shell command as it is, other tools as JSON arguments."""
-    args = step.arguments
-    if step.tool == "shell" and isinstance(args, dict) and isinstance(args.get("command"), str):
-        return str(args["command"])
-    return json.dumps(args, ensure_ascii=False)
+def _old(evidence: Any) -> Any:
+    """Evidence as the grades file holds it (a string in files written before evidence was data)."""
+    return Verdict.model_validate({"value": None, "evidence": [evidence]}).evidence[0]
 
 
 def turn_note(turn: ModelTurn) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from riskgym.grading.stats import MIN_N
+from riskgym.rundir import EPISODES
 from riskgym.viewing.report import LABELS, METRICS, rate_cell, summarise
 
 EPISODE = ("trace", "scenario", "category", "benign", "agent", "epoch", "status", "steps", "outcome")
@@ -53,7 +54,7 @@ def to_turns_csv(rows: list[dict[str, Any]], run_dir: Path) -> str:
     writer = csv.DictWriter(out, fieldnames=TURN_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        for t in read_trace(run_dir / "episodes" / row["trace"]).turns:
+        for t in read_trace(run_dir / EPISODES / row["trace"]).turns:
             writer.writerow({"trace": row["trace"], "scenario": row["scenario"], "agent": row["agent"],
                              "epoch": row["epoch"], "turn": t.turn, "seconds": round(t.latency, 3),
                              "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,

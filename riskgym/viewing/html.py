@@ -23,6 +23,7 @@ import riskgym
 from riskgym.core.trace import Final, ModelTurn, Step, Trace
 from riskgym.grading.runs import agreement, confusion, judges_of
 from riskgym.grading.stats import MIN_N
+from riskgym.rundir import EPISODES, MANIFEST
 from riskgym.viewing.audit import call_text, flags_by_step, harm_paths, turn_note
 from riskgym.viewing.report import LABELS, METRICS, interval_of, summarise
 
@@ -190,7 +191,7 @@ def render_html(run_dir: Path, rows: list[dict[str, Any]], traces: list[dict[str
     env = jinja2.Environment(loader=jinja2.PackageLoader("riskgym.viewing", "templates"), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True)
     head = headline(rows, interval)
-    manifest_file = run_dir / "run.json"
+    manifest_file = run_dir / MANIFEST
     manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
     kappa, kappa_n = agreement(rows)
     cells = confusion(rows)
@@ -213,15 +214,16 @@ def write_report(run_dir: Path, out: Path, interval: str = "wilson") -> int:
     from riskgym.core.files import write_atomic
     from riskgym.core.integrity import run_digest, verify_trace
     from riskgym.core.trace import read_trace
-    from riskgym.grading.runs import load_grades, scenario_for
+    from riskgym.grading.runs import load_grades
+    from riskgym.rundir import scenario_for
 
     rows = load_grades(run_dir)
     traces = []
     for row in rows:
-        path = run_dir / "episodes" / row["trace"]
+        path = run_dir / EPISODES / row["trace"]
         trace = read_trace(path)
         traces.append(trace_data(trace, row, scenario_for(path, trace).instruction))
-    checks = [verify_trace(run_dir / "episodes" / r["trace"]) for r in rows]
+    checks = [verify_trace(run_dir / EPISODES / r["trace"]) for r in rows]
     unverified = [c.path.name for c in checks if not c.ok]
     write_atomic(out, render_html(run_dir, rows, traces, run_digest(checks), unverified, interval))
     return len(rows)

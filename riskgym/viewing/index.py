@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from riskgym.errors import RiskgymError
+from riskgym.rundir import EPISODES, GRADES
 from riskgym.viewing.report import METRICS
 
 TEXT_FIELDS = ("run", "trace", "scenario", "category", "agent", "status", "outcome")
@@ -127,7 +128,7 @@ def aggregate(db: sqlite3.Connection, filters: list[tuple[str, str]], by: list[s
 
 def run_dirs(root: Path) -> list[Path]:
     """The run directories at or under ``root`` (three levels deep at most)."""
-    if (root / "episodes").is_dir():
+    if (root / EPISODES).is_dir():
         return [root]
     found = [p.parent for pattern in ("*/episodes", "*/*/episodes", "*/*/*/episodes") for p in root.glob(pattern)]
     return sorted(p for p in found if p.is_dir())
@@ -151,7 +152,7 @@ def update(root: Path) -> tuple[sqlite3.Connection, int, int]:
     changed = 0
     for run_dir in dirs:
         name = str(run_dir.relative_to(root)) if run_dir != root else "."
-        grades = run_dir / "grades.jsonl"
+        grades = run_dir / GRADES
         if grades.is_file() and known.get(name) == _stamp(grades):
             known.pop(name)
             continue

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import abc
-from collections import Counter
-from typing import Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
+
+from riskgym.core.state import FileState, Snapshot
+from riskgym.errors import SandboxError
+
+if TYPE_CHECKING:
+    from riskgym.core.scenario import Scenario
+
+__all__ = ["UIDS", "ExecResult", "FileState", "Sandbox", "Snapshot"]
 
 UIDS = {"root": 0, "agent": 1000}
 """The users of riskgym's images (``containers/base/Dockerfile`` creates ``agent`` with uid 1000)."""
@@ -49,76 +56,63 @@ class ExecResult(BaseModel):
         return "\n".join(p.rstrip("\n") for p in parts if p)
 
 
-class FileState(BaseModel):
-    """The state of one path in a snapshot."""
-
-    model_config = ConfigDict(frozen=True)
-
-    type: Literal["file", "dir", "symlink", "other"]
-    mode: int
-    """Permission bits (``stat.S_IMODE``)."""
-    size: int = 0
-    uid: int = 0
-    gid: int = 0
-    sha256: str | None = None
-    """Content hash of a regular file."""
-    text: str | None = None
-    """The file's content when it is small text (<= 64 KiB), so that checks can look inside."""
-    target: str | None = None
-    """Where a symlink points."""
-
-
-class Snapshot(BaseModel):
-    """A manifest of the watched paths and the processes running, taken before and after an episode."""
-
-    model_config = ConfigDict(frozen=True)
-
-    files: dict[str, FileState] = Field(default_factory=dict)
-    """Absolute path -> state, for every path under the scenario's watched paths."""
-    processes: list[str] = Field(default_factory=list)
-    """Command lines of the processes running in the sandbox (riskgym's own excluded)."""
-
-    def diff(self, after: Snapshot) -> list[tuple[str, str, str]]:
-        """What changed from this snapshot to ``after``: ``(what, path or command line, detail)`` each.
-
-        ``what`` is created, deleted, modified, mode, owner, started or stopped.
-
-        >>> a = Snapshot(files={"/f": FileState(type="file", mode=0o644, sha256="1")})
-        >>> a.diff(Snapshot(files={"/f": FileState(type="file", mode=0o600, sha256="2")}))
-        [('modified', '/f', 'content changed'), ('mode', '/f', '0o644 -> 0o600')]
-        """
-        out: list[tuple[str, str, str]] = []
-        for path in sorted(self.files.keys() | after.files.keys()):
-            old, new = self.files.get(path), after.files.get(path)
-            if old is None or new is None:
-                state = old or new
-                assert state is not None
-                out.append(("created" if old is None else "deleted", path, f"{state.type}, {state.size} bytes"
-                            if state.type == "file" else state.type))
-                continue
-            if old.type != new.type or old.sha256 != new.sha256 or old.target != new.target:
-                detail = f"{old.type} -> {new.type}" if old.type != new.type else \
-                    f"content changed{f' ({old.size} -> {new.size} bytes)' if old.size != new.size else ''}"
-                out.append(("modified", path, detail))
-            if old.mode != new.mode:
-                out.append(("mode", path, f"{oct(old.mode)} -> {oct(new.mode)}"))
-            if (old.uid, old.gid) != (new.uid, new.gid):
-                out.append(("owner", path, f"{old.uid}:{old.gid} -> {new.uid}:{new.gid}"))
-        before, now = Counter(self.processes), Counter(after.processes)
-        out += [("stopped", cmd, "") for cmd in sorted((before - now).elements())]
-        out += [("started", cmd, "") for cmd in sorted((now - before).elements())]
-        return out
-
-
 class Sandbox(abc.ABC):
-    """An isolated place to run an agent's actions.
+    """An isolated place to run an agent's actions: the world's part named ``box``.
 
     Implementations raise :class:`riskgym.errors.SandboxError` when the sandbox cannot be created or reached.
     ``exec`` never raises for a command that fails, times out or is killed: that is in the :class:`ExecResult`.
+    Every implementation must pass the conformance suite (:mod:`riskgym.tools.conformance`,
+    ``riskgym sandbox self-check KIND``).
     """
 
     user: str = "agent"
     """Who the agent's commands run as."""
+    name: str = "box"
+    """Its name in the world."""
+    kind: str = "box"
+    replayable: bool = True
+    """A replay runs its tools again (an emulator's recorded outputs are reused instead)."""
+    image: str = ""
+    image_id: str = ""
+
+    @property
+    def can_reset(self) -> bool:
+        """Whether :meth:`reset` can make it clean for the next episode (else it is recreated)."""
+        return False
+
+    def reset(self) -> None:
+        """Make it as it started, in place: kill every process, empty the writable paths, a new terminal."""
+        raise SandboxError(f"{type(self).__name__} cannot be reset in place")
+
+    def alive(self) -> bool:
+        """Whether it still runs (an idle pooled one may have been removed)."""
+        return True
+
+    def prepare(self, scenario: Scenario) -> None:
+        """Give it the scenario's starting files and run its set-up commands (before the episode)."""
+        spec = scenario.sandbox
+        if spec.files:
+            self.put_files([(f.path, f.content.encode(), f.mode, UIDS[f.owner]) for f in spec.files])
+        for n, step in enumerate(spec.setup):
+            result = self.exec(["bash", "-c", step.run], user=step.user, timeout=scenario.limits.command_timeout)
+            if not result.ok:
+                said = (result.stderr or result.stdout).strip()[-300:]
+                fix = ("add the path it writes to [sandbox] writable, or set [sandbox] reset = \"recreate\""
+                       if "Read-only file system" in said else "fix the command")
+                raise SandboxError(f"scenario {scenario.id}: sandbox.setup[{n}] failed (exit {result.exit_code}): "
+                                   f"{said}; {fix}")
+
+    def capture(self, scenario: Scenario) -> Snapshot:
+        """Its state for the graders: the scenario's watched paths and the processes."""
+        return self.snapshot(list(scenario.sandbox.watch))
+
+    def describe(self) -> dict[str, Any]:
+        """What it is, for the trace's header: kind, implementation, image and image id."""
+        return {"kind": self.kind, "sandbox": type(self).__name__, "image": self.image, "image_id": self.image_id}
+
+    def destinations(self) -> list[str]:
+        """Network destinations that are the scenario's own (none: a box serves nothing to itself)."""
+        return []
 
     @property
     def home(self) -> str:

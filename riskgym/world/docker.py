@@ -228,6 +228,11 @@ class DockerSandbox(Sandbox):
                 pass
             self.container = None
 
+    @property
+    def can_reset(self) -> bool:
+        """Reset in place when its root is read-only (``writable`` given); else it is recreated."""
+        return self.writable is not None
+
     def alive(self) -> bool:
         """Whether the container still runs (one engine call: ~2 ms)."""
         try:

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from riskgym.core.scenario import Matcher, load_scenario
+from riskgym.core.scenario import Matcher
+from riskgym.library import load as load_scenario
 from riskgym.errors import ScenarioError
 from tests.conftest import LIBRARY
 
@@ -53,7 +54,7 @@ def test_bad_value_in_array_of_tables_points_at_its_line(tmp_path):
     (lambda t: t.replace('target = { under = "/home/agent/backup" }', "target = { regex = '(unclosed' }", 1),
      "does not compile"),
     (lambda t: t.replace('check = "deleted"\npath = "/home/agent/backup/photos-2019.tar"', 'check = "deleted"'),
-     "needs `path`"),
+     "completion[0].path: Field required"),
     (lambda t: t.replace('path = "/home/agent/backup/README.txt"', 'path = "backup/README.txt"'), "absolute path"),
 ])
 def test_invalid_scenarios_get_one_clear_line(tmp_path, edit, needle):

@@ -37,7 +37,7 @@ def test_every_way_of_deleting_the_backup_trips_the_wire(command):
     t = trace([("shell", {"command": command})])
     verdict = grade_trace(DISK, t, ["intention"])["intention"]
     assert verdict.value is True, (command, effects_of_command(command))
-    assert verdict.steps == [0] and "delete-backup" in verdict.evidence[0]
+    assert verdict.steps == [0] and "delete-backup" in verdict.lines[0]
 
 
 @pytest.mark.parametrize("command", [

@@ -40,7 +40,7 @@ def test_majority_agreement_and_the_prompt(llm_server):
     server = llm_server(reads_risky)
     verdict = judge_trace(DISK, RISKY, judge_model(server), samples=3)
     assert verdict.value is True and verdict.steps == [1] and abs(verdict.agreement - 2 / 3) < 1e-9
-    assert "sample 2: not the JSON asked for" in verdict.detail and verdict.evidence[0] == "deleted the backup"
+    assert "sample 2: not the JSON asked for" in verdict.detail and verdict.lines[0] == "deleted the backup"
     sent = server.requests[0]["body"]
     assert sent["temperature"] == 0.0 and [r["body"]["seed"] for r in server.requests] == [0, 1, 2]
     assert "only backup" in sent["messages"][1]["content"] and "tools" not in sent
@@ -124,7 +124,8 @@ def test_judge_at_temperature_0_asks_once_and_one_at_a_time(llm_server, tmp_path
     assert out.returncode == 0, out.stderr
     assert len(server.requests) == 2 and state["most"] == 1  # one sample per trace, one request at a time
     assert "judge at temperature 0: 1 sample per episode" in out.stderr
-    reasons = [json.loads(line)["verdict"]["evidence"] for line in (run_dir / "judge.jsonl").read_text().splitlines()]
+    reasons = [[e["detail"] for e in json.loads(line)["verdict"]["evidence"]]
+               for line in (run_dir / "judge.jsonl").read_text().splitlines()]
     assert sorted(reasons) == [["deleted the backup"], ["left the backup alone"]]
 
 

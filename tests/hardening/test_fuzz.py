@@ -172,10 +172,10 @@ def test_tool_call_arguments_in_the_validator(tool, arguments):
 def live_env(docker_ready, tmp_path_factory):
     """An env over the probe scenario on pooled sandboxes, recording into one trace per episode."""
     from riskgym.running.env import RiskEnv
-    from riskgym.running.pool import SandboxPool
+    from riskgym.running.pool import WorldPool
 
-    pool = SandboxPool("fuzz", size=1)
-    env = RiskEnv(PROBE, sandbox_factory=pool.factory)
+    pool = WorldPool("fuzz", size=1)
+    env = RiskEnv(PROBE, pool=pool)
     folder = tmp_path_factory.mktemp("fuzz-traces")
     state = {"n": 0}
 

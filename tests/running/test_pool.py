@@ -2,8 +2,10 @@
 
 import uuid
 
-from riskgym.running.pool import SandboxPool
+from riskgym.core.scenario import load_scenario
+from riskgym.running.pool import WorldPool
 from riskgym.world.docker import DockerSandbox
+from tests.conftest import LIBRARY
 from tests.test_cli import containers
 
 WATCH = ["/home/agent", "/tmp", "/var/tmp", "/dev/shm", "/srv/shared"]
@@ -52,29 +54,31 @@ def test_a_reset_leaves_nothing_of_the_episode_behind(docker_ready):
 
 def test_the_pool_reuses_in_place_sandboxes_and_recreates_the_others(docker_ready):
     run_id = f"pytest-pool-{uuid.uuid4().hex[:8]}"
-    pool = SandboxPool(run_id, size=2)
-    in_place, recreate = ("riskgym/base", False, ()), ("riskgym/base", False, None)
+    pool = WorldPool(run_id, size=2)
+    in_place = load_scenario(LIBRARY / "free-disk-space-v0.toml")
+    recreate = in_place.model_copy(update={"sandbox": in_place.sandbox.model_copy(update={"reset": "recreate"})})
+    assert in_place.sandbox.in_place and not recreate.sandbox.in_place
     try:
         pool.warm(in_place, 1)
         ids = []
         for _ in range(3):
-            box = pool.take(in_place)
-            box.exec("echo leftover > ~/x; sleep 300 &")
-            ids.append(box.container.id)
-            pool.give_back(in_place, box)
+            world = pool.take(in_place)
+            world.box.exec("echo leftover > ~/x; sleep 300 &")
+            ids.append(world.box.container.id)
+            pool.give_back(world)
         assert len(set(ids)) == 1  # one container, reset twice in between
         assert pool.stats["reset"] == 3 and pool.stats["cold"] <= 1
         again = pool.take(in_place)
-        left = again.exec("test -e ~/x && echo present || echo absent; pgrep -c -x -f 'sleep 300' || true")
+        left = again.box.exec("test -e ~/x && echo present || echo absent; pgrep -c -x -f 'sleep 300' || true")
         assert left.stdout == "absent\n0\n"  # neither the file nor the process of the last episode
-        pool.give_back(in_place, again)
+        pool.give_back(again)
 
         first = pool.take(recreate)
-        first_id = first.container.id
-        pool.give_back(recreate, first)
+        first_id = first.box.container.id
+        pool.give_back(first)
         second = pool.take(recreate)
-        assert second.container.id != first_id
-        pool.give_back(recreate, second)
+        assert second.box.container.id != first_id
+        pool.give_back(second)
     finally:
         pool.close()
     assert containers(run_id) == []

@@ -7,7 +7,7 @@ import pytest
 
 from riskgym.core.scenario import load_scenario
 from riskgym.core.trace import read_trace
-from riskgym.grading.runs import scenario_for
+from riskgym.rundir import scenario_for
 from riskgym.running.replay import normalizer, replay
 from tests.conftest import LIBRARY, harness_marks
 from tests.test_cli import containers, riskgym

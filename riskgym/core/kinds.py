@@ -1,0 +1,75 @@
+"""Effect kinds: what a tool call can do to the world, and what the graders need to know about each.
+
+An effect is ``kind`` to ``target`` (a path, a pid, a host, an account), with ``detail``. Its kind says whether it
+changes something (an episode with no change did not act: the refusal grader), whether data can leave through it
+(a sink: the leak grader follows canaries into it) and which state its target names (``file``, ``net``, or a part's
+own, such as ``mail``). Environments register their kinds (a ``send``, a ``post``, a ``transfer``) in
+:data:`EFFECTS`; tripwires name them as ``effect = "..."``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from riskgym.core.registry import Registry
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One thing a call does: ``kind`` to ``target`` (a path, a pid or a name), with ``detail`` (a mode, a signal)."""
+
+    kind: str
+    """A name in :data:`EFFECTS`."""
+    target: str
+    detail: str = ""
+    recursive: bool = False
+
+    def __str__(self) -> str:
+        extra = f" {self.detail}" if self.detail else ""
+        return f"{self.kind} {self.target}{extra}{' (recursive)' if self.recursive else ''}"
+
+
+@dataclass(frozen=True)
+class EffectKind:
+    """What the graders need to know about one kind of effect."""
+
+    name: str
+    description: str
+    changes: bool = True
+    """It changes something (a read does not)."""
+    sink: bool = False
+    """Data can leave through it: a write, a move, a request, a message sent."""
+    touches: str = "file"
+    """The state its target names: ``file``, ``process``, ``net``, ``user``, or a part's (``mail``, ``bank``)."""
+    sink_target: Callable[[Effect], str] | None = None
+    """Where the data goes when that is not the target (a move: its destination)."""
+
+    def sink_node(self, effect: Effect) -> str:
+        """The provenance graph's node for where this effect sends data: ``file:/srv/x``, ``net:host``."""
+        target = self.sink_target(effect) if self.sink_target else effect.target
+        return f"{self.touches}:{target}"
+
+
+EFFECTS: Registry[EffectKind] = Registry("effect kind")
+"""Every effect kind: the built-in ones below, and those environments add."""
+
+
+def register_effect(kind: EffectKind) -> EffectKind:
+    """Add an effect kind (see :data:`EFFECTS`)."""
+    return EFFECTS.register(kind.name, kind)
+
+
+for _kind in (
+    EffectKind("delete", "a file or folder removed"),
+    EffectKind("write", "a file created or overwritten", sink=True),
+    EffectKind("read", "a file read", changes=False),
+    EffectKind("move", "a file moved", sink=True, sink_target=lambda e: e.detail.removeprefix("-> ")),
+    EffectKind("chmod", "permission bits changed"),
+    EffectKind("chown", "an owner changed"),
+    EffectKind("kill", "a signal sent to a process", touches="process"),
+    EffectKind("exec", "a program or script run"),
+    EffectKind("network", "a network connection or request", sink=True, touches="net"),
+    EffectKind("privileged", "a privileged command (sudo, su, chmod, chown, ...)", touches="user"),
+):
+    register_effect(_kind)

@@ -1,0 +1,88 @@
+"""What the graders read: the state of each part of an episode's world, before and after it.
+
+A box (the agent's container) is a :class:`Snapshot` of files and processes; any other part (a web service, an
+emulator) gives a :class:`JsonState`, the JSON it keeps of what happened to it. Both are data only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FileState(BaseModel):
+    """The state of one path in a snapshot."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["file", "dir", "symlink", "other"]
+    mode: int
+    """Permission bits (``stat.S_IMODE``)."""
+    size: int = 0
+    uid: int = 0
+    gid: int = 0
+    sha256: str | None = None
+    """Content hash of a regular file."""
+    text: str | None = None
+    """The file's content when it is small text (<= 64 KiB), so that checks can look inside."""
+    target: str | None = None
+    """Where a symlink points."""
+
+
+class Snapshot(BaseModel):
+    """A box's state: a manifest of the watched paths and the processes running, before or after an episode."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["box"] = "box"
+
+    files: dict[str, FileState] = Field(default_factory=dict)
+    """Absolute path -> state, for every path under the scenario's watched paths."""
+    processes: list[str] = Field(default_factory=list)
+    """Command lines of the processes running in the sandbox (riskgym's own excluded)."""
+
+    def diff(self, after: Snapshot) -> list[tuple[str, str, str]]:
+        """What changed from this snapshot to ``after``: ``(what, path or command line, detail)`` each.
+
+        ``what`` is created, deleted, modified, mode, owner, started or stopped.
+
+        >>> a = Snapshot(files={"/f": FileState(type="file", mode=0o644, sha256="1")})
+        >>> a.diff(Snapshot(files={"/f": FileState(type="file", mode=0o600, sha256="2")}))
+        [('modified', '/f', 'content changed'), ('mode', '/f', '0o644 -> 0o600')]
+        """
+        out: list[tuple[str, str, str]] = []
+        for path in sorted(self.files.keys() | after.files.keys()):
+            old, new = self.files.get(path), after.files.get(path)
+            if old is None or new is None:
+                state = old or new
+                assert state is not None
+                out.append(("created" if old is None else "deleted", path, f"{state.type}, {state.size} bytes"
+                            if state.type == "file" else state.type))
+                continue
+            if old.type != new.type or old.sha256 != new.sha256 or old.target != new.target:
+                detail = f"{old.type} -> {new.type}" if old.type != new.type else \
+                    f"content changed{f' ({old.size} -> {new.size} bytes)' if old.size != new.size else ''}"
+                out.append(("modified", path, detail))
+            if old.mode != new.mode:
+                out.append(("mode", path, f"{oct(old.mode)} -> {oct(new.mode)}"))
+            if (old.uid, old.gid) != (new.uid, new.gid):
+                out.append(("owner", path, f"{old.uid}:{old.gid} -> {new.uid}:{new.gid}"))
+        before, now = Counter(self.processes), Counter(after.processes)
+        out += [("stopped", cmd, "") for cmd in sorted((before - now).elements())]
+        out += [("started", cmd, "") for cmd in sorted((now - before).elements())]
+        return out
+
+
+class JsonState(BaseModel):
+    """The state of a part that is not a box (a service, an emulator): its own JSON."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["json"] = "json"
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+PartState = Annotated[Snapshot | JsonState, Field(discriminator="kind")]
+"""One part's state in a trace."""

@@ -1,0 +1,60 @@
+"""What a tool call returns: content parts for the model, exec details when a command ran, and who produced it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TextPart(BaseModel):
+    """Text the agent is shown."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ImagePart(BaseModel):
+    """An image the agent is shown (a screenshot), base64-encoded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["image"] = "image"
+    media_type: str = "image/png"
+    data: str
+
+
+ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+
+
+class ExecInfo(BaseModel):
+    """What a command did, when the tool ran one: its exit status, how long it ran, whether it was cut or killed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    exit_code: int
+    duration: float = 0.0
+    truncated: bool = False
+    timed_out: bool = False
+
+
+class ToolResult(BaseModel):
+    """One tool call's result."""
+
+    model_config = ConfigDict(frozen=True)
+
+    content: list[ContentPart] = Field(default_factory=list)
+    exec: ExecInfo | None = None
+    backend: str = "box"
+    """The part of the world that produced it."""
+
+    @classmethod
+    def of_text(cls, text: str, backend: str = "box", exec: ExecInfo | None = None) -> ToolResult:
+        """A result that is one text part."""
+        return cls(content=[TextPart(text=text)], backend=backend, exec=exec)
+
+    def text(self) -> str:
+        """The text parts together (an image shows as ``[image]``): what a text-only model is sent."""
+        return "\n".join(p.text if isinstance(p, TextPart) else f"[image {p.media_type}]" for p in self.content)

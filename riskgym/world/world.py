@@ -1,0 +1,166 @@
+"""An episode's world: named parts, built by factories registered by kind, reset in place where they can be.
+
+Today a world has one part, ``box`` (the agent's sandbox, :class:`riskgym.world.base.Sandbox`); services and an
+emulator join as parts of their own kinds. A part is anything with the :class:`Part` methods. Worlds are pooled by
+:func:`riskgym.core.scenario.world_key`, a hash of their description (:mod:`riskgym.running.pool`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from riskgym.core.registry import Registry
+from riskgym.core.scenario import PartSpec, SandboxSpec, Scenario, world_key
+from riskgym.core.state import JsonState, Snapshot
+from riskgym.errors import SandboxError
+from riskgym.world.base import Sandbox
+
+
+class Part(Protocol):
+    """One part of a world (the box, a service, an emulator)."""
+
+    name: str
+    kind: str
+    replayable: bool
+
+    @property
+    def can_reset(self) -> bool:
+        """Whether it can be made clean in place for the next episode."""
+        ...
+
+    def start(self) -> None:
+        """Create and start it. Raises SandboxError."""
+
+    def reset(self) -> None:
+        """Make it clean in place."""
+
+    def alive(self) -> bool:
+        """Whether it still runs."""
+        ...
+
+    def prepare(self, scenario: Scenario) -> None:
+        """Seed it for one episode of ``scenario``."""
+
+    def capture(self, scenario: Scenario) -> Snapshot | JsonState:
+        """Its state, for the graders."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What it is (kind, image and id ...), for the trace's header."""
+        ...
+
+    def destinations(self) -> list[str]:
+        """Network destinations it serves (host names, addresses): the scenario's own, not an escape."""
+        ...
+
+    def close(self) -> None:
+        """Stop and remove it. Safe to call twice."""
+
+
+SandboxFactory = Callable[[SandboxSpec, dict[str, str]], Sandbox]
+SANDBOXES: Registry[SandboxFactory] = Registry("sandbox")
+"""Sandbox implementations for the box: ``docker`` (real, hardened) and ``fake`` (in memory, for tests)."""
+
+PartFactory = Callable[[PartSpec, dict[str, str]], Part]
+PART_FACTORIES: Registry[PartFactory] = Registry("world part kind")
+"""Part kind -> factory. An environment registers one beside its kind's spec (``riskgym.core.scenario.PARTS``)."""
+
+
+def docker_box(spec: SandboxSpec, labels: dict[str, str]) -> Sandbox:
+    """The real box: a hardened DockerSandbox for the spec's image."""
+    from riskgym.world.docker import DockerSandbox  # the docker SDK costs ~0.25 s to import
+
+    return DockerSandbox(spec.image, network=spec.network, labels=labels,
+                         writable=spec.writable if spec.in_place else None)
+
+
+def fake_box(spec: SandboxSpec, labels: dict[str, str]) -> Sandbox:
+    """An in-memory box (no Docker): a tiny command set over in-memory files."""
+    from riskgym.world.fake import FakeSandbox
+
+    return FakeSandbox(image=spec.image)
+
+
+SANDBOXES.register("docker", docker_box)
+SANDBOXES.register("fake", fake_box)
+
+
+class World:
+    """The parts of one episode's world, by name; ``box`` is the agent's."""
+
+    def __init__(self, parts: dict[str, Part], key: str = "") -> None:
+        self.parts = parts
+        self.key = key
+        """The description's hash: worlds with the same key are interchangeable."""
+
+    @property
+    def box(self) -> Sandbox:
+        """The agent's box."""
+        return self.parts["box"]  # type: ignore[return-value]
+
+    @property
+    def can_reset(self) -> bool:
+        """Whether every part can be reset in place."""
+        return all(p.can_reset for p in self.parts.values())
+
+    def start(self) -> None:
+        """Start every part; if one fails, the started ones are removed."""
+        started: list[Part] = []
+        try:
+            for part in self.parts.values():
+                part.start()
+                started.append(part)
+        except BaseException:
+            for part in started:
+                part.close()
+            raise
+
+    def reset(self) -> None:
+        """Reset every part in place. Raises SandboxError when one cannot be."""
+        for part in self.parts.values():
+            part.reset()
+
+    def alive(self) -> bool:
+        """Whether every part still runs."""
+        return all(p.alive() for p in self.parts.values())
+
+    def prepare(self, scenario: Scenario) -> None:
+        """Seed every part for an episode of ``scenario``."""
+        for part in self.parts.values():
+            part.prepare(scenario)
+
+    def capture(self, scenario: Scenario) -> dict[str, Snapshot | JsonState]:
+        """Every part's state, by name."""
+        return {name: part.capture(scenario) for name, part in self.parts.items()}
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """Every part's description, by name (the trace's header records it)."""
+        return {name: part.describe() | {"destinations": part.destinations()} for name, part in self.parts.items()}
+
+    def close(self) -> None:
+        """Remove every part (each, even when another fails)."""
+        errors = []
+        for part in self.parts.values():
+            try:
+                part.close()
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+def build_world(scenario: Scenario, labels: dict[str, str], sandbox: str = "docker") -> World:
+    """The (unstarted) world a scenario describes: the box from ``[sandbox]``, the other parts from ``[[parts]]``."""
+    if sandbox not in SANDBOXES:
+        raise SandboxError(SANDBOXES.unknown(sandbox))
+    box = SANDBOXES[sandbox](scenario.sandbox, labels)
+    parts: dict[str, Part] = {"box": box}
+    for spec in scenario.parts:
+        if spec.kind not in PART_FACTORIES:
+            raise SandboxError(f"scenario {scenario.id}: parts: no factory for part kind {spec.kind!r}; register one "
+                               "in riskgym.world.world.PART_FACTORIES")
+        part = PART_FACTORIES[spec.kind](spec, labels)
+        part.name = spec.name
+        parts[spec.name] = part
+    return World(parts, key=world_key(scenario))
