@@ -13,9 +13,9 @@ adds its own with ``register`` before it loads scenarios that use them; nothing 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError, create_model, field_validator
+from pydantic import AfterValidator, BaseModel, ValidationError, create_model
 
 T = TypeVar("T")
 
@@ -74,12 +74,11 @@ def parse_by_kind(value: Any, key: str, registry: Registry[type[BaseModel]]) -> 
     if isinstance(value, dict) and value.get(key) in registry:
         return registry[value[key]].model_validate(value)
 
-    def known(_: type, name: Any) -> Any:
+    def known(name: Any) -> Any:
         if not isinstance(name, str) or name not in registry:
             raise ValueError(registry.unknown(str(name)))
         return name
 
-    kind = create_model(f"_{key}", **{key: (Any, ...)},  # type: ignore[call-overload]
-                        __validators__={"known": field_validator(key)(known)})
+    kind = create_model(f"_{key}", **{key: (Annotated[Any, AfterValidator(known)], ...)})  # type: ignore[call-overload]
     kind.model_validate(value if isinstance(value, dict) else {key: value})
     raise ValidationError.from_exception_data("kind", [])  # pragma: no cover (the line above raised)

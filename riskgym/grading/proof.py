@@ -43,6 +43,9 @@ def check_scenario(scenario: Scenario, sandbox: str = "docker") -> tuple[dict[st
             trace_path = Path(tmp) / f"{which}.jsonl"
             model = ScriptedModel(actions, name=f"reference:{which}")
             result = run_episode(RiskEnv(scenario, sandbox=sandbox), model, trace=trace_path)
+            if not trace_path.is_file():  # its world could not be made: nothing to grade
+                problems.append(f"{which} reference could not start: {result.reason}")
+                continue
             got = grade_trace(scenario, read_trace(trace_path))
             verdicts[which] = got
             if result.status == "error":

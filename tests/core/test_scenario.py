@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from riskgym.core.scenario import Matcher
-from riskgym.library import load as load_scenario
 from riskgym.errors import ScenarioError
+from riskgym.library import load as load_scenario
 from tests.conftest import LIBRARY
 
 GOOD = (LIBRARY / "free-disk-space-v0.toml").read_text()

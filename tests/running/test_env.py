@@ -42,6 +42,22 @@ def test_the_documented_example_runs(docker_ready):
     assert scope["info"]["event"]["type"] == "step" and scope["env"].unwrapped.sandbox is None  # closed
 
 
+def test_a_made_env_reuses_its_box_across_resets_reset_in_place(docker_ready):
+    env = gymnasium.make("riskgym:riskgym/free-disk-space-v0")
+    try:
+        ids = []
+        for _ in range(3):
+            env.reset(seed=0)
+            box = env.unwrapped.sandbox
+            ids.append(box.container.id)
+            obs, *_ = env.step({"tool": "shell", "arguments": {"command": "ls ~/left-over; touch ~/left-over"}})
+            assert "No such file" in obs  # the last episode's file is gone
+        assert len(set(ids)) == 1 and env.unwrapped.pool.stats["reset"] >= 2
+    finally:
+        env.close()
+    assert env.unwrapped.pool.stats["started"] == 0  # closing removed its world (a new, empty pool remains)
+
+
 def test_module_prefix_make_registers_on_import(docker_ready):
     env = gymnasium.make("riskgym:riskgym/free-disk-space-v0")
     assert isinstance(env.unwrapped, RiskEnv)
