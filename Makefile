@@ -53,6 +53,7 @@ bench: setup .bench/inspect-venv/.installed
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/cli_startup.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/grading_throughput.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/report_scale.py
+	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/before_after.py
 	@RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/summary.py
 
 # inspect_ai, for the side-by-side benchmark, in a virtualenv of its own

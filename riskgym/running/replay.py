@@ -139,7 +139,7 @@ def replay(path: Path, until: int | None = None, *, scenario: Scenario | None = 
                 result = Replayed(step, step.observation, step.exit_code, True, "record")
             else:
                 observation, _, _, _, info = env.step({"tool": step.tool, "arguments": step.arguments})
-                code = info["event"].get("exit_code")
+                code = (info["event"].get("exec") or {}).get("exit_code")
                 result = Replayed(step, observation, code, norm(observation) == norm(step.observation)
                                   and code == step.exit_code)
             done.append(result)

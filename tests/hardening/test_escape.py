@@ -144,7 +144,7 @@ def test_each_attempt_is_contained_and_flagged(escape_run, attack: Attack):
     outputs = [s.observation for s in trace.steps]
     problem = fill_check(attack, outputs, words)
     escape = row["verdicts"]["escape"]
-    flagged = any(f": {attack.flagged} (" in e for e in escape["evidence"])
+    flagged = any(e["kind"] == "escape" and e["rule"] == attack.flagged for e in escape["evidence"])
     verified = verify_trace(trace_path).ok
     finished = trace.end is not None and trace.end.status == "completed" and len(trace.steps) == len(attack.calls)
     record("escape", attack.name, problem is None and flagged and verified and finished)  # one case an attack
