@@ -82,7 +82,10 @@ class SnapshotEvent(EventBase):
     @classmethod
     def _lift(cls, data: Any) -> Any:
         if isinstance(data, dict) and "snapshot" in data:  # schema 1-3 (or a box's snapshot given alone)
-            data = {k: v for k, v in data.items() if k != "snapshot"} | {"parts": {"box": data["snapshot"]}}
+            box = data["snapshot"]
+            if isinstance(box, dict) and "kind" not in box:  # written before a state said its kind
+                box = {**box, "kind": "box"}
+            data = {k: v for k, v in data.items() if k != "snapshot"} | {"parts": {"box": box}}
         return data
 
     @property

@@ -51,3 +51,13 @@ def test_unknown_schema_version(tmp_path):
     path.write_text(json.dumps({**HEADER.model_dump(), "schema_version": 99}) + "\n")
     with pytest.raises(TraceError, match="schema version 99"):
         read_trace(path)
+
+
+def test_a_schema_3_snapshot_and_step_read_as_the_box_and_its_exec_details():
+    from riskgym.core.trace import EVENT
+
+    snap = EVENT.validate_python({"type": "snapshot", "when": "pre", "snapshot": {"files": {}, "processes": ["x"]}})
+    step = EVENT.validate_python({"type": "step", "index": 0, "tool": "shell", "arguments": {}, "observation": "",
+                                  "exit_code": 3, "duration": 0.5, "truncated": True, "timed_out": False})
+    assert snap.snapshot is not None and snap.snapshot.processes == ["x"] and list(snap.parts) == ["box"]
+    assert (step.exit_code, step.duration, step.truncated, step.timed_out) == (3, 0.5, True, False)
