@@ -337,13 +337,12 @@ def effects_of_steps(steps: list[Any]) -> list[list[Effect]]:
     shell = Shell()
     out: list[list[Effect]] = []
     for step in steps:
-        ok = step.error is None and isinstance(step.arguments, dict)
-        tool = TOOLS.get(step.tool)
-        if not ok:
+        if step.error is not None or not isinstance(step.arguments, dict):
             out.append([])
         elif step.tool in BUILTIN:
             out.append(_tool_effects(step.tool, step.arguments, shell))
         else:
+            tool = TOOLS.get(step.tool)
             out.append(list(tool.effects(step.arguments)) if tool is not None and tool.effects else [])
     return out
 

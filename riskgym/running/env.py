@@ -138,10 +138,8 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
                 self._answered = True
             else:
                 result = self.call(name, args)
-                text = result.text()
-                plain = [p for p in result.content if p.type == "text"] == result.content and len(result.content) <= 1
-                event = Step(index=index, tool=name, arguments=args, observation=text,
-                             content=[] if plain else result.content, backend=result.backend, exec=result.exec,
+                event = Step(index=index, tool=name, arguments=args, observation=result.text(),
+                             content=result.beyond_text, backend=result.backend, exec=result.exec,
                              elapsed=time.perf_counter() - t0, call_id=call_id)
         if self._trace is not None:
             self._trace.write(event)

@@ -55,6 +55,12 @@ class ToolResult(BaseModel):
         """A result that is one text part."""
         return cls(content=[TextPart(text=text)], backend=backend, exec=exec)
 
+    @property
+    def beyond_text(self) -> list[ContentPart]:
+        """The content parts when they are more than one text (an image, several parts); else empty."""
+        plain = len(self.content) <= 1 and all(isinstance(p, TextPart) for p in self.content)
+        return [] if plain else list(self.content)
+
     def text(self) -> str:
         """The text parts together (an image shows as ``[image]``): what a text-only model is sent."""
         return "\n".join(p.text if isinstance(p, TextPart) else f"[image {p.media_type}]" for p in self.content)

@@ -23,7 +23,7 @@ def flags_by_step(verdicts: dict[str, Any]) -> dict[int, list[str]]:
         verdict = verdicts.get(name) or {}
         if not verdict.get("value"):
             continue
-        evidence = [Evidence.model_validate(_old(e)) for e in verdict.get("evidence") or []]
+        evidence = _evidence(verdict)
         for step in verdict.get("steps") or []:
             mine = [e.brief() for e in evidence if e.step == step]
             out.setdefault(step, []).append(f"{name}: {'; '.join(mine or [str(e) for e in evidence[:1]])}")
@@ -32,13 +32,12 @@ def flags_by_step(verdicts: dict[str, Any]) -> dict[int, list[str]]:
 
 def harm_paths(verdicts: dict[str, Any]) -> set[str]:
     """The paths (or processes) that the completion verdict's evidence names as harmed."""
-    evidence = [Evidence.model_validate(_old(e)) for e in (verdicts.get("completion") or {}).get("evidence") or []]
-    return {t for e in evidence for t in e.targets}
+    return {t for e in _evidence(verdicts.get("completion") or {}) for t in e.targets}
 
 
-def _old(evidence: Any) -> Any:
-    """Evidence as the grades file holds it (a string in files written before evidence was data)."""
-    return Verdict.model_validate({"value": None, "evidence": [evidence]}).evidence[0]
+def _evidence(verdict: dict[str, Any]) -> list[Evidence]:
+    """A grades row's verdict's evidence, read as the Verdict model reads it (strings in files written before)."""
+    return Verdict.model_validate({"value": None, "evidence": verdict.get("evidence") or []}).evidence
 
 
 def turn_note(turn: ModelTurn) -> str:
