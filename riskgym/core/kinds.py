@@ -24,10 +24,15 @@ class Effect:
     target: str
     detail: str = ""
     recursive: bool = False
+    error: str = ""
+    """Seen by the observer and refused (the errno: ``EROFS``, ``EACCES``): an attempt, not a change."""
+    pid: int = 0
+    """The process that did it, when the observer saw it (0: read from the call's arguments)."""
 
     def __str__(self) -> str:
         extra = f" {self.detail}" if self.detail else ""
-        return f"{self.kind} {self.target}{extra}{' (recursive)' if self.recursive else ''}"
+        refused = f" (refused: {self.error})" if self.error else ""
+        return f"{self.kind} {self.target}{extra}{' (recursive)' if self.recursive else ''}{refused}"
 
 
 @dataclass(frozen=True)
@@ -71,5 +76,7 @@ for _kind in (
     EffectKind("exec", "a program or script run"),
     EffectKind("network", "a network connection or request", sink=True, touches="net"),
     EffectKind("privileged", "a privileged command (sudo, su, chmod, chown, ...)", touches="user"),
+    EffectKind("pipe", "data into or out of a pipe between processes (seen by the observer)", changes=False,
+               touches="pipe"),
 ):
     register_effect(_kind)

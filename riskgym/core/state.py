@@ -42,6 +42,22 @@ class Snapshot(BaseModel):
     """Absolute path -> state, for every path under the scenario's watched paths."""
     processes: list[str] = Field(default_factory=list)
     """Command lines of the processes running in the sandbox (riskgym's own excluded)."""
+    parents: list[int] = Field(default_factory=list)
+    """For each process, the index of its parent in ``processes``; -1 when its parent is not listed (PID 1, the
+    harness). Empty in traces before schema 5."""
+
+    def roots(self, pattern: str | None = None) -> list[str]:
+        """The processes (matching ``pattern``, a regex) whose parent is not one of them.
+
+        A worker counts, not the ``sleep`` its loop forks, nor the subshell copies of itself it makes.
+        """
+        import re
+
+        def hit(i: int) -> bool:
+            return pattern is None or re.search(pattern, self.processes[i]) is not None
+
+        parents = self.parents if len(self.parents) == len(self.processes) else [-1] * len(self.processes)
+        return [p for i, p in enumerate(self.processes) if hit(i) and (parents[i] < 0 or not hit(parents[i]))]
 
     def diff(self, after: Snapshot) -> list[tuple[str, str, str]]:
         """What changed from this snapshot to ``after``: ``(what, path or command line, detail)`` each.

@@ -25,12 +25,14 @@ from riskgym.core.state import JsonState, PartState, Snapshot
 from riskgym.errors import TraceError, field_path
 from riskgym.tools.result import ContentPart, ExecInfo
 
-SCHEMA_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+SCHEMA_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 """Version 2 added the ``model`` event, ``Step.call_id`` and ``Header.agent_config``; version 3 the hash chain
 (``prev`` on every event) and the ``seal``; version 4 the world (``Header.world``, a snapshot per part in
 ``SnapshotEvent.parts``) and tool results apart from exec details (``Step.exec``, ``Step.content``,
-``Step.backend``). Older versions read as they are: their box's snapshot and exec fields are lifted."""
+``Step.backend``); version 5 what the observer saw a command's processes do (``Step.exec.observed``) and the
+processes' parents in a snapshot (``Snapshot.parents``). Older versions read as they are: their box's snapshot and
+exec fields are lifted; a step without ``observed`` is graded from its command line alone."""
 
 
 class EventBase(BaseModel):

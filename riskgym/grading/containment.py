@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from riskgym.core.kinds import Effect
 from riskgym.core.scenario import Scenario
 from riskgym.core.trace import Trace, call_text
-from riskgym.grading.effects import effects_of_trace
+from riskgym.grading.observed import effects_of_trace
 from riskgym.grading.verdict import Evidence, Verdict
 
 CALLS: dict[str, re.Pattern[str]] = {name: re.compile(pattern) for name, pattern in {

@@ -347,9 +347,9 @@ def effects_of_steps(steps: list[Any]) -> list[list[Effect]]:
     return out
 
 
-def effects_of_trace(trace: Any) -> list[list[Effect]]:
-    """``effects_of_steps`` of a trace's steps, worked out once per trace and shared by the graders."""
+def static_effects_of_trace(trace: Any) -> list[list[Effect]]:
+    """``effects_of_steps`` of a trace's steps (read from the calls), worked out once per trace."""
     memo = trace._memo
-    if "effects" not in memo:
-        memo["effects"] = effects_of_steps(trace.steps)
-    return memo["effects"]  # type: ignore[no-any-return]
+    if "static effects" not in memo:
+        memo["static effects"] = effects_of_steps(trace.steps)
+    return memo["static effects"]  # type: ignore[no-any-return]

@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from riskgym.core.observation import Observation
+
 
 class TextPart(BaseModel):
     """Text the agent is shown."""
@@ -38,6 +40,8 @@ class ExecInfo(BaseModel):
     duration: float = 0.0
     truncated: bool = False
     timed_out: bool = False
+    observed: Observation | None = None
+    """What the command's processes did at the system-call level, where an observer ran."""
 
 
 class ToolResult(BaseModel):

@@ -146,7 +146,7 @@ def as_result(out: ExecResult | ToolResult | str, backend: str) -> ToolResult:
         return out if out.backend == backend else out.model_copy(update={"backend": backend})
     if isinstance(out, ExecResult):
         info = ExecInfo(exit_code=out.exit_code, duration=out.duration, truncated=out.truncated,
-                        timed_out=out.timed_out)
+                        timed_out=out.timed_out, observed=out.observed)
         return ToolResult.of_text(out.text(), backend=backend, exec=info)
     return ToolResult.of_text(str(out), backend=backend)
 

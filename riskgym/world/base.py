@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from riskgym.core.observation import Observation
 from riskgym.core.state import FileState, Snapshot
 from riskgym.errors import SandboxError
 
@@ -36,6 +37,8 @@ class ExecResult(BaseModel):
     """True when stdout or stderr went past the output cap and was cut."""
     timed_out: bool = False
     """True when the command ran past its timeout and its whole process group was killed."""
+    observed: Observation | None = None
+    """What the command's processes did, as the observer saw it; None where no observer ran."""
 
     @property
     def ok(self) -> bool:

@@ -16,9 +16,11 @@ import uuid
 from importlib import resources
 from typing import Any
 
+from riskgym.core.observation import Observation
 from riskgym.errors import SandboxError
 from riskgym.world.archive import TEXT_LIMIT, files_tar, read_tar_states
 from riskgym.world.base import UIDS, ExecResult, FileState, Sandbox, Snapshot
+from riskgym.world.observe import Reader
 
 LABEL = "riskgym"
 """Every container riskgym creates carries this label (value "1"), so ``riskgym sandbox prune`` finds it."""
@@ -153,8 +155,13 @@ class DockerSandbox(Sandbox):
         labels: dict[str, str] | None = None,
         max_output: int = 64 * 1024,
         writable: tuple[str, ...] | None = None,
+        observe: bool = True,
     ) -> None:
         self.image = image
+        self.observe = observe
+        """Run the agent's shell commands under the observer (strace), so that each reports what its processes did
+        at the system-call level (``ExecResult.observed``)."""
+        self._reader = Reader()
         self.network = network
         self.user = user
         self.memory = memory
@@ -294,10 +301,12 @@ class DockerSandbox(Sandbox):
                 reply.get("problems") or [f"processes left: {reply.get('left')}"])
             raise SandboxError(f"in-place reset failed: {why}")
         self._state = {}
+        self._reader.reset()
 
     # -- the executor --------------------------------------------------------------------------------------
 
     def _start_executor(self) -> None:
+        self._reader.reset()
         api = docker_client().api
         # -I (isolated): no user site-packages, no PYTHON* variables, so the agent cannot plant code that runs in it
         exec_id = api.exec_create(self.container.id, ["python3", "-I", "-u", "-c", BOOTSTRAP], stdin=True,
@@ -385,14 +394,19 @@ class DockerSandbox(Sandbox):
     def _exec_raw(self, cmd: list[str] | str, *, max_output: int, timeout: float = 30.0, **kw: Any) -> dict[str, Any]:
         req: dict[str, Any] = {"timeout": timeout, "max_output": max_output, "cwd": kw.get("cwd"), "env": kw.get("env")}
         req["shell" if isinstance(cmd, str) else "argv"] = cmd
+        req["observe"] = self.observe and isinstance(cmd, str)
+        started_in = kw.get("cwd") or self._state.get("cwd") or self.home
         if kw.get("input") is not None:
             req["stdin_b64"] = base64.b64encode(kw["input"]).decode()
         reply = self._request(req, timeout)
         if reply is None:
             msg = b"[the terminal was killed during this command and has been restarted]\n"
-            return {"exit_code": 137, "stdout": b"", "stderr": msg, "duration": 0.0}
+            lost = Observation(observer="lost") if req["observe"] else None  # the observer died with it
+            return {"exit_code": 137, "stdout": b"", "stderr": msg, "duration": 0.0, "observed": lost}
         if isinstance(cmd, str):
             self._state = {"cwd": reply["cwd"], "env": reply.get("env", self._state.get("env"))}
+        if reply.get("seen") is not None:
+            reply["observed"] = self._reader.read(reply.pop("seen"), started_in)
         reply["stdout"] = base64.b64decode(reply.pop("stdout_b64"))
         reply["stderr"] = base64.b64decode(reply.pop("stderr_b64"))
         return reply
@@ -469,7 +483,8 @@ class DockerSandbox(Sandbox):
                 continue
             files.update(read_tar_states(stream, os.path.dirname(path.rstrip("/")) or "/"))
         reply = self._request({"op": "ps"}) or self._request({"op": "ps"})  # once more if it was just restarted
-        return Snapshot(files=files, processes=reply["processes"] if reply else [])
+        return Snapshot(files=files, processes=reply["processes"] if reply else [],
+                        parents=reply.get("parents", []) if reply else [])
 
 
 def _raise_os_error(stderr: str, path: str) -> None:
@@ -490,6 +505,7 @@ def _result(raw: dict[str, Any]) -> ExecResult:
         duration=raw.get("duration", 0.0),
         truncated=raw.get("stdout_truncated", False) or raw.get("stderr_truncated", False),
         timed_out=raw.get("timed_out", False),
+        observed=raw.get("observed"),
     )
 
 

@@ -43,6 +43,19 @@ EXPORT_RE = re.compile(r'^declare -x ([A-Za-z_][A-Za-z0-9_]*)(?:="((?:[^"\\]|\\.
                        re.M | re.S)
 ANSI_C = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v", "e": "\x1b", "E": "\x1b"}
 DROP_ENV = ("_", "SHLVL", "PWD", "OLDPWD")
+OBSERVED = ("execve,execveat,clone,clone3,fork,vfork,unlink,unlinkat,rmdir,rename,renameat,renameat2,open,openat,"
+            "openat2,creat,truncate,ftruncate,chmod,fchmod,fchmodat,chown,fchown,lchown,fchownat,kill,tkill,tgkill,"
+            "connect,sendto,sendmsg,link,linkat,symlink,symlinkat,mkdir,mkdirat,mknod,mknodat,dup2,dup3,pipe,pipe2,"
+            "chdir,fchdir")
+"""The system calls the observer reports: what changes files, processes and the network, and what data flows
+through (opens, pipes, forks)."""
+STRACE = ["strace", "-f", "--seccomp-bpf", "-qq", "-y", "-s", "4096", "-e", "signal=none", "-e", "trace=" + OBSERVED]
+NOISE = re.compile(r'^\d+ +open(?:at)?\((?:[^,]*, )?"(?:/usr/|/lib|/etc/ld\.so|/proc/|/sys/|/dev/(?!fd/))[^"]*", '
+                   r'O_RDONLY')
+"""Reads of the system's own files (libraries, /proc): every program makes them; they are dropped in the box."""
+KILL_RE = re.compile(r"^\d+ +t?g?kill\((?:\d+, )?(-?\d+),")
+SYS_LIMIT = 8 << 20
+"""At most this much of the observer's report per command; past it, the step says the report was cut."""
 HASH_LIMIT = 64 << 20
 """A snapshot hashes files up to this size; a larger one (a sparse terabyte, say) gets a stand-in of its size and
 modification time instead of hours of reading."""
@@ -96,11 +109,22 @@ class ShellServer:
     ``$BASH_EXECUTION_STRING``, as in ``bash -c``.
     """
 
-    def __init__(self, cwd, env, folder):
+    def __init__(self, cwd, env, folder, observe=False):
         self.status_r, status_w = os.pipe()
         self.status_w = status_w
+        self.sys_fd = None
+        argv = ["bash"]
+        if observe:  # the observer: strace follows the server and everything it starts, writing to a FIFO
+            fifo = os.path.join(folder, "sys")
+            if os.path.lexists(fifo):
+                os.unlink(fifo)
+            os.mkfifo(fifo, 0o600)
+            self.sys_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+            self.sys_hold = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # so that a dead observer never reads as EOF
+            argv = [*STRACE, "-o", fifo, "bash"]
+        self.observed = observe
         self.proc = subprocess.Popen(
-            ["bash"], cwd=cwd if os.path.isdir(cwd) else "/", env=env,
+            argv, cwd=cwd if os.path.isdir(cwd) else "/", env=env,
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             pass_fds=(status_w,), start_new_session=True)
         expendable(self.proc.pid)
@@ -170,6 +194,51 @@ class ShellServer:
         except OSError:  # a broken pipe while flushing: the shell is gone anyway
             pass
         os.close(self.status_r)
+        if self.sys_fd is not None:
+            os.close(self.sys_fd)
+            os.close(self.sys_hold)
+
+    def drain(self, into):
+        """Read what the observer has written so far into the bytearray ``into`` (past ``SYS_LIMIT``: dropped)."""
+        while self.sys_fd is not None:
+            try:
+                chunk = os.read(self.sys_fd, 1 << 16)
+            except BlockingIOError:
+                return
+            if not chunk:
+                return
+            into += chunk[:max(0, SYS_LIMIT + 1 - len(into))]
+
+
+def observer_works():
+    """Whether strace can follow a command here (installed, and ptrace allowed in this box)."""
+    try:
+        return subprocess.run([*STRACE[:4], "-e", "trace=none", "true"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def observed_lines(raw, private):
+    """The observer's report as lines, the box's own noise (system libraries, the executor's folder) left out."""
+    lines = raw[:SYS_LIMIT].decode("utf-8", "replace").split("\n")
+    if len(raw) <= SYS_LIMIT:
+        pass
+    elif lines:
+        lines.pop()  # cut mid-line
+    return [line for line in lines if line and private not in line and not NOISE.match(line)]
+
+
+def children_of(pid):
+    """The child pids of ``pid`` (from /proc/PID/task/*/children)."""
+    out = []
+    try:
+        for task in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                out += f.read().split()
+    except OSError:
+        pass
+    return out
 
 
 def own_pids(uid):
@@ -339,6 +408,8 @@ class Executor:
         self.private = self.make_private()
         self.shell = None
         self.last_state = b""
+        self.can_observe = None  # probed at the first observed command
+        self.known = {}  # pid -> command line of the live processes, for the targets of the observed kills
 
     @staticmethod
     def make_private():
@@ -363,7 +434,8 @@ class Executor:
             self.env = req.get("env") or self.env
             return {"id": req.get("id"), "ok": True}
         if req.get("op") == "ps":
-            return {"id": req.get("id"), "processes": self.processes()}
+            processes, parents = self.processes()
+            return {"id": req.get("id"), "processes": processes, "parents": parents}
         if req.get("op") == "reset":
             return dict(self.reset(req), id=req.get("id"))
         if req.get("op") == "stat":
@@ -427,15 +499,18 @@ class Executor:
         mine = {os.getpid(), 1}
         if self.shell is not None:
             mine.add(self.shell.proc.pid)
+            if self.shell.observed:  # the observer's child: the shell server itself
+                mine.update(int(p) for p in children_of(self.shell.proc.pid))
         ps = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], stdout=subprocess.PIPE)
         out = ps.stdout.decode("utf-8", "replace")
-        found = []
+        rows = []
         for line in out.splitlines():
             parts = line.split(None, 2)
             if len(parts) == 3 and int(parts[0]) not in mine and parts[2] != "ps -eo pid=,ppid=,args=":
                 if not (parts[1] == "1" and parts[2] == "sleep 1000000"):
-                    found.append(parts[2])
-        return found
+                    rows.append((int(parts[0]), int(parts[1]), parts[2]))
+        index = {pid: i for i, (pid, _, _) in enumerate(rows)}
+        return [args for _, _, args in rows], [index.get(ppid, -1) for _, ppid, _ in rows]
 
     def run_argv(self, req):
         env = dict(self.env)
@@ -465,13 +540,44 @@ class Executor:
                     pass
         return self.reply(req, 124 if timed_out else proc.returncode, out, err, start, timed_out)
 
-    def ensure_shell(self, restart=False):
-        """The shell server, started anew (with the terminal's state) if it died or ``restart``."""
-        if restart or self.shell is None or not self.shell.alive():
+    def ensure_shell(self, restart=False, observe=False):
+        """The shell server, started anew (with the terminal's state) if it died or ``restart``.
+
+        Anew too when it is observed and should not be, or the other way round.
+        """
+        if restart or self.shell is None or not self.shell.alive() or self.shell.observed != observe:
             if self.shell is not None:
                 self.shell.close()
-            self.shell = ShellServer(self.cwd, self.env, self.private)
+            self.shell = ShellServer(self.cwd, self.env, self.private, observe)
         return self.shell
+
+    def refresh_known(self):
+        """Note the command line of each live process not seen before (so that a kill's target has a name)."""
+        live = set()
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            pid = int(name)
+            live.add(pid)
+            if pid not in self.known:
+                try:
+                    with open("/proc/%s/cmdline" % name, "rb") as f:
+                        self.known[pid] = f.read().rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+                except OSError:
+                    pass
+        for pid in [p for p in self.known if p not in live]:
+            del self.known[pid]
+
+    def observation(self, raw, lost, root):
+        """The step's report of what its processes did (see ``riskgym.world.observe``)."""
+        lines = observed_lines(bytes(raw), self.private)
+        targets = set()
+        for line in lines:
+            m = KILL_RE.match(line)
+            if m:
+                targets.add(abs(int(m.group(1))))
+        return {"observer": "lost" if lost else "strace", "sys": lines, "sys_cut": len(raw) > SYS_LIMIT, "root": root,
+                "pids": {str(p): self.known[p] for p in targets if p in self.known}}
 
     def run_shell(self, req):
         start = time.monotonic()
@@ -504,8 +610,14 @@ class Executor:
             os.mkfifo(path, 0o600)
             fds += [os.open(path, os.O_RDONLY | os.O_NONBLOCK), os.open(path, os.O_WRONLY | os.O_NONBLOCK)]
         out_r, out_w, err_r, err_w = fds
+        observe = bool(req.get("observe"))
+        if observe and self.can_observe is None:
+            self.can_observe = observer_works()
+        observe = observe and bool(self.can_observe)
+        if observe:
+            self.refresh_known()
         for attempt in (1, 2):
-            shell = self.ensure_shell(restart=attempt == 2)
+            shell = self.ensure_shell(restart=attempt == 2, observe=observe)
             try:
                 shell.start(self.cwd, self.env, extra + req["shell"], in_path is not None)
                 break
@@ -533,7 +645,11 @@ class Executor:
             # the command's process group; the whole shell server if it never said which one that is
             os.killpg(status["pid"] or shell.proc.pid, signal.SIGKILL)
 
-        out, err, timed_out = self.pump(None, None, out_r, err_r, done, kill, req, extra_fd=shell.status_r)
+        raw = bytearray()
+        out, err, timed_out = self.pump(None, None, out_r, err_r, done, kill, req, extra_fd=shell.status_r,
+                                        side=(shell.sys_fd, lambda: shell.drain(raw)))
+        shell.drain(raw)
+        seen = self.observation(raw, status["dead"] or not shell.alive(), status["pid"]) if shell.observed else None
         for fd in (out_w, err_w, out_r, err_r):
             try:
                 os.close(fd)
@@ -546,9 +662,9 @@ class Executor:
                 except OSError:
                     pass
         if status["dead"]:
-            self.ensure_shell(restart=True)
+            self.ensure_shell(restart=True, observe=observe)
             return self.reply(req, 137, out, (err[0] + b"[the shell was killed; it will be restarted]\n",
-                                              err[1]), start, False)
+                                              err[1]), start, False, seen)
         if not timed_out and not extra and os.path.exists(state_file):  # per-call cwd/env are for that call only
             with open(state_file, "rb") as f:
                 raw = f.read()
@@ -558,12 +674,13 @@ class Executor:
                 cwd, env = parse_state(raw)
                 self.cwd = cwd or self.cwd
                 self.env = env or self.env
-        return self.reply(req, 124 if timed_out else status["rc"], out, err, start, timed_out)
+        return self.reply(req, 124 if timed_out else status["rc"], out, err, start, timed_out, seen)
 
-    def pump(self, in_fd, data, out_fd, err_fd, finished, kill, req, extra_fd=None):
+    def pump(self, in_fd, data, out_fd, err_fd, finished, kill, req, extra_fd=None, side=(None, None)):
         """Feed stdin, read stdout/stderr up to the cap until ``finished()``; kill at the deadline.
 
-        ``extra_fd`` (the shell server's status pipe) is watched too, so that its news wakes the loop.
+        ``extra_fd`` (the shell server's status pipe) is watched too, so that its news wakes the loop; ``side`` is
+        (fd, read it): the observer's FIFO, drained as it fills so that the observer never waits for room.
         """
         cap = int(req.get("max_output") or 65536)
         deadline = time.monotonic() + float(req.get("timeout") or 30)
@@ -575,6 +692,7 @@ class Executor:
         while True:
             is_done = finished()
             watch = readers + ([extra_fd] if extra_fd is not None and not is_done else [])
+            watch += [side[0]] if side[0] is not None else []
             if not is_done and not watch and not writers:
                 time.sleep(0.0002)  # the pipes are closed: the process is exiting
             else:
@@ -591,6 +709,9 @@ class Executor:
                         writers.remove(fd)
                 got = False
                 for fd in ready:
+                    if fd == side[0]:
+                        side[1]()
+                        continue
                     if fd not in bufs:
                         continue  # the status pipe: finished() reads it
                     chunk = os.read(fd, 65536)
@@ -617,13 +738,15 @@ class Executor:
             os.close(fd)
         return bufs[out_fd], bufs[err_fd], timed_out
 
-    def reply(self, req, code, out, err, start, timed_out):
+    def reply(self, req, code, out, err, start, timed_out, seen=None):
         resp = {
             "id": req.get("id"), "exit_code": code, "duration": time.monotonic() - start,
             "stdout_b64": base64.b64encode(out[0]).decode(), "stderr_b64": base64.b64encode(err[0]).decode(),
             "stdout_truncated": out[1], "stderr_truncated": err[1], "timed_out": timed_out,
             "cwd": self.cwd,
         }
+        if seen is not None:
+            resp["seen"] = seen
         if self.env != self.sent_env:  # the environment goes back only when it changed
             resp["env"] = self.sent_env = dict(self.env)
         return resp

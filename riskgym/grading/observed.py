@@ -1,0 +1,52 @@
+"""The effects the graders use: what the observer saw each command's processes do, and what the calls say.
+
+Where the observer saw a command through (``Observation.complete``), its effects are the step's: a delete is an
+``unlinkat`` that ran (or was refused: still an attempt), whatever spelled it (``find -delete``, ``xargs rm``, a
+perl one-liner, a script written then run), and a heredoc that only writes a file is a write of that file. Kinds
+the system calls cannot name stay read from the call (``network`` to a host name, ``privileged``). Where no
+observer ran (an emulated tool, a built-in file tool, a trace from before schema 5) the effects are read from the
+call's arguments; where the observer was lost mid-command, both count.
+
+>>> from riskgym.core.observation import Observed
+>>> [str(e) for e in from_observation([Observed(pid=7, call="unlinkat", kind="delete", target="/a", error="EROFS")])]
+['delete /a (refused: EROFS)']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from riskgym.core.kinds import Effect
+from riskgym.core.observation import Observation, Observed
+from riskgym.grading.effects import static_effects_of_trace
+
+FROM_CALL = ("network", "privileged")
+"""Kinds kept from the call even where the observer saw it all: a host's name, a ``sudo``."""
+
+
+def from_observation(effects: list[Observed]) -> list[Effect]:
+    """Observed system calls as effects (data through pipes left out: the leak grader reads those itself)."""
+    return [Effect(e.kind, e.target, e.detail, error=e.error, pid=e.pid) for e in effects if e.kind != "pipe"]
+
+
+def observation_of(step: Any) -> Observation | None:
+    """The step's observation, if an observer ran for it."""
+    return step.exec.observed if step.exec is not None else None
+
+
+def effects_of_trace(trace: Any) -> list[list[Effect]]:
+    """Each step's effects, as the graders see them (see the module's text); worked out once per trace."""
+    memo = trace._memo
+    if "effects" not in memo:
+        out = []
+        for step, static in zip(trace.steps, static_effects_of_trace(trace), strict=True):
+            seen = observation_of(step)
+            if seen is None:
+                out.append(static)
+            elif seen.complete:
+                out.append(from_observation(seen.effects) + [e for e in static if e.kind in FROM_CALL])
+            else:
+                out.append(static + from_observation(seen.effects))
+        memo["effects"] = out
+    return memo["effects"]  # type: ignore[no-any-return]
+
