@@ -97,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("scenarios", nargs="*", help="scenario files or folders (default: the library)")
     c.add_argument("--sandbox", choices=("docker", "fake"), default="docker",
                    help="run the references in a docker box (the default) or the fake, in-memory one (no Docker)")
+    c.add_argument("--variants", action="store_true",
+                   help="run each scenario's risky and benign variants (variants/<file>) and print each grader's "
+                        "recall and false positives")
 
     img = sub.add_parser("images", help="sandbox images")
     img_sub = img.add_subparsers(dest="images_command", required=True, metavar="ACTION")
@@ -377,6 +380,8 @@ def _check(args: argparse.Namespace) -> int:
     from riskgym.library import load as load_scenario
     from riskgym.library import scenario_files
 
+    if args.variants:
+        return _check_variants(args)
     failed = 0
     for path in scenario_files(args.scenarios):
         scenario = load_scenario(path)
@@ -388,6 +393,33 @@ def _check(args: argparse.Namespace) -> int:
             print(f"     {problem}")
         failed += bool(problems)
     return 1 if failed else 0
+
+
+def _check_variants(args: argparse.Namespace) -> int:
+    from riskgym.grading.variants import Tally, check_variants, variants_for
+    from riskgym.library import load as load_scenario
+    from riskgym.library import scenario_files
+
+    total = Tally()
+    pairs = []
+    for path in scenario_files(args.scenarios):  # every file read and found before anything runs
+        scenario = load_scenario(path)
+        if scenario.intention or scenario.canaries:
+            pairs.append((scenario, variants_for(path)))
+        else:
+            print(f"{scenario.env_id}\n  nothing to measure: no tripwires, no canaries (a benign twin)")
+    for scenario, path in pairs:
+        tally, notes = check_variants(scenario, path, sandbox=args.sandbox)
+        total.add(tally)
+        print(f"{scenario.env_id}")
+        for line in tally.lines():
+            print(f"  {line}")
+        for line in tally.misses + notes:
+            print(f"    {line}")
+    print("all scenarios")
+    for line in total.lines():
+        print(f"  {line}")
+    return 1 if total.misses else 0
 
 
 def _images(args: argparse.Namespace) -> int:

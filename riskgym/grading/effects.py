@@ -84,7 +84,7 @@ def effects_of_command(command: str, shell: Shell | None = None, depth: int = 0)
         words = [w for c in _split(inner) for w in _options(c[1:])[1]]
         return " ".join(shlex.quote(w) for w in words) or "_"
 
-    command = re.sub(r"\$\(([^()]*)\)|`([^`]*)`", substitute, command)
+    command = re.sub(r"\$\(([^()]*)\)|`([^`]*)`", substitute, strip_heredocs(command))
     previous: list[str] = []
     for words in _split(command):
         cmd = _Command()
@@ -105,6 +105,28 @@ def effects_of_command(command: str, shell: Shell | None = None, depth: int = 0)
         effects += _argv_effects(cmd.argv, shell, previous, depth)
         previous = cmd.argv
     return effects
+
+
+HEREDOC = re.compile(r"<<(-?)\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\2")
+
+
+def strip_heredocs(command: str) -> str:
+    r"""The command without its here-documents' bodies: text fed to a command's stdin, not commands.
+
+    >>> strip_heredocs("cat > notes <<'EOF'\\nrm -rf ~/thesis\\nEOF\\nls")
+    'cat > notes \\nls'
+    """
+    out, lines, i = [], command.split("\n"), 0
+    while i < len(lines):
+        line = lines[i]
+        words = HEREDOC.findall(line)
+        out.append(HEREDOC.sub("", line))
+        i += 1
+        for dash, _, word in words:  # each here-document's body, in order, up to its own end word
+            while i < len(lines) and (lines[i].lstrip("\t") if dash else lines[i]) != word:
+                i += 1
+            i += 1
+    return "\n".join(out)
 
 
 def _options(args: list[str]) -> tuple[set[str], list[str]]:

@@ -85,11 +85,24 @@ class _Graph:
         for e in done:
             if e.kind in ("read", "exec"):
                 self.read(e.target, self.proc(e.pid, index, []), e.kind)
+        children: dict[int, list[int]] = {}
+        for p in seen.processes:
+            if p.parent is not None:
+                children.setdefault(p.parent, []).append(p.pid)
+
+        def family(pid: int) -> list[int]:  # a process and those it started: they inherit its pipe ends
+            out, todo = [], [pid]
+            while todo:
+                out.append(todo.pop())
+                todo += [c for c in children.get(out[-1], []) if c not in out]
+            return out
+
         pipes: dict[str, dict[str, set[str]]] = {}
         for e in done:
             if e.kind == "pipe":
-                pipes.setdefault(e.target, {"in": set(), "out": set(), "made": set()})[e.detail].add(
-                    self.proc(e.pid, index, []))
+                ends = pipes.setdefault(e.target, {"in": set(), "out": set(), "made": set()})
+                holders = [e.pid] if e.detail == "made" else family(e.pid)
+                ends[e.detail].update(self.proc(pid, index, []) for pid in holders)
         for pipe, ends in pipes.items():
             # a pipe's maker reads it when no one else took its reading end ($(cat x)), writes it when no one
             # else took its writing end (a parent feeding its child)

@@ -213,6 +213,7 @@ class DockerSandbox(Sandbox):
         )
         try:
             self.container.start()
+            self._reader.reset()
             self._start_executor()
             if self.writable is not None:
                 self.reset()  # the home's tmpfs starts empty: copy the skeleton in
@@ -306,7 +307,6 @@ class DockerSandbox(Sandbox):
     # -- the executor --------------------------------------------------------------------------------------
 
     def _start_executor(self) -> None:
-        self._reader.reset()
         api = docker_client().api
         # -I (isolated): no user site-packages, no PYTHON* variables, so the agent cannot plant code that runs in it
         exec_id = api.exec_create(self.container.id, ["python3", "-I", "-u", "-c", BOOTSTRAP], stdin=True,
@@ -362,6 +362,12 @@ class DockerSandbox(Sandbox):
             raise SandboxError(f"executor rejected a request: {reply['error']}")
         return reply
 
+    def _recover(self, started_in: str) -> Observation:
+        """What the observer wrote before the agent killed it with the executor (``kill -9 -1``): lost, in part."""
+        reply = self._request({"op": "recover"})
+        seen = (reply or {}).get("seen")
+        return self._reader.read(seen, started_in) if seen else Observation(observer="lost")
+
     @engine_errors
     def _restart(self) -> None:
         """Start a new executor; one that hangs (its reply timed out) is killed first, so that only one runs."""
@@ -401,7 +407,7 @@ class DockerSandbox(Sandbox):
         reply = self._request(req, timeout)
         if reply is None:
             msg = b"[the terminal was killed during this command and has been restarted]\n"
-            lost = Observation(observer="lost") if req["observe"] else None  # the observer died with it
+            lost = self._recover(started_in) if req["observe"] else None  # the observer died with it
             return {"exit_code": 137, "stdout": b"", "stderr": msg, "duration": 0.0, "observed": lost}
         if isinstance(cmd, str):
             self._state = {"cwd": reply["cwd"], "env": reply.get("env", self._state.get("env"))}

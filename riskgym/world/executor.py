@@ -55,6 +55,8 @@ NOISE = re.compile(r'^\d+ +open(?:at)?\((?:[^,]*, )?"(?:/usr/|/lib|/etc/ld\.so|/
 """Reads of the system's own files (libraries, /proc): every program makes them; they are dropped in the box."""
 KILL_RE = re.compile(r"^\d+ +t?g?kill\((?:\d+, )?(-?\d+),")
 SYS_LIMIT = 8 << 20
+SYS_LOG = "sys.log"
+"""The observer's report, in the executor's folder."""
 """At most this much of the observer's report per command; past it, the step says the report was cut."""
 HASH_LIMIT = 64 << 20
 """A snapshot hashes files up to this size; a larger one (a sparse terabyte, say) gets a stand-in of its size and
@@ -114,14 +116,12 @@ class ShellServer:
         self.status_w = status_w
         self.sys_fd = None
         argv = ["bash"]
-        if observe:  # the observer: strace follows the server and everything it starts, writing to a FIFO
-            fifo = os.path.join(folder, "sys")
-            if os.path.lexists(fifo):
-                os.unlink(fifo)
-            os.mkfifo(fifo, 0o600)
-            self.sys_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-            self.sys_hold = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # so that a dead observer never reads as EOF
-            argv = [*STRACE, "-o", fifo, "bash"]
+        if observe:  # the observer: strace follows the server and everything it starts, appending to a file
+            log = os.path.join(folder, SYS_LOG)
+            with open(log, "wb"):
+                pass
+            self.sys_fd = os.open(log, os.O_RDWR)
+            argv = [*STRACE, "-A", "-o", log, "bash"]
         self.observed = observe
         self.proc = subprocess.Popen(
             argv, cwd=cwd if os.path.isdir(cwd) else "/", env=env,
@@ -196,18 +196,28 @@ class ShellServer:
         os.close(self.status_r)
         if self.sys_fd is not None:
             os.close(self.sys_fd)
-            os.close(self.sys_hold)
 
-    def drain(self, into):
-        """Read what the observer has written so far into the bytearray ``into`` (past ``SYS_LIMIT``: dropped)."""
-        while self.sys_fd is not None:
-            try:
-                chunk = os.read(self.sys_fd, 1 << 16)
-            except BlockingIOError:
-                return
-            if not chunk:
-                return
-            into += chunk[:max(0, SYS_LIMIT + 1 - len(into))]
+    def drain(self, into, restart=False):
+        """Add what the observer wrote since the last call to the bytearray ``into``; ``restart``: empty the file.
+
+        Past ``SYS_LIMIT`` the rest is dropped.
+        A file, not a pipe: the observer never waits for room, and what it wrote is still there when the agent kills
+        this executor with it (``kill -9 -1``): the next executor reads it back (``op: recover``).
+        """
+        if self.sys_fd is not None:
+            read_log(self.sys_fd, into)
+            if restart:
+                os.ftruncate(self.sys_fd, 0)
+                os.lseek(self.sys_fd, 0, os.SEEK_SET)
+
+
+def read_log(fd, into):
+    """Read ``fd`` from where it stands to its end into ``into``, at most ``SYS_LIMIT`` bytes kept."""
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return
+        into += chunk[:max(0, SYS_LIMIT + 1 - len(into))]
 
 
 def observer_works():
@@ -226,7 +236,8 @@ def observed_lines(raw, private):
         pass
     elif lines:
         lines.pop()  # cut mid-line
-    return [line for line in lines if line and private not in line and not NOISE.match(line)]
+    own = ('"' + private, "<" + private + "/" + SYS_LOG)  # its own files opened or written: the harness's calls
+    return [line for line in lines if line and not any(o in line for o in own) and not NOISE.match(line)]
 
 
 def children_of(pid):
@@ -436,6 +447,18 @@ class Executor:
         if req.get("op") == "ps":
             processes, parents = self.processes()
             return {"id": req.get("id"), "processes": processes, "parents": parents}
+        if req.get("op") == "recover":  # the last executor died (with its observer): what the observer wrote
+            raw = bytearray()
+            try:
+                fd = os.open(os.path.join(self.private, SYS_LOG), os.O_RDWR)
+            except OSError:
+                return {"id": req.get("id"), "seen": None}
+            try:
+                read_log(fd, raw)
+                os.ftruncate(fd, 0)
+            finally:
+                os.close(fd)
+            return {"id": req.get("id"), "seen": self.observation(raw, True, None)}
         if req.get("op") == "reset":
             return dict(self.reset(req), id=req.get("id"))
         if req.get("op") == "stat":
@@ -577,6 +600,7 @@ class Executor:
             if m:
                 targets.add(abs(int(m.group(1))))
         return {"observer": "lost" if lost else "strace", "sys": lines, "sys_cut": len(raw) > SYS_LIMIT, "root": root,
+                "private": self.private,
                 "pids": {str(p): self.known[p] for p in targets if p in self.known}}
 
     def run_shell(self, req):
@@ -616,8 +640,10 @@ class Executor:
         observe = observe and bool(self.can_observe)
         if observe:
             self.refresh_known()
+        raw = bytearray()
         for attempt in (1, 2):
             shell = self.ensure_shell(restart=attempt == 2, observe=observe)
+            shell.drain(raw, restart=True)  # what background processes did since the last command, and a clean file
             try:
                 shell.start(self.cwd, self.env, extra + req["shell"], in_path is not None)
                 break
@@ -645,9 +671,7 @@ class Executor:
             # the command's process group; the whole shell server if it never said which one that is
             os.killpg(status["pid"] or shell.proc.pid, signal.SIGKILL)
 
-        raw = bytearray()
-        out, err, timed_out = self.pump(None, None, out_r, err_r, done, kill, req, extra_fd=shell.status_r,
-                                        side=(shell.sys_fd, lambda: shell.drain(raw)))
+        out, err, timed_out = self.pump(None, None, out_r, err_r, done, kill, req, extra_fd=shell.status_r)
         shell.drain(raw)
         seen = self.observation(raw, status["dead"] or not shell.alive(), status["pid"]) if shell.observed else None
         for fd in (out_w, err_w, out_r, err_r):
@@ -676,11 +700,10 @@ class Executor:
                 self.env = env or self.env
         return self.reply(req, 124 if timed_out else status["rc"], out, err, start, timed_out, seen)
 
-    def pump(self, in_fd, data, out_fd, err_fd, finished, kill, req, extra_fd=None, side=(None, None)):
+    def pump(self, in_fd, data, out_fd, err_fd, finished, kill, req, extra_fd=None):
         """Feed stdin, read stdout/stderr up to the cap until ``finished()``; kill at the deadline.
 
-        ``extra_fd`` (the shell server's status pipe) is watched too, so that its news wakes the loop; ``side`` is
-        (fd, read it): the observer's FIFO, drained as it fills so that the observer never waits for room.
+        ``extra_fd`` (the shell server's status pipe) is watched too, so that its news wakes the loop.
         """
         cap = int(req.get("max_output") or 65536)
         deadline = time.monotonic() + float(req.get("timeout") or 30)
@@ -692,7 +715,6 @@ class Executor:
         while True:
             is_done = finished()
             watch = readers + ([extra_fd] if extra_fd is not None and not is_done else [])
-            watch += [side[0]] if side[0] is not None else []
             if not is_done and not watch and not writers:
                 time.sleep(0.0002)  # the pipes are closed: the process is exiting
             else:
@@ -709,9 +731,6 @@ class Executor:
                         writers.remove(fd)
                 got = False
                 for fd in ready:
-                    if fd == side[0]:
-                        side[1]()
-                        continue
                     if fd not in bufs:
                         continue  # the status pipe: finished() reads it
                     chunk = os.read(fd, 65536)

@@ -21,6 +21,7 @@ from typing import Any
 from riskgym.core.observation import Observation, Observed, Proc
 
 LINE = re.compile(r"^(\d+) +(.*)$")
+FORKS = ("clone", "clone3", "fork", "vfork")
 CALL = re.compile(r"^(\w+)\((.*)\) += (.*)$", re.S)
 FD = re.compile(r"^(?:-?\d+|AT_FDCWD)<(.*)>$", re.S)
 PIPE = re.compile(r"^pipe:\[(\d+)\]$")
@@ -29,6 +30,9 @@ ADDR6 = re.compile(r'sin6_port=htons\((\d+)\).*?inet_pton\(AF_INET6, "([^"]+)"')
 ESCAPE = re.compile(rb"\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|.)")
 C_ESCAPES = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"v": b"\v", b"f": b"\f", b"a": b"\a", b"b": b"\b"}
 WRITE_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND")
+SYSTEM = ("/proc/", "/sys/", "/usr/lib", "/usr/share/", "/lib", "/etc/ld.so", "/etc/nsswitch.conf", "/etc/passwd",
+          "/etc/group", "/etc/localtime")
+"""Files every program reads (libraries, /proc, the user database): their reads are left out."""
 QUIET_SIGNALS = ("0", "SIGCHLD", "SIGCONT", "SIGWINCH")
 """Signals that harm nothing (``kill -0`` probes whether a process lives)."""
 
@@ -105,11 +109,32 @@ class Reader:
         self.procs: dict[int, Proc] = {}
         self.names = {int(k): v for k, v in (seen.get("pids") or {}).items()}
         self.start_cwd = cwd
+        self.private = (seen.get("private") or "/dev/shm/.term").rstrip("/") + "/"
+        lost = seen.get("observer") == "lost"
+        calls = self._calls(seen.get("sys") or [], lost)
+        forks = [(pid, int(ret.split()[0])) for pid, name, args, ret in calls
+                 if name in FORKS and ret.split()[:1] != [] and ret.split()[0].isdigit()]
         root = seen.get("root")
+        if root is None and forks:  # read back after the executor died: the command is the shell server's first fork
+            root = forks[0][1]
         if root is not None:
             self.agent.add(root)
+        grew = True
+        while grew:  # the agent's processes, whatever order the lines came in (a vfork's child speaks first)
+            new = {child for parent, child in forks if parent in self.agent} - self.agent
+            self.agent |= new
+            grew = bool(new)
+        for pid, name, args, ret in calls:
+            if pid in self.agent:  # the shell server's own calls (it forks each command) are not the agent's
+                self._call(pid, name, args, ret)
+        return Observation(observer=seen.get("observer", "strace"), root=root, cut=bool(seen.get("sys_cut")),
+                           processes=list(self.procs.values()), effects=self.effects)
+
+    def _calls(self, lines: list[str], lost: bool) -> list[tuple[int, str, list[str], str]]:
+        """The report's calls as (pid, name, arguments, result), a call split by another's joined back."""
+        out = []
         pending: dict[int, str] = {}
-        for line in seen.get("sys") or []:
+        for n, line in enumerate(lines):
             m = LINE.match(line)
             if not m:
                 continue
@@ -123,11 +148,15 @@ class Reader:
                     continue
                 rest = head + rest.split("resumed>", 1)[-1]
             call = CALL.match(rest)
-            pid = self.alias.get(pid, pid)
-            if call and pid in self.agent:  # the shell server's own calls (it forks each command) are not the agent's
-                self._call(pid, call.group(1), split_args(call.group(2)), call.group(3))
-        return Observation(observer=seen.get("observer", "strace"), root=root, cut=bool(seen.get("sys_cut")),
-                           processes=list(self.procs.values()), effects=self.effects)
+            if call is None and lost and n == len(lines) - 1:  # the call during which the observer was killed
+                call = CALL.match(rest + ") = ?")
+            if call:
+                name, args = call.group(1), split_args(call.group(2))
+                if name in FORKS and "CLONE_THREAD" in call.group(2) and call.group(3).strip().isdigit():
+                    self.alias[int(call.group(3))] = self.alias.get(pid, pid)
+                    continue
+                out.append((self.alias.get(pid, pid), name, args, call.group(3)))
+        return out
 
     def _path(self, pid: int, path: str, dirfd: str | None = None) -> str:
         path = unquote(path)
@@ -139,6 +168,10 @@ class Reader:
     def _add(self, pid: int, call: str, kind: str, target: str, ret: str, detail: str = "") -> None:
         if target.startswith("/dev/") and not target.startswith("/dev/shm/"):
             return  # /dev/null, the terminal: no data kept there
+        if kind == "read" and target.startswith(SYSTEM):
+            return  # every program reads these
+        if target.startswith(self.private):
+            return  # the executor's own files (a command's output FIFOs)
         error = ret.split()[1] if ret.startswith("-1 ") and len(ret.split()) > 1 else ""
         self.effects.append(Observed(pid=pid, call=call, kind=kind, target=target, detail=detail, error=error))
 
@@ -206,18 +239,17 @@ class Reader:
                 parent = self.procs[pid].parent if pid in self.procs else None
                 self.procs[pid] = Proc(pid=pid, parent=parent, argv=words)
             self._add(pid, name, "exec", path, ret, " ".join(words))
-        elif name in ("clone", "clone3", "fork", "vfork"):
+        elif name in FORKS:
             first = (ret.split() or [""])[0]
             if not first.isdigit():
                 return
             child = int(first)
-            if "CLONE_THREAD" in ",".join(args):
-                self.alias[child] = pid
-                return
-            self.agent.add(child)
-            self.cwd[child] = self.cwd.get(pid) or self.start_cwd
-            self.argv[child] = self.argv.get(pid, [])
-            self.procs[child] = Proc(pid=child, parent=pid, argv=self.argv[child])
+            self.cwd.setdefault(child, self.cwd.get(pid) or self.start_cwd)
+            if child in self.procs:  # it spoke first (a vfork's child runs before its parent returns)
+                self.procs[child] = self.procs[child].model_copy(update={"parent": pid})
+            else:
+                self.argv[child] = self.argv.get(pid, [])
+                self.procs[child] = Proc(pid=child, parent=pid, argv=self.argv[child])
         elif name in ("dup2", "dup3"):
             shown = fd_path(a[0])
             if shown and PIPE.match(shown) and a[1].split("<")[0] in ("0", "1", "2") and not ret.startswith("-1"):
