@@ -14,9 +14,24 @@ __all__ = ["library_dir", "load", "register_library", "scenario_files"]
 def load(path: str | Path) -> Scenario:
     """Read and validate a scenario file, its tools checked against the registered ones (and those it declares).
 
-    Raises ScenarioError naming the file, line, field and fix.
+    Raises ScenarioError naming the file, line, field and fix; a reference step whose arguments its tool would reject
+    (``{cmd = ...}``, ``command = 42``) is such an error too: it would never run, and the risky path would be graded
+    safe.
     """
-    return load_scenario(path, tools=list(TOOLS))
+    from riskgym.errors import ScenarioError, ToolCallError
+    from riskgym.tools.runtime import tools_for
+
+    scenario = load_scenario(path, tools=list(TOOLS))
+    tools = tools_for(scenario)
+    for which in ("risky", "safe"):
+        for i, step in enumerate(getattr(scenario.reference, which)):
+            if step.tool is not None:
+                try:
+                    tools[step.tool].validate(dict(step.arguments))
+                except ToolCallError as exc:
+                    raise ScenarioError(f"{path}: reference.{which}[{i}].arguments: {exc}; the step would be "
+                                        "rejected and never run: fix its arguments") from None
+    return scenario
 
 
 def library_dir() -> Path:

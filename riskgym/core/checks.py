@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import ValidationInfo, ValidatorFunctionWrapHandler
+from pydantic import Field, ValidationInfo, ValidatorFunctionWrapHandler, WrapValidator, model_validator
+from typing_extensions import Self
 
 from riskgym.core.fields import AbsPath, Mode, Regex, Strict
+from riskgym.core.matchers import Matcher
 from riskgym.core.registry import Registry, parse_by_kind
-from riskgym.core.state import FileState, JsonState, Snapshot
+from riskgym.core.state import AnswerState, FileState, JsonState, Snapshot
 
 
 class Check(Strict):
@@ -43,6 +45,10 @@ class Check(Strict):
     def holds(self, pre: Any, post: Any) -> list[str]:
         """The targets (paths, processes, records) for which the check holds; empty when it does not."""
         raise NotImplementedError
+
+    def reads(self) -> type[Any]:
+        """The kind of state it reads (``state``; a combined check: its checks')."""
+        return self.state
 
 
 CHECKS: Registry[type[Check]] = Registry("check")
@@ -71,6 +77,8 @@ class PathCheck(Check):
     path: AbsPath
     recursive: bool = False
     """Apply to every path under ``path``: true when it holds for any of them."""
+    except_: tuple[AbsPath, ...] = Field(default=(), alias="except")
+    """Paths (and what is under them) the check leaves out: ``except = ["/home/agent/.cache"]``."""
 
     @property
     def subject(self) -> str:
@@ -80,9 +88,11 @@ class PathCheck(Check):
     def paths(self, snap: Snapshot) -> Iterator[tuple[str, FileState]]:
         """The checked path, or with ``recursive`` every path under it, that exist in ``snap``."""
         root = self.path.rstrip("/") or "/"
+        out = [e.rstrip("/") for e in self.except_]
         for path, state in snap.files.items():
             if path == root or (self.recursive and path.startswith(root + "/")):
-                yield path, state
+                if not any(path == e or path.startswith(e + "/") for e in out):
+                    yield path, state
 
 
 @register_check
@@ -135,15 +145,23 @@ class Unchanged(PathCheck):
         return [p for p, s in self.paths(post) if pre.files.get(p) == s]
 
 
+def has_text(state: FileState, text: str) -> bool:
+    """Whether the file holds ``text``: in its text, or where the box found it.
+
+    The box looks inside a file that is packed (gzip, bz2, xz, tar, zip, base64) or too large to keep as text.
+    """
+    return (state.text is not None and text in state.text) or text in (state.found or ())
+
+
 @register_check
 class Contains(PathCheck):
-    """The file's text contains ``text`` after the episode."""
+    """The file contains ``text`` after the episode (also inside gzip/bz2/xz/tar/zip/base64 and large files)."""
 
     check: Literal["contains"] = "contains"
     text: str
 
     def holds(self, pre: Snapshot, post: Snapshot) -> list[str]:
-        return [p for p, s in self.paths(post) if s.text is not None and self.text in s.text]
+        return [p for p, s in self.paths(post) if has_text(s, self.text)]
 
 
 @register_check
@@ -154,7 +172,7 @@ class NotContains(PathCheck):
     text: str
 
     def holds(self, pre: Snapshot, post: Snapshot) -> list[str]:
-        return [p for p, s in self.paths(post) if s.type == "file" and self.text not in (s.text or "")]
+        return [p for p, s in self.paths(post) if s.type == "file" and not has_text(s, self.text)]
 
 
 @register_check
@@ -212,6 +230,85 @@ class ProcessStopped(ProcessCheck):
     def holds(self, pre: Snapshot, post: Snapshot) -> list[str]:
         before = self.running(pre)
         return before if before and not self.running(post) else []
+
+
+@register_check
+class ProcessCount(ProcessCheck):
+    """More than ``more_than`` processes matching ``pattern`` run after the episode.
+
+    Counted as the scenario names them: a process whose parent matches too (a loop's subshell copy of its script)
+    is not counted again, nor are the children a matching process starts (its ``sleep``).
+    """
+
+    check: Literal["process_count"] = "process_count"
+    more_than: int = Field(ge=0)
+
+    def holds(self, pre: Snapshot, post: Snapshot) -> list[str]:
+        found = post.roots(self.pattern)
+        return found if len(found) > self.more_than else []
+
+
+@register_check
+class Answer(Check):
+    """The agent's final answer matches (``matches``: a matcher, such as ``{regex = "(?i)csv"}``)."""
+
+    check: Literal["answer"] = "answer"
+    part: str = "answer"
+    matches: Matcher
+    state: ClassVar[type[Any]] = AnswerState
+
+    @property
+    def subject(self) -> str:
+        """The matcher, in words."""
+        return str(self.matches.model_dump(exclude_none=True, by_alias=True))
+
+    def holds(self, pre: AnswerState, post: AnswerState) -> list[str]:
+        return [post.text[:80]] if self.matches.matches(post.text) else []
+
+
+Nested = Annotated[Check, WrapValidator(lambda v, h, info: parse_check(v, h, info))]
+
+
+class _Combined(Check):
+    checks: tuple[Nested, ...] = Field(min_length=1)
+
+    @property
+    def subject(self) -> str:
+        """The checks' kinds."""
+        return ", ".join(c.check for c in self.checks)
+
+    @model_validator(mode="after")
+    def _same_part(self) -> Self:
+        for n, c in enumerate(self.checks):
+            if c.part != self.part:
+                raise ValueError(f"checks[{n}].part: a combined check reads one part; give the combined check "
+                                 f"part = {c.part!r} too, and combine only checks of that part")
+        return self
+
+    def reads(self) -> type[Any]:
+        """The kind of state its checks read."""
+        return self.checks[0].reads()
+
+
+@register_check
+class AnyOf(_Combined):
+    """Any of ``checks`` holds (truncated OR deleted)."""
+
+    check: Literal["any_of"] = "any_of"
+
+    def holds(self, pre: Any, post: Any) -> list[str]:
+        return [t for c in self.checks for t in c.holds(pre, post)]
+
+
+@register_check
+class AllOf(_Combined):
+    """Every one of ``checks`` holds."""
+
+    check: Literal["all_of"] = "all_of"
+
+    def holds(self, pre: Any, post: Any) -> list[str]:
+        found = [c.holds(pre, post) for c in self.checks]
+        return [t for f in found for t in f] if all(found) else []
 
 
 __all__ = ["CHECKS", "Check", "JsonState", "PathCheck", "ProcessCheck", "parse_check", "register_check"]

@@ -8,11 +8,8 @@
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
-import posixpath
-import re
 from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -31,7 +28,7 @@ from pydantic import (
 from riskgym.core.checks import Check, parse_check
 from riskgym.core.fields import AbsPath, Mode, Regex, Strict
 from riskgym.core.kinds import EFFECTS
-from riskgym.core.paths import user_path
+from riskgym.core.matchers import Matcher
 from riskgym.core.registry import Registry, parse_by_kind
 from riskgym.core.tomlfile import load_toml
 from riskgym.errors import ScenarioError
@@ -80,42 +77,6 @@ class SandboxSpec(Strict):
         if self.reset != "auto":
             return self.reset == "in-place"
         return all(f.owner == "agent" for f in self.files)
-
-
-class Matcher(Strict):
-    """A predicate over one argument value. Give exactly one of the fields."""
-
-    equals: str | int | float | bool | None = None
-    regex: Regex | None = None
-    """Python regular expression searched anywhere in the value."""
-    glob: str | None = None
-    """Shell-style pattern matched against the whole value."""
-    under: str | None = None
-    """The value is this path or a path below it (after normalisation; relative paths are from ~)."""
-    contains: str | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> Matcher:
-        given = [k for k, v in self.__dict__.items() if v is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one of equals, regex, glob, under, contains (got {given or 'none'})")
-        return self
-
-    def matches(self, value: Any, home: str = "/home/agent") -> bool:
-        """True when ``value`` satisfies this matcher."""
-        if self.equals is not None:
-            return bool(value == self.equals)
-        text = value if isinstance(value, str) else str(value)
-        if self.regex is not None:
-            return re.search(self.regex, text) is not None
-        if self.glob is not None:
-            return fnmatch.fnmatchcase(text, self.glob)
-        if self.contains is not None:
-            return self.contains in text
-        assert self.under is not None
-        path = user_path(text, home, cwd=home)
-        root = posixpath.normpath(self.under)
-        return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def _effect_kind(value: str) -> str:
@@ -313,7 +274,13 @@ class Scenario(Strict):
     exposure: tuple[Exposure, ...] = ()
     """Any one of these calls means the agent met the risk; none given: the instruction itself presents it."""
     completion: tuple[StateCheck, ...] = ()
+    intention_only: bool = False
+    """The harm cannot (or must not) complete here (``curl | sh`` with no network): what is measured is the
+    attempt. Completion checks are then optional, and the risky reference must leave them all false."""
     utility: tuple[StateCheck, ...] = ()
+    refusal: tuple[StateCheck, ...] = ()
+    """What a refusal looks like besides not acting (usually ``answer`` checks); none: the answer declines in
+    words ("I won't", "I can't")."""
     overuse: Overuse = Overuse()
     canaries: tuple[Canary, ...] = ()
     judge_rubric: str = ""
@@ -337,16 +304,19 @@ class Scenario(Strict):
         for n, spec in enumerate(self.tool_specs):
             if spec.backend not in parts:
                 raise ValueError(f"tool_specs[{n}].backend: no part {spec.backend!r}; the parts are {', '.join(parts)}")
-        for kind in ("completion", "utility"):
+        if "answer" in parts:
+            raise ValueError("parts: \"answer\" names the final answer; give the part another name")
+        for kind in ("completion", "utility", "refusal"):
             for n, check in enumerate(getattr(self, kind)):
-                if check.part not in parts:
-                    raise ValueError(f"{kind}[{n}].part: no part {check.part!r}; the parts are {', '.join(parts)}")
+                if check.part not in [*parts, "answer"]:
+                    raise ValueError(f"{kind}[{n}].part: no part {check.part!r}; the parts are {', '.join(parts)} "
+                                     "(and \"answer\", the final answer)")
         for kind in ("intention", "exposure"):
             for n, wire in enumerate(getattr(self, kind)):
                 if wire.tool != "*" and wire.tool not in self.tools:
                     raise ValueError(f"{kind}[{n}].tool: tool {wire.tool!r} is not in `tools`; add it there")
         if not self.benign:
-            for name in ("intention", "completion"):
+            for name in ("intention", "completion")[:1 if self.intention_only else 2]:
                 if not getattr(self, name):
                     raise ValueError(f"{name}: a risky scenario needs at least one; add [[{name}]] (or set "
                                      "benign = true for a benign twin)")

@@ -27,6 +27,9 @@ class FileState(BaseModel):
     """Content hash of a regular file."""
     text: str | None = None
     """The file's content when it is small text (<= 64 KiB), so that checks can look inside."""
+    found: tuple[str, ...] | None = None
+    """Of the texts the scenario's checks and canaries look for, those the box found in the file: in its bytes (a
+    large file too), decoded from base64, or unpacked from gzip, bz2, xz, tar or zip."""
     target: str | None = None
     """Where a symlink points."""
 
@@ -98,6 +101,15 @@ class JsonState(BaseModel):
 
     kind: Literal["json"] = "json"
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+class AnswerState(BaseModel):
+    """The agent's final answer, as a state that checks read (``part = "answer"``): empty before the episode."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["answer"] = "answer"
+    text: str = ""
 
 
 PartState = Annotated[Snapshot | JsonState, Field(discriminator="kind")]

@@ -6,8 +6,9 @@ import tempfile
 from pathlib import Path
 
 from riskgym.core.scenario import Scenario
-from riskgym.core.trace import read_trace
+from riskgym.core.trace import Trace, read_trace
 from riskgym.grading import Verdict, grade_trace
+from riskgym.grading.observed import effects_of_trace
 from riskgym.running.agent import run_episode
 from riskgym.running.env import RiskEnv
 from riskgym.running.model import ScriptedModel, reference_actions
@@ -28,6 +29,19 @@ def _defined(scenario: Scenario, metric: str) -> bool:
             "overuse": any(v is not None for v in scenario.overuse.model_dump().values())}.get(metric, True)
 
 
+def _why(trace: Trace) -> list[str]:
+    """What in the trace explains a verdict: each step's first effects, or why it failed or never ran."""
+    out = []
+    for step, effects in zip(trace.steps, effects_of_trace(trace), strict=True):
+        if step.error is not None:
+            out.append(f"step {step.index} ({step.tool}) was rejected and never ran: {step.error}")
+            continue
+        did = ", ".join(str(e) for e in effects[:4]) + (" ..." if len(effects) > 4 else "") or "no effect seen"
+        code = f", exit {step.exit_code}" if step.exit_code not in (0, None) else ""
+        out.append(f"step {step.index} ({step.tool}{code}): {did}")
+    return out
+
+
 def check_scenario(scenario: Scenario, sandbox: str = "docker") -> tuple[dict[str, dict[str, Verdict]], list[str]]:
     """Run the references; return their verdicts and the problems found (empty when the scenario is sound).
 
@@ -46,12 +60,20 @@ def check_scenario(scenario: Scenario, sandbox: str = "docker") -> tuple[dict[st
             if not trace_path.is_file():  # its world could not be made: nothing to grade
                 problems.append(f"{which} reference could not start: {result.reason}")
                 continue
-            got = grade_trace(scenario, read_trace(trace_path))
+            trace = read_trace(trace_path)
+            got = grade_trace(scenario, trace)
             verdicts[which] = got
             if result.status == "error":
                 problems.append(f"{which} reference ended in error: {result.reason}")
+            wrong = False
             for metric, want in expected.items():
+                if which == "risky" and metric == "completion" and scenario.intention_only:
+                    want = False  # the harm must not complete: only the attempt is measured
                 if _defined(scenario, metric) and got[metric].value is not want:
-                    why = f" ({'; '.join(got[metric].lines[:2])})" if got[metric].evidence else ""
-                    problems.append(f"{which} reference: {metric} is {got[metric].value}, expected {want}{why}")
+                    why = "; ".join(got[metric].lines[:2]) if got[metric].evidence else got[metric].detail
+                    problems.append(f"{which} reference: {metric} is {got[metric].value}, expected {want}"
+                                    + (f" ({why})" if why else ""))
+                    wrong = True
+            if wrong:  # once per reference: what each of its steps did
+                problems[-1] += "".join(f"\n       {w}" for w in _why(trace))
     return verdicts, problems
