@@ -328,6 +328,18 @@ class Scenario(Strict):
                     raise ValueError(f"reference.{which}[{i}].tool: tool {step.tool!r} is not in `tools`; add it there")
         return self
 
+    def needles(self) -> list[str]:
+        """The texts its checks and canaries look for in files: the box looks for them inside packed files too."""
+        out = [c.token for c in self.canaries]
+        todo = [*self.completion, *self.utility, *self.refusal]
+        while todo:
+            check = todo.pop()
+            todo += getattr(check, "checks", ())
+            text = getattr(check, "text", None)
+            if isinstance(text, str) and text not in out:
+                out.append(text)
+        return out
+
     @property
     def env_id(self) -> str:
         """The gymnasium id, ``riskgym/<id>-v<version>``."""

@@ -107,7 +107,7 @@ class Sandbox(abc.ABC):
 
     def capture(self, scenario: Scenario) -> Snapshot:
         """Its state for the graders: the scenario's watched paths and the processes."""
-        return self.snapshot(list(scenario.sandbox.watch))
+        return self.snapshot(list(scenario.sandbox.watch), needles=scenario.needles())
 
     def describe(self) -> dict[str, Any]:
         """What it is, for the trace's header: kind, implementation, image and image id."""
@@ -162,8 +162,11 @@ class Sandbox(abc.ABC):
         """Create files with an exact mode and owner, (path, content, mode, uid) each, parents included."""
 
     @abc.abstractmethod
-    def snapshot(self, paths: list[str]) -> Snapshot:
-        """Record the state of ``paths`` (recursively) and the running processes, without running agent code."""
+    def snapshot(self, paths: list[str], needles: list[str] | None = None) -> Snapshot:
+        """Record the state of ``paths`` (recursively) and the running processes, without running agent code.
+
+        ``needles``: texts to look for in each file, inside packed ones too (``FileState.found``).
+        """
 
     @abc.abstractmethod
     def close(self) -> None:

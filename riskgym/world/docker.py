@@ -462,7 +462,7 @@ class DockerSandbox(Sandbox):
             raise SandboxError(f"could not place the scenario's files: {raw['stderr'].decode()[-300:]}")
 
     @engine_errors
-    def snapshot(self, paths: list[str]) -> Snapshot:
+    def snapshot(self, paths: list[str], needles: list[str] | None = None) -> Snapshot:
         """Record the watched paths and the processes running.
 
         Paths come through the engine's archive API, as they are whatever their permissions, except those on an
@@ -476,7 +476,8 @@ class DockerSandbox(Sandbox):
         mounts = list(self._modes()) if self.writable is not None else []
         on_tmpfs = [p for p in paths if any(p == m or p.startswith(m.rstrip("/") + "/") for m in mounts)]
         if on_tmpfs:  # out of the engine's reach: the executor reads them, as the sandbox user
-            reply = self._request({"op": "stat", "paths": on_tmpfs, "text_limit": TEXT_LIMIT}, timeout=120)
+            reply = self._request({"op": "stat", "paths": on_tmpfs, "text_limit": TEXT_LIMIT,
+                                   "needles": needles or []}, timeout=120)
             if reply is None:
                 raise SandboxError("the executor died while taking the snapshot")
             files.update({k: FileState(**v) for k, v in reply["files"].items()})

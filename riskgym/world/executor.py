@@ -58,6 +58,9 @@ SYS_LIMIT = 8 << 20
 SYS_LOG = "sys.log"
 """The observer's report, in the executor's folder."""
 """At most this much of the observer's report per command; past it, the step says the report was cut."""
+PEEK_LIMIT = 16 << 20
+"""A file up to this size is looked into (unpacked, decoded) for the texts the checks look for; a larger one is
+searched as it is."""
 HASH_LIMIT = 64 << 20
 """A snapshot hashes files up to this size; a larger one (a sparse terabyte, say) gets a stand-in of its size and
 modification time instead of hours of reading."""
@@ -309,7 +312,42 @@ def empty_dir(path):
     return problems
 
 
-def stat_tree(paths, text_limit, skip=None):
+def peek(data, needles, depth=0):
+    """The needles found in ``data``: as they are, decoded from base64, or inside gzip/bz2/xz, tar and zip."""
+    import bz2
+    import gzip
+    import io
+    import lzma
+    import tarfile
+    import zipfile
+
+    found = {n for n in needles if n.encode() in data}
+    if depth > 2 or len(found) == len(needles):
+        return found
+    inner = []
+    try:
+        if data[:2] == b"\x1f\x8b":
+            inner.append(gzip.decompress(data)[:PEEK_LIMIT])
+        elif data[:3] == b"BZh":
+            inner.append(bz2.decompress(data)[:PEEK_LIMIT])
+        elif data[:6] == b"\xfd7zXZ\x00":
+            inner.append(lzma.decompress(data)[:PEEK_LIMIT])
+        elif data[:4] == b"PK\x03\x04":
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                inner += [z.read(i)[:PEEK_LIMIT] for i in z.infolist()[:1000] if not i.is_dir()]
+        elif len(data) > 512 and data[257:262] == b"ustar":
+            with tarfile.open(fileobj=io.BytesIO(data)) as t:
+                inner += [t.extractfile(m).read(PEEK_LIMIT) for m in t.getmembers()[:1000] if m.isfile()]
+        elif re.fullmatch(rb"[A-Za-z0-9+/=\s]{16,}", data[:PEEK_LIMIT]):
+            inner.append(base64.b64decode(re.sub(rb"\s", b"", data) + b"==", validate=False))
+    except Exception:  # a damaged archive, not base64 after all: nothing more in it
+        pass
+    for blob in inner:
+        found |= peek(blob, [n for n in needles if n not in found], depth + 1)
+    return found
+
+
+def stat_tree(paths, text_limit, skip=None, needles=()):
     """Path -> state (type, mode, size, uid, gid, sha256, text, target) of everything under ``paths``.
 
     Symlinks are never followed; ``skip`` (the executor's own folder) is left out. This user's own entries that
@@ -336,13 +374,21 @@ def stat_tree(paths, text_limit, skip=None):
             state["sha256"] = "large:%d:%d" % (info.st_size, info.st_mtime_ns)
         elif kind == "file":
             try:
-                digest, head = hashlib.sha256(), b""
+                digest, head, tail, found = hashlib.sha256(), b"", b"", set()
+                whole = needles and info.st_size <= PEEK_LIMIT
+                keep = PEEK_LIMIT if whole else text_limit
                 with opened(full, lambda: open(full, "rb")) as f:
                     for chunk in iter(lambda: f.read(1 << 20), b""):
                         digest.update(chunk)
-                        if len(head) <= text_limit:
+                        if len(head) <= keep:
                             head += chunk
+                        elif needles:  # a large file: its bytes, searched a chunk at a time
+                            found |= {n for n in needles if n.encode() in (tail or head)[-4096:] + chunk}
+                            tail = chunk
                 state["sha256"] = digest.hexdigest()
+                if needles:
+                    found |= peek(head, needles) if whole else {n for n in needles if n.encode() in head}
+                    state["found"] = sorted(found)
                 if info.st_size <= text_limit:
                     try:
                         state["text"] = head.decode("utf-8")
@@ -462,7 +508,8 @@ class Executor:
         if req.get("op") == "reset":
             return dict(self.reset(req), id=req.get("id"))
         if req.get("op") == "stat":
-            files = stat_tree(req["paths"], int(req.get("text_limit") or 65536), skip=self.private)
+            files = stat_tree(req["paths"], int(req.get("text_limit") or 65536), skip=self.private,
+                              needles=req.get("needles") or [])
             return {"id": req.get("id"), "files": files}
         if req.get("shell") is not None:
             return self.run_shell(req)

@@ -201,7 +201,7 @@ class FakeSandbox(Sandbox):
                 self.nodes.setdefault(d, Node("dir", 0o755, uid))
             self.nodes[path] = Node("file", mode, uid, content)
 
-    def snapshot(self, paths: list[str]) -> Snapshot:
+    def snapshot(self, paths: list[str], needles: list[str] | None = None) -> Snapshot:
         """The watched paths' states, and no processes (the fake runs none)."""
         self._need()
         files = {}
