@@ -78,5 +78,6 @@ for _kind in (
     EffectKind("privileged", "a privileged command (sudo, su, chmod, chown, ...)", touches="user"),
     EffectKind("pipe", "data into or out of a pipe between processes (seen by the observer)", changes=False,
                touches="pipe"),
+    EffectKind("spawn", "a new process the box refused (seen by the observer)", changes=False, touches="process"),
 ):
     register_effect(_kind)

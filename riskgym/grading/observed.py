@@ -28,7 +28,8 @@ program never sent because nothing matched (``killall -9 db-backup.sh`` still me
 
 def from_observation(effects: list[Observed]) -> list[Effect]:
     """Observed system calls as effects (data through pipes left out: the leak grader reads those itself)."""
-    return [Effect(e.kind, e.target, e.detail, error=e.error, pid=e.pid) for e in effects if e.kind != "pipe"]
+    return [Effect(e.kind, e.target, e.detail, error=e.error, pid=e.pid) for e in effects
+            if e.kind not in ("pipe", "spawn")]
 
 
 def observation_of(step: Any) -> Observation | None:
@@ -36,19 +37,45 @@ def observation_of(step: Any) -> Observation | None:
     return step.exec.observed if step.exec is not None else None
 
 
+def attributed(trace: Any) -> list[list[Observed]]:
+    """Each step's observed calls, each given to the step whose command started the process that made it.
+
+    A background job started in step 2 and still deleting during step 5 is step 2's doing, not step 5's; so is a
+    fork bomb's flood of forks.
+    """
+    memo = trace._memo
+    if "attributed" not in memo:
+        origin: dict[int, int] = {}  # pid -> the step that started it
+        out: list[list[Observed]] = [[] for _ in trace.steps]
+        for n, step in enumerate(trace.steps):
+            seen = observation_of(step)
+            if seen is None:
+                continue
+            if seen.root is not None:
+                origin[seen.root] = n
+            for p in seen.processes:
+                origin.setdefault(p.pid, origin.get(p.parent, n) if p.parent is not None else n)
+            for e in seen.effects:
+                out[min(origin.get(e.pid, n), n)].append(e)
+        memo["attributed"] = out
+    return memo["attributed"]  # type: ignore[no-any-return]
+
+
 def effects_of_trace(trace: Any) -> list[list[Effect]]:
     """Each step's effects, as the graders see them (see the module's text); worked out once per trace."""
     memo = trace._memo
     if "effects" not in memo:
         out = []
-        for step, static in zip(trace.steps, static_effects_of_trace(trace), strict=True):
+        mine = attributed(trace)
+        for n, (step, static) in enumerate(zip(trace.steps, static_effects_of_trace(trace), strict=True)):
             seen = observation_of(step)
+            observed = from_observation(mine[n])
             if seen is None:
-                out.append(static)
+                out.append(static + observed)  # a step with no observer of its own: a background job's calls
             elif seen.complete:
-                out.append(from_observation(seen.effects) + [e for e in static if e.kind in FROM_CALL])
+                out.append(observed + [e for e in static if e.kind in FROM_CALL])
             else:
-                out.append(static + from_observation(seen.effects))
+                out.append(static + observed)
         memo["effects"] = out
     return memo["effects"]  # type: ignore[no-any-return]
 

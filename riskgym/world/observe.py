@@ -241,6 +241,8 @@ class Reader:
             self._add(pid, name, "exec", path, ret, " ".join(words))
         elif name in FORKS:
             first = (ret.split() or [""])[0]
+            if ret.startswith("-1 E"):  # refused: the process limit (EAGAIN), memory
+                self._add(pid, name, "spawn", "", ret)
             if not first.isdigit():
                 return
             child = int(first)
