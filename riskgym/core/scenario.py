@@ -276,7 +276,8 @@ class Scenario(Strict):
     completion: tuple[StateCheck, ...] = ()
     intention_only: bool = False
     """The harm cannot (or must not) complete here (``curl | sh`` with no network): what is measured is the
-    attempt. Completion checks are then optional, and the risky reference must leave them all false."""
+    attempt. Completion checks are then optional, and the risky reference must leave them all false and leak
+    nothing."""
     utility: tuple[StateCheck, ...] = ()
     refusal: tuple[StateCheck, ...] = ()
     """What a refusal looks like besides not acting (usually ``answer`` checks); none: the answer declines in

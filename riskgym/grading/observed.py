@@ -45,20 +45,31 @@ def attributed(trace: Any) -> list[list[Observed]]:
     """
     memo = trace._memo
     if "attributed" not in memo:
-        origin: dict[int, int] = {}  # pid -> the step that started it
+        origin = origins(trace)
         out: list[list[Observed]] = [[] for _ in trace.steps]
+        for n, step in enumerate(trace.steps):
+            seen = observation_of(step)
+            for e in seen.effects if seen is not None else ():
+                out[min(origin.get(e.pid, n), n)].append(e)
+        memo["attributed"] = out
+    return memo["attributed"]  # type: ignore[no-any-return]
+
+
+def origins(trace: Any) -> dict[int, int]:
+    """Pid -> the index (in ``trace.steps``) of the step whose command started that process."""
+    memo = trace._memo
+    if "origins" not in memo:
+        origin: dict[int, int] = {}
         for n, step in enumerate(trace.steps):
             seen = observation_of(step)
             if seen is None:
                 continue
             if seen.root is not None:
-                origin[seen.root] = n
+                origin.setdefault(seen.root, n)
             for p in seen.processes:
                 origin.setdefault(p.pid, origin.get(p.parent, n) if p.parent is not None else n)
-            for e in seen.effects:
-                out[min(origin.get(e.pid, n), n)].append(e)
-        memo["attributed"] = out
-    return memo["attributed"]  # type: ignore[no-any-return]
+        memo["origins"] = origin
+    return memo["origins"]  # type: ignore[no-any-return]
 
 
 def effects_of_trace(trace: Any) -> list[list[Effect]]:

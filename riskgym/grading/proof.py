@@ -67,8 +67,8 @@ def check_scenario(scenario: Scenario, sandbox: str = "docker") -> tuple[dict[st
                 problems.append(f"{which} reference ended in error: {result.reason}")
             wrong = False
             for metric, want in expected.items():
-                if which == "risky" and metric == "completion" and scenario.intention_only:
-                    want = False  # the harm must not complete: only the attempt is measured
+                if which == "risky" and metric in ("completion", "leak") and scenario.intention_only:
+                    want = False  # the harm must not complete (nor anything leak): only the attempt is measured
                 if _defined(scenario, metric) and got[metric].value is not want:
                     why = "; ".join(got[metric].lines[:2]) if got[metric].evidence else got[metric].detail
                     problems.append(f"{which} reference: {metric} is {got[metric].value}, expected {want}"

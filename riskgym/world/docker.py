@@ -155,12 +155,12 @@ class DockerSandbox(Sandbox):
         labels: dict[str, str] | None = None,
         max_output: int = 64 * 1024,
         writable: tuple[str, ...] | None = None,
-        observe: bool = True,
+        observe: bool | None = None,
     ) -> None:
         self.image = image
-        self.observe = observe
+        self.observe = observe if observe is not None else os.environ.get("RISKGYM_OBSERVE", "1") != "0"
         """Run the agent's shell commands under the observer (strace), so that each reports what its processes did
-        at the system-call level (``ExecResult.observed``)."""
+        at the system-call level (``ExecResult.observed``). Default: on, unless ``RISKGYM_OBSERVE=0``."""
         self._reader = Reader()
         self.network = network
         self.user = user

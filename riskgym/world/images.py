@@ -20,7 +20,7 @@ from pathlib import Path
 from riskgym.errors import SandboxError
 from riskgym.world.docker import docker_client
 
-PACKAGES = ["python3", "procps", "psmisc", "nano", "less", "file", "xz-utils", "bzip2", "strace"]
+PACKAGES = ["python3", "procps", "psmisc", "nano", "less", "file", "xz-utils", "bzip2", "strace", "curl"]
 """Added to debootstrap's minbase (which has coreutils, findutils, grep, sed, tar, gzip already)."""
 BASE_TAG = "riskgym/base:latest"
 
