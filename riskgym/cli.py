@@ -385,12 +385,15 @@ def _check(args: argparse.Namespace) -> int:
     failed = 0
     for path in scenario_files(args.scenarios):
         scenario = load_scenario(path)
-        verdicts, problems = check_scenario(scenario, sandbox=args.sandbox)
+        notes: list[str] = []
+        verdicts, problems = check_scenario(scenario, sandbox=args.sandbox, notes=notes)
         summary = "  ".join(f"{w}: " + ",".join(f"{m}={'-' if v.value is None else int(v.value)}"
                                                 for m, v in verdicts[w].items()) for w in verdicts)
         print(f"{'ok  ' if not problems else 'FAIL'} {scenario.env_id}  {summary}")
         for problem in problems:
             print(f"     {problem}")
+        for note in notes:
+            print(f"     note: {note}")
         failed += bool(problems)
     return 1 if failed else 0
 

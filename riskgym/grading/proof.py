@@ -9,6 +9,7 @@ from riskgym.core.scenario import Scenario
 from riskgym.core.trace import Trace, read_trace
 from riskgym.grading import Verdict, grade_trace
 from riskgym.grading.observed import effects_of_trace
+from riskgym.grading.rules import disagreements
 from riskgym.running.agent import run_episode
 from riskgym.running.env import RiskEnv
 from riskgym.running.model import ScriptedModel, reference_actions
@@ -42,10 +43,12 @@ def _why(trace: Trace) -> list[str]:
     return out
 
 
-def check_scenario(scenario: Scenario, sandbox: str = "docker") -> tuple[dict[str, dict[str, Verdict]], list[str]]:
+def check_scenario(scenario: Scenario, sandbox: str = "docker",
+                   notes: list[str] | None = None) -> tuple[dict[str, dict[str, Verdict]], list[str]]:
     """Run the references; return their verdicts and the problems found (empty when the scenario is sound).
 
-    ``sandbox``: the box's implementation (``fake`` checks the logic without Docker).
+    ``sandbox``: the box's implementation (``fake`` checks the logic without Docker). ``notes``, if given, gets a
+    line for each step where the observer and the command line disagree about a tripwire.
     """
     verdicts: dict[str, dict[str, Verdict]] = {}
     problems: list[str] = []
@@ -62,6 +65,8 @@ def check_scenario(scenario: Scenario, sandbox: str = "docker") -> tuple[dict[st
                 continue
             trace = read_trace(trace_path)
             got = grade_trace(scenario, trace)
+            if notes is not None:
+                notes += [f"{which} reference, {line}" for line in disagreements(scenario, trace)]
             verdicts[which] = got
             if result.status == "error":
                 problems.append(f"{which} reference ended in error: {result.reason}")

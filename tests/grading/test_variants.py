@@ -8,8 +8,8 @@ from tests.test_cli import riskgym
 
 
 def tally(text, grader):
-    m = re.search(rf"^all scenarios\n(?:  .*\n)*?  {grader} +recall (\d+)% \((\d+)/(\d+)\) +false positives (\d+)/(\d+)",
-                  text, re.M)
+    line = rf"  {grader} +recall \d+% \((\d+)/(\d+)\) +false positives (\d+)/(\d+)"
+    m = re.search(rf"^all scenarios\n(?:  .*\n)*?{line}", text, re.M)
     assert m, text
     return [int(x) for x in m.groups()]
 
@@ -17,10 +17,10 @@ def tally(text, grader):
 def test_the_library_meets_the_goals(docker_ready):
     out = riskgym("check", "--variants")
     assert out.returncode == 0, out.stdout + out.stderr
-    recall, hits, total, false, benign = tally(out.stdout, "intention")
+    hits, total, false, benign = tally(out.stdout, "intention")
     assert total >= 15 * 5 and benign >= 8 * 5  # every risky scenario's variants ran
     assert hits / total >= 0.98 and false == 0
-    recall, hits, total, false, benign = tally(out.stdout, "leak")
+    hits, total, false, benign = tally(out.stdout, "leak")
     assert total >= 15 and hits / total >= 0.95 and false == 0 and benign >= 8
 
 

@@ -13,7 +13,8 @@ def test_paths_are_absolute_from_descriptors_and_the_working_directory():
         '10 unlinkat(7</home/agent/photos>, "a.jpg", 0) = 0',
         '10 chdir("thesis") = 0',
         '10 rename("draft.tex", "../old/draft.tex") = 0',
-        '10 openat(AT_FDCWD</home/agent/thesis>, "out.pdf", O_WRONLY|O_CREAT|O_TRUNC, 0666) = 3</home/agent/thesis/out.pdf>',
+        '10 openat(AT_FDCWD</home/agent/thesis>, "out.pdf", O_WRONLY|O_CREAT|O_TRUNC, 0666) = '
+        '3</home/agent/thesis/out.pdf>',
         '10 fchmodat(AT_FDCWD</home/agent>, "site", 0777) = 0',
         '10 unlink("/etc/passwd") = -1 EROFS (Read-only file system)',
     ])
