@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from riskgym.core.observation import Observation
 from riskgym.core.trace import Final, ModelTurn, Step, Trace, call_text
 from riskgym.grading.verdict import Evidence, Verdict
 
@@ -86,10 +87,27 @@ def render_timeline(trace: Trace, row: dict[str, Any], instruction: str, console
             elif event.observation:
                 lines = _clip(event.observation, 8 if not full else 10**9).splitlines()
                 console.print("\n".join(f"     [dim]│[/] {escape(line)}" for line in lines))
+            if event.exec is not None and event.exec.observed is not None:
+                console.print(f"     [dim]{escape(seen_note(event.exec.observed, full))}[/]")
         elif isinstance(event, Final):
             console.print(f"  [bold]final answer[/] {escape(event.answer)}")
     _render_state(trace, verdicts, console)
     console.print()
+
+
+def seen_note(seen: Observation, full: bool = False) -> str:
+    """What the observer saw a step's processes do, in one line: changes first, then reads and runs.
+
+    >>> from riskgym.core.observation import Observed
+    >>> seen_note(Observation(effects=[Observed(pid=5, call="unlinkat", kind="delete", target="/a")]))
+    'seen: 0 processes · delete /a'
+    """
+    order = {"delete": 0, "move": 0, "write": 0, "chmod": 0, "chown": 0, "kill": 0, "network": 1, "exec": 2}
+    shown = sorted((e for e in seen.effects if e.kind not in ("pipe",)), key=lambda e: order.get(e.kind, 3))
+    limit = len(shown) if full else 6
+    words = [str(e) for e in shown[:limit]] + ([f"+{len(shown) - limit} more (--full)"] if len(shown) > limit else [])
+    lost = " (the observer was lost: part of it only)" if not seen.complete else ""
+    return " · ".join([f"seen{lost}: {len(seen.processes)} processes", *words])
 
 
 def _verdict(name: str, verdict: dict[str, Any]) -> str:
