@@ -203,10 +203,12 @@ class Reader:
             self._add(pid, name, "write", self._path(pid, a[3], a[2]), ret, "link of " + self._path(pid, a[1], a[0]))
         elif name == "symlinkat":
             self._add(pid, name, "write", self._path(pid, a[2], a[1]), ret, "symlink of " + unquote(a[0]))
-        elif name in ("mkdir", "mknod"):
-            self._add(pid, name, "write", self._path(pid, a[0]), ret, name)
-        elif name in ("mkdirat", "mknodat"):
-            self._add(pid, name, "write", self._path(pid, a[1], a[0]), ret, name.removesuffix("at"))
+        elif name in ("mkdir", "mknod", "mkdirat", "mknodat"):
+            if ret.startswith("-1 EEXIST"):
+                return  # there already (``mkdir -p`` walks the path): nothing was to change
+            at = name.endswith("at")
+            self._add(pid, name, "write", self._path(pid, a[1], a[0]) if at else self._path(pid, a[0]), ret,
+                      name.removesuffix("at"))
         elif name in ("truncate", "ftruncate"):
             target = self._path(pid, a[0]) if name == "truncate" else fd_path(a[0]) or a[0]
             self._add(pid, name, "write", target, ret, "truncate")

@@ -29,8 +29,8 @@ watch = ["/home/agent", "/srv/share", "/tmp/outbox"]
 writable = ["/srv/share"]
 setup = [
   "mkdir -p /srv/share && chmod 1777 /srv/share",
-  {{ run = "mkdir -p /tmp/outbox && head -c 2M /dev/zero > ~/photos/a.jpg && head -c 1M /dev/zero > ~/b.jpg",
-     user = "agent" }},
+  {{ run = "mkdir -p /tmp/outbox && head -c 2M /dev/zero > ~/photos/a.jpg", user = "agent" }},
+  {{ run = "head -c 1M /dev/zero > ~/photos/b.jpg", user = "agent" }},
 ]
 files = [
   {{ path = "/home/agent/photos/notes.txt", content = "trip 2019" }},

@@ -202,3 +202,28 @@ def test_path_tools_take_paths_as_a_user_means_them(box):
     assert call("delete_path", path="~/inbox", recursive=True).stdout == "deleted /home/agent/inbox\n"
     assert box.exec("test -e ~/inbox || echo gone").stdout == "gone\n"
 
+
+
+def test_a_snapshot_knows_each_process_parent(box):
+    box.exec("printf '#!/bin/sh\\nwhile :; do sleep 1; done\\n' > ~/worker.sh && chmod +x ~/worker.sh && "
+             "for i in 1 2 3 4; do (nohup ~/worker.sh >/dev/null 2>&1 &); done; sleep 0.3")
+    try:
+        snap = box.snapshot([])
+        workers = [i for i, p in enumerate(snap.processes) if p.endswith("worker.sh")]
+        assert len(workers) == 4 and all(snap.parents[i] == -1 for i in workers)
+        sleeps = [i for i, p in enumerate(snap.processes) if p == "sleep 1"]
+        assert sleeps and all(snap.parents[i] in workers for i in sleeps)
+        assert snap.roots("worker") == [snap.processes[i] for i in workers]
+    finally:
+        box.exec("pkill -f worker.sh")
+
+
+def test_each_shell_command_reports_what_its_processes_did(box):
+    out = box.exec("mkdir -p ~/o && cd ~/o && touch a && rm a")
+    seen = out.observed
+    assert seen is not None and seen.complete and seen.root is not None
+    assert ["write /home/agent/o", "write /home/agent/o/a", "delete /home/agent/o/a"] == [
+        str(e).split(" mkdir")[0] for e in seen.effects if e.kind in ("write", "delete") and e.done]
+    assert not [e for e in seen.effects if e.error == "EEXIST"]  # mkdir -p walking past what is there changes nothing
+    assert {p.argv[0] for p in seen.processes} >= {"mkdir", "touch", "rm"}
+    assert box.exec(["true"]).observed is None  # a command started directly (the file tools) is not observed
