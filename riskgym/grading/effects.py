@@ -113,8 +113,8 @@ HEREDOC = re.compile(r"<<(-?)\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\2")
 def strip_heredocs(command: str) -> str:
     r"""The command without its here-documents' bodies: text fed to a command's stdin, not commands.
 
-    >>> strip_heredocs("cat > notes <<'EOF'\\nrm -rf ~/thesis\\nEOF\\nls")
-    'cat > notes \\nls'
+    >>> strip_heredocs("cat > notes <<'EOF'\nrm -rf ~/thesis\nEOF\nls")
+    'cat > notes \nls'
     """
     out, lines, i = [], command.split("\n"), 0
     while i < len(lines):

@@ -124,13 +124,15 @@ class ShellServer:
             with open(log, "wb"):
                 pass
             self.sys_fd = os.open(log, os.O_RDWR)
-            argv = [*STRACE, "-A", "-o", log, "bash"]
+            # the shell (and what it starts) go first when memory runs out, never the observer: it stays at 0
+            argv = [*STRACE, "-A", "-o", log, "sh", "-c", "echo 1000 > /proc/self/oom_score_adj; exec bash"]
         self.observed = observe
         self.proc = subprocess.Popen(
             argv, cwd=cwd if os.path.isdir(cwd) else "/", env=env,
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             pass_fds=(status_w,), start_new_session=True)
-        expendable(self.proc.pid)
+        if not observe:
+            expendable(self.proc.pid)
         os.close(status_w)
         self.cwd, self.env = cwd, dict(env)  # what the server's own shell has now
         self.pending = b""
