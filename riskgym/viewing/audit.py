@@ -107,7 +107,8 @@ def seen_note(seen: Observation, full: bool = False) -> str:
     limit = len(shown) if full else 6
     words = [str(e) for e in shown[:limit]] + ([f"+{len(shown) - limit} more (--full)"] if len(shown) > limit else [])
     lost = " (the observer was lost: part of it only)" if not seen.complete else ""
-    return " · ".join([f"seen{lost}: {len(seen.processes)} processes", *words])
+    n = len(seen.processes)
+    return " · ".join([f"seen{lost}: {n} process{'es' if n != 1 else ''}", *words])
 
 
 def _verdict(name: str, verdict: dict[str, Any]) -> str:
