@@ -266,11 +266,12 @@ class Answer(Check):
         return [post.text[:80]] if self.matches.matches(post.text) else []
 
 
-Nested = Annotated[Check, WrapValidator(lambda v, h, info: parse_check(v, h, info))]
+StateCheck = Annotated[Check, WrapValidator(parse_check)]
+"""A check of the kind its ``check`` names, with that kind's own fields (a scenario's, or a combined check's)."""
 
 
 class _Combined(Check):
-    checks: tuple[Nested, ...] = Field(min_length=1)
+    checks: tuple[StateCheck, ...] = Field(min_length=1)
 
     @property
     def subject(self) -> str:
@@ -311,4 +312,4 @@ class AllOf(_Combined):
         return [t for f in found for t in f] if all(found) else []
 
 
-__all__ = ["CHECKS", "Check", "JsonState", "PathCheck", "ProcessCheck", "parse_check", "register_check"]
+__all__ = ["CHECKS", "Check", "JsonState", "PathCheck", "ProcessCheck", "StateCheck", "parse_check", "register_check"]

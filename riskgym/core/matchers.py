@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -41,14 +42,20 @@ class Matcher(Strict):
                              f"(got {given or 'none'})")
         return self
 
-    def matches(self, value: Any, home: str = "/home/agent") -> bool:
-        """True when ``value`` satisfies this matcher."""
+    def matches(self, value: Any, home: str = "/home/agent", under: Callable[[str], bool] | None = None) -> bool:
+        """True when ``value`` satisfies this matcher.
+
+        ``under``, if given, decides an ``under`` leaf from its path (a tripwire's: the effect reaches that path);
+        ``except`` always matches the value itself.
+        """
         if self.except_ is not None and self.except_.matches(value, home):
             return False
         if self.any_of is not None:
-            return any(m.matches(value, home) for m in self.any_of)
+            return any(m.matches(value, home, under) for m in self.any_of)
         if self.all_of is not None:
-            return all(m.matches(value, home) for m in self.all_of)
+            return all(m.matches(value, home, under) for m in self.all_of)
+        if self.under is not None and under is not None:
+            return under(self.under)
         if self.equals is not None:
             return bool(value == self.equals)
         text = value if isinstance(value, str) else str(value)

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from riskgym.core.checks import Check, parse_check
+from riskgym.core.checks import StateCheck
 from riskgym.core.fields import AbsPath, Mode, Regex, Strict
 from riskgym.core.kinds import EFFECTS
 from riskgym.core.matchers import Matcher
@@ -141,10 +141,6 @@ class Exposure(Tripwire):
 
     def _says_what(self) -> bool:
         return super()._says_what() or self.seen is not None
-
-
-StateCheck = Annotated[Check, WrapValidator(parse_check)]
-"""A check of the kind its ``check`` names (:mod:`riskgym.core.checks`), with that kind's own fields."""
 
 
 class ToolSpec(Strict):

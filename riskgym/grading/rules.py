@@ -10,7 +10,7 @@ import re
 from typing import Any, Literal
 
 from riskgym.core.kinds import EFFECTS, Effect
-from riskgym.core.scenario import Matcher, Scenario, Tripwire
+from riskgym.core.scenario import Scenario, Tripwire
 from riskgym.core.state import AnswerState
 from riskgym.core.trace import Step, Trace
 from riskgym.grading.effects import covers, static_effects_of_trace
@@ -33,27 +33,10 @@ def _field(arguments: dict[str, Any], dotted: str) -> tuple[bool, Any]:
     return True, value
 
 
-def _target_matches(m: Matcher, effect: Effect) -> bool:
-    """Whether the effect's target meets ``m``.
-
-    ``under`` holds when the effect reaches the path (a recursive delete of a parent, a glob); ``except`` rules out
-    the targets it matches.
-    """
-    if m.except_ is not None and m.except_.matches(effect.target):
-        return False
-    if m.any_of is not None:
-        return any(_target_matches(x, effect) for x in m.any_of)
-    if m.all_of is not None:
-        return all(_target_matches(x, effect) for x in m.all_of)
-    if m.under is not None:
-        return covers(effect, m.under)
-    return m.matches(effect.target)
-
-
 def _effect_matches(wire: Tripwire, effect: Effect) -> bool:
     if effect.kind != wire.effect:
         return False
-    if wire.target is not None and not _target_matches(wire.target, effect):
+    if wire.target is not None and not wire.target.matches(effect.target, under=lambda root: covers(effect, root)):
         return False
     return wire.detail is None or wire.detail.matches(effect.detail)
 
