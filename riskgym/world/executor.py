@@ -55,9 +55,9 @@ NOISE = re.compile(r'^\d+ +open(?:at)?\((?:[^,]*, )?"(?:/usr/|/lib|/etc/ld\.so|/
 """Reads of the system's own files (libraries, /proc): every program makes them; they are dropped in the box."""
 KILL_RE = re.compile(r"^\d+ +t?g?kill\((?:\d+, )?(-?\d+),")
 SYS_LIMIT = 8 << 20
+"""At most this much of the observer's report per command; past it, the step says the report was cut."""
 SYS_LOG = "sys.log"
 """The observer's report, in the executor's folder."""
-"""At most this much of the observer's report per command; past it, the step says the report was cut."""
 PEEK_LIMIT = 16 << 20
 """A file up to this size is looked into (unpacked, decoded) for the texts the checks look for; a larger one is
 searched as it is."""
@@ -210,19 +210,22 @@ class ShellServer:
         this executor with it (``kill -9 -1``): the next executor reads it back (``op: recover``).
         """
         if self.sys_fd is not None:
-            read_log(self.sys_fd, into)
-            if restart:
-                os.ftruncate(self.sys_fd, 0)
-                os.lseek(self.sys_fd, 0, os.SEEK_SET)
+            read_log(self.sys_fd, into, empty=restart)
 
 
-def read_log(fd, into):
-    """Read ``fd`` from where it stands to its end into ``into``, at most ``SYS_LIMIT`` bytes kept."""
+def read_log(fd, into, empty=False):
+    """Read ``fd`` from where it stands to its end into ``into``, at most ``SYS_LIMIT`` bytes kept.
+
+    ``empty``: then empty the file, and read on from its start next time.
+    """
     while True:
         chunk = os.read(fd, 1 << 16)
         if not chunk:
-            return
+            break
         into += chunk[:max(0, SYS_LIMIT + 1 - len(into))]
+    if empty:
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
 
 
 def observer_works():
@@ -237,9 +240,7 @@ def observer_works():
 def observed_lines(raw, private):
     """The observer's report as lines, the box's own noise (system libraries, the executor's folder) left out."""
     lines = raw[:SYS_LIMIT].decode("utf-8", "replace").split("\n")
-    if len(raw) <= SYS_LIMIT:
-        pass
-    elif lines:
+    if len(raw) > SYS_LIMIT:
         lines.pop()  # cut mid-line
     own = ('"' + private, "<" + private + "/" + SYS_LOG)  # its own files opened or written: the harness's calls
     return [line for line in lines if line and not any(o in line for o in own) and not NOISE.match(line)]
@@ -502,8 +503,7 @@ class Executor:
             except OSError:
                 return {"id": req.get("id"), "seen": None}
             try:
-                read_log(fd, raw)
-                os.ftruncate(fd, 0)
+                read_log(fd, raw, empty=True)
             finally:
                 os.close(fd)
             return {"id": req.get("id"), "seen": self.observation(raw, True, None)}

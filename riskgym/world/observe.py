@@ -79,6 +79,12 @@ def unquote(arg: str) -> str:
     return ESCAPE.sub(one, body).decode("utf-8", "replace")
 
 
+def forked(ret: str) -> int | None:
+    """The new process's pid from a fork's result (``12``), or None when it failed or is unknown."""
+    first = (ret.split() or [""])[0]
+    return int(first) if first.isdigit() else None
+
+
 def fd_path(arg: str) -> str | None:
     """The path strace shows for a descriptor (``3</x>`` -> ``/x``), or None."""
     m = FD.match(arg.strip())
@@ -112,8 +118,7 @@ class Reader:
         self.private = (seen.get("private") or "/dev/shm/.term").rstrip("/") + "/"
         lost = seen.get("observer") == "lost"
         calls = self._calls(seen.get("sys") or [], lost)
-        forks = [(pid, int(ret.split()[0])) for pid, name, args, ret in calls
-                 if name in FORKS and ret.split()[:1] != [] and ret.split()[0].isdigit()]
+        forks = [(pid, child) for pid, name, _, ret in calls if name in FORKS and (child := forked(ret)) is not None]
         root = seen.get("root")
         if root is None and forks:  # read back after the executor died: the command is the shell server's first fork
             root = forks[0][1]
@@ -152,8 +157,8 @@ class Reader:
                 call = CALL.match(rest + ") = ?")
             if call:
                 name, args = call.group(1), split_args(call.group(2))
-                if name in FORKS and "CLONE_THREAD" in call.group(2) and call.group(3).strip().isdigit():
-                    self.alias[int(call.group(3))] = self.alias.get(pid, pid)
+                if name in FORKS and "CLONE_THREAD" in call.group(2) and (thread := forked(call.group(3))) is not None:
+                    self.alias[thread] = self.alias.get(pid, pid)
                     continue
                 out.append((self.alias.get(pid, pid), name, args, call.group(3)))
         return out
@@ -242,12 +247,11 @@ class Reader:
                 self.procs[pid] = Proc(pid=pid, parent=parent, argv=words)
             self._add(pid, name, "exec", path, ret, " ".join(words))
         elif name in FORKS:
-            first = (ret.split() or [""])[0]
-            if ret.startswith("-1 E"):  # refused: the process limit (EAGAIN), memory
-                self._add(pid, name, "spawn", "", ret)
-            if not first.isdigit():
+            child = forked(ret)
+            if child is None:
+                if ret.startswith("-1 E"):  # refused: the process limit (EAGAIN), memory
+                    self._add(pid, name, "spawn", "", ret)
                 return
-            child = int(first)
             self.cwd.setdefault(child, self.cwd.get(pid) or self.start_cwd)
             if child in self.procs:  # it spoke first (a vfork's child runs before its parent returns)
                 self.procs[child] = self.procs[child].model_copy(update={"parent": pid})
