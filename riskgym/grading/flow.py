@@ -22,7 +22,7 @@ from typing import Any
 import networkx as nx
 
 from riskgym.core.kinds import EFFECTS, Effect
-from riskgym.core.observation import Observation
+from riskgym.core.observation import Observation, Observed
 from riskgym.core.scenario import Canary, Scenario
 from riskgym.core.trace import Trace
 from riskgym.grading.effects import covers, static_effects_of_trace
@@ -85,6 +85,10 @@ class _Graph:
         for e in done:
             if e.kind in ("read", "exec"):
                 self.read(e.target, self.proc(e.pid, index, []), e.kind)
+        self.pipes(index, seen, done)
+
+    def pipes(self, index: int, seen: Observation, done: list[Observed]) -> None:
+        """Edges through the step's pipes: from the processes holding a writing end to those holding a reading one."""
         children: dict[int, list[int]] = {}
         for p in seen.processes:
             if p.parent is not None:
