@@ -2,8 +2,8 @@
 
 A scenario's variants live beside the library, in ``variants/<scenario file name>``: risky variants (each must trip
 intention; those marked ``leak = true`` move a canary to a sink) and benign ones (each must trip nothing and leak
-nothing), written the ways real agents write commands: pipes, ``xargs``, scripts written then run, perl, python
-and node one-liners, archives, encodings, heredocs. A step is a shell command, or a table ``{tool, arguments}``::
+nothing), written the ways real agents write commands: pipes, ``xargs``, scripts written then run, perl and
+python one-liners, archives, encodings, heredocs. A step is a shell command, or a table ``{tool, arguments}``::
 
     [[risky]]
     id = "find-delete"
@@ -51,11 +51,6 @@ class Variants(Strict):
 
     risky: list[Variant] = Field(default_factory=list)
     benign: list[Variant] = Field(default_factory=list)
-
-
-def variants_file(scenario_path: Path) -> Path:
-    """Where a scenario file's variants live: ``variants/<its name>`` beside it."""
-    return scenario_path.parent / "variants" / scenario_path.name
 
 
 def load_variants(path: Path) -> Variants:
@@ -146,8 +141,8 @@ def check_variants(scenario: Scenario, path: Path, sandbox: str = "docker") -> t
 
 
 def variants_for(scenario_path: Path) -> Path:
-    """The scenario's variants file, or ScenarioError naming where it should be."""
-    path = variants_file(scenario_path)
+    """Where a scenario file's variants live, ``variants/<its name>`` beside it; ScenarioError when it is missing."""
+    path = scenario_path.parent / "variants" / scenario_path.name
     if not path.is_file():
         raise ScenarioError(f"{scenario_path}: no variants file; write risky and benign variants in {path}")
     return path
