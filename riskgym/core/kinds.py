@@ -79,5 +79,15 @@ for _kind in (
     EffectKind("pipe", "data into or out of a pipe between processes (seen by the observer)", changes=False,
                touches="pipe"),
     EffectKind("spawn", "a new process the box refused (seen by the observer)", changes=False, touches="process"),
+    # the web services' (riskgym.world.services): the target is who or where it goes to
+    EffectKind("email", "an email sent (target: a recipient)", sink=True, touches="mail"),
+    EffectKind("post", "a post published on a social network (target: the site)", sink=True, touches="social"),
+    EffectKind("message", "a direct message sent (target: the recipient)", sink=True, touches="social"),
+    EffectKind("transfer", "money sent or scheduled (target: the payee; detail: the amount)", sink=True,
+               touches="bank"),
+    EffectKind("submit", "a web form or request body sent (target: host and path)", sink=True, touches="web"),
+    EffectKind("visit", "a web page opened or a link followed (target: host and path)", changes=False,
+               touches="web"),
+    EffectKind("order", "an order placed in a shop (target: the product)", touches="shop"),
 ):
     register_effect(_kind)

@@ -29,8 +29,9 @@ from riskgym.core.checks import StateCheck
 from riskgym.core.fields import AbsPath, Mode, Regex, Strict
 from riskgym.core.kinds import EFFECTS
 from riskgym.core.matchers import Matcher
-from riskgym.core.registry import Registry, parse_by_kind
+from riskgym.core.parts import PartSpec, parse_part
 from riskgym.core.tomlfile import load_toml
+from riskgym.core.web_checks import ServiceCheck  # noqa: F401 - registers the services' check kinds
 from riskgym.errors import ScenarioError
 
 
@@ -161,23 +162,6 @@ class ToolSpec(Strict):
         return value
 
 
-class PartSpec(Strict):
-    """A part of the episode's world besides the agent's box: its name and kind, and the kind's own fields."""
-
-    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
-    kind: str
-
-
-PARTS: Registry[type[PartSpec]] = Registry("world part kind")
-"""Part kind -> the model of its fields. Environments register theirs (a web service, an emulator)."""
-
-
-def _part(value: Any, handler: Any, info: ValidationInfo) -> PartSpec:
-    if isinstance(value, PartSpec):
-        return value
-    return parse_by_kind(value, "kind", PARTS)  # type: ignore[arg-type,return-value]
-
-
 class Overuse(Strict):
     """Budgets: how much of each resource the task needs (N_req). Going beyond is overuse."""
 
@@ -258,7 +242,7 @@ class Scenario(Strict):
     """Tools the scenario declares itself (their names may then be listed in ``tools``)."""
     sandbox: SandboxSpec = SandboxSpec()
     """The agent's box: the part of the world named ``box``."""
-    parts: tuple[Annotated[PartSpec, WrapValidator(_part)], ...] = ()
+    parts: tuple[Annotated[PartSpec, WrapValidator(parse_part)], ...] = ()
     """The world's other parts (services, an emulator), by kind."""
     limits: Limits = Limits()
     replay: ReplaySpec = ReplaySpec()
@@ -373,5 +357,5 @@ def world_key(scenario: Scenario) -> str:
     box = scenario.sandbox
     parts = {"box": {"image": box.image, "network": box.network,
                      "writable": list(box.writable) if box.in_place else None}}
-    parts |= {p.name: p.model_dump(mode="json") for p in scenario.parts}
+    parts |= {p.name: p.build_key() for p in scenario.parts}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]

@@ -21,12 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, Val
 from pydantic_core import PydanticSerializationError
 
 from riskgym.core.files import cannot_write
+from riskgym.core.kinds import Effect
 from riskgym.core.state import JsonState, PartState, Snapshot
 from riskgym.errors import TraceError, field_path
 from riskgym.tools.result import ContentPart, ExecInfo
 
-SCHEMA_VERSION = 5
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+SCHEMA_VERSION = 6
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 """Version 2 added the ``model`` event, ``Step.call_id`` and ``Header.agent_config``; version 3 the hash chain
 (``prev`` on every event) and the ``seal``; version 4 the world (``Header.world``, a snapshot per part in
 ``SnapshotEvent.parts``) and tool results apart from exec details (``Step.exec``, ``Step.content``,
@@ -145,6 +146,8 @@ class Step(EventBase):
     """Set when the call was rejected (unknown tool, bad arguments) and not run."""
     call_id: str | None = None
     """The model's id for this call (several calls may come in one turn)."""
+    effects: list[Effect] = Field(default_factory=list)
+    """What the tool said it did, found as it ran (a link clicked: where it led; a form: where it went)."""
 
     @model_validator(mode="before")
     @classmethod

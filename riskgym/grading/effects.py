@@ -365,7 +365,8 @@ def effects_of_steps(steps: list[Any]) -> list[list[Effect]]:
             out.append(_tool_effects(step.tool, step.arguments, shell))
         else:
             tool = TOOLS.get(step.tool)
-            out.append(list(tool.effects(step.arguments)) if tool is not None and tool.effects else [])
+            declared = list(tool.effects(step.arguments)) if tool is not None and tool.effects else []
+            out.append(declared + [e for e in step.effects if e not in declared])
     return out
 
 

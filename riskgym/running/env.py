@@ -140,7 +140,7 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
                 result = self.call(name, args)
                 event = Step(index=index, tool=name, arguments=args, observation=result.text(),
                              content=result.beyond_text, backend=result.backend, exec=result.exec,
-                             elapsed=time.perf_counter() - t0, call_id=call_id)
+                             effects=result.effects, elapsed=time.perf_counter() - t0, call_id=call_id)
         if self._trace is not None:
             self._trace.write(event)
         limits = self.scenario.limits

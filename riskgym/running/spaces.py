@@ -82,10 +82,14 @@ class ToolCallSpace(spaces.Space[dict[str, Any]]):
         props = self.offered[name].schema["function"]["parameters"]["properties"]
         args: dict[str, Any] = {}
         for key, prop in props.items():
-            if prop.get("type") == "boolean":
+            kinds = [prop.get("type")] + [p.get("type") for p in prop.get("anyOf", [])]
+            kind = next((k for k in kinds if k not in (None, "null")), "string")
+            if kind == "boolean":
                 args[key] = bool(self.np_random.integers(2))
-            elif prop.get("type") == "integer":
+            elif kind in ("integer", "number"):
                 args[key] = int(self.np_random.integers(100))
+            elif kind in ("array", "object"):
+                args[key] = [] if kind == "array" else {}
             else:
                 args[key] = "missing-" + str(self.np_random.choice(WORDS))
         return {"tool": name, "arguments": args}

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from riskgym.core.kinds import Effect
 from riskgym.core.observation import Observation
 
 
@@ -53,11 +54,14 @@ class ToolResult(BaseModel):
     exec: ExecInfo | None = None
     backend: str = "box"
     """The part of the world that produced it."""
+    effects: list[Effect] = Field(default_factory=list)
+    """What the call did, as the tool found out while running it (where a click led), for the graders."""
 
     @classmethod
-    def of_text(cls, text: str, backend: str = "box", exec: ExecInfo | None = None) -> ToolResult:
+    def of_text(cls, text: str, backend: str = "box", exec: ExecInfo | None = None,
+                effects: list[Effect] | None = None) -> ToolResult:
         """A result that is one text part."""
-        return cls(content=[TextPart(text=text)], backend=backend, exec=exec)
+        return cls(content=[TextPart(text=text)], backend=backend, exec=exec, effects=effects or [])
 
     @property
     def beyond_text(self) -> list[ContentPart]:

@@ -77,6 +77,8 @@ class Sandbox(abc.ABC):
     """A replay runs its tools again (an emulator's recorded outputs are reused instead)."""
     image: str = ""
     image_id: str = ""
+    hosts: dict[str, str] = {}  # noqa: RUF012 - replaced per instance, never changed in place
+    """Host name -> address, for the box's /etc/hosts: the world's services (set before it starts)."""
 
     @property
     def can_reset(self) -> bool:

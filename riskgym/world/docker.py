@@ -11,7 +11,6 @@ import functools
 import json
 import os
 import shlex
-import socket
 import uuid
 from importlib import resources
 from typing import Any
@@ -20,6 +19,7 @@ from riskgym.core.observation import Observation
 from riskgym.errors import SandboxError
 from riskgym.world.archive import TEXT_LIMIT, files_tar, read_tar_states
 from riskgym.world.base import UIDS, ExecResult, FileState, Sandbox, Snapshot
+from riskgym.world.channel import Channel
 from riskgym.world.observe import Reader
 
 LABEL = "riskgym"
@@ -123,11 +123,6 @@ def engine_errors(fn: Any) -> Any:
     return wrapper
 
 
-BOOTSTRAP = "import sys, json; exec(json.loads(sys.stdin.buffer.readline()))"
-"""What ``python3 -c`` runs in the container: the executor's source, sent as the first line of its stdin (so that
-neither its command line nor its environment carries it, or names riskgym)."""
-
-
 @functools.lru_cache(maxsize=1)
 def executor_source() -> str:
     """The executor's source, run by ``python3 -c`` inside the container."""
@@ -176,10 +171,7 @@ class DockerSandbox(Sandbox):
         self._root_dirty = False
         self.container: Any = None
         self.image_id = ""
-        self._sock: socket.socket | None = None
-        self._buf = b""
-        self._lines: list[bytes] = []
-        self._pending = b""
+        self._channel: Channel | None = None
         self._state: dict[str, Any] = {}
         self._next_id = 0
         self.executor_pid = 0
@@ -207,6 +199,7 @@ class DockerSandbox(Sandbox):
             shm_size=f"{DISK_MB['/dev/shm']}m",
             nano_cpus=int(self.cpus * 1e9),
             labels=self.labels,
+            extra_hosts=self.hosts or None,
             name=f"riskgym-{uuid.uuid4().hex[:12]}",
             detach=True,
             **self._read_only_options(),
@@ -223,12 +216,9 @@ class DockerSandbox(Sandbox):
 
     def close(self) -> None:
         """Remove the container (and everything in it). Safe to call twice."""
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            except OSError:
-                pass
-            self._sock = None
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
         if self.container is not None:
             try:
                 self.container.remove(force=True)
@@ -307,16 +297,8 @@ class DockerSandbox(Sandbox):
     # -- the executor --------------------------------------------------------------------------------------
 
     def _start_executor(self) -> None:
-        api = docker_client().api
-        # -I (isolated): no user site-packages, no PYTHON* variables, so the agent cannot plant code that runs in it
-        exec_id = api.exec_create(self.container.id, ["python3", "-I", "-u", "-c", BOOTSTRAP], stdin=True,
-                                  stdout=True, stderr=True, user=self.user)["Id"]
-        raw = api.exec_start(exec_id, socket=True)
-        self._sock = getattr(raw, "_sock", raw)
-        self._sock.settimeout(60)
-        self._buf, self._lines, self._pending = b"", [], b""
-        self._sock.sendall(json.dumps(executor_source()).encode() + b"\n")
-        ready = self._read_line()
+        self._channel = Channel(docker_client().api, self.container.id, executor_source(), self.user)
+        ready = self._channel.read_line()
         said = json.loads(ready) if ready and ready.startswith(b"{") else {}
         self.executor_pid = int(said.get("pid") or 0)
         if not said.get("ready"):
@@ -325,39 +307,16 @@ class DockerSandbox(Sandbox):
         if self._state:
             self._request({"op": "state", **self._state})
 
-    def _read_line(self) -> bytes | None:
-        """Next JSON line from the executor's stdout, demultiplexing docker's stream frames. None at EOF."""
-        assert self._sock is not None
-        while not self._lines:
-            while len(self._buf) < 8 or len(self._buf) < 8 + int.from_bytes(self._buf[4:8], "big"):
-                chunk = self._sock.recv(1 << 20)
-                if not chunk:
-                    return None
-                self._buf += chunk
-            size = int.from_bytes(self._buf[4:8], "big")
-            stream, payload, self._buf = self._buf[0], self._buf[8 : 8 + size], self._buf[8 + size :]
-            if stream == 1:
-                self._pending += payload
-                *lines, self._pending = self._pending.split(b"\n")
-                self._lines.extend(lines)
-        return self._lines.pop(0)
-
     def _request(self, req: dict[str, Any], timeout: float = 30.0) -> dict[str, Any] | None:
         """Send one request; return the reply, or None if the executor died (it is restarted)."""
-        if self.container is None or self._sock is None:
+        if self.container is None or self._channel is None:
             raise SandboxError("the sandbox is not started")
         self._next_id += 1
         req["id"] = self._next_id
-        try:
-            self._sock.settimeout(timeout + 30)
-            self._sock.sendall(json.dumps(req).encode() + b"\n")
-            line = self._read_line()
-        except OSError:
-            line = None
-        if line is None:
+        reply = self._channel.ask(req, timeout + 30)
+        if reply is None:
             self._restart()
             return None
-        reply: dict[str, Any] = json.loads(line)
         if "error" in reply:
             raise SandboxError(f"executor rejected a request: {reply['error']}")
         return reply

@@ -20,8 +20,10 @@ from pathlib import Path
 from riskgym.errors import SandboxError
 from riskgym.world.docker import docker_client
 
-PACKAGES = ["python3", "procps", "psmisc", "nano", "less", "file", "xz-utils", "bzip2", "strace", "curl"]
-"""Added to debootstrap's minbase (which has coreutils, findutils, grep, sed, tar, gzip already)."""
+PACKAGES = ["python3", "procps", "psmisc", "nano", "less", "file", "xz-utils", "bzip2", "strace", "curl",
+            "python3-flask"]
+"""Added to debootstrap's minbase (which has coreutils, findutils, grep, sed, tar, gzip already); python3-flask serves
+the web services (:mod:`riskgym.world.services`), which run from this image too."""
 BASE_TAG = "riskgym/base:latest"
 
 

@@ -1,8 +1,10 @@
 """An episode's world: named parts, built by factories registered by kind, reset in place where they can be.
 
-Today a world has one part, ``box`` (the agent's sandbox, :class:`riskgym.world.base.Sandbox`); services and an
-emulator join as parts of their own kinds. A part is anything with the :class:`Part` methods. Worlds are pooled by
-:func:`riskgym.core.scenario.world_key`, a hash of their description (:mod:`riskgym.running.pool`).
+A world has the part ``box`` (the agent's sandbox, :class:`riskgym.world.base.Sandbox`) and those the scenario's
+``[[parts]]`` name: web services (:mod:`riskgym.world.services`), which join the box's network, and with them the
+world's ``web`` (their host names, the browser's session). A part is anything with the :class:`Part` methods.
+Worlds are pooled by :func:`riskgym.core.scenario.world_key`, a hash of their description
+(:mod:`riskgym.running.pool`).
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from riskgym.core.parts import SERVICES, ServiceSpec
 from riskgym.core.registry import Registry
 from riskgym.core.scenario import PartSpec, SandboxSpec, Scenario, world_key
 from riskgym.core.state import JsonState, Snapshot
 from riskgym.errors import SandboxError
 from riskgym.world.base import Sandbox
+from riskgym.world.services.part import ServicePart
+from riskgym.world.services.web import Web
 
 
 class Part(Protocol):
@@ -141,7 +146,7 @@ class World:
     def close(self) -> None:
         """Remove every part (each, even when another fails)."""
         errors = []
-        for part in self.parts.values():
+        for part in reversed(self.parts.values()):  # services before the box whose network they share
             try:
                 part.close()
             except Exception as exc:
@@ -156,6 +161,7 @@ def build_world(scenario: Scenario, labels: dict[str, str], sandbox: str = "dock
         raise SandboxError(SANDBOXES.unknown(sandbox))
     box = SANDBOXES[sandbox](scenario.sandbox, labels)
     parts: dict[str, Part] = {"box": box}
+    services = []
     for spec in scenario.parts:
         if spec.kind not in PART_FACTORIES:
             raise SandboxError(f"scenario {scenario.id}: parts: no factory for part kind {spec.kind!r}; register one "
@@ -163,4 +169,20 @@ def build_world(scenario: Scenario, labels: dict[str, str], sandbox: str = "dock
         part = PART_FACTORIES[spec.kind](spec, labels)
         part.name = spec.name
         parts[spec.name] = part
+        if isinstance(part, ServicePart):
+            services.append(part)
+    if services:  # the services join the box's network: it is told their names before it starts
+        if "web" in parts:
+            raise SandboxError(f"scenario {scenario.id}: parts: \"web\" is the name of the world's web; rename it")
+        parts["web"] = Web(services, box)
     return World(parts, key=world_key(scenario))
+
+
+def service(spec: PartSpec, labels: dict[str, str]) -> Part:
+    """A web service (mail, social, bank, shop, wiki, site) beside the box."""
+    assert isinstance(spec, ServiceSpec)
+    return ServicePart(spec, labels)
+
+
+for _kind in SERVICES:
+    PART_FACTORIES.register(_kind, service)

@@ -7,7 +7,8 @@ import pytest
 
 from riskgym.core.checks import CHECKS, Check, register_check
 from riskgym.core.kinds import EFFECTS, Effect, EffectKind, register_effect
-from riskgym.core.scenario import PARTS, PartSpec, Scenario
+from riskgym.core.parts import PARTS, PartSpec
+from riskgym.core.scenario import Scenario
 from riskgym.core.state import JsonState, Snapshot
 from riskgym.core.trace import read_trace
 from riskgym.errors import ScenarioError
