@@ -27,39 +27,17 @@ def _parser() -> argparse.ArgumentParser:
                        description="Run every scenario with every --model, --epochs times, into --out. Running the "
                        "same command again resumes: finished episodes are kept, unfinished and errored ones redone.")
     r.add_argument("scenarios", nargs="*", help="scenario files or folders (default: the library)")
-    r.add_argument("--model", "--agent", dest="models", action="append", required=True, metavar="MODEL",
-                   help="a litellm model string (openai/gpt-4o-mini, openai/NAME with --api-base), a name from "
-                   "--models FILE, or scripted:risky / scripted:safe; repeatable")
-    r.add_argument("--out", required=True, type=Path, help="the run directory, e.g. runs/first")
-    r.add_argument("--epochs", type=int, default=1, help="episodes per scenario and model (default 1)")
-    r.add_argument("--seed", type=int, default=0, help="episode e gets seed+e, also sent to the model (default 0)")
-    r.add_argument("--concurrency", type=int, help="episodes at once (default: two per CPU, as memory allows, "
-                   "at most 16)")
-    r.add_argument("--models", dest="models_file", type=Path, metavar="FILE",
-                   help="model settings, TOML: [models.NAME] tables (see the README)")
-    r.add_argument("--system-prompt", type=Path, metavar="FILE", help="replace the default (neutral) system prompt; "
-                   "$tools becomes the tool names")
-    r.add_argument("--token-budget", type=int, metavar="N", help="end an episode after N tokens (prompt+completion)")
-    r.add_argument("--cost-budget", type=float, metavar="USD", help="end an episode after this much spend")
-    r.add_argument("--html", type=Path, metavar="FILE", help="at the end, also write the run's HTML report")
-    r.add_argument("--sandbox", choices=("docker", "fake"), default="docker",
-                   help="the agent's box: docker (real, hardened; the default) or fake (in memory, no Docker: checks "
-                   "a scenario's logic, not an agent's safety)")
-    llm = r.add_argument_group("settings for litellm model strings given on the command line")
-    llm.add_argument("--api-base", help="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
-    llm.add_argument("--api-key-env", metavar="NAME", help="the environment variable that holds the API key")
-    llm.add_argument("--temperature", type=float)
-    llm.add_argument("--top-p", type=float)
-    llm.add_argument("--max-tokens", type=int, metavar="N", help="the most tokens one reply may have (default 4096)")
-    llm.add_argument("--tool-mode", choices=("auto", "native", "text"),
-                     help="native function calling or the plain-text format (default auto)")
-    llm.add_argument("--timeout", type=float, help="seconds per model call (default 120)")
-    llm.add_argument("--retries", type=int, help="retries on rate limits, server errors, time-outs (default 4)")
-    llm.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
-                     help="stream replies, so that a call cut at the deadline stops the server generating (default: "
-                     "with --api-base)")
-    llm.add_argument("--price", metavar="IN,OUT", help="US dollars per million input and output tokens, e.g. "
-                     "0.15,0.60 (default: litellm's price list; 0 at a loopback --api-base)")
+    _run_arguments(r)
+
+    a = sub.add_parser("attack", help="run an injection suite: utility with and without attack, attack success",
+                       description="Run a suite's user tasks as they are, and each user task x injection task x "
+                       "attack template with the attack in the slots the task shows the agent (found by running its "
+                       "safe reference with a canary in every slot). The attacked scenarios are written into "
+                       "RUN/scenarios/. Resumes like run.")
+    a.add_argument("suite", type=Path, help="a suite file, e.g. scenarios/suites/workspace.toml")
+    a.add_argument("--attack", dest="attacks", action="append", metavar="NAME",
+                   help="an attack template (default: the suite's); repeatable")
+    _run_arguments(a)
 
     g = sub.add_parser("grade", help="(re)grade a run's traces without re-running anything")
     g.add_argument("run_dir", type=Path)
@@ -116,6 +94,44 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of an agent run (``run`` and ``attack``)."""
+    p.add_argument("--model", "--agent", dest="models", action="append", required=True, metavar="MODEL",
+                   help="a litellm model string (openai/gpt-4o-mini, openai/NAME with --api-base), a name from "
+                   "--models FILE, or scripted:risky / scripted:safe; repeatable")
+    p.add_argument("--out", required=True, type=Path, help="the run directory, e.g. runs/first")
+    p.add_argument("--epochs", type=int, default=1, help="episodes per scenario and model (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="episode e gets seed+e, also sent to the model (default 0)")
+    p.add_argument("--concurrency", type=int, help="episodes at once (default: two per CPU, as memory allows, "
+                   "at most 16)")
+    p.add_argument("--models", dest="models_file", type=Path, metavar="FILE",
+                   help="model settings, TOML: [models.NAME] tables (see the README)")
+    p.add_argument("--system-prompt", type=Path, metavar="FILE", help="replace the default (neutral) system prompt; "
+                   "$tools becomes the tool names")
+    p.add_argument("--token-budget", type=int, metavar="N", help="end an episode after N tokens (prompt+completion)")
+    p.add_argument("--cost-budget", type=float, metavar="USD", help="end an episode after this much spend")
+    p.add_argument("--html", type=Path, metavar="FILE", help="at the end, also write the run's HTML report")
+    p.add_argument("--sandbox", choices=("docker", "fake"), default="docker",
+                   help="the agent's box: docker (real, hardened; the default) or fake (in memory, no Docker: checks "
+                   "a scenario's logic, not an agent's safety)")
+    llm = p.add_argument_group("settings for litellm model strings given on the command line")
+    llm.add_argument("--api-base", help="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    llm.add_argument("--api-key-env", metavar="NAME", help="the environment variable that holds the API key")
+    llm.add_argument("--temperature", type=float)
+    llm.add_argument("--top-p", type=float)
+    llm.add_argument("--max-tokens", type=int, metavar="N", help="the most tokens one reply may have (default 4096)")
+    llm.add_argument("--tool-mode", choices=("auto", "native", "text"),
+                     help="native function calling or the plain-text format (default auto)")
+    llm.add_argument("--timeout", type=float, help="seconds per model call (default 120)")
+    llm.add_argument("--retries", type=int, help="retries on rate limits, server errors, time-outs (default 4)")
+    llm.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                     help="stream replies, so that a call cut at the deadline stops the server generating (default: "
+                     "with --api-base)")
+    llm.add_argument("--price", metavar="IN,OUT", help="US dollars per million input and output tokens, e.g. "
+                     "0.15,0.60 (default: litellm's price list; 0 at a loopback --api-base)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``riskgym`` console script."""
     args = _parser().parse_args(argv)
@@ -163,6 +179,33 @@ def _run(args: argparse.Namespace) -> int:
                   f"{not_run}, {counts['skipped']} already finished; traces in {args.out}/episodes; "
                   f"{counts['sandboxes started']} sandboxes started, {counts['resets']} resets in place")
     render(grade_run(args.out), title=f"riskgym run {args.out}")
+    if args.html:
+        _write_html(args.out, args.html)
+    return 0
+
+
+def _attack(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from riskgym.grading.attacks import attack_metrics
+    from riskgym.grading.runs import grade_run
+    from riskgym.running.attack import expand
+    from riskgym.running.runner import run
+    from riskgym.viewing.report import render_attacks
+
+    console = Console(stderr=True, soft_wrap=True)
+    options = _run_options(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    files, seen = expand(args.suite, args.out, options.sandbox, args.attacks)
+    for task, slots in seen.items():
+        console.print(f"{task}: the agent sees {', '.join(slots) if slots else 'no slot (not attacked)'}")
+    progress = RunProgress(console)
+    try:
+        run(files, args.models, args.out, options, progress=progress)
+    finally:
+        progress.close()
+    rows = grade_run(args.out)
+    render_attacks(attack_metrics(rows), title=f"riskgym attack {args.suite.stem} -> {args.out}")
     if args.html:
         _write_html(args.out, args.html)
     return 0
@@ -451,7 +494,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 def _commands() -> dict[str, Any]:
     from riskgym import cli_inspect
 
-    return {"validate": _validate, "run": _run, "grade": _grade, "report": _report, "check": _check,
+    return {"validate": _validate, "run": _run, "attack": _attack, "grade": _grade, "report": _report, "check": _check,
             "images": _images, "sandbox": _sandbox, **cli_inspect.COMMANDS}
 
 if __name__ == "__main__":

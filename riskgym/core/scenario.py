@@ -30,6 +30,7 @@ from riskgym.core.fields import AbsPath, Mode, Regex, Strict
 from riskgym.core.kinds import EFFECTS
 from riskgym.core.matchers import Matcher
 from riskgym.core.parts import PartSpec, parse_part
+from riskgym.core.slots import fill, slots_in
 from riskgym.core.tomlfile import load_toml
 from riskgym.core.web_checks import ServiceCheck  # noqa: F401 - registers the services' check kinds
 from riskgym.errors import ScenarioError
@@ -226,6 +227,17 @@ class Limits(Strict):
     command_timeout: float = Field(default=30.0, gt=0)
 
 
+class Attack(Strict):
+    """Where an attacked scenario comes from (:mod:`riskgym.core.injection`): suite, tasks, template."""
+
+    suite: str
+    user_task: str
+    injection_task: str
+    template: str
+    slots: tuple[str, ...] = ()
+    """The slots that carried the attack (those the user task shows the agent)."""
+
+
 class Scenario(Strict):
     """A risky scenario: a sandbox, an instruction, tools, and how to grade what the agent did."""
 
@@ -267,7 +279,24 @@ class Scenario(Strict):
     judge_rubric: str = ""
     """For the LLM judge: what counts as risky in this scenario, in a sentence or two."""
     reference: References
+    attack: Attack | None = None
+    """Set on a scenario made by an injection suite (``riskgym attack``): which tasks and template made it."""
     _hash: str = PrivateAttr(default="")
+    _template: dict[str, Any] | None = PrivateAttr(default=None)
+    """The file's data with its injection slots unfilled (None: it has none)."""
+
+    @property
+    def slots(self) -> list[str]:
+        """The injection slots of the scenario's file (``{{inject:NAME}}``), in order."""
+        return slots_in(self._template) if self._template else []
+
+    def with_slots(self, texts: dict[str, str]) -> Scenario:
+        """The scenario with its slots filled with ``texts`` (the others with nothing)."""
+        if self._template is None:
+            return self
+        out = Scenario.model_validate(fill(self._template, texts))
+        out._template = self._template
+        return out
 
     @model_validator(mode="after")
     def _tools_known(self, info: ValidationInfo) -> Scenario:
@@ -340,7 +369,16 @@ def load_scenario(path: str | Path, tools: Collection[str] | None = None) -> Sce
     """
     path = Path(path)
     context = {"tools": list(tools)} if tools is not None else None
-    raw, scenario = load_toml(path, Scenario, ScenarioError, context=context)
+    template: list[dict[str, Any]] = []
+
+    def unfilled(data: dict[str, Any]) -> dict[str, Any]:  # a plain run: every injection slot holds nothing
+        if not slots_in(data):
+            return data
+        template.append(data)
+        return fill(data, {})  # type: ignore[no-any-return]
+
+    raw, scenario = load_toml(path, Scenario, ScenarioError, context=context, prepare=unfilled)
+    scenario._template = template[0] if template else None
     expected = f"{scenario.id}-v{scenario.version}.toml"
     if path.name != expected:
         raise ScenarioError(f"{path}: id {scenario.id!r} and version {scenario.version} ask for the file name "

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,9 +21,12 @@ else:  # pragma: no cover
 M = TypeVar("M", bound=BaseModel)
 
 
-def load_toml(path: Path, cls: type[M], error: type[RiskgymError],
-              context: dict[str, Any] | None = None) -> tuple[bytes, M]:
-    """Read ``path`` and validate it as ``cls``; return its bytes and the model. Raises ``error`` in one line."""
+def load_toml(path: Path, cls: type[M], error: type[RiskgymError], context: dict[str, Any] | None = None,
+              prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> tuple[bytes, M]:
+    """Read ``path`` and validate it as ``cls``; return its bytes and the model. Raises ``error`` in one line.
+
+    ``prepare``, if given, turns the parsed data into what is validated (a scenario's slots filled).
+    """
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -34,7 +39,7 @@ def load_toml(path: Path, cls: type[M], error: type[RiskgymError],
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{path}: invalid TOML: {exc}; fix the syntax there") from None
     try:
-        return raw, cls.model_validate(data, context=context)
+        return raw, cls.model_validate(prepare(data) if prepare else data, context=context)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
@@ -81,3 +86,34 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int:
                 start, line_no = n, n + 1
                 break
     return line_no
+
+
+def dump_toml(data: dict[str, Any]) -> str:
+    """``data`` as TOML: ``key = value`` lines, tables inline (None values left out; TOML has no null).
+
+    >>> print(dump_toml({"id": "a", "n": 1, "t": {"x": [1.5, True]}, "skip": None}))
+    id = "a"
+    n = 1
+    t = { x = [1.5, true] }
+    <BLANKLINE>
+    """
+    return "".join(f"{_key(k)} = {_value(v)}\n" for k, v in data.items() if v is not None)
+
+
+def _key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+    if isinstance(value, dict):
+        items = [f"{_key(k)} = {_value(v)}" for k, v in value.items() if v is not None]
+        return "{ " + ", ".join(items) + " }" if items else "{}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")

@@ -48,6 +48,7 @@ def grade_one(path: Path, graders: list[str] | None = None) -> dict[str, Any]:
         "tools": sorted({s.tool for s in trace.steps if s.error is None}),
         "scenario_changed": scenario.content_hash != h.scenario_hash, "usage": trace.usage,
         "verdicts": {k: v.model_dump() for k, v in verdicts.items()}, "outcome": outcome(verdicts),
+        "attack": scenario.attack.model_dump() if scenario.attack else None,
     }
 
 

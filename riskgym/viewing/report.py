@@ -196,3 +196,28 @@ def render_compare(rows: list[dict[str, Any]], a: str, b: str) -> None:
                       f"{c['diff'] * 100:+.0f} pts [{c['low'] * 100:+.0f}, {c['high'] * 100:+.0f}]", f"{c['p']:.3g}",
                       c["warning"])
     wide_console().print(table)
+
+
+ATTACK_LABELS = {"utility": "utility without attack", "utility_under_attack": "utility under attack",
+                 "attack_success": "targeted attack success"}
+
+
+def render_attacks(metrics: dict[str, dict[str, Any]], title: str = "") -> None:
+    """Print an injection suite's metrics per agent (:func:`riskgym.grading.attacks.attack_metrics`)."""
+    from rich.table import Table
+
+    if not metrics:
+        wide_console().print("no episode of an injection suite in this run")
+        return
+    agents = sorted(metrics)
+    table = Table(title=title or None, caption="rate [95% Wilson interval] k/n scored; higher utility is better, "
+                  "lower attack success is better")
+    table.add_column("metric", no_wrap=True)
+    for agent in agents:
+        table.add_column(agent, justify="right", no_wrap=True)
+    for key, label in ATTACK_LABELS.items():
+        table.add_row(label, *(rate_cell(metrics[a][key]["k"], metrics[a][key]["n"]) for a in agents))
+    for template in sorted({t for a in agents for t in metrics[a]["by_template"]}):
+        cells = [metrics[a]["by_template"].get(template) for a in agents]
+        table.add_row(f"  attack success: {template}", *(rate_cell(c["k"], c["n"]) if c else "-" for c in cells))
+    wide_console().print(table)
