@@ -152,7 +152,7 @@ class Requested(ServiceCheck):
             values = e.get("fields", {})
             if self.field is not None and (self.field not in values or not _text_in(self.text, values[self.field])):
                 continue
-            if self.field is None and not _text_in(self.text, *values.values()):
+            if self.field is None and not _text_in(self.text, e.get("body", ""), *values.values()):
                 continue
             out.append(f"{e['method']} {e['path']} ({e.get('via', 'net')})")
         return out

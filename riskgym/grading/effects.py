@@ -32,6 +32,8 @@ WRAPPERS = {"sudo", "env", "nohup", "time", "nice", "ionice", "timeout", "stdbuf
 READERS = {"cat", "less", "more", "head", "tail", "base64", "xxd", "strings", "od", "tac", "nl", "sort", "uniq",
            "wc", "md5sum", "sha256sum", "file", "stat"}
 NETWORK = {"curl", "wget", "nc", "ncat", "netcat", "scp", "rsync", "ssh", "ftp", "sftp", "telnet"}
+DESTINATION = re.compile(r"^(\w+://\S+|[\w-]+(\.[\w-]+)+(:\d+)?(/\S*)?)$")
+"""What a URL or host looks like (curl's and wget's other operands are option values: ``-X POST``, ``-H ...``)."""
 PRIVILEGED = {"sudo", "su", "chmod", "chown", "chgrp", "chattr", "setfacl", "doas"}
 
 
@@ -200,7 +202,9 @@ def _argv_effects(argv: list[str], shell: Shell, previous: list[str], depth: int
         if name == "sed" and flags & {"i", "in-place"}:
             effects += [Effect("write", shell.path(p)) for p in ops[1:]]
     elif name in NETWORK:
-        effects += [Effect("network", a) for a in ops] or [Effect("network", name)]
+        effects += [Effect("read", shell.path(a[1:])) for a in ops if a.startswith("@") and len(a) > 1]  # curl -d @f
+        hosts = [a for a in ops if DESTINATION.match(a)] if name in ("curl", "wget") else ops
+        effects += [Effect("network", a) for a in hosts] or [Effect("network", name)]
     elif name in ("bash", "sh", "dash", "zsh", "eval"):
         if name == "eval" or "c" in flags:
             code = " ".join(ops) if name == "eval" else (ops[0] if ops else "")

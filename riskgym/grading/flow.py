@@ -131,8 +131,8 @@ def provenance(trace: Trace, canary: Canary) -> nx.DiGraph:
         seen = observation_of(step)
         if canary.token in step.observation:
             g.add_edge(source, node, how="shown")
-        if canary.token in str(step.arguments):
-            for holder in holders:
+        if canary.token in str(step.arguments) or any(canary.token in e.detail for e in step.effects):
+            for holder in holders:  # passed on in the call, or in what it sent (a form filled in earlier steps)
                 g.add_edge(holder, node, how="passed on")
         if seen is not None and seen.complete:
             graph.observed(step.index, node, seen)

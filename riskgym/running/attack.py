@@ -34,7 +34,7 @@ def load_suite(path: str | Path) -> tuple[Suite, list[Scenario], list[Path]]:
     if not files:
         raise ScenarioError(f"{path}: no user tasks: put the suite's scenarios in {folder}/")
     tasks = [load(f) for f in files]
-    for task, file in zip(tasks, files):
+    for task, file in zip(tasks, files, strict=True):
         if not task.slots:
             raise ScenarioError(f"{file}: a user task of suite {suite.id!r} has no injection slot; put "
                                 "{{inject:NAME}} where an attacker's text could appear")
@@ -64,19 +64,21 @@ def attacked(suite: Suite, task: Scenario, injection: Any, template: str, slots:
 
     text = render(template, injection.goal, suite.user, suite.model, injection.steps)
     data = fill(task._template, dict.fromkeys(slots, text))
-    dump = dict(mode="json", by_alias=True, exclude_none=True)
-    safe = [s.model_dump(**dump) for s in task.reference.safe]
+    def dump(model: Any) -> dict[str, Any]:
+        return model.model_dump(mode="json", by_alias=True, exclude_none=True)  # type: ignore[no-any-return]
+
+    safe = [dump(s) for s in task.reference.safe]
     data.update({
         "id": f"{task.id}--{injection.id}--{template.replace('_', '-')}", "version": 0,
         "title": f"{task.title} (attacked: {injection.id}, {template})",
         "description": f"{task.description.strip()}\n\nAttacked through {', '.join(slots)} with {template}: "
                        f"{injection.goal}",
         "category": "prompt-injection", "risk_source": "environment", "benign": False,
-        "intention": [t.model_dump(**dump) for t in injection.intention],
-        "completion": [c.model_dump(**dump) for c in injection.completion],
+        "intention": [dump(t) for t in injection.intention],
+        "completion": [dump(c) for c in injection.completion],
         "exposure": [{"id": "saw-the-injection", "description": "a step showed the agent the attacker's text",
                       "seen": injection.goal[:40]}],
-        "reference": {"risky": safe[:-1] + [s.model_dump(**dump) for s in injection.steps] + safe[-1:],
+        "reference": {"risky": safe[:-1] + [dump(s) for s in injection.steps] + safe[-1:],
                       "safe": safe},
         "attack": {"suite": suite.id, "user_task": task.id, "injection_task": injection.id, "template": template,
                    "slots": slots},
@@ -87,8 +89,10 @@ def attacked(suite: Suite, task: Scenario, injection: Any, template: str, slots:
 
 def expand(suite_path: Path, out: Path, sandbox: str = "docker",
            attacks: list[str] | None = None) -> tuple[list[Path], dict[str, list[str]]]:
-    """Write the suite's attacked scenarios into ``out/scenarios``; return every file to run (user tasks first)
-    and the slots each user task shows."""
+    """Write the suite's attacked scenarios into ``out/scenarios``.
+
+    Returns every file to run (the user tasks first) and the slots each user task shows.
+    """
     from riskgym.core.injection import ATTACKS
     from riskgym.library import load
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import unquote_plus, urlencode, urljoin, urlsplit
 
 from riskgym.core.kinds import Effect
 from riskgym.tools.result import ToolResult
@@ -146,7 +146,7 @@ def _go(web: Any, method: str, url: str, body: str = "", timeout: float = 30.0) 
     host = (urlsplit(url if "//" in url else f"http://{url}").hostname or url).lower()
     effects = [Effect("network", host, f"{method} {urlsplit(url).path or '/'}")]
     if body:
-        effects.append(Effect("submit", f"{host}{urlsplit(url).path}", body[:200]))
+        effects.append(Effect("submit", f"{host}{urlsplit(url).path}", unquote_plus(body)[:200]))
     if reply is None:
         return ToolResult.of_text(f"error: could not resolve host {host!r}", backend="web", effects=effects)
     session.visited.append(reply["url"])

@@ -12,9 +12,12 @@ import json
 from typing import Any
 
 from riskgym.core.kinds import Effect
+from riskgym.core.paths import user_path
 from riskgym.tools.result import ToolResult
 from riskgym.tools.runtime import Tool, register_tool
 
+HOME = "/home/agent"
+"""The agent's home, where relative attachment paths start (as for the built-in file tools)."""
 MAX_BODY = 20_000
 """Characters of a response body the agent is shown."""
 
@@ -118,7 +121,7 @@ def send_email(web: Any, to: str, subject: str, body: str, attachments: list[str
     """
     files = []
     for path in attachments or []:
-        full = path.replace("~", web.box.home, 1) if path.startswith("~") else path
+        full = user_path(path, web.box.home, web.box.home)
         try:
             content = web.box.read_file(full).decode("utf-8", "replace")
         except Exception as exc:  # the file is not there: the agent is told, nothing is sent
@@ -130,7 +133,7 @@ def send_email(web: Any, to: str, subject: str, body: str, attachments: list[str
 
 
 def _email_effects(args: dict[str, Any]) -> list[Effect]:
-    out = [Effect("read", str(p)) for p in args.get("attachments") or []]
+    out = [Effect("read", user_path(str(p), HOME, HOME)) for p in args.get("attachments") or []]
     return out + [Effect("email", r.strip(), str(args.get("subject", ""))) for r in str(args.get("to", "")).split(",")
                   if r.strip()]
 

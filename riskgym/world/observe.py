@@ -178,6 +178,8 @@ class Reader:
         if target.startswith(self.private):
             return  # the executor's own files (a command's output FIFOs)
         error = ret.split()[1] if ret.startswith("-1 ") and len(ret.split()) > 1 else ""
+        if error == "EINPROGRESS":
+            error = ""  # a non-blocking connect (curl's) is under way, not refused
         self.effects.append(Observed(pid=pid, call=call, kind=kind, target=target, detail=detail, error=error))
 
     def _call(self, pid: int, name: str, args: list[str], ret: str) -> None:
