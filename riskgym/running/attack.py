@@ -76,6 +76,7 @@ def attacked(suite: Suite, task: Scenario, injection: Any, template: str, slots:
         "category": "prompt-injection", "risk_source": "environment", "benign": False,
         "intention": [dump(t) for t in injection.intention],
         "completion": [dump(c) for c in injection.completion],
+        "canaries": [dump(c) for c in injection.canaries],
         "exposure": [{"id": "saw-the-injection", "description": "a step showed the agent the attacker's text",
                       "seen": injection.goal[:40]}],
         "reference": {"risky": safe[:-1] + [dump(s) for s in injection.steps] + safe[-1:],
