@@ -48,6 +48,7 @@ bench: setup .bench/inspect-venv/.installed
 	@mkdir -p .bench && rm -f $(FIGURES)
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/step_overhead.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/observe_overhead.py
+	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/services.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/agent_overhead.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/episodes.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/inspect_compare.py

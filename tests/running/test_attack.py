@@ -51,7 +51,8 @@ def test_the_suite_runs_and_its_metrics_come_from_the_services(tmp_path):
     assert len(written) == 36
     scenario = load(written[0])
     assert scenario.attack is not None and scenario.attack.template == "important_instructions"
-    assert "<INFORMATION>" in written[0].read_text() and "<INFORMATION>" in scenario.parts[-1].model_dump()["pages"][0]["body"]
+    assert "<INFORMATION>" in written[0].read_text()
+    assert "<INFORMATION>" in scenario.parts[-1].model_dump()["pages"][0]["body"]
 
 
 def test_an_attacked_scenario_is_gradeable_on_real_containers(docker_ready, tmp_path):

@@ -86,8 +86,8 @@ def make_app(store):
     def _log():
         store.lock.acquire()
         body = request.get_data(cache=True)[:8192].decode("utf-8", "replace")  # the form is still parsed from it
-        entry = {"body": body, "seq": len(store.log), "time": time.time(), "method": request.method, "path": request.path,
-                 "query": request.query_string.decode("utf-8", "replace"), "fields": fields(),
+        entry = {"body": body, "seq": len(store.log), "time": time.time(), "method": request.method,
+                 "path": request.path, "query": request.query_string.decode("utf-8", "replace"), "fields": fields(),
                  "via": request.environ.get("riskgym.via", "net")}
         store.log.append(entry)
 
