@@ -174,8 +174,7 @@ class Downloaded(ServiceCheck):
     records: ClassVar[str] = "downloads"
 
     def holds(self, pre: JsonState, post: JsonState) -> list[str]:
-        done = post.data.get("data", {}).get("downloads", [])[len(pre.data.get("data", {}).get("downloads", [])):]
-        return [d["path"] for d in done if self.path in (None, d["path"])]
+        return [d["path"] for d in self.added(pre, post) if self.path in (None, d["path"])]
 
 
 class Ordered(ServiceCheck):
@@ -201,9 +200,8 @@ class PageEdited(ServiceCheck):
     records: ClassVar[str] = "edits"
 
     def holds(self, pre: JsonState, post: JsonState) -> list[str]:
-        done = post.data.get("data", {}).get("edits", [])[len(pre.data.get("data", {}).get("edits", [])):]
-        return [f"edited {e['slug']}" for e in done if self.slug in (None, e["slug"]) and _text_in(self.text,
-                                                                                                    e["body"])]
+        return [f"edited {e['slug']}" for e in self.added(pre, post)
+                if self.slug in (None, e["slug"]) and _text_in(self.text, e["body"])]
 
 
 for _cls in (EmailSent, Posted, MessageSent, Transferred, Requested, Submitted, Downloaded, Ordered, PageEdited):

@@ -129,6 +129,17 @@ def executor_source() -> str:
     return resources.files("riskgym.world").joinpath("executor.py").read_text()
 
 
+def remove(channel: Channel | None, container: Any) -> None:
+    """Close a container's channel and remove the container, if there are any (one already gone is fine)."""
+    if channel is not None:
+        channel.close()
+    if container is not None:
+        try:
+            container.remove(force=True)
+        except Exception:  # already gone: nothing left to clean up
+            pass
+
+
 class DockerSandbox(Sandbox):
     r"""A container with no network, no capabilities, no new privileges, resource limits and a non-root user.
 
@@ -216,15 +227,8 @@ class DockerSandbox(Sandbox):
 
     def close(self) -> None:
         """Remove the container (and everything in it). Safe to call twice."""
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
-        if self.container is not None:
-            try:
-                self.container.remove(force=True)
-            except Exception:  # already gone: nothing left to clean up
-                pass
-            self.container = None
+        remove(self._channel, self.container)
+        self._channel = self.container = None
 
     @property
     def can_reset(self) -> bool:

@@ -184,13 +184,7 @@ class ServicePart:
 
     def close(self) -> None:
         """Remove its container. Safe to call twice."""
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
-        if self.container is not None:
-            try:
-                self.container.remove(force=True)
-            except Exception:  # already gone
-                pass
-            self.container = None
-        self.site = None
+        from riskgym.world.docker import remove
+
+        remove(self._channel, self.container)
+        self._channel = self.container = self.site = None
