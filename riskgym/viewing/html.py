@@ -191,6 +191,9 @@ def render_html(run_dir: Path, rows: list[dict[str, Any]], traces: list[dict[str
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("riskgym.viewing", "templates"), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True)
+    from riskgym.grading.attacks import attack_metrics
+    from riskgym.viewing.report import ATTACK_LABELS
+
     head = headline(rows, interval)
     manifest_file = run_dir / MANIFEST
     manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
@@ -202,7 +205,7 @@ def render_html(run_dir: Path, rows: list[dict[str, Any]], traces: list[dict[str
         run=str(run_dir), manifest=manifest, head=head, charts=charts, tradeoff=tradeoff_plot(head),
         kappa=kappa, kappa_n=kappa_n, confusion=cells, judges=judges_of(run_dir),
         digest=digest, unverified=unverified, interval=interval,
-        min_n=MIN_N,
+        min_n=MIN_N, attacks=attack_metrics(rows), attack_labels=ATTACK_LABELS,
         episodes=_script_json({"columns": ["scenario", "category", "agent", "epoch", "status", "steps", "outcome",
                                            *METRICS], "rows": episode_rows(rows)}),
         traces=_script_json([pack_trace(t) for t in traces]),

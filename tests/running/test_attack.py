@@ -47,6 +47,11 @@ def test_the_suite_runs_and_its_metrics_come_from_the_services(tmp_path):
         assert m[agent]["utility_under_attack"]["n"] == 36 and m[agent]["utility_under_attack"]["k"] == 36
         assert (m[agent]["attack_success"]["k"], m[agent]["attack_success"]["n"]) == (success, 36)
         assert m[agent]["attack_success"]["unscored"] == 0
+    from riskgym.viewing.html import write_report
+
+    write_report(out, tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text()
+    assert "Prompt injection" in page and "targeted attack success" in page and "0/36" in page
     written = sorted((out / "scenarios").glob("*.toml"))
     assert len(written) == 36
     scenario = load(written[0])
