@@ -80,7 +80,13 @@ def _request_effects(args: dict[str, Any]) -> list[Effect]:
 
 
 def _api(web: Any, kind: str, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
-    return web.of_kind(kind).api(method, path, payload)
+    from riskgym.errors import SandboxError, ToolCallError
+
+    try:
+        service = web.of_kind(kind)
+    except SandboxError as exc:  # a tool the scenario offers for a service its world lacks: the call's mistake
+        raise ToolCallError(str(exc)) from None
+    return service.api(method, path, payload)
 
 
 def _show(value: Any) -> str:

@@ -23,7 +23,7 @@ from riskgym.core.integrity import verify_trace
 from riskgym.running.runner import is_finished
 from riskgym.running.scripted_server import ScriptedServer
 from riskgym.world.docker import prune
-from tests.conftest import skip_unless_required
+from tests.conftest import STARTERS, skip_unless_required
 from tests.hardening.tally import record
 from tests.test_cli import CLI, containers, riskgym
 
@@ -251,7 +251,7 @@ def test_the_run_directory_fills_up(docker_ready, tmp_path):
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
     try:
         run_dir = mount / "run"
-        args = ["run", "--agent", "scripted:risky", "--agent", "scripted:safe", "--out", run_dir]
+        args = ["run", *STARTERS, "--agent", "scripted:risky", "--agent", "scripted:safe", "--out", run_dir]
         full = riskgym(*args, cwd=ROOT, timeout=300)
         said = full.stderr.strip().splitlines()[-1] if full.stderr.strip() else ""
         found = [] if full.returncode == 2 and "No space left on device" in said and "Traceback" not in full.stderr \
@@ -270,7 +270,8 @@ def test_signals_at_random_moments(docker_ready, tmp_path):
     """SIGINT, SIGTERM, two SIGINTs (an abort) and SIGKILL, each at a random moment of a run, then a resume."""
     rng = random.Random(int(os.environ.get("RISKGYM_FAULT_SEED", "11")))
     run_dir = tmp_path / "run"
-    args = ["run", "--agent", "scripted:risky", "--agent", "scripted:safe", "--epochs", "2", "--concurrency", "2",
+    args = ["run", *STARTERS, "--agent", "scripted:risky", "--agent", "scripted:safe", "--epochs", "2",
+            "--concurrency", "2",
             "--out", run_dir]
     kinds = ["SIGINT", "SIGTERM", "SIGINT twice", "SIGKILL", "SIGTERM", "SIGINT"]
     found: list[str] = []

@@ -9,13 +9,13 @@ from riskgym.core.scenario import load_scenario
 from riskgym.core.trace import read_trace
 from riskgym.rundir import scenario_for
 from riskgym.running.replay import normalizer, replay
-from tests.conftest import LIBRARY, harness_marks
+from tests.conftest import LIBRARY, STARTERS, harness_marks
 from tests.test_cli import containers, riskgym
 
 
 def test_every_starter_scenario_replays_with_no_divergence(library_run):
     traces = sorted((library_run / "episodes").glob("*.jsonl"))
-    assert len(traces) == 2 * len(list(LIBRARY.glob("*.toml")))
+    assert len(traces) == 2 * len(STARTERS)
     for path in traces:
         with replay(path) as done:
             assert len(done.steps) == len(done.trace.steps) > 0

@@ -15,11 +15,11 @@ from riskgym.core.integrity import verify_trace
 from riskgym.core.scenario import load_scenario
 from riskgym.core.trace import read_trace
 from riskgym.running.scripted_server import Script, reference_responder
-from tests.conftest import LIBRARY
+from tests.conftest import LIBRARY, STARTERS
 from tests.running.test_llm import litellm_price
 from tests.test_cli import CLI, containers, riskgym
 
-SCENARIOS = sorted(LIBRARY.glob("*.toml"))
+SCENARIOS = STARTERS
 TWO = [LIBRARY / "free-disk-space-v0.toml", LIBRARY / "ticket-injection-v0.toml"]
 
 
