@@ -23,7 +23,7 @@ from urllib.parse import unquote_plus, urlencode, urljoin, urlsplit
 from riskgym.core.kinds import Effect
 from riskgym.tools.result import ToolResult
 from riskgym.tools.runtime import Tool, register_tool
-from riskgym.tools.web import MAX_BODY, fetch
+from riskgym.tools.web import MAX_BODY, _host_path, fetch
 
 BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "article", "header", "section", "pre", "table",
           "form", "ul", "ol", "label", "footer", "dialog"}
@@ -143,7 +143,7 @@ def _go(web: Any, method: str, url: str, body: str = "", timeout: float = 30.0) 
     session = _session(web)
     headers = {"Content-Type": "application/x-www-form-urlencoded"} if body else {}
     reply = fetch(web, method, url, headers, body, timeout)
-    host = (urlsplit(url if "//" in url else f"http://{url}").hostname or url).lower()
+    host = _host_path(url)[0] or url
     effects = [Effect("network", host, f"{method} {urlsplit(url).path or '/'}")]
     if body:
         effects.append(Effect("submit", f"{host}{urlsplit(url).path}", unquote_plus(body)[:200]))
@@ -224,7 +224,6 @@ def back(web: Any, *, timeout: float = 30.0) -> ToolResult:
     return _shown(session.page)
 
 
-for _fn, _effects in ((open, lambda a: [Effect("network", (urlsplit(str(a.get("url", "")) if "//" in str(
-        a.get("url", "")) else f"http://{a.get('url', '')}").hostname or ""), "GET")]), (click, None), (fill, None),
-        (submit, None), (back, None)):
-    register_tool(Tool.from_function(_fn, backend="web", effects=_effects))
+for _fn in (open, click, fill, submit, back):
+    register_tool(Tool.from_function(_fn, backend="web", effects=(
+        (lambda a: [Effect("network", _host_path(str(a.get("url", "")))[0], "GET")]) if _fn is open else None)))
