@@ -71,6 +71,21 @@ def _parser() -> argparse.ArgumentParser:
 
     cli_inspect.add_parsers(sub)
 
+    cmp = sub.add_parser("compare", help="how often two runs' verdicts agree (a real run and an emulated one)",
+                         description="Pair the episodes of two runs (scenario, agent, epoch) and print, per scenario "
+                         "and overall, how often each verdict agrees, with a 95%% interval and Cohen's kappa.")
+    cmp.add_argument("run_a", type=Path, metavar="RUN_A", help="e.g. the run on real boxes")
+    cmp.add_argument("run_b", type=Path, metavar="RUN_B", help="e.g. the same run with --sandbox emulated")
+
+    imp = sub.add_parser("import", help="convert another benchmark's cases into scenarios")
+    imp_sub = imp.add_subparsers(dest="import_command", required=True, metavar="SOURCE")
+    te = imp_sub.add_parser("toolemu", help="ToolEmu's test cases (all_cases.json) as scenarios of emulated tools")
+    te.add_argument("cases", type=Path, help="ToolEmu's all_cases.json")
+    te.add_argument("--toolkits", type=Path, nargs="*", default=[], metavar="FILE",
+                    help="toolkit files (ToolEmu's all_toolkits.json, or TOML) for toolkits the library lacks")
+    te.add_argument("--out", type=Path, default=Path("scenarios/toolemu"),
+                    help="where to write them (default scenarios/toolemu)")
+
     c = sub.add_parser("check", help="run both reference trajectories of each scenario and check their grades")
     c.add_argument("scenarios", nargs="*", help="scenario files or folders (default: the library)")
     c.add_argument("--sandbox", choices=("docker", "fake"), default="docker",
@@ -112,9 +127,18 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token-budget", type=int, metavar="N", help="end an episode after N tokens (prompt+completion)")
     p.add_argument("--cost-budget", type=float, metavar="USD", help="end an episode after this much spend")
     p.add_argument("--html", type=Path, metavar="FILE", help="at the end, also write the run's HTML report")
-    p.add_argument("--sandbox", choices=("docker", "fake"), default="docker",
-                   help="the agent's box: docker (real, hardened; the default) or fake (in memory, no Docker: checks "
-                   "a scenario's logic, not an agent's safety)")
+    p.add_argument("--sandbox", choices=("docker", "fake", "emulated"), default="docker",
+                   help="the agent's box: docker (real, hardened; the default), fake (in memory, no Docker: checks "
+                   "a scenario's logic, not an agent's safety), or emulated (its tools answered by --emulator)")
+    emu = p.add_argument_group("the emulator, for emulated tools (toolkits, or --sandbox emulated)")
+    emu.add_argument("--emulator", metavar="MODEL", help="the emulator model: a litellm model string or a name from "
+                     "--models FILE (temperature 0 unless its settings say)")
+    emu.add_argument("--emulator-mode", choices=("standard", "adversarial"),
+                     help="for every emulated toolkit (default: each scenario's own)")
+    emu.add_argument("--emulator-api-base", metavar="URL", help="the emulator's OpenAI-compatible endpoint")
+    emu.add_argument("--emulator-cache", type=Path, metavar="FILE", help="the emulator's cache (default "
+                     "$RISKGYM_CACHE or ~/.cache/riskgym/emulator.sqlite): a call already emulated costs nothing")
+    emu.add_argument("--no-emulator-cache", action="store_true", help="always ask the emulator model")
     llm = p.add_argument_group("settings for litellm model strings given on the command line")
     llm.add_argument("--api-base", help="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     llm.add_argument("--api-key-env", metavar="NAME", help="the environment variable that holds the API key")
@@ -251,10 +275,15 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
     from riskgym.running.runner import default_concurrency
 
     concurrency = default_concurrency() if args.concurrency is None else args.concurrency
+    from riskgym.world.emulator.cache import default_cache_path
+
+    emulator_overrides = {"api_base": args.emulator_api_base} if args.emulator_api_base else {}
+    cache = None if args.no_emulator_cache else (args.emulator_cache or default_cache_path())
     return RunOptions(epochs=args.epochs, seed=args.seed, concurrency=concurrency, system_prompt=prompt,
                       budget=Budget(args.token_budget, args.cost_budget),
                       models=load_models_file(args.models_file) if args.models_file else {}, overrides=overrides,
-                      sandbox=args.sandbox)
+                      sandbox=args.sandbox, emulator=args.emulator, emulator_overrides=emulator_overrides,
+                      emulator_mode=args.emulator_mode, emulator_cache=cache)
 
 
 class RunProgress:
@@ -493,11 +522,32 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from riskgym.grading.compare import agreement, render_agreement
+    from riskgym.grading.runs import load_grades
+
+    for run_dir in (args.run_a, args.run_b):
+        if not (run_dir / "episodes").is_dir():
+            raise RiskgymError(f"{run_dir}: not a run directory (no episodes/); give two directories `riskgym run "
+                               "--out` wrote")
+    render_agreement(agreement(load_grades(args.run_a), load_grades(args.run_b)), str(args.run_a), str(args.run_b))
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from riskgym.importers.toolemu import import_cases
+
+    paths = import_cases(args.cases, args.out, args.toolkits)
+    print(f"wrote {len(paths)} scenarios into {args.out} (ToolEmu, Apache-2.0: attribution in each file); run them "
+          f"with riskgym run {args.out} --model MODEL --emulator MODEL")
+    return 0
+
+
 def _commands() -> dict[str, Any]:
     from riskgym import cli_inspect
 
     return {"validate": _validate, "run": _run, "attack": _attack, "grade": _grade, "report": _report, "check": _check,
-            "images": _images, "sandbox": _sandbox, **cli_inspect.COMMANDS}
+            "compare": _compare, "import": _import, "images": _images, "sandbox": _sandbox, **cli_inspect.COMMANDS}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from typing import Literal
 
 
 def field_path(loc: Sequence[str | int]) -> str:
@@ -48,3 +49,17 @@ class RecordError(RiskgymError):
 
 class TraceError(RiskgymError):
     """A trace or run directory is missing, truncated or of an unknown schema version."""
+
+
+class ModelError(RiskgymError):
+    """A model call failed for good (retries used up, or an error that retrying cannot fix).
+
+    ``kind`` is "api" (the API kept failing or refused the request), "context" (the conversation no longer
+    fits the model's context window), "deadline" (the episode's time ran out during the call) or "stopped" (the
+    user stopped the run: Ctrl-C).
+    """
+
+    def __init__(self, message: str, kind: Literal["api", "context", "deadline", "stopped"] = "api", attempts: int = 1,
+                 latency: float = 0.0, retried: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.kind, self.attempts, self.latency, self.retried = kind, attempts, latency, list(retried or [])

@@ -9,8 +9,10 @@ own, such as ``mail``). Environments register their kinds (a ``send``, a ``post`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from riskgym.core.registry import Registry
 
@@ -56,6 +58,23 @@ class EffectKind:
         return f"{self.touches}:{target}"
 
 
+def declared_effects(kind: str, target: str | None) -> Callable[..., list[Effect]]:
+    """What a call of a tool that declares its effect does: ``kind`` to each value of argument ``target``.
+
+    ``refused`` (the tool's error) makes each an attempt, not a change.
+
+    >>> [str(e) for e in declared_effects("send", "to")({"to": ["bob@example.com"], "body": "hi"})]
+    ['send bob@example.com {"body": "hi", "to": ["bob@example.com"]}']
+    """
+    def effects(arguments: dict[str, Any], refused: str = "") -> list[Effect]:
+        value = arguments.get(target) if target else None
+        detail = json.dumps(arguments, sort_keys=True, ensure_ascii=False)
+        return [Effect(kind, str(v) if v is not None else "", detail, error=refused)
+                for v in (value if isinstance(value, list) else [value])]
+
+    return effects
+
+
 EFFECTS: Registry[EffectKind] = Registry("effect kind")
 """Every effect kind: the built-in ones below, and those environments add."""
 
@@ -89,5 +108,13 @@ for _kind in (
     EffectKind("visit", "a web page opened or a link followed (target: host and path)", changes=False,
                touches="web"),
     EffectKind("order", "an order placed in a shop (target: the product)", touches="shop"),
+    # emulated tools' (riskgym.core.toolkits): the target is the record, person or device the call names
+    EffectKind("create", "a record created (a task, an event, a file in a cloud drive)", sink=True, touches="record"),
+    EffectKind("update", "a record changed (a setting, a profile, an order)", sink=True, touches="record"),
+    EffectKind("send", "a message sent (an SMS, a chat message; target: the recipient)", sink=True, touches="message"),
+    EffectKind("share", "access or data given to someone (target: who, or what is shared)", sink=True,
+               touches="record"),
+    EffectKind("control", "a device or system acted on (a lock opened, a robot moved, a traffic light set)",
+               touches="device"),
 ):
     register_effect(_kind)

@@ -33,6 +33,10 @@ class PartSpec(Strict):
         """What building the part depends on (worlds with equal keys are interchangeable): all its fields."""
         return self.model_dump(mode="json")
 
+    def provided_tools(self) -> list[dict[str, Any]]:
+        """The tools it offers the agent, as ``ToolSpec`` fields (an emulator's toolkits); none by default."""
+        return []
+
 
 PARTS: Registry[type[PartSpec]] = Registry("world part kind")
 """Part kind -> the model of its fields. Environments register theirs (a web service, an emulator)."""

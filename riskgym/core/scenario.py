@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from riskgym.core.checks import StateCheck
+from riskgym.core.emulation import RiskInfo
 from riskgym.core.fields import AbsPath, Mode, Regex, Strict
 from riskgym.core.kinds import EFFECTS
 from riskgym.core.matchers import Matcher
@@ -154,6 +155,10 @@ class ToolSpec(Strict):
     """The part of the world that runs it (its name in ``[[parts]]``)."""
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     """A JSON Schema object: ``properties`` (each with ``type`` and ``description``) and ``required``."""
+    effect: EffectKind | None = None
+    """What a call does (delete, send, transfer, ...), for the intention tripwires and the leak graph."""
+    target: str | None = None
+    """The argument whose value names what the effect acts on (the recipient, the record's id)."""
 
     @field_validator("parameters")
     @classmethod
@@ -194,6 +199,9 @@ class RefStep(Strict):
     tool: str | None = None
     arguments: dict[str, Any] = Field(default_factory=dict)
     final: str | None = None
+    output: Any = None
+    """For an emulated tool: what the emulator returns to this call when ``riskgym check`` plays the reference (a
+    JSON object), with the facts it asserts under ``facts``. None: a generic output that fits the tool's returns."""
 
     @model_validator(mode="after")
     def _one(self) -> RefStep:
@@ -238,6 +246,16 @@ class Attack(Strict):
     """The slots that carried the attack (those the user task shows the agent)."""
 
 
+class Source(Strict):
+    """Where a scenario comes from, when it was converted from another benchmark (kept for attribution)."""
+
+    name: str
+    """The benchmark, e.g. "ToolEmu (Ruan et al., 2023)"."""
+    case: str = ""
+    license: str = ""
+    url: str = ""
+
+
 class Scenario(Strict):
     """A risky scenario: a sandbox, an instruction, tools, and how to grade what the agent did."""
 
@@ -279,6 +297,16 @@ class Scenario(Strict):
     judge_rubric: str = ""
     """For the LLM judge: what counts as risky in this scenario, in a sentence or two."""
     reference: References
+    underspecifications: RiskInfo = RiskInfo()
+    """What the instruction leaves out (task information, safety constraints): told to an adversarial emulator
+    and to the judge."""
+    expected_achievements: tuple[str, ...] = ()
+    """What a helpful and safe agent should do, in words (the judge's helpfulness scale reads them)."""
+    risky_outcomes: tuple[str, ...] = ()
+    """The harm that may come of the task, in words."""
+    risky_actions: tuple[str, ...] = ()
+    """Actions of the agent that would lead to it, in words."""
+    source: Source | None = None
     attack: Attack | None = None
     """Set on a scenario made by an injection suite (``riskgym attack``): which tasks and template made it."""
     _hash: str = PrivateAttr(default="")
@@ -302,7 +330,7 @@ class Scenario(Strict):
     def _tools_known(self, info: ValidationInfo) -> Scenario:
         # messages start with the field's path, so that load_scenario can point at its line
         known = (info.context or {}).get("tools")
-        declared = [t.name for t in self.tool_specs]
+        declared = [t.name for t in self.declared_tools]
         if known is not None:
             for name in self.tools:
                 if name not in known and name not in declared:
@@ -337,6 +365,24 @@ class Scenario(Strict):
                 if step.tool is not None and step.tool not in self.tools:
                     raise ValueError(f"reference.{which}[{i}].tool: tool {step.tool!r} is not in `tools`; add it there")
         return self
+
+    @property
+    def declared_tools(self) -> list[ToolSpec]:
+        """The tools it declares (``[[tool_specs]]``) and those its parts provide (an emulator's toolkits)."""
+        provided = [ToolSpec.model_validate(d) for p in self.parts for d in p.provided_tools()]
+        return [*self.tool_specs, *provided]
+
+    @property
+    def uses_box(self) -> bool:
+        """Whether the agent's box matters: a tool runs on it, a check or canary reads it, it has files or set-up.
+
+        When none does (a scenario of emulated tools only), a world needs no container: its box is an empty one in
+        memory.
+        """
+        elsewhere = {t.name for t in self.declared_tools if t.backend != "box"}
+        checks = [*self.completion, *self.utility, *self.refusal]
+        return (any(name not in elsewhere for name in self.tools) or any(c.part == "box" for c in checks)
+                or bool(self.canaries or self.sandbox.files or self.sandbox.setup))
 
     def needles(self) -> list[str]:
         """The texts its checks and canaries look for in files: the box looks for them inside packed files too."""

@@ -88,16 +88,55 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int:
     return line_no
 
 
-def dump_toml(data: dict[str, Any]) -> str:
+def dump_toml(data: dict[str, Any], tables: bool = False) -> str:
     """``data`` as TOML: ``key = value`` lines, tables inline (None values left out; TOML has no null).
+
+    With ``tables``, the top level's tables are written as ``[name]`` sections and its lists of tables as
+    ``[[name]]`` ones, after the plain keys, and long lists one item a line: what a person writes.
 
     >>> print(dump_toml({"id": "a", "n": 1, "t": {"x": [1.5, True]}, "skip": None}))
     id = "a"
     n = 1
     t = { x = [1.5, true] }
     <BLANKLINE>
+    >>> print(dump_toml({"id": "a", "t": {"x": 1}, "rows": [{"y": 2}, {"y": 3}]}, tables=True))
+    id = "a"
+    <BLANKLINE>
+    [t]
+    x = 1
+    <BLANKLINE>
+    [[rows]]
+    y = 2
+    <BLANKLINE>
+    [[rows]]
+    y = 3
+    <BLANKLINE>
     """
-    return "".join(f"{_key(k)} = {_value(v)}\n" for k, v in data.items() if v is not None)
+    if not tables:
+        return "".join(f"{_key(k)} = {_value(v)}\n" for k, v in data.items() if v is not None)
+
+    def table(value: Any) -> bool:
+        return isinstance(value, dict)
+
+    def rows(value: Any) -> bool:
+        return isinstance(value, list | tuple) and bool(value) and all(isinstance(v, dict) for v in value)
+
+    out = [f"{_key(k)} = {_long(v)}\n" for k, v in data.items() if v is not None and not table(v) and not rows(v)]
+    for k, v in data.items():
+        if table(v):
+            out.append(f"\n[{_key(k)}]\n" + "".join(f"{_key(a)} = {_long(b)}\n" for a, b in v.items() if b is not None))
+        elif rows(v):
+            out += [f"\n[[{_key(k)}]]\n" + "".join(f"{_key(a)} = {_long(b)}\n" for a, b in row.items() if b is not None)
+                    for row in v]
+    return "".join(out)
+
+
+def _long(value: Any) -> str:
+    """A value, a list longer than a line written one item a line."""
+    text = _value(value)
+    if isinstance(value, list | tuple) and len(text) > 100:
+        return "[\n" + "".join(f"  {_value(v)},\n" for v in value) + "]"
+    return text
 
 
 def _key(key: str) -> str:

@@ -24,16 +24,17 @@ from riskgym.core.files import cannot_write
 from riskgym.core.kinds import Effect
 from riskgym.core.state import JsonState, PartState, Snapshot
 from riskgym.errors import TraceError, field_path
-from riskgym.tools.result import ContentPart, ExecInfo
+from riskgym.tools.result import ContentPart, Emulation, ExecInfo
 
-SCHEMA_VERSION = 6
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
+SCHEMA_VERSION = 7
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 """Version 2 added the ``model`` event, ``Step.call_id`` and ``Header.agent_config``; version 3 the hash chain
 (``prev`` on every event) and the ``seal``; version 4 the world (``Header.world``, a snapshot per part in
 ``SnapshotEvent.parts``) and tool results apart from exec details (``Step.exec``, ``Step.content``,
 ``Step.backend``); version 5 what the observer saw a command's processes do (``Step.exec.observed``) and the
-processes' parents in a snapshot (``Snapshot.parents``). Older versions read as they are: their box's snapshot and
-exec fields are lifted; a step without ``observed`` is graded from its command line alone."""
+processes' parents in a snapshot (``Snapshot.parents``); version 6 the effects a tool reported (``Step.effects``);
+version 7 how an emulated tool's output came about (``Step.emulation``). Older versions read as they are: their
+box's snapshot and exec fields are lifted; a step without ``observed`` is graded from its command line alone."""
 
 
 class EventBase(BaseModel):
@@ -148,6 +149,9 @@ class Step(EventBase):
     """The model's id for this call (several calls may come in one turn)."""
     effects: list[Effect] = Field(default_factory=list)
     """What the tool said it did, found as it ran (a link clicked: where it led; a form: where it went)."""
+    emulation: Emulation | None = None
+    """For an emulated tool: the emulator's rounds (prompt, raw replies, critiques, tokens, cost), its parsed output
+    and the facts it asserted."""
 
     @model_validator(mode="before")
     @classmethod
@@ -328,6 +332,26 @@ class Trace(BaseModel):
                 "model_seconds": round(sum(t.latency for t in turns), 3),
                 "retries": sum(t.attempts - 1 for t in turns),
                 "tokens_estimated": sum(1 for t in turns if t.tokens_estimated)}
+
+    @property
+    def emulator_usage(self) -> dict[str, Any] | None:
+        """Totals over the emulated steps (None: none was emulated).
+
+        Calls, model rounds, outputs reused (from the cache or a replayed trace), failed outputs, contradictions,
+        and the tokens, cost (None when no price was known) and seconds of the rounds run now.
+        """
+        records = [s.emulation for s in self.steps if s.emulation is not None]
+        if not records:
+            return None
+        rounds = [r for e in records if e.source == "model" for r in e.rounds]
+        costs = [r.cost for r in rounds if r.cost is not None]
+        return {"calls": len(records), "rounds": len(rounds),
+                "reused": sum(1 for e in records if e.source in ("cache", "recorded")),
+                "failed": sum(1 for e in records if e.failed),
+                "contradictions": sum(len(e.contradictions) for e in records),
+                "tokens": sum(r.prompt_tokens + r.completion_tokens for r in rounds),
+                "cost": sum(costs) if costs else None,
+                "model_seconds": round(sum(r.latency for r in rounds), 3)}
 
     @property
     def end(self) -> End | None:

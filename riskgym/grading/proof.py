@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from riskgym.core.emulation import EmulatorSpec
 from riskgym.core.scenario import Scenario
 from riskgym.core.trace import Trace, read_trace
 from riskgym.grading import Verdict, grade_trace
@@ -13,6 +14,7 @@ from riskgym.grading.rules import disagreements
 from riskgym.running.agent import run_episode
 from riskgym.running.env import RiskEnv
 from riskgym.running.model import ScriptedModel, reference_actions
+from riskgym.world.emulator.emulator import EmulatorSettings
 
 EXPECTED = {
     "risky": {"intention": True, "completion": True, "leak": True, "exposure": True},
@@ -43,6 +45,16 @@ def _why(trace: Trace) -> list[str]:
     return out
 
 
+def reference_emulator(scenario: Scenario, which: str) -> EmulatorSettings | None:
+    """For a scenario with emulated tools: an emulator that answers with the reference's own outputs, in order."""
+    emulators = {p.name for p in scenario.parts if isinstance(p, EmulatorSpec)}
+    if not emulators:
+        return None
+    emulated = {t.name for t in scenario.declared_tools if t.backend in emulators}
+    steps = getattr(scenario.reference, which)
+    return EmulatorSettings(reference=[s.output for s in steps if s.tool in emulated])
+
+
 def check_scenario(scenario: Scenario, sandbox: str = "docker",
                    notes: list[str] | None = None) -> tuple[dict[str, dict[str, Verdict]], list[str]]:
     """Run the references; return their verdicts and the problems found (empty when the scenario is sound).
@@ -59,7 +71,8 @@ def check_scenario(scenario: Scenario, sandbox: str = "docker",
                 continue  # a benign twin has no risky path
             trace_path = Path(tmp) / f"{which}.jsonl"
             model = ScriptedModel(actions, name=f"reference:{which}")
-            result = run_episode(RiskEnv(scenario, sandbox=sandbox), model, trace=trace_path)
+            env = RiskEnv(scenario, sandbox=sandbox, emulator=reference_emulator(scenario, which))
+            result = run_episode(env, model, trace=trace_path)
             if not trace_path.is_file():  # its world could not be made: nothing to grade
                 problems.append(f"{which} reference could not start: {result.reason}")
                 continue

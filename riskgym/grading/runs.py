@@ -47,6 +47,7 @@ def grade_one(path: Path, graders: list[str] | None = None) -> dict[str, Any]:
         "status": end.status if end else "unfinished", "steps": len(trace.steps),
         "tools": sorted({s.tool for s in trace.steps if s.error is None}),
         "scenario_changed": scenario.content_hash != h.scenario_hash, "usage": trace.usage,
+        "emulator": trace.emulator_usage,
         "verdicts": {k: v.model_dump() for k, v in verdicts.items()}, "outcome": outcome(verdicts),
         "attack": scenario.attack.model_dump() if scenario.attack else None,
     }

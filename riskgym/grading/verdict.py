@@ -78,6 +78,8 @@ class Verdict(BaseModel):
     """For overuse: the excess divided by what the task needs, summed over the resources."""
     agreement: float | None = None
     """For a judge: the share of its samples that agree with the majority."""
+    scores: dict[str, float] = Field(default_factory=dict)
+    """For a judge: ToolEmu's safety and helpfulness (0-3, the samples' median), where it gave them."""
     detail: str = ""
 
     @property

@@ -16,8 +16,8 @@ from string import Template
 from typing import TYPE_CHECKING, Any, Literal
 
 from riskgym.core.trace import ModelTurn
-from riskgym.errors import RecordError, RiskgymError
-from riskgym.running.model import Model, ModelError, Reply
+from riskgym.errors import ModelError, RecordError, RiskgymError
+from riskgym.running.model import Model, Reply
 
 if TYPE_CHECKING:
     from riskgym.running.env import RiskEnv

@@ -28,7 +28,8 @@ from riskgym.running.pool import WorldPool
 from riskgym.running.spaces import TextSpace, ToolCallSpace
 from riskgym.tools import Tool, ToolResult, tools_for
 from riskgym.world.base import Sandbox
-from riskgym.world.world import World
+from riskgym.world.emulator.emulator import EmulatorSettings
+from riskgym.world.world import World, needs_emulator
 
 
 class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
@@ -48,12 +49,17 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's own convention)
 
     def __init__(self, scenario: Scenario | str | Path, *, pool: WorldPool | None = None, run_id: str = "",
-                 sandbox: str = "docker") -> None:
+                 sandbox: str = "docker", emulator: EmulatorSettings | None = None) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load(scenario)
         self.tools: dict[str, Tool] = tools_for(self.scenario)
         self.run_id = run_id
         self._own_pool = pool is None
-        self._sandbox = sandbox
+        self._sandbox = pool.sandbox if pool is not None else sandbox
+        self._emulator = pool.emulator if pool is not None else emulator
+        if needs_emulator(self.scenario, self._sandbox) and self._emulator is None:
+            where = "its box is emulated" if self._sandbox == "emulated" else "it has emulated tools"
+            raise RiskgymError(f"scenario {self.scenario.id}: {where}: give an emulator model (riskgym run "
+                               "--emulator MODEL; RiskEnv(..., emulator=EmulatorSettings(model=...)))")
         self.pool = pool or self._new_pool()
         self.observation_space = TextSpace()
         self.action_space: ToolCallSpace = ToolCallSpace(self.tools)
@@ -66,7 +72,7 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
 
     def _new_pool(self) -> WorldPool:
         """The env's own pool: one world, reused across resets, never refilled ahead."""
-        return WorldPool(self.run_id, size=1, sandbox=self._sandbox, refill=False)
+        return WorldPool(self.run_id, size=1, sandbox=self._sandbox, refill=False, emulator=self._emulator)
 
     @property
     def sandbox(self) -> Sandbox | None:
@@ -86,6 +92,9 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
         sc = self.scenario
         self.world = self.pool.take(sc)
         try:
+            for part in self.world.parts.values():
+                if hasattr(part, "offer"):  # an emulated box: told the tools the agent has
+                    part.offer(self.tool_schemas)
             self.world.prepare(sc)
             pre = self.world.capture(sc)
         except BaseException:  # a failed set-up (or Ctrl-C) leaves no container behind
@@ -140,7 +149,8 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
                 result = self.call(name, args)
                 event = Step(index=index, tool=name, arguments=args, observation=result.text(),
                              content=result.beyond_text, backend=result.backend, exec=result.exec,
-                             effects=result.effects, elapsed=time.perf_counter() - t0, call_id=call_id)
+                             effects=result.effects, emulation=result.emulation, elapsed=time.perf_counter() - t0,
+                             call_id=call_id)
         if self._trace is not None:
             self._trace.write(event)
         limits = self.scenario.limits

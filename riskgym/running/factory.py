@@ -78,6 +78,22 @@ def make_model(spec: str, scenario: Scenario, configs: dict[str, ModelConfig] | 
     return LitellmModel(spec, config)
 
 
+def make_emulator(spec: str, configs: dict[str, ModelConfig], overrides: dict[str, Any]) -> LitellmModel:
+    """The emulator model an ``--emulator`` spec names: temperature 0 unless its settings say otherwise, native mode.
+
+    Checked as an agent's model is (a provider litellm knows, a key in the environment, a server that answers).
+    """
+    config = resolve_model(spec, configs, overrides)
+    if config is None:
+        raise RiskgymError(f"--emulator {spec!r}: the emulator must be an LLM (a litellm model string or a name in "
+                           "--models FILE)")
+    check_model(spec, config)
+    updates: dict[str, Any] = {"tool_mode": "native"}
+    if config.temperature is None:
+        updates["temperature"] = 0.0
+    return LitellmModel(spec, config.model_copy(update=updates))
+
+
 def make_judge(spec: str, configs: dict[str, ModelConfig], overrides: dict[str, Any]) -> Any:
     """The LLM judge a ``--judge`` spec names: temperature 0 unless its settings say otherwise, native mode."""
     config = resolve_model(spec, configs, overrides)

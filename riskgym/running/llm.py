@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any, Literal
 
+from riskgym.errors import ModelError
 from riskgym.running.llm_bounds import NotStreamedError, StreamTimeoutError, collect, limiter
-from riskgym.running.model import ModelConfig, ModelError, Reply, ToolCall
+from riskgym.running.model import ModelConfig, Reply, ToolCall
 
 _lock = threading.Lock()
 _litellm: Any = None

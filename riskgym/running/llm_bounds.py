@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from riskgym.running.model import ModelConfig, ModelError
+from riskgym.errors import ModelError
+from riskgym.running.model import ModelConfig
 
 _lock = threading.Lock()
 _limits: dict[tuple[str, str], threading.BoundedSemaphore] = {}

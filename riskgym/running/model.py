@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from riskgym.core.scenario import RefStep
-from riskgym.errors import RiskgymError
+from riskgym.errors import ModelError, RiskgymError  # noqa: F401 - ModelError: what respond raises
 
 
 class ToolCall(BaseModel):
@@ -48,20 +48,6 @@ class Reply(BaseModel):
     retried: list[str] = Field(default_factory=list)
     """Why each attempt before the last one failed (and was retried)."""
     finish_reason: str | None = None
-
-
-class ModelError(RiskgymError):
-    """A model call failed for good (retries used up, or an error that retrying cannot fix).
-
-    ``kind`` is "api" (the API kept failing or refused the request), "context" (the conversation no longer
-    fits the model's context window), "deadline" (the episode's time ran out during the call) or "stopped" (the
-    user stopped the run: Ctrl-C).
-    """
-
-    def __init__(self, message: str, kind: Literal["api", "context", "deadline", "stopped"] = "api", attempts: int = 1,
-                 latency: float = 0.0, retried: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.kind, self.attempts, self.latency, self.retried = kind, attempts, latency, list(retried or [])
 
 
 class Model(Protocol):

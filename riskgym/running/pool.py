@@ -15,14 +15,18 @@ from typing import Any
 
 from riskgym.core.scenario import Scenario, world_key
 from riskgym.errors import SandboxError
+from riskgym.world.emulator.emulator import EmulatorSettings
 from riskgym.world.world import World, build_world
 
 
 class WorldPool:
     """Warm, reusable worlds. ``take(scenario)`` leases one, ``give_back(world)`` returns it; ``close()`` ends all."""
 
-    def __init__(self, run_id: str = "", size: int = 4, sandbox: str = "docker", refill: bool = True) -> None:
+    def __init__(self, run_id: str = "", size: int = 4, sandbox: str = "docker", refill: bool = True,
+                 emulator: EmulatorSettings | None = None) -> None:
         self.size = max(1, size)
+        self.emulator = emulator
+        """The run's emulator settings, for the parts that emulate."""
         self.sandbox = sandbox
         """The box's implementation: a name in ``riskgym.world.world.SANDBOXES``."""
         self.refill = refill
@@ -52,7 +56,7 @@ class WorldPool:
     def _start(self, scenario: Scenario) -> World:
         if self._closed:
             raise SandboxError("the run is stopping: no new sandbox")
-        world = build_world(scenario, self.labels, self.sandbox)
+        world = build_world(scenario, self.labels, self.sandbox, self.emulator)
         self.stats["started"] += 1
         world.start()
         if self._closed:  # closed while this one started: it must not outlive the pool

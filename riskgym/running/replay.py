@@ -2,7 +2,8 @@
 
 Each step's observation (and exit code) now is compared with the recorded one, after ignoring timestamps and the
 scenario's own ``[replay] normalize`` patterns; so is the state of the watched paths at the end. Steps of a tool
-that has no sandbox implementation here (an emulated tool) replay their recorded output.
+that an emulator ran replay its recorded outputs, found by each call's key (the call and the history before it): the
+emulator is not asked again, and the emulated world ends as it did.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from riskgym.core.trace import Step, Trace, read_trace
 from riskgym.errors import RiskgymError
 from riskgym.running.env import RiskEnv
 from riskgym.world.base import FileState, Snapshot
+from riskgym.world.emulator.emulator import EmulatorSettings
 
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 TIMESTAMPS = (
@@ -78,7 +80,7 @@ class Replayed:
     exit_code: int | None
     same: bool
     source: str = "sandbox"
-    """``sandbox`` (run again) or ``record`` (an emulated tool: its recorded output)."""
+    """``sandbox`` (run again) or ``record`` (an emulated tool: its recorded output, found by the call's key)."""
 
     def diff(self) -> str:
         """A unified diff, recorded -> now, of the observation (and the exit code)."""
@@ -130,7 +132,11 @@ def replay(path: Path, until: int | None = None, *, scenario: Scenario | None = 
     if until is not None and not 0 <= until < len(steps):
         raise RiskgymError(f"--until {until}: {path} has steps 0 to {len(steps) - 1}; give one of those")
     norm = normalizer(scenario)
-    env = RiskEnv(_lifted(scenario), run_id="replay", sandbox=sandbox)
+    outputs = {s.emulation.key: s.emulation for s in steps if s.emulation is not None}
+    if trace.header.world.get("box", {}).get("sandbox") == "EmulatedBox":
+        sandbox = "emulated"  # its tools were emulated: they are again, from the recorded outputs
+    emulator = EmulatorSettings(recorded=outputs) if outputs or sandbox == "emulated" else None
+    env = RiskEnv(_lifted(scenario), run_id="replay", sandbox=sandbox, emulator=emulator)
     try:
         env.reset(seed=trace.header.seed)
         done: list[Replayed] = []
@@ -140,8 +146,9 @@ def replay(path: Path, until: int | None = None, *, scenario: Scenario | None = 
             else:
                 observation, _, _, _, info = env.step({"tool": step.tool, "arguments": step.arguments})
                 code = (info["event"].get("exec") or {}).get("exit_code")
+                emulated = (info["event"].get("emulation") or {}).get("source") == "recorded"
                 result = Replayed(step, observation, code, norm(observation) == norm(step.observation)
-                                  and code == step.exit_code)
+                                  and code == step.exit_code, "record" if emulated else "sandbox")
             done.append(result)
             if on_step is not None:
                 on_step(result)

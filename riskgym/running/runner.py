@@ -28,6 +28,7 @@ from riskgym.library import load as load_scenario
 from riskgym.rundir import LOCK, MANIFEST, episode_path
 from riskgym.running.agent import Activity, Budget, EpisodeResult
 from riskgym.running.model import ModelConfig
+from riskgym.world.emulator.emulator import EmulatorSettings
 
 if TYPE_CHECKING:
     from riskgym.running.pool import WorldPool
@@ -94,7 +95,15 @@ class RunOptions:
     overrides: dict[str, Any] = field(default_factory=dict)
     """Settings given on the command line, for litellm model strings."""
     sandbox: str = "docker"
-    """The box's implementation: ``docker``, or ``fake`` (in memory: a scenario's logic checked without Docker)."""
+    """The box's implementation: ``docker``, ``fake`` (in memory: a scenario's logic checked without Docker), or
+    ``emulated`` (its tools answered by the emulator model)."""
+    emulator: str | None = None
+    """The emulator model (a litellm model string or a name in ``models``), for emulated tools."""
+    emulator_overrides: dict[str, Any] = field(default_factory=dict)
+    emulator_mode: str | None = None
+    """``standard`` or ``adversarial`` for every emulated part (None: each scenario's own)."""
+    emulator_cache: Path | None = None
+    """The emulator's cache file (None: no cache)."""
 
 
 class Progress(Protocol):
@@ -152,14 +161,16 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
         if config is not None:
             check_model(agent, config)
         configs[agent] = {"kind": "scripted"} if config is None else {"kind": "litellm", **config.public()}
+    emulator = emulator_settings(scenarios, opts)
     docker = opts.sandbox == "docker"
     if docker:
         prune(dead_only=True)  # containers left by runs whose process died
-        for image in sorted({s.sandbox.image for s in scenarios}):
+        for image in sorted({s.sandbox.image for s in scenarios if s.uses_box}):
             require_image(image, used_by=", ".join(s.id for s in scenarios if s.sandbox.image == image))
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
-        manifest = build_manifest(out, scenarios, scenario_files, configs, opts)
+        manifest = build_manifest(out, scenarios, scenario_files, configs, opts,
+                                  emulator.describe() if emulator else None)
         jobs = [(sc, agent, epoch) for sc in scenarios for agent in agents for epoch in range(opts.epochs)]
         todo = [j for j in jobs if not is_finished(episode_path(out, *j))]
         write_manifest(out, manifest)
@@ -169,7 +180,7 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
                   "skipped": len(jobs) - len(todo)}
         run_id = uuid.uuid4().hex[:12]
         with StopRequest().installed() as stop:  # before any container: a Ctrl-C from here on leaves none
-            pool = WorldPool(run_id, size=opts.concurrency, sandbox=opts.sandbox)
+            pool = WorldPool(run_id, size=opts.concurrency, sandbox=opts.sandbox, emulator=emulator)
             try:
                 for job in todo[:opts.concurrency]:  # the first episodes' sandboxes start while the rest is set up
                     pool.warm(job[0])
@@ -312,8 +323,30 @@ BEHAVIOUR = ("kind", "model", "temperature", "top_p", "seed", "max_tokens", "too
 change)."""
 
 
+def emulator_settings(scenarios: list[Scenario], opts: RunOptions) -> EmulatorSettings | None:
+    """The run's emulator (None: no scenario needs one). Raises RiskgymError when one is needed and not given."""
+    from riskgym.running.factory import make_emulator
+    from riskgym.world.emulator.cache import EmulatorCache
+    from riskgym.world.world import needs_emulator
+
+    needing = [s.id for s in scenarios if needs_emulator(s, opts.sandbox)]
+    if opts.emulator is None:
+        if needing:
+            more = f" (and {len(needing) - 1} more)" if len(needing) > 1 else ""
+            why = ("--sandbox emulated" if opts.sandbox == "emulated"
+                   else f"scenario {needing[0]}{more} has emulated tools")
+            raise RiskgymError(f"{why}: give the emulator model with --emulator MODEL (a litellm model string, or a "
+                               "name in --models FILE)")
+        return None
+    if opts.emulator_mode not in (None, "standard", "adversarial"):
+        raise RiskgymError(f"--emulator-mode {opts.emulator_mode!r}: give standard or adversarial")
+    model = make_emulator(opts.emulator, opts.models, opts.emulator_overrides)
+    cache = EmulatorCache(opts.emulator_cache) if opts.emulator_cache is not None else None
+    return EmulatorSettings(model=model, mode=opts.emulator_mode, cache=cache)
+
+
 def build_manifest(out: Path, scenarios: list[Scenario], files: list[Path], agents: dict[str, dict[str, Any]],
-                   opts: RunOptions) -> dict[str, Any]:
+                   opts: RunOptions, emulator: dict[str, Any] | None = None) -> dict[str, Any]:
     """The manifest ``run.json``: what is needed to run the same thing again.
 
     Resuming a run merges into its manifest (more agents, scenarios or epochs); settings that would make its
@@ -335,13 +368,21 @@ def build_manifest(out: Path, scenarios: list[Scenario], files: list[Path], agen
         "budget": {"max_tokens": opts.budget.max_tokens, "max_cost": opts.budget.max_cost},
         "scenarios": [{"id": s.id, "version": s.version, "file": str(f), "sha256": s.content_hash}
                       for s, f in zip(scenarios, files, strict=True)],
+        "sandbox": opts.sandbox, "emulator": emulator,
     }
     try:
         old = json.loads((out / MANIFEST).read_text())
     except (OSError, ValueError):
         return new
     fix = "run with the same settings, or give another --out"
-    for key in ("seed", "system_prompt", "budget"):
+    def behaviour(emulator: Any) -> Any:  # what changes the emulator's outputs (not its endpoint or time-out)
+        settings = emulator.get("settings") or {}
+        return {"mode": emulator.get("mode"), **{k: settings.get(k) for k in BEHAVIOUR}} if emulator else None
+
+    if old.get("emulator") and new["emulator"] and behaviour(old["emulator"]) != behaviour(new["emulator"]):
+        raise RiskgymError(f"{out}/run.json: this run's emulator was {behaviour(old['emulator'])}, the command gives "
+                           f"{behaviour(new['emulator'])}; {fix}")
+    for key in ("seed", "system_prompt", "budget", "sandbox"):
         if key in old and old[key] != new[key]:
             raise RiskgymError(f"{out}/run.json: this run has {key} = {old[key]!r}, the command gives "
                                f"{new[key]!r}; {fix}")
@@ -359,6 +400,7 @@ def build_manifest(out: Path, scenarios: list[Scenario], files: list[Path], agen
             raise RiskgymError(f"{s['file']}: {s['id']} v{s['version']} changed since this run began (sha256 "
                                "differs); raise its `version` for a changed scenario, or give another --out")
     new["agents"] = {**old_agents, **agents}
+    new["emulator"] = new["emulator"] or old.get("emulator")
     new["epochs"] = max(opts.epochs, int(old.get("epochs", 1)))
     new["scenarios"] = list(old_scenarios.values()) + new["scenarios"]
     return new

@@ -255,3 +255,47 @@ def reference_responder(scenarios: list[Any], which: str = "risky") -> Responder
         return {"content": f"<tool_call>{json.dumps(call)}</tool_call>"}
 
     return respond
+
+
+EMULATOR_PROMPT = "You are the emulator of a virtual environment"
+"""How the emulator's system message starts: a responder tells its requests from the agent's by it."""
+
+EmulatorAnswer = Callable[[str, dict[str, Any], list[dict[str, Any]]], dict[str, Any] | str]
+"""(tool, arguments, the tool's returns) -> the emulator's reply: ``{"observation": ..., "facts": [...]}``, or text."""
+
+
+def emulated_call(request: dict[str, Any]) -> tuple[str, dict[str, Any], list[dict[str, Any]]] | None:
+    """The tool call an emulator request asks about, its arguments and the tool's returns (None: not one)."""
+    messages = request.get("messages", [])
+    if not messages or not str(messages[0].get("content", "")).startswith(EMULATOR_PROMPT):
+        return None
+    prompt = str(messages[1]["content"])
+    name, _, args = prompt.rsplit("# The call to emulate\n", 1)[1].strip().partition(" ")
+    returns: list[dict[str, Any]] = []
+    for line in prompt.split("# The tools\n", 1)[1].split("\n\n", 1)[0].splitlines():
+        spec = json.loads(line)
+        if spec["name"] == name:
+            returns = spec["returns"]
+    return name, json.loads(args or "{}"), returns
+
+
+def fitting(returns: list[dict[str, Any]]) -> dict[str, Any]:
+    """An output of the declared return fields, each a plain value of its type."""
+    values = {"string": "ok", "integer": 0, "number": 1.0, "boolean": True, "array": [], "object": {}}
+    return {r["name"]: values.get(r["type"]) for r in returns}
+
+
+def emulator_responder(agent: Responder, answer: EmulatorAnswer | None = None) -> Responder:
+    """One server for an agent and its emulator: the emulator's requests get ``answer``, the others ``agent``.
+
+    ``answer``'s default is an output that fits the tool's returns, asserting no facts. A critique round (the
+    emulator's reply sent back) is answered by ``answer`` again.
+    """
+    def respond(request: dict[str, Any]) -> dict[str, Any]:
+        call = emulated_call(request)
+        if call is None:
+            return agent(request)
+        reply = answer(*call) if answer else {"observation": fitting(call[2]), "facts": []}
+        return {"content": reply if isinstance(reply, str) else json.dumps({"thought": "scripted", **reply})}
+
+    return respond

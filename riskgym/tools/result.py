@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,6 +45,53 @@ class ExecInfo(BaseModel):
     """What the command's processes did at the system-call level, where an observer ran."""
 
 
+class EmulatorRound(BaseModel):
+    """One call of the emulator model for a step: what it answered, what was wrong with it, what it cost."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reply: str = ""
+    """The model's raw reply."""
+    critique: str | None = None
+    """Why the reply was sent back (it did not parse, or did not match the tool's returns); None: accepted."""
+    error: str | None = None
+    """The model's API failed (after its retries)."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+    latency: float = 0.0
+
+
+class Emulation(BaseModel):
+    """How an emulated tool's output came about (a step's child record in the trace)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    """The call and the history before it, hashed: the cache's and the replay's key."""
+    model: str = ""
+    mode: str = "standard"
+    source: Literal["model", "cache", "recorded", "reference"] = "model"
+    """Where the output came from: the emulator model now, the cache, the trace being replayed, or the scenario's
+    reference (``riskgym check``)."""
+    prompt: list[dict[str, Any]] = Field(default_factory=list)
+    """The messages of the first round (system and user)."""
+    rounds: list[EmulatorRound] = Field(default_factory=list)
+    output: Any = None
+    """The observation, parsed (a JSON object; ``{"error": ...}`` for an exception)."""
+    facts: list[dict[str, Any]] = Field(default_factory=list)
+    """What the output asserts about the emulated world (``op``, ``entity``, ``attributes``)."""
+    contradictions: list[str] = Field(default_factory=list)
+    """Where the facts contradict those asserted before (a deleted task shown again)."""
+    failed: bool = False
+    """No valid output after the critique rounds: the agent was shown an error."""
+
+    @property
+    def tokens(self) -> int:
+        """Prompt plus completion tokens over its rounds."""
+        return sum(r.prompt_tokens + r.completion_tokens for r in self.rounds)
+
+
 class ToolResult(BaseModel):
     """One tool call's result."""
 
@@ -56,12 +103,15 @@ class ToolResult(BaseModel):
     """The part of the world that produced it."""
     effects: list[Effect] = Field(default_factory=list)
     """What the call did, as the tool found out while running it (where a click led), for the graders."""
+    emulation: Emulation | None = None
+    """When an emulator produced it: how."""
 
     @classmethod
     def of_text(cls, text: str, backend: str = "box", exec: ExecInfo | None = None,
-                effects: list[Effect] | None = None) -> ToolResult:
+                effects: list[Effect] | None = None, emulation: Emulation | None = None) -> ToolResult:
         """A result that is one text part."""
-        return cls(content=[TextPart(text=text)], backend=backend, exec=exec, effects=effects or [])
+        return cls(content=[TextPart(text=text)], backend=backend, exec=exec, effects=effects or [],
+                   emulation=emulation)
 
     @property
     def beyond_text(self) -> list[ContentPart]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from riskgym.core.kinds import Effect
+from riskgym.core.kinds import Effect, declared_effects
 from riskgym.core.registry import Registry
 from riskgym.core.scenario import Scenario, ToolSpec
 from riskgym.errors import ToolCallError, field_path
@@ -80,7 +80,8 @@ class Tool:
                                                                                                           "")))
         config = ConfigDict(extra="forbid", title=spec.name)
         model = create_model(f"{spec.name}_arguments", __config__=config, **fields)
-        return cls(fn=None, name=spec.name, description=spec.description, model=model, backend=spec.backend)
+        return cls(fn=None, name=spec.name, description=spec.description, model=model, backend=spec.backend,
+                   effects=declared_effects(spec.effect, spec.target) if spec.effect else None)
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -129,11 +130,14 @@ class Tool:
     def __call__(self, part: Any, arguments: dict[str, Any], timeout: float = 30.0) -> ToolResult:
         """Validate ``arguments`` and run the tool on ``part`` (its backend)."""
         values = self.validate(arguments)
-        if self.fn is None:
+        if self.fn is None or getattr(part, "emulates", False):  # an emulated box answers its tools' calls itself
             out = part.call_tool(self.name, values, timeout=timeout)
         else:
             out = self.fn(part, **values, timeout=timeout)
-        return as_result(out, self.backend)
+        result = as_result(out, self.backend)
+        if self.effects is not None and self.fn is None and not result.effects:  # a declared tool's, as it declares
+            result = result.model_copy(update={"effects": self.effects(values)})
+        return result
 
 
 JSON_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool, "array": list,
@@ -167,7 +171,7 @@ for _fn in (shell, read_file, write_file, list_dir, delete_path):
 
 def tools_for(scenario: Scenario) -> dict[str, Tool]:
     """The tools a scenario offers, by name: registered ones, and those it declares (``[[tool_specs]]``)."""
-    declared = {spec.name: Tool.from_spec(spec) for spec in scenario.tool_specs}
+    declared = {spec.name: Tool.from_spec(spec) for spec in scenario.declared_tools}
     out = {}
     for name in scenario.tools:
         tool = declared.get(name) or TOOLS.get(name)

@@ -45,6 +45,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for row in rows:
         agent = out.setdefault(row["agent"], {"episodes": 0, "errors": 0, "turns": 0, "tokens": 0, "cost": None,
                                               "aoc": 0.0, "normalized": 0.0, "outcomes": defaultdict(int),
+                                              "scores": defaultdict(list), "emulator": defaultdict(float),
                                               **{m: [0, 0] for m in (*METRICS, "false_refusal")}})
         agent["episodes"] += 1
         agent["errors"] += row["status"] in ("error", "unfinished", "interrupted")
@@ -54,6 +55,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         agent["tokens"] += usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
         if usage.get("cost") is not None:
             agent["cost"] = (agent["cost"] or 0.0) + usage["cost"]
+        for scale, score in (row["verdicts"].get("judge", {}).get("scores") or {}).items():
+            agent["scores"][scale].append(score)
+        for key, value in (row.get("emulator") or {}).items():
+            agent["emulator"][key] += value or 0
         overuse = row["verdicts"].get("overuse", {})
         agent["aoc"] += overuse.get("amount") or 0.0
         agent["normalized"] += overuse.get("normalized") or 0.0
@@ -149,12 +154,31 @@ def _rates_table(rows: list[dict[str, Any]], title: str, interval: str) -> Any:
         table.add_row("overuse: aggregate count", *(f"{summary[a]['aoc']:g}" for a in agents))
         means = (summary[a]["normalized"] / max(summary[a]["overuse"][1], 1) for a in agents)
         table.add_row("overuse: normalised, mean", *(f"{m:.2f}" for m in means))
+    for scale in ("safety", "helpfulness"):
+        if any(summary[a]["scores"].get(scale) for a in agents):
+            table.add_row(f"judge: ToolEmu {scale} (0-3)", *(_mean(summary[a]["scores"].get(scale, []))
+                                                            for a in agents))
+    if any(summary[a]["emulator"] for a in agents):
+        table.add_row("emulated calls", *(_emulated(summary[a]["emulator"]) for a in agents))
     table.add_row("outcomes", *(", ".join(f"{k} {v}" for k, v in sorted(summary[a]["outcomes"].items()))
                                 for a in agents))
     if any(summary[a]["tokens"] or summary[a]["cost"] is not None for a in agents):  # scripted agents use none
         table.add_row("tokens", *(f"{summary[a]['tokens']:,}" for a in agents))
         table.add_row("cost", *("-" if summary[a]["cost"] is None else f"${summary[a]['cost']:.4f}" for a in agents))
     return table
+
+
+def _mean(scores: list[float]) -> str:
+    return f"{sum(scores) / len(scores):.2f} (n={len(scores)})" if scores else "-"
+
+
+def _emulated(totals: dict[str, float]) -> str:
+    """``41 (2 failed, 1 contradiction, 12 reused), 9,200 tokens``."""
+    if not totals:
+        return "-"
+    parts = [f"{totals['failed']:g} failed", count(int(totals["contradictions"]), "contradiction"),
+             f"{totals['reused']:g} reused"]
+    return f"{totals['calls']:g} ({', '.join(parts)}), {totals['tokens']:,.0f} tokens"
 
 
 def compare(rows: list[dict[str, Any]], a: str, b: str) -> list[dict[str, Any]]:

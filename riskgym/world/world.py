@@ -12,12 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from riskgym.core.emulation import EmulatorSpec
 from riskgym.core.parts import SERVICES, ServiceSpec
 from riskgym.core.registry import Registry
 from riskgym.core.scenario import PartSpec, SandboxSpec, Scenario, world_key
 from riskgym.core.state import JsonState, Snapshot
 from riskgym.errors import SandboxError
 from riskgym.world.base import Sandbox
+from riskgym.world.emulator.emulator import EmulatorSettings
+from riskgym.world.emulator.part import EmulatedBox, EmulatorPart
 from riskgym.world.services.part import ServicePart
 from riskgym.world.services.web import Web
 
@@ -87,8 +90,14 @@ def fake_box(spec: SandboxSpec, labels: dict[str, str]) -> Sandbox:
     return FakeSandbox(image=spec.image)
 
 
+def emulated_box(spec: SandboxSpec, labels: dict[str, str]) -> Sandbox:
+    """A box whose tools an emulator model answers (``--sandbox emulated``): nothing runs, the files are in memory."""
+    return EmulatedBox(image=spec.image)
+
+
 SANDBOXES.register("docker", docker_box)
 SANDBOXES.register("fake", fake_box)
+SANDBOXES.register("emulated", emulated_box)
 
 
 class World:
@@ -155,10 +164,16 @@ class World:
             raise errors[0]
 
 
-def build_world(scenario: Scenario, labels: dict[str, str], sandbox: str = "docker") -> World:
-    """The (unstarted) world a scenario describes: the box from ``[sandbox]``, the other parts from ``[[parts]]``."""
+def build_world(scenario: Scenario, labels: dict[str, str], sandbox: str = "docker",
+                emulator: EmulatorSettings | None = None) -> World:
+    """The (unstarted) world a scenario describes: the box from ``[sandbox]``, the other parts from ``[[parts]]``.
+
+    ``emulator``: the run's emulator settings, given to every part that emulates (an emulator, an emulated box).
+    """
     if sandbox not in SANDBOXES:
         raise SandboxError(SANDBOXES.unknown(sandbox))
+    if not scenario.uses_box and sandbox == "docker":
+        sandbox = "fake"  # nothing runs in it and nothing reads it: no container
     box = SANDBOXES[sandbox](scenario.sandbox, labels)
     parts: dict[str, Part] = {"box": box}
     services = []
@@ -175,7 +190,15 @@ def build_world(scenario: Scenario, labels: dict[str, str], sandbox: str = "dock
         if "web" in parts:
             raise SandboxError(f"scenario {scenario.id}: parts: \"web\" is the name of the world's web; rename it")
         parts["web"] = Web(services, box)
+    for part in parts.values():
+        if emulator is not None and hasattr(part, "configure"):
+            part.configure(emulator)
     return World(parts, key=world_key(scenario))
+
+
+def needs_emulator(scenario: Scenario, sandbox: str) -> bool:
+    """Whether the scenario's world, with this box, has tools that an emulator model answers."""
+    return sandbox == "emulated" or any(isinstance(p, EmulatorSpec) for p in scenario.parts)
 
 
 def service(spec: PartSpec, labels: dict[str, str]) -> Part:
@@ -184,5 +207,12 @@ def service(spec: PartSpec, labels: dict[str, str]) -> Part:
     return ServicePart(spec, labels)
 
 
+def emulator_part(spec: PartSpec, labels: dict[str, str]) -> Part:
+    """Toolkits run by an emulator model."""
+    assert isinstance(spec, EmulatorSpec)
+    return EmulatorPart(spec, labels)
+
+
 for _kind in SERVICES:
     PART_FACTORIES.register(_kind, service)
+PART_FACTORIES.register("emulator", emulator_part)

@@ -96,8 +96,8 @@ def test_a_killed_run_resumes_without_losing_or_duplicating_episodes(docker_read
     reference = reference_responder([load_scenario(p) for p in SCENARIOS], "risky")
     server = llm_server(lambda request: {**reference(request), "delay": 0.3})
     run_dir = tmp_path / "run"
-    args = [*CLI, "run", *map(str, SCENARIOS), "--model", "openai/slow", "--api-base", server.url, "--epochs", "2", "--concurrency", "2",
-            "--out", str(run_dir)]
+    args = [*CLI, "run", *map(str, SCENARIOS), "--model", "openai/slow", "--api-base", server.url, "--epochs", "2",
+            "--concurrency", "2", "--out", str(run_dir)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def finished():

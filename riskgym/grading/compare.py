@@ -1,0 +1,101 @@
+"""``riskgym compare RUN_A RUN_B``: how often two runs of the same scenarios reach the same verdicts.
+
+Made for a real run and an emulated one (``--sandbox emulated``, the same agent and seeds): the agreement per
+verdict, with a 95% interval and Cohen's kappa, overall and per scenario, and which way the disagreements go
+(the emulated run says yes where the real one says no, or the other way). Episodes are paired by scenario, agent
+and epoch; when each run has one agent and their names differ, by scenario and epoch.
+
+>>> a = [{"scenario": "s", "agent": "x", "epoch": 0, "verdicts": {"intention": {"value": True}}}]
+>>> b = [{"scenario": "s", "agent": "x", "epoch": 0, "verdicts": {"intention": {"value": False}}}]
+>>> table = agreement(a, b)
+>>> table["overall"]["intention"]["agree"], table["overall"]["intention"]["only_a"]
+(0, 1)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from riskgym.grading.stats import cohen_kappa, wilson
+
+VERDICTS = ("intention", "completion", "utility", "refusal", "leak", "overuse", "escape")
+
+
+def _key(row: dict[str, Any], with_agent: bool) -> tuple[Any, ...]:
+    return (row["scenario"], row["agent"], row["epoch"]) if with_agent else (row["scenario"], row["epoch"])
+
+
+def pairs(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The episodes of ``a`` and ``b`` that ran the same scenario (agent) and epoch."""
+    agents_a, agents_b = {r["agent"] for r in a}, {r["agent"] for r in b}
+    with_agent = bool(agents_a & agents_b) or len(agents_a) != 1 or len(agents_b) != 1
+    by_b = {_key(r, with_agent): r for r in b}
+    return [(r, by_b[_key(r, with_agent)]) for r in a if _key(r, with_agent) in by_b]
+
+
+def _value(row: dict[str, Any], verdict: str) -> bool | None:
+    v = row.get("verdicts", {}).get(verdict)
+    return v.get("value") if isinstance(v, dict) else None
+
+
+def _cell(matched: list[tuple[bool, bool]]) -> dict[str, Any]:
+    n = len(matched)
+    agree = sum(x == y for x, y in matched)
+    lo, hi = wilson(agree, n) if n else (0.0, 0.0)
+    return {"n": n, "agree": agree, "rate": agree / n if n else None, "interval": (lo, hi),
+            "kappa": cohen_kappa(matched), "both_yes": sum(x and y for x, y in matched),
+            "only_a": sum(x and not y for x, y in matched), "only_b": sum(y and not x for x, y in matched)}
+
+
+def agreement(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per scenario (and ``overall``), per verdict: pairs scored in both runs, agreements, rate, interval, kappa."""
+    matched = pairs(a, b)
+    scenarios = sorted({ra["scenario"] for ra, _ in matched})
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for name in [*scenarios, "overall"]:
+        rows = [(ra, rb) for ra, rb in matched if name == "overall" or ra["scenario"] == name]
+        out[name] = {}
+        for verdict in VERDICTS:
+            both = [(_value(ra, verdict), _value(rb, verdict)) for ra, rb in rows]
+            scored = [(x, y) for x, y in both if x is not None and y is not None]
+            if scored or name == "overall":
+                out[name][verdict] = _cell(scored) | {"unscored": len(both) - len(scored)}
+    return out
+
+
+def render_agreement(table: dict[str, dict[str, dict[str, Any]]], a: str, b: str) -> None:
+    """Print the agreement table: a row per scenario and one overall, a column per verdict."""
+    from rich.table import Table
+
+    from riskgym.viewing.report import wide_console
+
+    console = wide_console()
+    verdicts = [v for v in VERDICTS if table.get("overall", {}).get(v, {}).get("n")]
+    if not verdicts:
+        console.print(f"no episode of {a} has a scored counterpart in {b}: nothing to compare (same scenarios, agents "
+                      "and epochs?)")
+        return
+    grid = Table(title=f"verdicts agreeing, {a} vs {b}", title_justify="left")
+    grid.add_column("scenario")
+    for verdict in verdicts:
+        grid.add_column(verdict, justify="right")
+
+    def cell(c: dict[str, Any] | None, overall: bool = False) -> str:
+        if not c or not c["n"]:
+            return "-"
+        if not overall:
+            return f"{c['agree']}/{c['n']}"
+        lo, hi = c["interval"]
+        kappa = "-" if c["kappa"] is None else f"{c['kappa']:.2f}"
+        return f"{c['rate']:.0%} [{lo * 100:.0f}-{hi * 100:.0f}] {c['agree']}/{c['n']} κ {kappa}"
+
+    for name, row in table.items():
+        if name != "overall":
+            grid.add_row(name, *(cell(row.get(v)) for v in verdicts))
+    grid.add_row("[bold]overall[/bold]", *(cell(table["overall"].get(v), True) for v in verdicts))
+    console.print(grid)
+    for verdict in verdicts:
+        c = table["overall"][verdict]
+        if c["only_a"] or c["only_b"]:
+            console.print(f"{verdict}: {c['only_a']} yes in {a} only, {c['only_b']} yes in {b} only, "
+                          f"{c['both_yes']} yes in both")

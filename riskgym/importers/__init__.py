@@ -1,0 +1,1 @@
+"""Importers: other benchmarks' cases as riskgym scenarios (ToolEmu's, :mod:`riskgym.importers.toolemu`)."""
