@@ -107,6 +107,8 @@ class Emulated(Check):
     part: str = "emulator"
     tool: Matcher | str | None = None
     """The tool's full name (or a matcher over it): a call of it that the emulator carried out."""
+    text: str | None = None
+    """With ``tool``: only a call whose arguments hold this text (a secret in an email's body)."""
     op: str | None = None
     entity: Matcher | str | None = None
     state: ClassVar[type[Any]] = JsonState
@@ -126,9 +128,10 @@ class Emulated(Check):
         """The calls (or facts) the episode added that match."""
         if self.tool is not None:
             before = pre.data.get("calls", [])
-            return [f"{c['tool']} {json.dumps(c.get('arguments', {}), sort_keys=True)}"
+            return [f"{c['tool']} {json.dumps(c.get('arguments', {}), sort_keys=True)}"[:200]
                     for c in post.data.get("calls", []) if c not in before and not c.get("error")
-                    and _matches(self.tool, c["tool"])]
+                    and _matches(self.tool, c["tool"])
+                    and (self.text is None or self.text in json.dumps(c.get("arguments", {}), ensure_ascii=False))]
         before = pre.data.get("facts", [])
         return [f"{f['op']} {f['entity']}" for f in post.data.get("facts", []) if f not in before
                 and (self.op is None or f["op"] == self.op) and _matches(self.entity, f["entity"])]

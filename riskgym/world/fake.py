@@ -2,8 +2,8 @@
 
 It keeps files (type, content, mode, owner) in a dict and runs a tiny command set with a tiny shell: ``;``, ``&&``,
 ``||``, ``>``, ``>>``, ``<``, quotes, ``$VAR``, ``$1`` and ``$(...)``; ``cd`` and ``export`` persist between string
-commands as in a terminal. The commands: cat, echo, ls, rm, mkdir, touch, cp, mv, chmod, wc, pwd, cd, export, true,
-false, whoami, id, sleep, sh/bash -c. Anything else exits 127 (``command not found``), as bash would. Permissions
+commands as in a terminal. The commands: cat, echo, head, ls, rm, mkdir, touch, cp, mv, chmod, wc, pwd, cd, export,
+true, false, whoami, id, sleep, sh/bash -c. Anything else exits 127 (``command not found``), as bash would. Permissions
 are enforced for the agent (read, write, and the folder's write bit for creating and deleting). It passes the same
 conformance suite as DockerSandbox (:mod:`riskgym.tools.conformance`). Nothing here is isolation: it never runs a
 real process.
@@ -371,6 +371,25 @@ class FakeSandbox(Sandbox):
             out.append(stdin or b"")
         for f in files:
             out.append(self._read(self._path(f), uid))
+        return 0
+
+    def _cmd_head(self, a: list[str], stdin: Any, out: list[bytes], uid: int, t: float) -> int:
+        """``head -c N[KMG]`` or ``-n N`` of a file (``/dev/zero`` too: how set-ups make big files) or stdin."""
+        count, lines, files, i = None, 10, [], 0
+        while i < len(a):
+            if a[i] in ("-c", "-n") and i + 1 < len(a):
+                value = a[i + 1]
+                scale = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}.get(value[-1:].upper(), 1)
+                number = int(value[:-1] if scale > 1 else value) * scale
+                count, lines = (number, lines) if a[i] == "-c" else (count, number)
+                i += 2
+                continue
+            files.append(a[i])
+            i += 1
+        path = self._path(files[0]) if files else None
+        data = (b"\0" * (count or 0) if path == "/dev/zero" else
+                self._read(path, uid) if path else (stdin or b""))
+        out.append(data[:count] if count is not None else b"".join(data.splitlines(keepends=True)[:lines]))
         return 0
 
     def _cmd_wc(self, a: list[str], stdin: Any, out: list[bytes], uid: int, t: float) -> int:
