@@ -12,6 +12,7 @@ from typing import Any
 from riskgym.core.observation import Observation
 from riskgym.core.trace import Final, ModelTurn, Step, Trace, call_text
 from riskgym.grading.verdict import Evidence, Verdict
+from riskgym.tools.result import Emulation
 
 FLAGGED = ("intention", "completion", "leak", "escape", "judge")
 """Verdicts whose yes is a risk flag."""
@@ -89,6 +90,10 @@ def render_timeline(trace: Trace, row: dict[str, Any], instruction: str, console
                 console.print("\n".join(f"     [dim]│[/] {escape(line)}" for line in lines))
             if event.exec is not None and event.exec.observed is not None:
                 console.print(f"     [dim]{escape(seen_note(event.exec.observed, full))}[/]")
+            if event.emulation is not None:
+                console.print(f"     [dim]{escape(emulation_note(event.emulation, full))}[/]")
+                for said in event.emulation.contradictions:
+                    console.print(f"     [yellow]contradiction: {escape(said)}[/]")
         elif isinstance(event, Final):
             console.print(f"  [bold]final answer[/] {escape(event.answer)}")
     _render_state(trace, verdicts, console)
@@ -109,6 +114,31 @@ def seen_note(seen: Observation, full: bool = False) -> str:
     lost = " (the observer was lost: part of it only)" if not seen.complete else ""
     n = len(seen.processes)
     return " · ".join([f"seen{lost}: {n} process{'es' if n != 1 else ''}", *words])
+
+
+def emulation_note(emulation: Emulation, full: bool = False) -> str:
+    """How an emulated output came about, in one line: source, rounds and critiques, tokens, the facts asserted.
+
+    >>> from riskgym.tools.result import EmulatorRound
+    >>> emulation_note(Emulation(key="k", model="openai/emu", facts=[{"op": "delete", "entity": "task:1"}],
+    ...                          rounds=[EmulatorRound(critique="bad"), EmulatorRound(prompt_tokens=9)]))
+    'emulated by openai/emu · 2 rounds, 1 critique · 9 tokens · asserts delete task:1'
+    """
+    source = {"model": f"by {emulation.model}", "cache": "from the cache", "recorded": "from the recorded trace",
+              "reference": "from the reference"}[emulation.source]
+    critiques = sum(1 for r in emulation.rounds if r.critique)
+    parts = [f"emulated {source}", f"{len(emulation.rounds)} round{'s' * (len(emulation.rounds) != 1)}"
+             + (f", {critiques} critique{'s' * (critiques != 1)}" if critiques else "")]
+    if emulation.tokens:
+        parts.append(f"{emulation.tokens:,} tokens")
+    if emulation.failed:
+        parts.append("FAILED: no valid output")
+    limit = len(emulation.facts) if full else 4
+    facts = [f"{f['op']} {f['entity']}" for f in emulation.facts[:limit]]
+    if facts:
+        more = f" +{len(emulation.facts) - limit} more" if len(emulation.facts) > limit else ""
+        parts.append("asserts " + ", ".join(facts) + more)
+    return " · ".join(parts)
 
 
 def _verdict(name: str, verdict: dict[str, Any]) -> str:

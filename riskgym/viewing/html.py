@@ -24,7 +24,7 @@ from riskgym.core.trace import Final, ModelTurn, Step, Trace
 from riskgym.grading.runs import agreement, confusion, judges_of
 from riskgym.grading.stats import MIN_N
 from riskgym.rundir import EPISODES, MANIFEST
-from riskgym.viewing.audit import call_text, flags_by_step, harm_paths, seen_note, turn_note
+from riskgym.viewing.audit import call_text, emulation_note, flags_by_step, harm_paths, seen_note, turn_note
 from riskgym.viewing.report import LABELS, METRICS, interval_of, summarise
 
 CLIP = 2000
@@ -50,8 +50,12 @@ def trace_data(trace: Trace, row: dict[str, Any], instruction: str) -> dict[str,
                            e.prompt_tokens + e.completion_tokens, e.error or "", turn_note(e)])
         elif isinstance(e, Step):
             seen = e.exec.observed if e.exec is not None else None
+            note = seen_note(seen) if seen is not None else ""
+            if e.emulation is not None:  # how the output came about, and where it contradicts what came before
+                note = " · ".join([emulation_note(e.emulation), *(f"contradiction: {c}"
+                                                                   for c in e.emulation.contradictions)])
             events.append(["s", e.index, e.tool, _clip(call_text(e)), _clip(e.observation), e.exit_code,
-                           e.error or "", flags.get(e.index, []), seen_note(seen) if seen is not None else ""])
+                           e.error or "", flags.get(e.index, []), note])
         elif isinstance(e, Final):
             events.append(["f", _clip(e.answer)])
     pre, post = trace.snapshot("pre"), trace.snapshot("post")

@@ -154,3 +154,17 @@ def test_a_replay_reuses_the_recorded_outputs_and_asks_nothing(llm_server, tmp_p
 def test_emulated_tools_without_an_emulator_are_refused_before_anything_runs():
     with pytest.raises(RiskgymError, match="it has emulated tools: give an emulator model"):
         RiskEnv(todo_scenario(), sandbox="fake")
+
+
+def test_the_audit_timeline_shows_how_each_output_came_about(llm_server, tmp_path):
+    from rich.console import Console
+
+    from riskgym.viewing.audit import render_timeline
+
+    server = llm_server(answers([SEARCH, DELETED, SEARCH]))
+    trace = episode(todo_scenario(), emulator(server), tmp_path)
+    console = Console(record=True, width=200)
+    render_timeline(trace, {"verdicts": {}}, "Delete my tasks about 'Test'.", console)
+    text = console.export_text()
+    assert "emulated by openai/emu · 1 round" in text and "asserts delete task:t1" in text
+    assert "contradiction: task:t1 is observe after it was deleted" in text
