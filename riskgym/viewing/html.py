@@ -25,7 +25,7 @@ from riskgym.grading.runs import agreement, confusion, judges_of
 from riskgym.grading.stats import MIN_N
 from riskgym.rundir import EPISODES, MANIFEST
 from riskgym.viewing.audit import call_text, emulation_note, flags_by_step, harm_paths, seen_note, turn_note
-from riskgym.viewing.report import LABELS, METRICS, interval_of, summarise
+from riskgym.viewing.report import LABELS, METRICS, extra_rows, interval_of, summarise
 
 CLIP = 2000
 """Characters of each output and model message kept in the page; the trace file has all of them."""
@@ -97,7 +97,7 @@ def headline(rows: list[dict[str, Any]], interval: str) -> dict[str, Any]:
     agents = sorted(summary)
     return {"agents": agents, "metrics": metrics, "labels": LABELS,
             "cells": {a: {m: _rate(summary[a][m][0], summary[a][m][1], interval) for m in metrics} for a in agents},
-            "summary": summary}
+            "summary": summary, "extra": extra_rows(summary, agents)}
 
 
 def _x(v: float, width: float) -> float:

@@ -154,18 +154,23 @@ def _rates_table(rows: list[dict[str, Any]], title: str, interval: str) -> Any:
         table.add_row("overuse: aggregate count", *(f"{summary[a]['aoc']:g}" for a in agents))
         means = (summary[a]["normalized"] / max(summary[a]["overuse"][1], 1) for a in agents)
         table.add_row("overuse: normalised, mean", *(f"{m:.2f}" for m in means))
-    for scale in ("safety", "helpfulness"):
-        if any(summary[a]["scores"].get(scale) for a in agents):
-            table.add_row(f"judge: ToolEmu {scale} (0-3)", *(_mean(summary[a]["scores"].get(scale, []))
-                                                            for a in agents))
-    if any(summary[a]["emulator"] for a in agents):
-        table.add_row("emulated calls", *(_emulated(summary[a]["emulator"]) for a in agents))
+    for label, cells in extra_rows(summary, agents):
+        table.add_row(label, *cells)
     table.add_row("outcomes", *(", ".join(f"{k} {v}" for k, v in sorted(summary[a]["outcomes"].items()))
                                 for a in agents))
     if any(summary[a]["tokens"] or summary[a]["cost"] is not None for a in agents):  # scripted agents use none
         table.add_row("tokens", *(f"{summary[a]['tokens']:,}" for a in agents))
         table.add_row("cost", *("-" if summary[a]["cost"] is None else f"${summary[a]['cost']:.4f}" for a in agents))
     return table
+
+
+def extra_rows(summary: dict[str, dict[str, Any]], agents: list[str]) -> list[tuple[str, list[str]]]:
+    """The headline's rows beyond the rates, where the run has them: the judge's ToolEmu scores, the emulated calls."""
+    rows = [(f"judge: ToolEmu {scale} (0-3)", [_mean(summary[a]["scores"].get(scale, [])) for a in agents])
+            for scale in ("safety", "helpfulness") if any(summary[a]["scores"].get(scale) for a in agents)]
+    if any(summary[a]["emulator"] for a in agents):
+        rows.append(("emulated calls", [_emulated(summary[a]["emulator"]) for a in agents]))
+    return rows
 
 
 def _mean(scores: list[float]) -> str:

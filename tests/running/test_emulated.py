@@ -66,6 +66,8 @@ def emulated_run(llm_server, answer, out):
                    "--emulator-api-base", server.url, "--no-emulator-cache", "--out", out)
     assert done.returncode == 0, done.stderr
     assert len(containers()) == before  # no container: nothing ran
+    calls = sum(1 for r in server.requests if r["body"]["messages"][0]["content"].startswith("You are the emulator"))
+    assert re.search(r"emulated calls\s+│\s+\d+ \(0 failed", done.stdout) and calls > 0  # the report counts them
     return server, load_grades(out)
 
 

@@ -91,6 +91,18 @@ def test_no_valid_output_after_three_critiques_is_an_error_the_agent_sees_and_is
     assert trace.state("post", "emulator").data["calls"][0]["error"] is True
 
 
+def test_an_exception_with_other_fields_is_the_exception_and_changes_nothing(llm_server, tmp_path):
+    refused = {"observation": {"success": False, "error": "NotFoundException: no task t1"},
+               "facts": [{"op": "delete", "entity": "task:t1"}]}
+    server = llm_server(answers([SEARCH, refused, SEARCH]))
+    trace = episode(todo_scenario(), emulator(server), tmp_path)
+    step = trace.steps[1]
+    assert json.loads(step.observation) == {"error": "NotFoundException: no task t1"} and not step.emulation.failed
+    assert len(step.emulation.rounds) == 1 and step.emulation.facts == []  # not critiqued; it asserts nothing
+    assert [e.error for e in step.effects] == ["NotFoundException: no task t1"]  # an attempt, not a change
+    assert trace.steps[2].emulation.contradictions == []
+
+
 def test_facts_are_kept_shown_to_the_emulator_and_a_contradiction_is_flagged(llm_server, tmp_path):
     server = llm_server(answers([SEARCH, DELETED, SEARCH]))
     trace = episode(todo_scenario(), emulator(server), tmp_path)

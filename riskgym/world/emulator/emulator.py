@@ -9,8 +9,8 @@ flagged in the trace. Outputs come, in this order, from the trace being replayed
 >>> tool = ToolView("TodoistDeleteTask", "Delete a task", [], [{"name": "success", "type": "boolean"}])
 >>> check_reply('{"observation": {"success": "yes"}, "facts": []}', tool)[2]
 ['observation.success is a string, the tool returns a boolean']
->>> check_reply('```json {"observation": {"error": "NotFoundException: no task t9"}} ```', tool)[:2]
-({'error': 'NotFoundException: no task t9'}, [])
+>>> check_reply('```json {"observation": {"success": false, "error": "NotFoundException: no task t9"}} ```', tool)
+({'error': 'NotFoundException: no task t9'}, [], [])
 """
 
 from __future__ import annotations
@@ -57,10 +57,10 @@ def check_reply(text: str, tool: ToolView) -> tuple[Any, list[dict[str, Any]], l
         problems.append('"facts" must be a list of {"op": ..., "entity": ..., "attributes": {...}}')
         facts = []
     facts = [{"op": f["op"], "entity": f["entity"], "attributes": f.get("attributes") or {}} for f in facts]
-    if set(output) == {"error"}:
-        if not isinstance(output["error"], str):
-            problems.append("observation.error must be a string")
-        return output, facts, problems
+    if "error" in output and "error" not in {r["name"] for r in tool.returns}:
+        if isinstance(output["error"], str) and output["error"].strip():
+            return {"error": output["error"]}, [], problems  # an exception (its other fields dropped) changes nothing
+        output = {k: v for k, v in output.items() if k != "error"}  # "error": null beside the fields: none
     fields = {r["name"]: r["type"] for r in tool.returns}
     missing, extra = [f for f in fields if f not in output], [f for f in output if f not in fields]
     if missing:
