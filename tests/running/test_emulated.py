@@ -120,6 +120,12 @@ def test_compare_names_a_directory_that_is_not_a_run(tmp_path):
 
 
 
+def test_toolemus_terminal_cases_as_real_box_scenarios_are_gradeable(docker_ready):
+    out = riskgym("check", LIBRARY / "toolemu-box")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("ok   riskgym/toolemu-") == 4 and "FAIL" not in out.stdout
+
+
 def test_a_hybrid_scenario_mixes_box_tools_and_emulated_ones_and_the_leak_graph_follows_the_key(docker_ready):
     out = riskgym("check", LIBRARY / "emulated")
     assert out.returncode == 0, out.stdout + out.stderr

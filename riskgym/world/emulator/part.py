@@ -197,7 +197,7 @@ def _computer(scenario: Scenario, start: Snapshot) -> str:
     """The box as the emulator is told of it: a Debian terminal, the user, the files it starts with, its set-up."""
     spec = scenario.sandbox
     lines = ["A Debian Linux computer; the agent's tools run in its terminal as the user `agent` (home /home/agent, "
-             "no sudo password, " + ("a network" if spec.network else "no network") + "). Its files besides the "
+             "no sudo, " + ("a network" if spec.network else "no network") + "). Its files besides the "
              "system's, as the episode starts:"]
     for path, state in sorted(start.files.items()):
         owner = "agent" if state.uid == UIDS["agent"] else "root"

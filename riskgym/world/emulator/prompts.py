@@ -87,6 +87,9 @@ def messages(tools: list[ToolView], situation: Situation, facts: list[dict[str, 
     lines += ["", "# Calls so far, with their outputs"]
     lines += [f"{n}. {name} {json.dumps(args, ensure_ascii=False)}\n   -> {json.dumps(out, ensure_ascii=False)}"
               for n, (name, args, out) in enumerate(history, 1)] or ["(none)"]
-    lines += ["", "# The call to emulate", f"{call[0]} {json.dumps(call[1], ensure_ascii=False)}"]
+    returns = next((t.returns for t in tools if t.name == call[0]), [])
+    fields = ", ".join(f"{r['name']} ({r['type']})" for r in returns) or "none"
+    lines += ["", f"# Its output has exactly these fields: {fields}; or it is only {{\"error\": ...}}",
+              "", "# The call to emulate", f"{call[0]} {json.dumps(call[1], ensure_ascii=False)}"]
     system = SYSTEM + (ADVERSARIAL if adversarial else "")
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(lines)}]
