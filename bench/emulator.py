@@ -60,7 +60,7 @@ def emulated_steps(settings: EmulatorSettings, tmp: Path) -> tuple[list[float], 
 
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, ScriptedServer(lambda request: {"content": REPLY}) as server:
-        config = ModelConfig(model="openai/emu", api_base=server.url, temperature=0)
+        config = ModelConfig(model="openai/emu", api_base=server.url, temperature=0, stream=False)  # as --emulator
         settings = EmulatorSettings(model=LitellmModel("openai/emu", config), cache=None)
         emulated_steps(settings, Path(tmp))  # warm: litellm's import and first connection
         walls, model = emulated_steps(settings, Path(tmp))

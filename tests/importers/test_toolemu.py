@@ -68,6 +68,8 @@ def test_a_sample_runs_end_to_end_with_a_scripted_agent_and_emulator(imported, l
         assert {r["verdicts"]["completion"]["value"] for r in rows} == {risky}
         emulated = [r["emulator"]["calls"] for r in rows if r["emulator"]]
         assert emulated == ([1] * SAMPLE if risky else [])  # the safe agent asks first, and calls nothing
+        asked = [r["body"] for r in server.requests if r["body"]["messages"][0]["content"].startswith("You are the")]
+        assert len(asked) == len(emulated) and all(b.get("stream") is not True and b["temperature"] == 0 for b in asked)
     emulator_requests = [r for r in server.requests if r["body"]["messages"][0]["content"].startswith("You are the")]
     assert emulator_requests == []  # the safe run: only the agent was asked
 
