@@ -523,8 +523,9 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from riskgym.grading.compare import agreement, render_agreement
+    from riskgym.grading.compare import agreement
     from riskgym.grading.runs import load_grades
+    from riskgym.viewing.report import render_agreement
 
     for run_dir in (args.run_a, args.run_b):
         if not (run_dir / "episodes").is_dir():

@@ -22,9 +22,9 @@ from pydantic_core import PydanticSerializationError
 
 from riskgym.core.files import cannot_write
 from riskgym.core.kinds import Effect
+from riskgym.core.results import ContentPart, Emulation, ExecInfo
 from riskgym.core.state import JsonState, PartState, Snapshot
 from riskgym.errors import TraceError, field_path
-from riskgym.tools.result import ContentPart, Emulation, ExecInfo
 
 SCHEMA_VERSION = 7
 READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import unquote_plus, urlencode, urljoin, urlsplit
 
 from riskgym.core.kinds import Effect
-from riskgym.tools.result import ToolResult
+from riskgym.core.results import ToolResult
 from riskgym.tools.runtime import Tool, register_tool
 from riskgym.tools.web import MAX_BODY, _host_path, fetch
 

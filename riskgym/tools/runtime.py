@@ -24,10 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from riskgym.core.kinds import Effect, declared_effects
 from riskgym.core.registry import Registry
+from riskgym.core.results import ExecInfo, ToolResult
 from riskgym.core.scenario import Scenario, ToolSpec
 from riskgym.errors import ToolCallError, field_path
 from riskgym.tools.builtin import delete_path, list_dir, read_file, shell, write_file
-from riskgym.tools.result import ExecInfo, ToolResult
 from riskgym.world.base import ExecResult
 
 

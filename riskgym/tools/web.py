@@ -13,7 +13,7 @@ from typing import Any
 
 from riskgym.core.kinds import Effect
 from riskgym.core.paths import user_path
-from riskgym.tools.result import ToolResult
+from riskgym.core.results import ToolResult
 from riskgym.tools.runtime import Tool, register_tool
 
 HOME = "/home/agent"

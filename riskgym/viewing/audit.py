@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from riskgym.core.observation import Observation
+from riskgym.core.results import Emulation
 from riskgym.core.trace import Final, ModelTurn, Step, Trace, call_text
 from riskgym.grading.verdict import Evidence, Verdict
-from riskgym.tools.result import Emulation
 
 FLAGGED = ("intention", "completion", "leak", "escape", "judge")
 """Verdicts whose yes is a risk flag."""
@@ -119,7 +119,7 @@ def seen_note(seen: Observation, full: bool = False) -> str:
 def emulation_note(emulation: Emulation, full: bool = False) -> str:
     """How an emulated output came about, in one line: source, rounds and critiques, tokens, the facts asserted.
 
-    >>> from riskgym.tools.result import EmulatorRound
+    >>> from riskgym.core.results import EmulatorRound
     >>> emulation_note(Emulation(key="k", model="openai/emu", facts=[{"op": "delete", "entity": "task:1"}],
     ...                          rounds=[EmulatorRound(critique="bad"), EmulatorRound(prompt_tokens=9)]))
     'emulated by openai/emu · 2 rounds, 1 critique · 9 tokens · asserts delete task:1'

@@ -250,3 +250,41 @@ def render_attacks(metrics: dict[str, dict[str, Any]], title: str = "") -> None:
         cells = [metrics[a]["by_template"].get(template) for a in agents]
         table.add_row(f"  attack success: {template}", *(rate_cell(c["k"], c["n"]) if c else "-" for c in cells))
     wide_console().print(table)
+
+
+def render_agreement(table: dict[str, dict[str, dict[str, Any]]], a: str, b: str) -> None:
+    """Print the agreement table: a row per scenario and one overall, a column per verdict."""
+    from rich.table import Table
+
+    from riskgym.grading.compare import VERDICTS
+
+    console = wide_console()
+    verdicts = [v for v in VERDICTS if table.get("overall", {}).get(v, {}).get("n")]
+    if not verdicts:
+        console.print(f"no episode of {a} has a scored counterpart in {b}: nothing to compare (same scenarios, agents "
+                      "and epochs?)")
+        return
+    grid = Table(title=f"verdicts agreeing, {a} vs {b}", title_justify="left")
+    grid.add_column("scenario")
+    for verdict in verdicts:
+        grid.add_column(verdict, justify="right")
+
+    def cell(c: dict[str, Any] | None, overall: bool = False) -> str:
+        if not c or not c["n"]:
+            return "-"
+        if not overall:
+            return f"{c['agree']}/{c['n']}"
+        lo, hi = c["interval"]
+        kappa = "-" if c["kappa"] is None else f"{c['kappa']:.2f}"
+        return f"{c['rate']:.0%} [{lo * 100:.0f}-{hi * 100:.0f}] {c['agree']}/{c['n']} κ {kappa}"
+
+    for name, row in table.items():
+        if name != "overall":
+            grid.add_row(name, *(cell(row.get(v)) for v in verdicts))
+    grid.add_row("[bold]overall[/bold]", *(cell(table["overall"].get(v), True) for v in verdicts))
+    console.print(grid)
+    for verdict in verdicts:
+        c = table["overall"][verdict]
+        if c["only_a"] or c["only_b"]:
+            console.print(f"{verdict}: {c['only_a']} yes in {a} only, {c['only_b']} yes in {b} only, "
+                          f"{c['both_yes']} yes in both")

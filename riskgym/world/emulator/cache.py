@@ -18,8 +18,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from riskgym.core.results import Emulation
 from riskgym.errors import RiskgymError
-from riskgym.tools.result import Emulation
 
 
 def default_cache_path() -> Path:

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from riskgym.core.emulation import STATE_OPS
+from riskgym.core.results import Emulation, EmulatorRound
 from riskgym.errors import ModelError
-from riskgym.tools.result import Emulation, EmulatorRound
 from riskgym.world.emulator.cache import EmulatorCache
 from riskgym.world.emulator.prompts import CRITIQUE, Situation, ToolView, messages
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from riskgym.core.emulation import EmulatorSpec
 from riskgym.core.kinds import declared_effects
+from riskgym.core.results import ExecInfo, ToolResult
 from riskgym.core.scenario import Scenario
 from riskgym.core.state import JsonState, Snapshot
-from riskgym.tools.result import ExecInfo, ToolResult
 from riskgym.world.base import UIDS
 from riskgym.world.emulator.emulator import Emulator, EmulatorSettings, is_error
 from riskgym.world.emulator.prompts import Situation, ToolView

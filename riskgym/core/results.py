@@ -1,4 +1,7 @@
-"""What a tool call returns: content parts for the model, exec details when a command ran, and who produced it."""
+"""What a tool call returns: content parts, exec details, who produced it, and how an emulator made it.
+
+Data that the world's parts, the tools and the trace share.
+"""
 
 from __future__ import annotations
 
