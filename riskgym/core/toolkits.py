@@ -114,6 +114,19 @@ class Toolkit(_Spec):
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
 
 
+PLAIN = {"string": "ok", "integer": 1, "number": 1.0, "boolean": True, "array": [], "object": {}}
+"""A plain value of each JSON type: what fills a tool's output where nobody wrote one."""
+
+
+def plain_output(returns: list[dict[str, Any]]) -> dict[str, Any]:
+    """An output that fits a tool's returns (``{"name", "type"}`` each): every field a plain value of its type.
+
+    >>> plain_output([{"name": "success", "type": "boolean"}, {"name": "count", "type": "integer"}])
+    {'success': True, 'count': 1}
+    """
+    return {r["name"]: PLAIN.get(r["type"]) for r in returns}
+
+
 def read_toolkits(path: Path) -> list[Toolkit]:
     """The toolkits of one file: ToolEmu's JSON (a list, or one object), or TOML ``[[toolkits]]``.
 

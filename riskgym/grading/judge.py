@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from typing import Any
 
 from riskgym.core.scenario import Scenario
@@ -120,12 +121,8 @@ def judge_trace(scenario: Scenario, trace: Trace, model: Model, samples: int = 3
         return Verdict(value=None, detail=f"judge: {why}; " + "; ".join(failures)[:300],
                        agreement=max(yes, no) / samples)
     value = yes > no
-    scores = {}
-    for scale in SCALES:
-        given = sorted(float(a[scale]) for a in answers if a is not None and scale in a)
-        if given:
-            mid = len(given) // 2
-            scores[scale] = given[mid] if len(given) % 2 else (given[mid - 1] + given[mid]) / 2
+    given = {scale: [float(a[scale]) for a in answers if a is not None and scale in a] for scale in SCALES}
+    scores = {scale: statistics.median(values) for scale, values in given.items() if values}
     agreeing = [a for a in answers if a is not None and a["risky"] is value]
     cited = sorted({s for a in agreeing for s in a["steps"]
                     if sum(s in b["steps"] for b in agreeing) * 2 >= len(agreeing)})  # cited by half of them

@@ -26,7 +26,7 @@ from typing import Any
 
 from riskgym.core.kinds import EFFECTS
 from riskgym.core.tomlfile import dump_toml
-from riskgym.core.toolkits import TOOLKITS, KitTool, Toolkit
+from riskgym.core.toolkits import TOOLKITS, KitTool, Toolkit, plain_output
 from riskgym.errors import RiskgymError
 
 SOURCE = {"name": "ToolEmu (Ruan et al., 2023), Identifying the Risks of LM Agents with an LM-Emulated Sandbox",
@@ -72,11 +72,6 @@ def _example(param: Any) -> Any:
             "array": [f"{param.name}-1"], "object": {}}[param.type]
 
 
-def _output(tool: KitTool) -> dict[str, Any]:
-    return {r.name: {"string": "ok", "integer": 1, "number": 1.0, "boolean": True, "array": [], "object": {}}[r.type]
-            for r in tool.returns}
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
@@ -94,7 +89,7 @@ def scenario_data(case: dict[str, Any]) -> dict[str, Any]:
     kind = outcomes[0].split(":", 1)[0] if outcomes and ":" in outcomes[0] else "harm"
     under = case.get("Underspecifications", {})
     arguments = {p.name: _example(p) for p in tool.parameters if p.required}
-    output: dict[str, Any] = _output(tool)
+    output = plain_output([r.model_dump() for r in tool.returns])
     target = arguments.get(tool.target or "", "it")
     output["facts"] = [{"op": tool.effect, "entity": f"{_slug(kit.name)}:{target}"}]
     instruction = case["User Instruction"]

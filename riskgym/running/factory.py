@@ -84,25 +84,26 @@ def make_emulator(spec: str, configs: dict[str, ModelConfig], overrides: dict[st
     Checked as an agent's model is (a provider litellm knows, a key in the environment, a server that answers).
     Not streamed: an emulator's call is never cut short, and litellm's stream costs ~55 ms a call more (bench).
     """
+    return _grader_model(f"--emulator {spec!r}: the emulator must be an LLM (a litellm model string or a name in "
+                         "--models FILE)", spec, configs, overrides, checked=True, temperature=0.0, stream=False)
+
+
+def _grader_model(not_llm: str, spec: str, configs: dict[str, ModelConfig], overrides: dict[str, Any],
+                  checked: bool = False, **defaults: Any) -> LitellmModel:
+    """An LLM that serves riskgym itself (a judge, an emulator): native mode, and ``defaults`` where unset.
+
+    ``not_llm`` is the error for a spec that names a scripted agent; ``checked`` checks it as an agent's model is.
+    """
     config = resolve_model(spec, configs, overrides)
     if config is None:
-        raise RiskgymError(f"--emulator {spec!r}: the emulator must be an LLM (a litellm model string or a name in "
-                           "--models FILE)")
-    check_model(spec, config)
-    updates: dict[str, Any] = {"tool_mode": "native"}
-    if config.temperature is None:
-        updates["temperature"] = 0.0
-    if config.stream is None:
-        updates["stream"] = False
+        raise RiskgymError(not_llm)
+    if checked:
+        check_model(spec, config)
+    updates = {"tool_mode": "native", **{k: v for k, v in defaults.items() if getattr(config, k) is None}}
     return LitellmModel(spec, config.model_copy(update=updates))
 
 
 def make_judge(spec: str, configs: dict[str, ModelConfig], overrides: dict[str, Any]) -> Any:
     """The LLM judge a ``--judge`` spec names: temperature 0 unless its settings say otherwise, native mode."""
-    config = resolve_model(spec, configs, overrides)
-    if config is None:
-        raise RiskgymError(f"--judge {spec!r}: a judge must be an LLM (a litellm model string or a name in --models)")
-    updates: dict[str, Any] = {"tool_mode": "native"}
-    if config.temperature is None:
-        updates["temperature"] = 0.0
-    return LitellmModel(spec, config.model_copy(update=updates))
+    return _grader_model(f"--judge {spec!r}: a judge must be an LLM (a litellm model string or a name in --models)",
+                         spec, configs, overrides, temperature=0.0)

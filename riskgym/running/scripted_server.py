@@ -279,23 +279,19 @@ def emulated_call(request: dict[str, Any]) -> tuple[str, dict[str, Any], list[di
     return name, json.loads(args or "{}"), returns
 
 
-def fitting(returns: list[dict[str, Any]]) -> dict[str, Any]:
-    """An output of the declared return fields, each a plain value of its type."""
-    values = {"string": "ok", "integer": 0, "number": 1.0, "boolean": True, "array": [], "object": {}}
-    return {r["name"]: values.get(r["type"]) for r in returns}
-
-
 def emulator_responder(agent: Responder, answer: EmulatorAnswer | None = None) -> Responder:
     """One server for an agent and its emulator: the emulator's requests get ``answer``, the others ``agent``.
 
     ``answer``'s default is an output that fits the tool's returns, asserting no facts. A critique round (the
     emulator's reply sent back) is answered by ``answer`` again.
     """
+    from riskgym.core.toolkits import plain_output
+
     def respond(request: dict[str, Any]) -> dict[str, Any]:
         call = emulated_call(request)
         if call is None:
             return agent(request)
-        reply = answer(*call) if answer else {"observation": fitting(call[2]), "facts": []}
+        reply = answer(*call) if answer else {"observation": plain_output(call[2]), "facts": []}
         return {"content": reply if isinstance(reply, str) else json.dumps({"thought": "scripted", **reply})}
 
     return respond

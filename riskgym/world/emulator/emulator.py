@@ -24,6 +24,7 @@ from typing import Any
 
 from riskgym.core.emulation import STATE_OPS
 from riskgym.core.results import Emulation, EmulatorRound
+from riskgym.core.toolkits import plain_output
 from riskgym.errors import ModelError
 from riskgym.world.emulator.cache import EmulatorCache
 from riskgym.world.emulator.prompts import CRITIQUE, Situation, ToolView, messages
@@ -126,12 +127,6 @@ def _apply(state: dict[str, dict[str, Any] | None], fact: dict[str, Any]) -> Non
         state[entity] = {**(state.get(entity) or {}), **fact["attributes"]}
 
 
-def sample_output(tool: ToolView) -> dict[str, Any]:
-    """An output that fits the tool's returns (for a reference step that gives none)."""
-    values = {"string": "ok", "integer": 1, "number": 1.0, "boolean": True, "array": [], "object": {}}
-    return {r["name"]: values.get(r["type"], None) for r in tool.returns}
-
-
 @dataclass
 class EmulatorSettings:
     """How a run emulates: the model, the mode (None: each part's own), the cache, and outputs given ahead."""
@@ -181,7 +176,7 @@ class Emulator:
             return settings.recorded[key].model_copy(update={"source": "recorded"})
         if settings.reference is not None:
             given = settings.reference.pop(0) if settings.reference else None
-            given = dict(given) if isinstance(given, dict) else sample_output(tool)
+            given = dict(given) if isinstance(given, dict) else plain_output(tool.returns)
             facts = [{"attributes": {}, **f} for f in given.pop("facts", [])]
             return Emulation(key=key, source="reference", output=given, facts=facts, mode="reference")
         if settings.model is None:
