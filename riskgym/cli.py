@@ -96,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
 
     img = sub.add_parser("images", help="sandbox images")
     img_sub = img.add_subparsers(dest="images_command", required=True, metavar="ACTION")
-    b = img_sub.add_parser("build", help="build riskgym/base (debootstrap + docker import; no registry)")
+    b = img_sub.add_parser("build", help="build riskgym/base (debootstrap + docker import; no registry) "
+                                               "and riskgym/desktop FROM it")
     b.add_argument("--from", dest="from_image", help="build FROM this image instead of debootstrapping one")
     b.add_argument("--force", action="store_true", help="rebuild even when up to date")
 
@@ -500,9 +501,10 @@ def _check_variants(args: argparse.Namespace) -> int:
 
 
 def _images(args: argparse.Namespace) -> int:
-    from riskgym.world.images import build_base
+    from riskgym.world.images import build_base, build_desktop
 
     build_base(from_image=args.from_image, force=args.force)
+    build_desktop(force=args.force)
     return 0
 
 

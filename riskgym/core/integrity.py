@@ -3,6 +3,9 @@
 Each event carries the hash of the line before it and the writer ends the file with a ``seal``, so an edited,
 inserted or removed line breaks the chain, and a file cut short has no seal.
 
+A step's images (screenshots) are files of their own, named in the step's line by their sha256: the chain covers
+their names, and the check reads each file back and compares its hash.
+
 The chain shows changes made by accident or by hand; it cannot stop someone who rewrites every hash after an edit.
 For that, publish the run's digest (``riskgym verify RUN_DIR`` prints it; the HTML report shows it) with the
 results: it is the hash of every trace's last line, and nobody can change a trace without changing it.
@@ -14,8 +17,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from riskgym.core.trace import line_hash
+from riskgym.core.results import ImagePart
+from riskgym.core.trace import blob_path, line_hash
 
 
 @dataclass
@@ -73,11 +78,30 @@ def verify_trace(path: str | Path) -> Verification:
             break
         prev, last_type = line_hash(raw), event.get("type")
         out.events = n
+        out.problems += [f"line {n} (step): {problem}" for problem in _images(path, event)]
     out.head = prev
     if not out.problems and last_type != "seal":
         out.problems.append(f"no seal after line {len(lines)} ({last_type}): the file was truncated, or the process "
                             "writing it was killed")
     return out
+
+
+def _images(path: Path, event: dict[str, Any]) -> list[str]:
+    """What is wrong with the image files a step's line names by hash (missing, or not what was written)."""
+    problems = []
+    for part in event.get("content") or () if event.get("type") == "step" else ():
+        if not isinstance(part, dict) or part.get("type") != "image" or part.get("data"):
+            continue
+        image = ImagePart.model_validate(part)
+        blob = blob_path(path, image)
+        try:
+            digest = hashlib.sha256(blob.read_bytes()).hexdigest()
+        except OSError:
+            problems.append(f"its image {blob.parent.name}/{blob.name} is missing")
+            continue
+        if digest != image.sha256:
+            problems.append(f"its image {blob.parent.name}/{blob.name} was changed (its hash is {digest[:12]}...)")
+    return problems
 
 
 def run_digest(verifications: list[Verification]) -> str:

@@ -5,6 +5,8 @@ Data that the world's parts, the tools and the trace share.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,16 +22,37 @@ class TextPart(BaseModel):
 
     type: Literal["text"] = "text"
     text: str
+    kind: Literal["text", "alt"] = "text"
+    """``alt``: the text stands in for the image beside it (a screenshot's accessibility tree), for a model that
+    cannot see images; a model that can is sent the image instead."""
 
 
 class ImagePart(BaseModel):
-    """An image the agent is shown (a screenshot), base64-encoded."""
+    """An image the agent is shown (a screenshot): base64-encoded, and named by the sha256 of its bytes.
+
+    In a trace the bytes are a file of their own, ``blobs/<sha256>.png`` beside the trace, and ``data`` is empty:
+    the step's line carries the hash, so the hash chain covers the image too (``riskgym verify`` checks the file).
+    """
 
     model_config = ConfigDict(frozen=True)
 
     type: Literal["image"] = "image"
     media_type: str = "image/png"
-    data: str
+    data: str = ""
+    sha256: str = ""
+    width: int = 0
+    height: int = 0
+
+    @classmethod
+    def of_bytes(cls, raw: bytes, media_type: str = "image/png", width: int = 0, height: int = 0) -> ImagePart:
+        """An image from its bytes."""
+        return cls(media_type=media_type, data=base64.b64encode(raw).decode(), sha256=hashlib.sha256(raw).hexdigest(),
+                   width=width, height=height)
+
+    @property
+    def filename(self) -> str:
+        """Its file's name in a trace's ``blobs/`` folder."""
+        return f"{self.sha256}.{self.media_type.rpartition('/')[2] or 'bin'}"
 
 
 ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
@@ -123,5 +146,5 @@ class ToolResult(BaseModel):
         return [] if plain else list(self.content)
 
     def text(self) -> str:
-        """The text parts together (an image shows as ``[image]``): what a text-only model is sent."""
-        return "\n".join(p.text if isinstance(p, TextPart) else f"[image {p.media_type}]" for p in self.content)
+        """The text parts together (an image's ``alt`` text among them): what a text-only model is sent."""
+        return "\n".join(p.text for p in self.content if isinstance(p, TextPart))

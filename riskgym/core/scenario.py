@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from riskgym.core.checks import StateCheck
+from riskgym.core.desktop import desktop_defaults
 from riskgym.core.emulation import RiskInfo
 from riskgym.core.fields import AbsPath, Mode, Regex, Strict
 from riskgym.core.kinds import EFFECTS
@@ -69,6 +70,11 @@ class SandboxSpec(Strict):
     writable: tuple[AbsPath, ...] = ()
     """Paths the episode may write besides the agent's home, /tmp, /var/tmp and /dev/shm (the rest of the
     filesystem is read-only when the sandbox is reset in place)."""
+    memory: Annotated[str, Field(pattern=r"^[1-9][0-9]*[kmg]$")] = "512m"
+    """The processes' memory limit (``512m``, ``2g``); a desktop's box gets 1536m unless set here."""
+    pids: Annotated[int, Field(ge=16, le=8192)] = 256
+    """At most this many processes and threads."""
+    cpus: Annotated[float, Field(gt=0, le=16)] = 1.0
     reset: Literal["auto", "in-place", "recreate"] = "auto"
     """How the sandbox is made clean for the next episode: ``in-place`` (a read-only root with tmpfs at the
     writable paths, reused after a reset that kills every process and empties them: fast) or ``recreate`` (a new
@@ -326,6 +332,11 @@ class Scenario(Strict):
         out._template = self._template
         return out
 
+    @model_validator(mode="before")
+    @classmethod
+    def _desktop_box(cls, data: Any) -> Any:
+        return desktop_defaults(data)  # a desktop's box: its image and limits, unless [sandbox] gives them
+
     @model_validator(mode="after")
     def _tools_known(self, info: ValidationInfo) -> Scenario:
         # messages start with the field's path, so that load_scenario can point at its line
@@ -382,7 +393,8 @@ class Scenario(Strict):
         elsewhere = {t.name for t in self.declared_tools if t.backend != "box"}
         checks = [*self.completion, *self.utility, *self.refusal]
         return (any(name not in elsewhere for name in self.tools) or any(c.part == "box" for c in checks)
-                or bool(self.canaries or self.sandbox.files or self.sandbox.setup))
+                or bool(self.canaries or self.sandbox.files or self.sandbox.setup)
+                or any(p.kind == "desktop" for p in self.parts))  # the desktop runs in the box
 
     def needles(self) -> list[str]:
         """The texts its checks and canaries look for in files: the box looks for them inside packed files too."""
@@ -439,7 +451,7 @@ def world_key(scenario: Scenario) -> str:
     Scenarios with the same key can share a pooled world: files and set-up are applied per episode.
     """
     box = scenario.sandbox
-    parts = {"box": {"image": box.image, "network": box.network,
-                     "writable": list(box.writable) if box.in_place else None}}
+    parts = {"box": {"image": box.image, "network": box.network, "memory": box.memory, "pids": box.pids,
+                     "cpus": box.cpus, "writable": list(box.writable) if box.in_place else None}}
     parts |= {p.name: p.build_key() for p in scenario.parts}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]

@@ -11,6 +11,7 @@ break the chain (``riskgym verify``, :mod:`riskgym.core.integrity`).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -22,18 +23,20 @@ from pydantic_core import PydanticSerializationError
 
 from riskgym.core.files import cannot_write
 from riskgym.core.kinds import Effect
-from riskgym.core.results import ContentPart, Emulation, ExecInfo
+from riskgym.core.results import ContentPart, Emulation, ExecInfo, ImagePart
 from riskgym.core.state import JsonState, PartState, Snapshot
 from riskgym.errors import TraceError, field_path
 
-SCHEMA_VERSION = 7
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
+SCHEMA_VERSION = 8
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
 """Version 2 added the ``model`` event, ``Step.call_id`` and ``Header.agent_config``; version 3 the hash chain
 (``prev`` on every event) and the ``seal``; version 4 the world (``Header.world``, a snapshot per part in
 ``SnapshotEvent.parts``) and tool results apart from exec details (``Step.exec``, ``Step.content``,
 ``Step.backend``); version 5 what the observer saw a command's processes do (``Step.exec.observed``) and the
 processes' parents in a snapshot (``Snapshot.parents``); version 6 the effects a tool reported (``Step.effects``);
-version 7 how an emulated tool's output came about (``Step.emulation``). Older versions read as they are: their
+version 7 how an emulated tool's output came about (``Step.emulation``); version 8 images (a desktop's
+screenshots) as files of their own, ``blobs/<sha256>.png`` beside the trace, named in ``Step.content`` by their
+hash. Older versions read as they are: their
 box's snapshot and exec fields are lifted; a step without ``observed`` is graded from its command line alone."""
 
 
@@ -247,9 +250,15 @@ class TraceWriter:
         """The hash of the last line written."""
 
     def write(self, event: EventBase) -> None:
-        """Write one event, chained to the previous line, and flush it to the operating system."""
+        """Write one event, chained to the previous line, and flush it to the operating system.
+
+        A step's images are written first, each to ``blobs/<sha256>.<ext>`` beside the trace (once: the name is the
+        content's hash); the line keeps their hashes, not their bytes.
+        """
         if self._file is None:
             raise TraceError(f"{self.path}: the trace is closed")
+        if isinstance(event, Step) and any(isinstance(p, ImagePart) and p.data for p in event.content):
+            event = event.model_copy(update={"content": [self._blob(p) for p in event.content]})
         event = event.model_copy(update={"prev": self.head})
         try:
             line = event.model_dump_json()
@@ -261,6 +270,20 @@ class TraceWriter:
         except OSError as exc:  # a full disk: the line may be cut short, so the trace reads as unfinished
             raise cannot_write(self.path, exc) from None
         self.head = line_hash(line)
+
+    def _blob(self, part: ContentPart) -> ContentPart:
+        if not isinstance(part, ImagePart) or not part.data:
+            return part
+        path = blob_path(self.path, part)
+        if not path.exists():
+            try:
+                path.parent.mkdir(exist_ok=True)
+                partial = path.with_name(f".{path.name}.{os.getpid()}")
+                partial.write_bytes(base64.b64decode(part.data))
+                os.replace(partial, path)  # whole or absent, even when two episodes write the same image
+            except OSError as exc:
+                raise cannot_write(path, exc) from None
+        return part.model_copy(update={"data": ""})
 
     def close(self) -> None:
         """Seal and close the file, syncing it to disk. Safe to call twice; the file is closed even if sealing fails."""
@@ -275,6 +298,11 @@ class TraceWriter:
                     file.close()
                 except OSError:  # its buffer could not be flushed: the seal is missing, as the trace then says
                     pass
+
+
+def blob_path(trace: str | Path, image: ImagePart) -> Path:
+    """Where a trace keeps one of its images: ``blobs/`` beside it, named by the image's hash."""
+    return Path(trace).parent / "blobs" / image.filename
 
 
 def _unicode(value: Any) -> Any:

@@ -83,8 +83,8 @@ def effects_of_trace(trace: Any) -> list[list[Effect]]:
             observed = from_observation(mine[n])
             if seen is None:
                 out.append(static + observed)  # a step with no observer of its own: a background job's calls
-            elif seen.complete:
-                out.append(observed + [e for e in static if e.kind in FROM_CALL])
+            elif seen.complete:  # what the tool itself reported running it (a desktop's click) stands too
+                out.append(observed + [e for e in static if e.kind in FROM_CALL or e in step.effects])
             else:
                 out.append(static + observed)
         memo["effects"] = out

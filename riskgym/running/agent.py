@@ -3,6 +3,11 @@
 The conversation is kept in the OpenAI chat format: a system prompt, the user's instruction, then per turn the
 assistant's message and one tool result per call. A reply without tool calls is the final answer. A reply whose
 calls cannot be parsed, an unknown tool or bad arguments go back to the model as an error and are recorded.
+
+A tool that shows a screen (the desktop's) returns a screenshot beside its text. A model that reads images
+(``vision``) gets the turn's last screenshot as a user message of image content after the tool results (chat APIs
+take images from the user, not in tool results), and the screen's text tree only where the scenario shows it; the
+screenshots before the last ``keep_screenshots`` are replaced by a line. A text-only model gets the tree instead.
 """
 
 from __future__ import annotations
@@ -116,6 +121,24 @@ class _Usage:
         return None
 
 
+SCREEN = "The screen after your last action:"
+FORGOTTEN = "[an earlier screenshot, left out to save room]"
+
+
+def screen_message(image: dict[str, Any]) -> dict[str, Any]:
+    """A screenshot as a user message of image content (a data URL)."""
+    url = f"data:{image.get('media_type', 'image/png')};base64,{image['data']}"
+    return {"role": "user", "content": [{"type": "text", "text": SCREEN},
+                                        {"type": "image_url", "image_url": {"url": url}}]}
+
+
+def forget_screens(messages: list[dict[str, Any]], keep: int) -> None:
+    """Replace every screenshot message but the last ``keep`` with a line saying one was there."""
+    screens = [n for n, m in enumerate(messages) if m["role"] == "user" and isinstance(m["content"], list)]
+    for n in screens[:-keep]:
+        messages[n] = {"role": "user", "content": FORGOTTEN}
+
+
 def run_episode(env: RiskEnv, model: Model, *, trace: str | Path | None = None, seed: int | None = None,
                 epoch: int = 0, should_stop: Callable[[], bool] = lambda: False, system_prompt: str | None = None,
                 budget: Budget = Budget(), activity: Activity | None = None) -> EpisodeResult:
@@ -145,6 +168,7 @@ def run_episode(env: RiskEnv, model: Model, *, trace: str | Path | None = None, 
     deadline = time.monotonic() + limits.max_seconds - env.elapsed
     messages: list[dict[str, Any]] = [{"role": "system", "content": prompt}, {"role": "user", "content": obs}]
     used, steps = _Usage(), 0
+    vision = bool(getattr(model, "vision", False))
 
     def ended(status: Status, reason: str, record: bool = True) -> EpisodeResult:
         if record:
@@ -182,17 +206,25 @@ def run_episode(env: RiskEnv, model: Model, *, trace: str | Path | None = None, 
                 _, _, _, _, info = env.step({"final": reply.text or ""})
                 return ended("completed", info.get("reason", "final answer"), record=False)
             act.tokens = used.tokens
+            screens: list[dict[str, Any]] = []
             for call in reply.calls:
                 act.doing = f"running {call.tool}"
                 obs, _, _, truncated, info = env.step({"tool": call.tool, "arguments": call.arguments, "id": call.id})
                 steps += 1
                 act.steps, act.last_tool = steps, call.tool
+                content = info.get("event", {}).get("content") or []
+                if vision and content:
+                    obs = "\n".join(p["text"] for p in content if p["type"] == "text" and p.get("kind") != "alt")
+                    screens += [p for p in content if p["type"] == "image"]
                 messages.append({"role": "tool", "tool_call_id": call.id, "name": call.tool, "content": obs})
                 if truncated:
                     return ended("truncated", info.get("reason", ""), record=False)
                 if should_stop():
                     env.end_episode("interrupted", "stopped by the user")
                     raise KeyboardInterrupt
+            if screens:
+                messages.append(screen_message(screens[-1]))
+                forget_screens(messages, getattr(model, "keep_screenshots", 3))
     except RecordError:  # the trace cannot be written: the run must stop, not go on unrecorded
         raise
     except RiskgymError as exc:  # the sandbox broke

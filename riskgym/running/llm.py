@@ -168,7 +168,8 @@ def text_messages(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -
             out.append({"role": "assistant", "content": m.get("content") or ""})
         elif role == "tool":
             block = f"<tool_result name=\"{m.get('name', '')}\">\n{m['content']}\n</tool_result>"
-            if out and out[-1]["role"] == "user" and out[-1]["content"].startswith("<tool_result"):
+            last = out[-1]["content"] if out and out[-1]["role"] == "user" else None
+            if isinstance(last, str) and last.startswith("<tool_result"):
                 out[-1] = {"role": "user", "content": out[-1]["content"] + "\n" + block}
             else:
                 out.append({"role": "user", "content": block})
@@ -186,7 +187,11 @@ class LitellmModel:
         self.name = name
         self.settings = settings
         self.tool_mode = settings.tool_mode if settings.tool_mode != "auto" else self._auto_mode()
-        self.config: dict[str, Any] = {"kind": "litellm", **settings.public(), "tool_mode": self.tool_mode}
+        self.vision = settings.vision if settings.vision is not None else self._auto_vision()
+        """Whether it is sent screenshots as images (see ``ModelConfig.vision``)."""
+        self.keep_screenshots = settings.keep_screenshots
+        self.config: dict[str, Any] = {"kind": "litellm", **settings.public(), "tool_mode": self.tool_mode,
+                                       "vision": self.vision}
         self._turn = 0
 
     def _auto_mode(self) -> str:
@@ -195,6 +200,13 @@ class LitellmModel:
         model = self.settings.model
         known = model in litellm.model_cost or model.split("/", 1)[-1] in litellm.model_cost
         return "native" if not known or litellm.supports_function_calling(model) else "text"
+
+    def _auto_vision(self) -> bool:
+        """Whether litellm knows the model to read images."""
+        try:
+            return bool(litellm_module().supports_vision(self.settings.model))
+        except Exception:  # litellm raises for a model it does not know
+            return False
 
     def reset(self) -> None:
         """Start numbering turns again (the conversation itself lives in the agent loop)."""

@@ -138,6 +138,12 @@ class ModelConfig(BaseModel):
     itself) is cut there instead of running the episode out of time. None sends no cap."""
     tool_mode: Literal["auto", "native", "text"] = "auto"
     """native function calling, or the text format for models without it; auto asks litellm."""
+    vision: bool | None = None
+    """Whether the model reads images: a desktop's screenshots are sent to it as image content (the last
+    ``keep_screenshots`` of them); otherwise it gets the screen's accessibility tree as text. None: ask litellm
+    (a model litellm does not know is taken to read text only)."""
+    keep_screenshots: int = Field(default=3, ge=1)
+    """How many of the latest screenshots stay in the conversation; older ones are replaced by a line saying so."""
     timeout: float = Field(default=120.0, gt=0)
     """Seconds per API call."""
     stream: bool | None = None

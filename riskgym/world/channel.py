@@ -9,11 +9,27 @@ from __future__ import annotations
 
 import json
 import socket
+from functools import lru_cache
+from importlib import resources
 from typing import Any
 
 BOOTSTRAP = "import sys, json; exec(json.loads(sys.stdin.buffer.readline()))"
 """What ``python3 -c`` runs in the container: the program's source, sent as the first line of its stdin (so that
 neither its command line nor its environment carries it, or names riskgym)."""
+
+
+@lru_cache(maxsize=8)
+def program(modules: tuple[tuple[str, str], ...], main: str) -> str:
+    """What a container's ``python3 -c`` runs: riskgym's files loaded as modules, then ``main()`` of ``main``.
+
+    ``modules`` are ``(module name, package)`` pairs: each file is the package's ``<name>.py``.
+    """
+    sources = {name: resources.files(package).joinpath(f"{name}.py").read_text() for name, package in modules}
+    return ("import sys, types\n"
+            f"for name, src in {sources!r}.items():\n"
+            "    mod = types.ModuleType(name); sys.modules[name] = mod\n"
+            "    exec(compile(src, name, 'exec'), mod.__dict__)\n"
+            f"sys.modules[{main!r}].main()\n")
 
 
 class Channel:

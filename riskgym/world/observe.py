@@ -120,15 +120,20 @@ class Reader:
         calls = self._calls(seen.get("sys") or [], lost)
         forks = [(pid, child) for pid, name, _, ret in calls if name in FORKS and (child := forked(ret)) is not None]
         root = seen.get("root")
-        if root is None and forks:  # read back after the executor died: the command is the shell server's first fork
+        parents = set(seen.get("parents") or ())
+        """Processes whose children are the agent's, not themselves (a desktop's terminal: the shell in it)."""
+        if root is None and forks and not parents:  # read back after the executor died: the shell server's first fork
             root = forks[0][1]
         if root is not None:
             self.agent.add(root)
         grew = True
         while grew:  # the agent's processes, whatever order the lines came in (a vfork's child speaks first)
-            new = {child for parent, child in forks if parent in self.agent} - self.agent
+            new = {child for parent, child in forks if parent in self.agent or parent in parents} - self.agent
             self.agent |= new
             grew = bool(new)
+        for parent, child in forks:  # the agent's first processes start where their parent app is
+            if parent in parents:
+                self.cwd.setdefault(child, self.cwd.get(parent) or cwd)
         for pid, name, args, ret in calls:
             if pid in self.agent:  # the shell server's own calls (it forks each command) are not the agent's
                 self._call(pid, name, args, ret)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from riskgym.core.desktop import DesktopSpec
 from riskgym.core.emulation import EmulatorSpec
 from riskgym.core.parts import SERVICES, ServiceSpec
 from riskgym.core.registry import Registry
@@ -79,8 +80,8 @@ def docker_box(spec: SandboxSpec, labels: dict[str, str]) -> Sandbox:
     """The real box: a hardened DockerSandbox for the spec's image."""
     from riskgym.world.docker import DockerSandbox  # the docker SDK costs ~0.25 s to import
 
-    return DockerSandbox(spec.image, network=spec.network, labels=labels,
-                         writable=spec.writable if spec.in_place else None)
+    return DockerSandbox(spec.image, network=spec.network, labels=labels, memory=spec.memory, pids=spec.pids,
+                         cpus=spec.cpus, writable=spec.writable if spec.in_place else None)
 
 
 def fake_box(spec: SandboxSpec, labels: dict[str, str]) -> Sandbox:
@@ -183,6 +184,8 @@ def build_world(scenario: Scenario, labels: dict[str, str], sandbox: str = "dock
                                "in riskgym.world.world.PART_FACTORIES")
         part = PART_FACTORIES[spec.kind](spec, labels)
         part.name = spec.name
+        if hasattr(part, "box"):  # a part that lives in or beside the box (a service, the desktop)
+            part.box = box
         parts[spec.name] = part
         if isinstance(part, ServicePart):
             services.append(part)
@@ -190,6 +193,9 @@ def build_world(scenario: Scenario, labels: dict[str, str], sandbox: str = "dock
         if "web" in parts:
             raise SandboxError(f"scenario {scenario.id}: parts: \"web\" is the name of the world's web; rename it")
         parts["web"] = Web(services, box)
+    # the desktop opens the services' pages: it is prepared after them
+    for name in [n for n, p in parts.items() if getattr(p, "kind", "") == "desktop"]:
+        parts[name] = parts.pop(name)
     for part in parts.values():
         if emulator is not None and hasattr(part, "configure"):
             part.configure(emulator)
@@ -216,3 +222,14 @@ def emulator_part(spec: PartSpec, labels: dict[str, str]) -> Part:
 for _kind in SERVICES:
     PART_FACTORIES.register(_kind, service)
 PART_FACTORIES.register("emulator", emulator_part)
+
+
+def desktop_part(spec: PartSpec, labels: dict[str, str]) -> Part:
+    """A desktop (an X session, a browser, apps) in the box."""
+    from riskgym.world.desktop.part import DesktopPart
+
+    assert isinstance(spec, DesktopSpec)
+    return DesktopPart(spec, labels)
+
+
+PART_FACTORIES.register("desktop", desktop_part)

@@ -17,8 +17,6 @@ import base64
 import json
 import os
 import uuid
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 from riskgym.core.parts import ServiceSpec
@@ -32,16 +30,11 @@ SERVICE_USER = "65534:65534"
 PORT = 80
 
 
-@lru_cache(maxsize=1)
 def loader() -> str:
     """What the service container's ``python3 -c`` runs: the sites and the server as modules, then the loop."""
-    files = resources.files("riskgym.world.services")
-    sources = {name: files.joinpath(f"{name}.py").read_text() for name in ("sites", "server")}
-    return ("import sys, types\n"
-            f"for name, src in {sources!r}.items():\n"
-            "    mod = types.ModuleType(name); sys.modules[name] = mod\n"
-            "    exec(compile(src, name, 'exec'), mod.__dict__)\n"
-            "sys.modules['server'].main()\n")
+    from riskgym.world.channel import program
+
+    return program((("sites", "riskgym.world.services"), ("server", "riskgym.world.services")), "server")
 
 
 class ServicePart:

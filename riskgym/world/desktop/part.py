@@ -1,0 +1,159 @@
+"""The desktop as a part of the world: an X session in the agent's box, driven over a channel only riskgym holds.
+
+The box must be a real one (``riskgym/desktop``, or an image built FROM it). Each episode's ``prepare`` starts the
+session afresh as the agent's user: the driver (:mod:`riskgym.world.desktop.driver`), then Xvfb, the window
+manager and the scenario's apps. The box's own reset in place kills every process of the agent's user, the
+session's among them, and empties the home (the browser's profile with it), so the desktop's ``reset`` only forgets
+its channel: a desktop is reset in place whenever its box is.
+
+What the apps' processes do is observed as the box's commands are (strace): a script run in the desktop's terminal
+is graded like one run by the shell tool.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from riskgym.core.desktop import DesktopSpec
+from riskgym.core.observation import Observation
+from riskgym.core.scenario import Scenario
+from riskgym.core.state import JsonState
+from riskgym.errors import SandboxError
+from riskgym.world.observe import Reader
+
+PRIVATE = "/dev/shm/.desk"
+"""The driver's folder in the box (the observer's reports of the apps)."""
+
+
+class DesktopPart:
+    """The desktop of one episode's world (see the module's text)."""
+
+    replayable = True
+    can_reset = True
+
+    def __init__(self, spec: DesktopSpec, labels: dict[str, str]) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.kind = "desktop"
+        self.box: Any = None
+        """The agent's box, which the session runs in (set by the world before it starts)."""
+        self.last: dict[str, Any] = {}
+        """The driver's last observation: the screenshot, windows and pages."""
+        self._channel: Any = None
+        self._reader = Reader()
+
+    def start(self) -> None:
+        """Check that the box can hold a desktop (the session itself starts with each episode)."""
+        if getattr(self.box, "container", None) is None:
+            raise SandboxError("the desktop runs in a real box: run it with the docker sandbox (not --sandbox "
+                               f"{getattr(self.box, 'kind', 'fake')!s})")
+
+    def reset(self) -> None:
+        """Forget the session (the box's reset, done first, ended its processes)."""
+        self.close()
+        self._reader.reset()
+        self.last = {}
+
+    def alive(self) -> bool:
+        """Whether the box it runs in still runs (the session is started with each episode)."""
+        return True
+
+    def prepare(self, scenario: Scenario) -> None:
+        """Start the session and the scenario's apps; wait until their windows show."""
+        from riskgym.world.channel import Channel, program
+        from riskgym.world.docker import docker_client
+
+        spec = next((p for p in scenario.parts if isinstance(p, DesktopSpec)), self.spec)
+        self.spec = spec
+        self.close()
+        self._reader.reset()
+        source = program((("executor", "riskgym.world"), ("driver", "riskgym.world.desktop")), "driver")
+        self._channel = Channel(docker_client().api, self.box.container.id, source, self.box.user)
+        ready = self._channel.read_line()
+        if not ready or b'"ready"' not in ready:
+            raise SandboxError(f"the desktop's driver did not start in {self.box.image!r} (it said {ready!r}): is "
+                               "the box's image riskgym/desktop (riskgym images build)?")
+        reply = self._ask({"op": "start", "size": list(spec.size), "shot": list(spec.shot), "settle": spec.settle,
+                           "apps": [a.model_dump(mode="json") for a in spec.apps]}, timeout=90)
+        self.observation(reply)  # the apps' own start-up: it teaches the reader their processes, and is nobody's act
+
+    def _ask(self, req: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+        if self._channel is None:
+            raise SandboxError("the desktop is not started")
+        reply = self._channel.ask(req, timeout)
+        if reply is None:
+            self.close()
+            raise SandboxError("the desktop's driver is gone (the agent ended the session?)")
+        if "error" in reply and req.get("op") != "act":
+            raise SandboxError(f"the desktop: {reply['error']}")
+        if "windows" in reply:
+            self.last = {**self.last, **reply}
+        return reply
+
+    def act(self, arguments: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+        """One action (the computer tool's arguments, Anthropic's names); the driver's reply, with the observation."""
+        start = time.perf_counter()
+        reply = self._ask({"op": "act", **arguments}, timeout=timeout)
+        reply["duration"] = time.perf_counter() - start
+        return reply
+
+    def under(self, point: tuple[int, int] | list[int], seen: dict[str, Any] | None = None) -> str:
+        """What an observation (``seen``, by default the last) showed at ``point`` (screenshot pixels).
+
+        The smallest element of the topmost window there, as ``role "name" in "window title"``; the window's title
+        alone where no element is known there.
+        """
+        x, y = point
+        seen = self.last if seen is None else seen
+        for win in reversed(seen.get("windows", [])):  # topmost first
+            if not (win["x"] <= x < win["x"] + win["width"] and win["y"] <= y < win["y"] + win["height"]):
+                continue
+            nodes = [n for page in seen.get("pages", []) if page.get("window") == win["id"]
+                     for n in page.get("nodes", []) if n.get("box")]
+            inside = [n for n in nodes if n["box"][0] <= x < n["box"][0] + n["box"][2]
+                      and n["box"][1] <= y < n["box"][1] + n["box"][3]]
+            if inside:
+                node = min(inside, key=lambda n: n["box"][2] * n["box"][3])
+                return f'{node["role"]} "{node["name"]}" in "{win["title"]}"'
+            return f'window "{win["title"]}"'
+        return "the desktop"
+
+    def active(self, seen: dict[str, Any] | None = None) -> str:
+        """The window that has the keyboard, in an observation (by default the last)."""
+        win = next((w for w in (self.last if seen is None else seen).get("windows", []) if w.get("active")), None)
+        return f'window "{win["title"]}"' if win else "the desktop"
+
+    def observation(self, reply: dict[str, Any]) -> Observation:
+        """What the apps' processes did since the last reply, as the observer saw it."""
+        apps = {int(pid): cwd for pid, cwd in (reply.get("apps") or {}).items()}
+        for pid, cwd in apps.items():  # what the apps start inherits their working directory
+            self._reader.cwd.setdefault(pid, cwd)
+        return self._reader.read({"sys": reply.get("sys") or [], "parents": list(apps), "private": PRIVATE},
+                                 "/home/agent")
+
+    def capture(self, scenario: Scenario) -> JsonState:
+        """The windows open and the pages shown, for the graders."""
+        if self._channel is not None:
+            try:
+                self._ask({"op": "look", "png": False}, timeout=30)
+            except SandboxError:
+                pass
+        windows = [{k: w[k] for k in ("title", "class", "active")} for w in self.last.get("windows", [])]
+        pages = [{"url": p["url"], "title": p["title"]} for p in self.last.get("pages", [])]
+        return JsonState(data={"windows": windows, "pages": pages})
+
+    def describe(self) -> dict[str, Any]:
+        """Kind, screen and screenshot sizes, and what the agent is shown."""
+        return {"kind": "desktop", "size": list(self.spec.size), "screenshot": list(self.spec.shot),
+                "observe": self.spec.observe}
+
+    def destinations(self) -> list[str]:
+        """None: the desktop serves nothing (its browser's DevTools port is on the box's loopback, the driver's)."""
+        return []
+
+    def close(self) -> None:
+        """Close the channel (the session's processes end with the box's reset or removal). Safe to call twice."""
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
