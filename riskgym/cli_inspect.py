@@ -24,6 +24,8 @@ def add_parsers(sub: Any) -> None:
     rp.add_argument("trace", type=Path)
     rp.add_argument("--until", type=int, metavar="N", help="stop after step N (0-based)")
     rp.add_argument("--shell", action="store_true", help="then open a shell in the sandbox, as it is at that point")
+    rp.add_argument("--screens", type=Path, metavar="DIR", help="write each desktop step's recorded and replayed "
+                    "screenshots side by side, with the pixels that differ in red, to DIR/step-N.png")
 
     a = sub.add_parser("audit", help="an episode's timeline (or a run's, filtered) with risk flags and state changes")
     a.add_argument("path", type=Path, help="a trace, or a run directory")
@@ -81,12 +83,26 @@ def replay(args: argparse.Namespace) -> int:
         raise RiskgymError(f"{args.trace}: no such trace file; give a file from a run's episodes/ folder")
     if args.shell and args.until is None:
         raise RiskgymError("--shell: give --until N too, the step after which to open the shell")
+    if args.screens is not None:
+        try:
+            args.screens.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            msg = f"--screens {args.screens}: cannot make the folder ({exc.strerror}); give another"
+            raise RiskgymError(msg) from None
 
     def show(r: Replayed) -> None:
         how = "[green]same[/]" if r.same else "[bold red]DIFFERS[/]"
         how += " [dim](recorded output: emulated tool)[/]" if r.source == "record" else ""
         call = call_text(r.step).replace("\n", " ")
         call = call if len(call) <= 70 else call[:69] + "…"
+        if r.pixels is not None:
+            how += f"  screen: {r.pixels:.2%} of pixels differ"
+            if args.screens is not None:
+                from riskgym.core.screens import side_by_side
+
+                out = args.screens / f"step-{r.step.index}.png"
+                out.write_bytes(side_by_side(*r.screens, label=f"step {r.step.index}"))  # type: ignore[misc]
+                how += f" [dim]({out})[/]"
         console.print(f"step {r.step.index:>3}  [cyan]{r.step.tool}[/] {escape(call)}  {how}")
         if not r.same:
             console.print(escape(r.diff()), style="dim")

@@ -23,8 +23,9 @@ from riskgym.core.parts import PARTS, PartSpec
 
 IMAGE = "riskgym/desktop"
 BOX_LIMITS = {"memory": "1536m", "pids": 1024, "cpus": 2.0}
-"""The box's limits when it runs a desktop (measured: Chromium with two windows uses ~450 MiB and ~300 threads, each
-of which counts against the pids limit); a scenario's own ``[sandbox]`` values win."""
+"""The box's limits when it runs a desktop (measured: a browser and a pop-up use ~330 MiB and ~160 processes and
+threads, each of which counts against the pids limit; the rest is room for heavier pages); a scenario's own
+``[sandbox]`` values win."""
 
 Size = tuple[Annotated[int, Field(ge=200, le=3840)], Annotated[int, Field(ge=200, le=2160)]]
 Point = tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]

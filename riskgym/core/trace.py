@@ -15,6 +15,7 @@ import base64
 import hashlib
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
@@ -278,7 +279,7 @@ class TraceWriter:
         if not path.exists():
             try:
                 path.parent.mkdir(exist_ok=True)
-                partial = path.with_name(f".{path.name}.{os.getpid()}")
+                partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}")  # one per writer, threads too
                 partial.write_bytes(base64.b64decode(part.data))
                 os.replace(partial, path)  # whole or absent, even when two episodes write the same image
             except OSError as exc:

@@ -4,10 +4,14 @@ Each step's observation (and exit code) now is compared with the recorded one, a
 scenario's own ``[replay] normalize`` patterns; so is the state of the watched paths at the end. Steps of a tool
 that an emulator ran replay its recorded outputs, found by each call's key (the call and the history before it): the
 emulator is not asked again, and the emulated world ends as it did.
+
+A desktop step's screenshot now is compared with the recorded one too: the fraction of pixels that differ
+(:func:`riskgym.core.screens.pixel_difference`); ``riskgym replay --screens DIR`` writes them side by side.
 """
 
 from __future__ import annotations
 
+import base64
 import difflib
 import hashlib
 import re
@@ -20,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from riskgym.core.results import ImagePart
 from riskgym.core.scenario import Scenario
-from riskgym.core.trace import Step, Trace, read_trace
+from riskgym.core.screens import pixel_difference
+from riskgym.core.trace import Step, Trace, blob_path, read_trace
 from riskgym.errors import RiskgymError
 from riskgym.running.env import RiskEnv
 from riskgym.world.base import FileState, Snapshot
@@ -81,6 +87,10 @@ class Replayed:
     same: bool
     source: str = "sandbox"
     """``sandbox`` (run again) or ``record`` (an emulated tool: its recorded output, found by the call's key)."""
+    screens: tuple[bytes, bytes] | None = None
+    """A desktop step's screenshots, recorded and replayed (PNG), when both are there."""
+    pixels: float | None = None
+    """The fraction of their pixels that differ."""
 
     def diff(self) -> str:
         """A unified diff, recorded -> now, of the observation (and the exit code)."""
@@ -149,6 +159,9 @@ def replay(path: Path, until: int | None = None, *, scenario: Scenario | None = 
                 emulated = (info["event"].get("emulation") or {}).get("source") == "recorded"
                 result = Replayed(step, observation, code, norm(observation) == norm(step.observation)
                                   and code == step.exit_code, "record" if emulated else "sandbox")
+                result.screens = _screens(path, step, info["event"].get("content") or [])
+                if result.screens is not None:
+                    result.pixels = pixel_difference(*result.screens)
             done.append(result)
             if on_step is not None:
                 on_step(result)
@@ -160,6 +173,15 @@ def replay(path: Path, until: int | None = None, *, scenario: Scenario | None = 
         yield out
     finally:
         env.close()
+
+
+def _screens(path: Path, step: Step, content: list[dict[str, Any]]) -> tuple[bytes, bytes] | None:
+    """The step's recorded screenshot (from the trace's blobs) and the replayed one, when it has both."""
+    recorded = next((p for p in step.content if isinstance(p, ImagePart)), None)
+    now = next((p for p in content if p.get("type") == "image" and p.get("data")), None)
+    if recorded is None or now is None or not blob_path(path, recorded).is_file():
+        return None
+    return blob_path(path, recorded).read_bytes(), base64.b64decode(now["data"])
 
 
 def _reruns(env: RiskEnv, tool: str) -> bool:

@@ -13,6 +13,7 @@ import base64
 import datetime
 import gzip
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 import riskgym
+from riskgym.core.results import ImagePart
 from riskgym.core.trace import Final, ModelTurn, Step, Trace
 from riskgym.grading.runs import agreement, confusion, judges_of
 from riskgym.grading.stats import MIN_N
@@ -39,8 +41,8 @@ def _clip(text: str) -> str:
     return text if len(text) <= CLIP else f"{text[:CLIP]}\n… {len(text) - CLIP:,} more characters in the trace file"
 
 
-def trace_data(trace: Trace, row: dict[str, Any], instruction: str) -> dict[str, Any]:
-    """What the page's trace viewer shows of one episode."""
+def trace_data(trace: Trace, row: dict[str, Any], instruction: str, blobs: str = "blobs") -> dict[str, Any]:
+    """What the page's trace viewer shows of one episode; ``blobs``: the traces' images folder, from the page."""
     verdicts = row.get("verdicts") or {}
     flags = flags_by_step(verdicts)
     events: list[list[Any]] = []
@@ -54,8 +56,10 @@ def trace_data(trace: Trace, row: dict[str, Any], instruction: str) -> dict[str,
             if e.emulation is not None:  # how the output came about, and where it contradicts what came before
                 note = " · ".join([emulation_note(e.emulation), *(f"contradiction: {c}"
                                                                    for c in e.emulation.contradictions)])
+            image = next((p for p in e.content if isinstance(p, ImagePart) and p.sha256), None)
             events.append(["s", e.index, e.tool, _clip(call_text(e)), _clip(e.observation), e.exit_code,
-                           e.error or "", flags.get(e.index, []), note])
+                           e.error or "", flags.get(e.index, []), note,
+                           f"{blobs}/{image.filename}" if image is not None else ""])
         elif isinstance(e, Final):
             events.append(["f", _clip(e.answer)])
     pre, post = trace.snapshot("pre"), trace.snapshot("post")
@@ -230,7 +234,8 @@ def write_report(run_dir: Path, out: Path, interval: str = "wilson") -> int:
     for row in rows:
         path = run_dir / EPISODES / row["trace"]
         trace = read_trace(path)
-        traces.append(trace_data(trace, row, scenario_for(path, trace).instruction))
+        blobs = Path(os.path.relpath(run_dir / EPISODES / "blobs", out.resolve().parent)).as_posix()
+        traces.append(trace_data(trace, row, scenario_for(path, trace).instruction, blobs))
     checks = [verify_trace(run_dir / EPISODES / r["trace"]) for r in rows]
     unverified = [c.path.name for c in checks if not c.ok]
     write_atomic(out, render_html(run_dir, rows, traces, run_digest(checks), unverified, interval))

@@ -246,6 +246,38 @@ def observed_lines(raw, private):
     return [line for line in lines if line and not any(o in line for o in own) and not NOISE.match(line)]
 
 
+SESSION = "/dev/shm/.desk/session.json"
+"""Where a desktop's driver (riskgym.world.desktop.driver) names its own process and its apps."""
+
+
+def desktop_session(rows):
+    """The pids of a desktop session's own processes: the screen, the browsers, the apps and their shells.
+
+    That is, all of the driver's descendants but what the agent started from an app (the apps' grandchildren on).
+    """
+    try:
+        with open(SESSION) as f:
+            named = json.load(f)
+    except (OSError, ValueError):
+        return set()
+    kids = {}
+    for pid, ppid, _ in rows:
+        kids.setdefault(ppid, []).append(pid)
+
+    def tree(roots):
+        out, todo = set(), list(roots)
+        while todo:
+            pid = todo.pop()
+            if pid not in out:
+                out.add(pid)
+                todo += kids.get(pid, [])
+        return out
+
+    apps = set(named.get("apps") or ())
+    agents = tree(g for app in apps for child in kids.get(app, []) for g in kids.get(child, []))
+    return tree([named.get("root", -1)]) - agents
+
+
 def children_of(pid):
     """The child pids of ``pid`` (from /proc/PID/task/*/children)."""
     out = []
@@ -581,6 +613,8 @@ class Executor:
             if len(parts) == 3 and int(parts[0]) not in mine and parts[2] != "ps -eo pid=,ppid=,args=":
                 if not (parts[1] == "1" and parts[2] == "sleep 1000000"):
                     rows.append((int(parts[0]), int(parts[1]), parts[2]))
+        session = desktop_session(rows)
+        rows = [row for row in rows if row[0] not in session]
         index = {pid: i for i, (pid, _, _) in enumerate(rows)}
         return [args for _, _, args in rows], [index.get(ppid, -1) for _, ppid, _ in rows]
 
@@ -833,20 +867,26 @@ def not_dumpable():
         pass
 
 
-def main():
+def serve(handle):
+    """Answer JSON-line requests on stdin with ``handle(request)`` on stdout, after a ``ready`` line.
+
+    Out of the agent's reach first (``not_dumpable``); a request that fails is answered with its error.
+    """
     not_dumpable()
-    executor = Executor()
     out = sys.stdout.buffer
     out.write(json.dumps({"ready": True, "pid": os.getpid()}).encode() + b"\n")
     out.flush()
     for line in sys.stdin.buffer:
         try:
-            req = json.loads(line)
-            resp = executor.handle(req)
-        except Exception as exc:  # a bad request must not kill the executor
+            resp = handle(json.loads(line))
+        except Exception as exc:  # a bad request must not kill the server
             resp = {"id": None, "error": "%s: %s" % (type(exc).__name__, exc)}
         out.write(json.dumps(resp).encode() + b"\n")
         out.flush()
+
+
+def main():
+    serve(Executor().handle)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import os
 import signal
 import struct
 import subprocess
-import sys
 import time
 import urllib.request
 import zlib
@@ -36,11 +35,19 @@ CDP_PORT = 9222
 HOME = os.path.expanduser("~")
 OWN = "/dev/shm/.desk"
 """The driver's folder: the observer's reports, one per app."""
+PROFILES = "/tmp/.desk"
+"""The browsers' profiles: outside the home (the graders watch it, and a profile's files change by themselves), on
+the box's /tmp, which its reset in place empties."""
 ENV = {**os.environ, "DISPLAY": DISPLAY, "HOME": HOME, "NO_AT_BRIDGE": "1", "LANG": "C.UTF-8"}
+BROWSER_ENV = {**ENV, "XDG_CONFIG_HOME": PROFILES + "/config", "XDG_CACHE_HOME": PROFILES + "/cache"}
+"""Chromium's crash reports and caches go beside its profiles, not into the home."""
 CHROMIUM = ["chromium", "--no-sandbox", "--test-type", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
             "--no-default-browser-check", "--disable-background-networking", "--disable-component-update",
             "--disable-features=Translate,MediaRouter,OptimizationHints", "--password-store=basic",
-            "--remote-allow-origins=*", "--force-renderer-accessibility"]
+            "--remote-allow-origins=*", "--disable-extensions", "--disable-component-extensions-with-background-pages",
+            "--disable-default-apps", "--disable-sync", "--disable-breakpad", "--no-service-autorun",
+            "--disable-background-timer-throttling", "--disable-renderer-backgrounding", "--noerrdialogs",
+            "--force-renderer-accessibility"]
 """Chromium as the desktop runs it. ``--no-sandbox``: its own sandbox needs user namespaces, which the box (all
 capabilities dropped, no new privileges) does not allow; the container is the sandbox. ``--test-type`` hides the bar
 that says so."""
@@ -72,6 +79,8 @@ class Desktop:
     def start(self, req):
         from Xlib import display as xdisplay
 
+        t0 = time.monotonic()
+
         self.size = tuple(req.get("size") or self.size)
         self.shot = tuple(req.get("shot") or self.size)
         self.settle = float(req.get("settle", self.settle))
@@ -86,37 +95,71 @@ class Desktop:
             time.sleep(0.01)
         self.display = xdisplay.Display(DISPLAY)
         self.spawn(["openbox", "--sm-disable"])
+        self.wait_wm(deadline)
+        self.timings = {"wm": time.monotonic() - t0}
         subprocess.run(["xsetroot", "-solid", req.get("background", "#3a5a78")], env=ENV, timeout=10)
-        wanted = 0
-        for app in req.get("apps") or []:
-            wanted += self.open_app(app)
+        apps = req.get("apps") or []
         deadline = time.monotonic() + float(req.get("timeout", 30))
-        while len(self.windows()) < wanted or not self.pages_ready():
+        procs = [self.open_app(app) for app in apps]  # all at once: each browser takes ~0.5 s to start
+        self.timings["x"] = time.monotonic() - t0
+        while len(self.windows()) < len(apps) or not self.pages_ready():
             if time.monotonic() > deadline:
                 raise RuntimeError("the desktop's apps did not all show in time (%d of %d windows)"
-                                   % (len(self.windows()), wanted))
-            time.sleep(0.05)
+                                   % (len(self.windows()), len(apps)))
+            time.sleep(0.02)
+        self.timings["apps"] = time.monotonic() - t0
+        self.stack(procs)
+        self.timings["stacked"] = time.monotonic() - t0
         self.place(req.get("apps") or [])
-        time.sleep(self.settle)
         # the apps under the observer: strace's children; their children are the agent's doing
         self.apps = {int(c): p.cwd for p in self.procs if p.args[:1] == executor.STRACE[:1]
                      for c in executor.children_of(p.pid)}
-        return self.observe()
+        with open(executor.SESSION, "w") as f:  # the box's process list leaves the session's own out
+            json.dump({"root": os.getpid(), "apps": list(self.apps)}, f)
+        out = self.observe(shot=False)  # the agent's first action takes the first screenshot
+        out["startup"] = {**self.timings, "shown": time.monotonic() - t0}
+        return out
 
-    def spawn(self, argv, cwd=None, observed=False):
+    def spawn(self, argv, cwd=None, observed=False, env=None):
         if observed:
             path = os.path.join(OWN, "app-%d.log" % len(self.logs))
             fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o600)
             self.logs.append((fd, bytearray()))
             argv = [*executor.STRACE, "-o", path, *argv]
-        proc = subprocess.Popen(argv, env=ENV, cwd=cwd or HOME, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(argv, env=env or ENV, cwd=cwd or HOME, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         proc.cwd = cwd or HOME
         self.procs.append(proc)
         return proc
 
+    def wait_wm(self, deadline):
+        """Wait until the window manager runs (it lists the windows the agent sees)."""
+        from Xlib import X
+
+        root = self.display.screen().root
+        check = self.display.intern_atom("_NET_SUPPORTING_WM_CHECK")
+        while not root.get_full_property(check, X.AnyPropertyType):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the window manager did not start")
+            time.sleep(0.01)
+
+    def stack(self, procs):
+        """Raise the apps' windows in the scenario's order (the last on top, with the keyboard), however they showed."""
+        wins, last = self.windows(), None
+        for proc in procs:
+            pids = {proc.pid, *map(int, executor.children_of(proc.pid))}  # an observed app: strace, then the app
+            mine = [w for w in wins if w["pid"] in pids]
+            if mine:
+                last = mine[-1]["id"]
+                self.xdotool(["windowraise", str(last)])
+        if last is not None:
+            self.xdotool(["windowactivate", str(last)])
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline and not any(w["active"] and w["id"] == last for w in self.windows()):
+                time.sleep(0.02)
+
     def open_app(self, app):
-        """Open one app; return how many windows it adds."""
+        """Open one app (its window shows a little later); return its process."""
         kind = app["app"]
         where = self.expand(app.get("path") or app.get("cwd") or "~")
         if kind in ("browser", "popup"):
@@ -124,30 +167,28 @@ class Desktop:
             w, h = app.get("size") or self.size
             x, y = app.get("at") or (0, 0)
             place = ["--window-position=%d,%d" % (x, y), "--window-size=%d,%d" % (w, h)]
-            if kind == "browser" and self.browsers:  # another window of the first browser
-                self.spawn([*CHROMIUM, "--user-data-dir=" + HOME + "/.config/chromium",
-                            "--remote-debugging-port=%d" % CDP_PORT, *place, "--new-window", url])
-                return 1
+            if kind == "browser" and self.browsers:  # another window of the first browser, once it runs
+                self.wait_cdp(self.browsers[0][1])
+                return self.spawn([*CHROMIUM, "--user-data-dir=" + PROFILES + "/chromium",
+                                   "--remote-debugging-port=%d" % CDP_PORT, *place, "--new-window", url],
+                                  env=BROWSER_ENV)
             # the first browser, or a pop-up: a browser of its own, so that its window is placed and sized as asked
             n = len(self.browsers)
             port = CDP_PORT + n
-            profile = HOME + "/.config/chromium" + ("-popup-%d" % n if n else "")
+            profile = PROFILES + "/chromium" + ("-popup-%d" % n if n else "")
             proc = self.spawn([*CHROMIUM, "--user-data-dir=" + profile, "--remote-debugging-port=%d" % port, *place,
-                               *(["--app=" + url] if kind == "popup" else [url])])
+                               *(["--app=" + url] if kind == "popup" else [url])], env=BROWSER_ENV)
             self.browsers.append((proc, port))
-            self.wait_cdp(port)
-            return 1
+            return proc
         if kind == "terminal":
             argv = ["xterm", "-fa", "DejaVu Sans Mono", "-fs", "11", "-bg", "white", "-fg", "black",
                     "-geometry", "80x24+40+40", "-e", "bash"]
-            self.spawn(argv, cwd=where, observed=True)
-        elif kind == "files":
-            self.spawn(["pcmanfm", "--no-desktop", where], observed=True)
-        elif kind == "editor":
-            self.spawn(["mousepad", where], cwd=os.path.dirname(where), observed=True)
-        else:
-            raise ValueError("unknown app %r" % kind)
-        return 1
+            return self.spawn(argv, cwd=where, observed=True)
+        if kind == "files":
+            return self.spawn(["pcmanfm", "--no-desktop", where], observed=True)
+        if kind == "editor":
+            return self.spawn(["mousepad", where], cwd=os.path.dirname(where), observed=True)
+        raise ValueError("unknown app %r" % kind)
 
     def place(self, apps):
         """Move the apps' windows the scenario placed (``at``); the window manager places the others."""
@@ -386,6 +427,13 @@ class Desktop:
         return result.get("result", {}).get("value")
 
     def pages_ready(self):
+        for proc, port in self.browsers:
+            if proc.poll() is None:
+                try:
+                    if not self.targets(port):
+                        return False
+                except OSError:
+                    return False  # not answering yet: starting
         try:
             return all(self.evaluate(t, "document.readyState") == "complete" for _, t in self.all_targets())
         except Exception:
@@ -484,22 +532,15 @@ def png(image):
 
 def main():
     desktop = Desktop()
-    out = sys.stdout.buffer
-    out.write(json.dumps({"ready": True, "pid": os.getpid()}).encode() + b"\n")
-    out.flush()
-    for line in sys.stdin.buffer:
-        try:
-            req = json.loads(line)
-            op = req.get("op")
-            if op == "start":
-                resp = desktop.start(req)
-            elif op == "act":
-                resp = desktop.act(req)
-            elif op == "look":
-                resp = desktop.observe(shot=req.get("png", True))
-            else:
-                resp = {"error": "unknown op %r" % op}
-        except Exception as exc:  # a bad action is the agent's error, not the driver's end
-            resp = {"error": "%s: %s" % (type(exc).__name__, exc)}
-        out.write(json.dumps(resp).encode() + b"\n")
-        out.flush()
+
+    def handle(req):
+        op = req.get("op")
+        if op == "start":
+            return desktop.start(req)
+        if op == "act":
+            return desktop.act(req)
+        if op == "look":
+            return desktop.observe(shot=req.get("png", True))
+        raise ValueError("unknown op %r" % op)
+
+    executor.serve(handle)  # a bad action is answered with its error: the agent's, not the driver's end

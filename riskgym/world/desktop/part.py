@@ -76,6 +76,8 @@ class DesktopPart:
                                "the box's image riskgym/desktop (riskgym images build)?")
         reply = self._ask({"op": "start", "size": list(spec.size), "shot": list(spec.shot), "settle": spec.settle,
                            "apps": [a.model_dump(mode="json") for a in spec.apps]}, timeout=90)
+        self.startup = reply.get("startup") or {}
+        """Seconds from the driver's start to each stage of the session's (the X screen, the apps' windows)."""
         self.observation(reply)  # the apps' own start-up: it teaches the reader their processes, and is nobody's act
 
     def _ask(self, req: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
