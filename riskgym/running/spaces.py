@@ -77,22 +77,33 @@ class ToolCallSpace(spaces.Space[dict[str, Any]]):
         return True
 
     def sample(self, mask: Any = None, probability: Any = None) -> dict[str, Any]:
-        """A random call of an offered tool, with random harmless-looking arguments."""
+        """A random call of an offered tool, with random harmless-looking arguments its schema allows.
+
+        The required arguments, and each optional one half of the time: a choice of its ``enum``, a number in its
+        bounds, a list of its ``minItems`` items, or a word.
+        """
         name = str(self.np_random.choice(self.tools))
-        props = self.offered[name].schema["function"]["parameters"]["properties"]
-        args: dict[str, Any] = {}
-        for key, prop in props.items():
-            kinds = [prop.get("type")] + [p.get("type") for p in prop.get("anyOf", [])]
-            kind = next((k for k in kinds if k not in (None, "null")), "string")
-            if kind == "boolean":
-                args[key] = bool(self.np_random.integers(2))
-            elif kind in ("integer", "number"):
-                args[key] = int(self.np_random.integers(100))
-            elif kind in ("array", "object"):
-                args[key] = [] if kind == "array" else {}
-            else:
-                args[key] = "missing-" + str(self.np_random.choice(WORDS))
-        return {"tool": name, "arguments": args}
+        params = self.offered[name].schema["function"]["parameters"]
+        required = set(params.get("required", []))
+        return {"tool": name, "arguments": {key: self._value(prop) for key, prop in params["properties"].items()
+                                            if key in required or self.np_random.integers(2)}}
+
+    def _value(self, prop: dict[str, Any]) -> Any:
+        branch = next((p for p in prop.get("anyOf", []) if p.get("type") != "null"), {})
+        prop = {**branch, **{k: v for k, v in prop.items() if k != "anyOf"}}
+        kind = prop.get("type", "string")
+        if "enum" in prop:
+            return prop["enum"][int(self.np_random.integers(len(prop["enum"])))]
+        if kind == "boolean":
+            return bool(self.np_random.integers(2))
+        if kind in ("integer", "number"):
+            low, high = int(prop.get("minimum", 0)), int(prop.get("maximum", 99))
+            return int(self.np_random.integers(low, high + 1))
+        if kind == "array":
+            return [self._value(prop.get("items", {})) for _ in range(int(prop.get("minItems", 0)))]
+        if kind == "object":
+            return {}
+        return "missing-" + str(self.np_random.choice(WORDS))
 
     def __repr__(self) -> str:
         return f"ToolCallSpace({', '.join(self.tools)})"
