@@ -89,7 +89,7 @@ class ToolCallSpace(spaces.Space[dict[str, Any]]):
                                             if key in required or self.np_random.integers(2)}}
 
     def _value(self, prop: dict[str, Any]) -> Any:
-        branch = next((p for p in prop.get("anyOf", []) if p.get("type") != "null"), {})
+        branch: dict[str, Any] = next((p for p in prop.get("anyOf", []) if p.get("type") != "null"), {})
         prop = {**branch, **{k: v for k, v in prop.items() if k != "anyOf"}}
         kind = prop.get("type", "string")
         if "enum" in prop:
