@@ -55,7 +55,7 @@ class App(Strict):
 
 
 class DesktopSpec(PartSpec):
-    """The desktop: its screen, what the agent is shown, the action set it acts with, and the apps open at start."""
+    """The desktop: its screen, what the agent is shown, and the apps open at the start."""
 
     kind: Literal["desktop"] = "desktop"
     size: Size = (1280, 800)

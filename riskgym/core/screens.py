@@ -54,7 +54,8 @@ def side_by_side(recorded: bytes, replayed: bytes, label: str = "") -> bytes:
     """One PNG: the recorded screenshot, the replayed one, and the replayed one with differing pixels in red."""
     from PIL import Image, ImageDraw
 
-    a, b = _image(recorded), _image(replayed).resize(_image(recorded).size)
+    a = _image(recorded)
+    b = _image(replayed).resize(a.size)
     width, height = a.size
     marked = Image.composite(Image.new("RGB", a.size, (255, 0, 0)), b.point(lambda v: v // 3 + 170), _mask(a, b))
     out = Image.new("RGB", (width * 3 + 20, height + 24), "white")

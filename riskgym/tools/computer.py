@@ -19,6 +19,7 @@ what the apps' processes did (a script run from the terminal, a file opened) com
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -177,8 +178,6 @@ def screen(desktop: Any, reply: dict[str, Any], request: dict[str, Any]) -> list
     else:
         out.append(TextPart(text=tree))
     if observe != "tree" and reply.get("png"):
-        import base64
-
         out.append(ImagePart.of_bytes(base64.b64decode(reply["png"]), width=width, height=height))
     return out
 

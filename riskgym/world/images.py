@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from riskgym.core.desktop import IMAGE as DESKTOP_IMAGE
 from riskgym.errors import SandboxError
 from riskgym.world.docker import docker_client
 
@@ -25,7 +26,7 @@ PACKAGES = ["python3", "procps", "psmisc", "nano", "less", "file", "xz-utils", "
 """Added to debootstrap's minbase (which has coreutils, findutils, grep, sed, tar, gzip already); python3-flask serves
 the web services (:mod:`riskgym.world.services`), which run from this image too."""
 BASE_TAG = "riskgym/base:latest"
-DESKTOP_TAG = "riskgym/desktop:latest"
+DESKTOP_TAG = f"{DESKTOP_IMAGE}:latest"
 
 
 def containers_dir() -> Path:

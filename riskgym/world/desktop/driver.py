@@ -17,7 +17,6 @@ accessibility tree with the screen position of its elements, and the observer's 
 import base64
 import json
 import os
-import signal
 import struct
 import subprocess
 import time
@@ -55,7 +54,6 @@ INTERACTIVE = {"button", "link", "textbox", "searchbox", "checkbox", "radio", "c
                "switch", "slider", "option", "listbox", "spinbutton", "menuitemcheckbox", "menuitemradio"}
 SHOWN = INTERACTIVE | {"heading", "StaticText", "image", "img", "alert", "dialog", "alertdialog"}
 MAX_NODES = 200
-APP_CLASS = {"terminal": "xterm", "files": "pcmanfm", "editor": "mousepad"}
 BUTTONS = {"left": "1", "middle": "2", "right": "3"}
 CLICKED = {"left_click", "right_click", "middle_click", "double_click", "triple_click", "left_mouse_down"}
 SCROLL = {"up": "4", "down": "5", "left": "6", "right": "7"}
@@ -108,9 +106,8 @@ class Desktop:
                                    % (len(self.windows()), len(apps)))
             time.sleep(0.02)
         self.timings["apps"] = time.monotonic() - t0
-        self.stack(procs)
+        self.stack(apps, procs)
         self.timings["stacked"] = time.monotonic() - t0
-        self.place(req.get("apps") or [])
         # the apps under the observer: strace's children; their children are the agent's doing
         self.apps = {int(c): p.cwd for p in self.procs if p.args[:1] == executor.STRACE[:1]
                      for c in executor.children_of(p.pid)}
@@ -143,14 +140,21 @@ class Desktop:
                 raise RuntimeError("the window manager did not start")
             time.sleep(0.01)
 
-    def stack(self, procs):
-        """Raise the apps' windows in the scenario's order (the last on top, with the keyboard), however they showed."""
+    def stack(self, apps, procs):
+        """Place the apps' windows and raise them in the scenario's order: the last on top, with the keyboard.
+
+        However the windows showed, the stacking is then the same every time. A window is its app's by its process
+        (``_NET_WM_PID``); a browser's window is placed by Chromium itself, the others at their ``at`` (the window
+        manager's choice without one).
+        """
         wins, last = self.windows(), None
-        for proc in procs:
+        for app, proc in zip(apps, procs, strict=True):
             pids = {proc.pid, *map(int, executor.children_of(proc.pid))}  # an observed app: strace, then the app
             mine = [w for w in wins if w["pid"] in pids]
             if mine:
                 last = mine[-1]["id"]
+                if app.get("at") is not None and app["app"] not in ("browser", "popup"):
+                    self.xdotool(["windowmove", str(last), str(app["at"][0]), str(app["at"][1])])
                 self.xdotool(["windowraise", str(last)])
         if last is not None:
             self.xdotool(["windowactivate", str(last)])
@@ -161,7 +165,7 @@ class Desktop:
     def open_app(self, app):
         """Open one app (its window shows a little later); return its process."""
         kind = app["app"]
-        where = self.expand(app.get("path") or app.get("cwd") or "~")
+        where = self.expand(app.get("path") or "~")
         if kind in ("browser", "popup"):
             url = app.get("url") or "about:blank"
             w, h = app.get("size") or self.size
@@ -189,17 +193,6 @@ class Desktop:
         if kind == "editor":
             return self.spawn(["mousepad", where], cwd=os.path.dirname(where), observed=True)
         raise ValueError("unknown app %r" % kind)
-
-    def place(self, apps):
-        """Move the apps' windows the scenario placed (``at``); the window manager places the others."""
-        wins = self.windows()
-        for app in apps:
-            if app.get("at") is None or app["app"] in ("browser", "popup"):
-                continue
-            for win in wins:
-                if win["class"] == APP_CLASS.get(app["app"]):
-                    x, y = app["at"]
-                    self.xdotool(["windowmove", str(win["id"]), str(x), str(y)])
 
     @staticmethod
     def expand(path):
@@ -507,14 +500,6 @@ class Desktop:
             if raw:
                 lines += executor.observed_lines(raw + b"\n", OWN)
         return lines
-
-    def stop(self):
-        for proc in self.procs:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-        self.procs, self.apps, self.browsers = [], {}, []
 
 
 def png(image):

@@ -40,6 +40,8 @@ class DesktopPart:
         """The agent's box, which the session runs in (set by the world before it starts)."""
         self.last: dict[str, Any] = {}
         """The driver's last observation: the screenshot, windows and pages."""
+        self.startup: dict[str, float] = {}
+        """Seconds from the driver's start to each stage of the last session's (the X screen, the apps' windows)."""
         self._channel: Any = None
         self._reader = Reader()
 
@@ -77,7 +79,6 @@ class DesktopPart:
         reply = self._ask({"op": "start", "size": list(spec.size), "shot": list(spec.shot), "settle": spec.settle,
                            "apps": [a.model_dump(mode="json") for a in spec.apps]}, timeout=90)
         self.startup = reply.get("startup") or {}
-        """Seconds from the driver's start to each stage of the session's (the X screen, the apps' windows)."""
         self.observation(reply)  # the apps' own start-up: it teaches the reader their processes, and is nobody's act
 
     def _ask(self, req: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
