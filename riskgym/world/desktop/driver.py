@@ -229,7 +229,7 @@ class Desktop:
         elif action == "mouse_move":
             self.xdotool(move)
         elif action == "left_click_drag":
-            start = self.screen_xy(req.get("start_coordinate") or self.mouse())
+            start = self.screen_xy(req["start_coordinate"]) if req.get("start_coordinate") else self.mouse()
             self.xdotool(["mousemove", "--sync", str(start[0]), str(start[1]), "mousedown", "1", *move, "mouseup", "1"])
         elif action in ("key_down", "key_up"):  # computer_13's KEY_DOWN and KEY_UP
             self.xdotool(["keydown" if action == "key_down" else "keyup", "--", *(req.get("text") or "").split()])
