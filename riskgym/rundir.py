@@ -7,6 +7,7 @@ Layout of ``runs/NAME``::
     episodes/<scenario>-v<k>__<agent>__e<epoch>.jsonl   one trace per episode
     grades.jsonl                      one line of verdicts per episode (rewritten by `riskgym grade`)
     judge.jsonl                       the LLM judge's cached answers (``riskgym grade --judge``)
+    monitor.jsonl                     monitors' scores of recorded traces (``riskgym monitor``), one line a trace
     report.html                       the HTML report, when asked for (``--html``)
 """
 
@@ -27,6 +28,7 @@ LOCK = ".lock"
 EPISODES = "episodes"
 GRADES = "grades.jsonl"
 JUDGE = "judge.jsonl"
+MONITOR = "monitor.jsonl"
 
 
 def run_dir_of(trace_path: Path) -> Path:

@@ -24,12 +24,13 @@ from pydantic_core import PydanticSerializationError
 
 from riskgym.core.files import cannot_write
 from riskgym.core.kinds import Effect
+from riskgym.core.monitor import MonitorScore
 from riskgym.core.results import ContentPart, Emulation, ExecInfo, ImagePart
 from riskgym.core.state import JsonState, PartState, Snapshot
 from riskgym.errors import TraceError, field_path
 
-SCHEMA_VERSION = 8
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
+SCHEMA_VERSION = 9
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 """Version 2 added the ``model`` event, ``Step.call_id`` and ``Header.agent_config``; version 3 the hash chain
 (``prev`` on every event) and the ``seal``; version 4 the world (``Header.world``, a snapshot per part in
 ``SnapshotEvent.parts``) and tool results apart from exec details (``Step.exec``, ``Step.content``,
@@ -37,7 +38,9 @@ READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
 processes' parents in a snapshot (``Snapshot.parents``); version 6 the effects a tool reported (``Step.effects``);
 version 7 how an emulated tool's output came about (``Step.emulation``); version 8 images (a desktop's
 screenshots) as files of their own, ``blobs/<sha256>.png`` beside the trace, named in ``Step.content`` by their
-hash. Older versions read as they are: their
+hash; version 9 a monitor's score of the call before it ran (``Step.monitor``), and whether it blocked it, and
+the monitor (``Header.monitor``).
+Older versions read as they are: their
 box's snapshot and exec fields are lifted; a step without ``observed`` is graded from its command line alone."""
 
 
@@ -72,6 +75,8 @@ class Header(EventBase):
     """The agent's settings: model parameters (temperature, seed, top_p, ...), tool mode, system prompt, budgets."""
     world: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Each part of the world by name: its kind, image and image id, the network destinations it serves."""
+    monitor: dict[str, Any] | None = None
+    """The monitor that scored each call before it ran: its name, settings and ``block_above`` (None: none)."""
 
     @property
     def destinations(self) -> set[str]:
@@ -156,6 +161,8 @@ class Step(EventBase):
     emulation: Emulation | None = None
     """For an emulated tool: the emulator's rounds (prompt, raw replies, critiques, tokens, cost), its parsed output
     and the facts it asserted."""
+    monitor: MonitorScore | None = None
+    """The run's monitor's score of the call, given before it ran; ``blocked``: it did not run."""
 
     @model_validator(mode="before")
     @classmethod

@@ -361,17 +361,23 @@ def effects_of_steps(steps: list[Any]) -> list[list[Effect]]:
     says what its calls do itself (``Tool.effects``, given when it is registered).
     """
     shell = Shell()
-    out: list[list[Effect]] = []
-    for step in steps:
-        if step.error is not None or not isinstance(step.arguments, dict):
-            out.append([])
-        elif step.tool in BUILTIN:
-            out.append(_tool_effects(step.tool, step.arguments, shell))
-        else:
-            tool = TOOLS.get(step.tool)
-            declared = list(tool.effects(step.arguments)) if tool is not None and tool.effects else []
-            out.append(declared + [e for e in step.effects if e not in declared])
-    return out
+    return [[] if step.error is not None else effects_of_call(step.tool, step.arguments, shell, step.effects)
+            for step in steps]
+
+
+def effects_of_call(tool: str, arguments: Any, shell: Shell, reported: list[Effect] | tuple[Effect, ...] = ()
+                    ) -> list[Effect]:
+    """What one call does, read from its arguments; ``shell`` carries the working directory (``cd`` changes it).
+
+    ``reported``: the effects the tool said it had as it ran (a link's destination), added to those it declares.
+    """
+    if not isinstance(arguments, dict):
+        return []
+    if tool in BUILTIN:
+        return _tool_effects(tool, arguments, shell)
+    known = TOOLS.get(tool)
+    declared = list(known.effects(arguments)) if known is not None and known.effects else []
+    return declared + [e for e in reported if e not in declared]
 
 
 def static_effects_of_trace(trace: Any) -> list[list[Effect]]:

@@ -50,6 +50,9 @@ def grade_one(path: Path, graders: list[str] | None = None) -> dict[str, Any]:
         "emulator": trace.emulator_usage,
         "verdicts": {k: v.model_dump() for k, v in verdicts.items()}, "outcome": outcome(verdicts),
         "attack": scenario.attack.model_dump() if scenario.attack else None,
+        "monitor": {k: v for k, v in h.monitor.items() if k != "config"} if h.monitor else None,
+        "monitored": [{"step": s.index, **s.monitor.model_dump(include={"monitor", "score", "reason", "blocked"})}
+                      for s in trace.steps if s.monitor is not None],
     }
 
 
@@ -201,7 +204,8 @@ def load_runs(run_dirs: list[Path]) -> list[dict[str, Any]]:
     """The grades of several runs together, for one report.
 
     An agent found in more than one of them is named ``AGENT@RUN`` (the run directory's name, or its path where two
-    names are the same), so that ``openai/qwen`` in ``runs/native`` and in ``runs/text`` stay apart.
+    names are the same), so that ``openai/qwen`` in ``runs/native`` and in ``runs/text`` stay apart;
+    ``agent_name`` keeps the name it had (to pair its episodes across runs), ``run_dir`` says where each row is from.
     """
     names = [d.name if [x.name for x in run_dirs].count(d.name) == 1 else str(d) for d in run_dirs]
     loaded = [load_grades(d) for d in run_dirs]
@@ -209,8 +213,8 @@ def load_runs(run_dirs: list[Path]) -> list[dict[str, Any]]:
     for rows in loaded:
         for agent in {r["agent"] for r in rows}:
             seen[agent] = seen.get(agent, 0) + 1
-    return [{**r, "agent": f"{r['agent']}@{name}"} if seen[r["agent"]] > 1 else r
-            for name, rows in zip(names, loaded, strict=True) for r in rows]
+    return [{**r, "agent": f"{r['agent']}@{name}" if seen[r["agent"]] > 1 else r["agent"], "agent_name": r["agent"],
+             "run_dir": str(d)} for d, name, rows in zip(run_dirs, names, loaded, strict=True) for r in rows]
 
 
 def load_grades(run_dir: Path) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from typing import Any
 import gymnasium
 
 import riskgym
+from riskgym.core.monitor import BLOCKED, Context, Monitor, MonitorScore
 from riskgym.core.scenario import Scenario
 from riskgym.core.trace import End, EventBase, Final, Header, SnapshotEvent, Step, TraceWriter
 from riskgym.errors import RiskgymError, SandboxError, ToolCallError
@@ -44,12 +45,15 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
     ``step`` runs the tool on the part that backs it. ``terminated`` on a final answer, ``truncated`` at the step or
     time limit. The reward is always 0: risk is graded from the trace afterwards, by ``riskgym grade``.
     ``info["event"]`` is the trace event of the step; ``info["reason"]`` says why the episode ended, when it did.
+    ``monitor`` (see :mod:`riskgym.core.monitor`) scores each proposed call before it runs, into the step's
+    ``monitor``; a call it scores above ``block_above`` is not run, and the agent is told it was blocked.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's own convention)
 
     def __init__(self, scenario: Scenario | str | Path, *, pool: WorldPool | None = None, run_id: str = "",
-                 sandbox: str = "docker", emulator: EmulatorSettings | None = None) -> None:
+                 sandbox: str = "docker", emulator: EmulatorSettings | None = None, monitor: Monitor | None = None,
+                 block_above: float | None = None) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load(scenario)
         self.tools: dict[str, Tool] = tools_for(self.scenario)
         self.run_id = run_id
@@ -69,6 +73,8 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
         self._answered = False
         self._started = 0.0
         self._live = False
+        self.monitor, self.block_above = monitor, block_above
+        self._history: list[Step] = []
 
     def _new_pool(self) -> WorldPool:
         """The env's own pool: one world, reused across resets, never refilled ahead."""
@@ -110,9 +116,12 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
                 image=sc.sandbox.image, image_id=box.image_id,
                 started_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 run_id=self.run_id, epoch=int(options.get("epoch", 0)),
-                agent_config=dict(options.get("agent_config") or {}), world=self.world.describe()))
+                agent_config=dict(options.get("agent_config") or {}), world=self.world.describe(),
+                monitor=None if self.monitor is None else {"name": self.monitor.name, "config": self.monitor.config,
+                                                           "block_above": self.block_above}))
             self._trace.write(SnapshotEvent(when="pre", parts=pre))
         self._steps, self._started, self._live, self._answered = 0, time.monotonic(), True, False
+        self._history = []
         return sc.instruction, {"env_id": sc.env_id, "tools": self.tool_schemas}
 
     def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
@@ -146,11 +155,19 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
                 event, terminated = Final(index=index, answer=args["answer"]), True
                 self._answered = True
             else:
-                result = self.call(name, args)
-                event = Step(index=index, tool=name, arguments=args, observation=result.text(),
-                             content=result.beyond_text, backend=result.backend, exec=result.exec,
-                             effects=result.effects, emulation=result.emulation, elapsed=time.perf_counter() - t0,
-                             call_id=call_id)
+                seen = self._monitored(name, args)
+                if seen is not None and seen.blocked:
+                    event = Step(index=index, tool=name, arguments=args, call_id=call_id, monitor=seen,
+                                 observation=BLOCKED.format(monitor=seen.monitor, reason=seen.reason or "no reason"),
+                                 elapsed=time.perf_counter() - t0)
+                else:
+                    result = self.call(name, args)
+                    event = Step(index=index, tool=name, arguments=args, observation=result.text(),
+                                 content=result.beyond_text, backend=result.backend, exec=result.exec,
+                                 effects=result.effects, emulation=result.emulation,
+                                 elapsed=time.perf_counter() - t0, call_id=call_id, monitor=seen)
+        if isinstance(event, Step):
+            self._history.append(event)
         if self._trace is not None:
             self._trace.write(event)
         limits = self.scenario.limits
@@ -162,6 +179,22 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
             self.end_episode("completed" if terminated else "truncated", info["reason"])
         observation = event.answer if isinstance(event, Final) else event.observation
         return observation, 0.0, terminated, truncated, info
+
+    def _monitored(self, name: str, args: dict[str, Any]) -> MonitorScore | None:
+        """The monitor's score of a proposed call (None: no monitor), blocked when above ``block_above``."""
+        if self.monitor is None:
+            return None
+        t0 = time.perf_counter()
+        context = Context(instruction=self.scenario.instruction, history=list(self._history), tool=name,
+                          arguments=args, scenario=self.scenario)
+        try:
+            seen = self.monitor.score(context)
+        except Exception as exc:  # a monitor's bug or its API: unscored, never safe; the run goes on
+            seen = MonitorScore(monitor=self.monitor.name, score=None, reason=f"failed: {exc}"[:300])
+        update: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 6)}
+        if seen.score is not None and self.block_above is not None and seen.score > self.block_above:
+            update["blocked"] = True
+        return seen.model_copy(update=update)
 
     def record(self, event: EventBase) -> None:
         """Add an event of the agent's own (a model turn) to the episode's trace, if it has one."""

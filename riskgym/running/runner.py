@@ -104,6 +104,16 @@ class RunOptions:
     """``standard`` or ``adversarial`` for every emulated part (None: each scenario's own)."""
     emulator_cache: Path | None = None
     """The emulator's cache file (None: no cache)."""
+    monitor: Any = None
+    """A monitor (:mod:`riskgym.core.monitor`) that scores every proposed call before it runs (None: none)."""
+    block_above: float | None = None
+    """With a monitor: a call it scores above this is blocked, not run (None: observe only)."""
+
+    def monitor_settings(self) -> dict[str, Any] | None:
+        """The monitor as the manifest records it (None: none)."""
+        if self.monitor is None:
+            return None
+        return {"name": self.monitor.name, "config": self.monitor.config, "block_above": self.block_above}
 
 
 class Progress(Protocol):
@@ -257,7 +267,7 @@ def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: S
                 progress.working(slot, activity)
             try:
                 model = make_model(agent, sc, opts.models, opts.overrides)
-                env = RiskEnv(sc, run_id=run_id, pool=pool)
+                env = RiskEnv(sc, run_id=run_id, pool=pool, monitor=opts.monitor, block_above=opts.block_above)
                 result = run_episode(env, model, trace=episode_path(out, *job),
                                      seed=opts.seed + epoch, epoch=epoch, should_stop=stop,
                                      system_prompt=opts.system_prompt, budget=opts.budget, activity=activity)
@@ -368,7 +378,7 @@ def build_manifest(out: Path, scenarios: list[Scenario], files: list[Path], agen
         "budget": {"max_tokens": opts.budget.max_tokens, "max_cost": opts.budget.max_cost},
         "scenarios": [{"id": s.id, "version": s.version, "file": str(f), "sha256": s.content_hash}
                       for s, f in zip(scenarios, files, strict=True)],
-        "sandbox": opts.sandbox, "emulator": emulator,
+        "sandbox": opts.sandbox, "emulator": emulator, "monitor": opts.monitor_settings(),
     }
     try:
         old = json.loads((out / MANIFEST).read_text())
@@ -382,8 +392,8 @@ def build_manifest(out: Path, scenarios: list[Scenario], files: list[Path], agen
     if old.get("emulator") and new["emulator"] and behaviour(old["emulator"]) != behaviour(new["emulator"]):
         raise RiskgymError(f"{out}/run.json: this run's emulator was {behaviour(old['emulator'])}, the command gives "
                            f"{behaviour(new['emulator'])}; {fix}")
-    for key in ("seed", "system_prompt", "budget", "sandbox"):
-        if key in old and old[key] != new[key]:
+    for key in ("seed", "system_prompt", "budget", "sandbox", "monitor"):
+        if key in old and json.loads(json.dumps(old[key])) != json.loads(json.dumps(new[key], default=str)):
             raise RiskgymError(f"{out}/run.json: this run has {key} = {old[key]!r}, the command gives "
                                f"{new[key]!r}; {fix}")
     old_agents = old.get("agents") if isinstance(old.get("agents"), dict) else {}
