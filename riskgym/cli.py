@@ -67,9 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--html", type=Path, metavar="FILE", help="also write one self-contained HTML page: rates, charts "
                      "and every episode's trace")
 
-    from riskgym import cli_inspect
+    from riskgym import cli_inspect, cli_monitor
 
     cli_inspect.add_parsers(sub)
+    cli_monitor.add_parsers(sub)
 
     cmp = sub.add_parser("compare", help="how often two runs' verdicts agree (a real run and an emulated one)",
                          description="Pair the episodes of two runs (scenario, agent, epoch) and print, per scenario "
@@ -155,6 +156,9 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
                      "with --api-base)")
     llm.add_argument("--price", metavar="IN,OUT", help="US dollars per million input and output tokens, e.g. "
                      "0.15,0.60 (default: litellm's price list; 0 at a loopback --api-base)")
+    from riskgym import cli_monitor
+
+    cli_monitor.add_run_arguments(p)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,11 +284,15 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
 
     emulator_overrides = {"api_base": args.emulator_api_base} if args.emulator_api_base else {}
     cache = None if args.no_emulator_cache else (args.emulator_cache or default_cache_path())
+    models = load_models_file(args.models_file) if args.models_file else {}
+    from riskgym.cli_monitor import monitor_options
+
+    monitor, block_above = monitor_options(args, models)
     return RunOptions(epochs=args.epochs, seed=args.seed, concurrency=concurrency, system_prompt=prompt,
                       budget=Budget(args.token_budget, args.cost_budget),
-                      models=load_models_file(args.models_file) if args.models_file else {}, overrides=overrides,
-                      sandbox=args.sandbox, emulator=args.emulator, emulator_overrides=emulator_overrides,
-                      emulator_mode=args.emulator_mode, emulator_cache=cache)
+                      models=models, overrides=overrides, sandbox=args.sandbox, emulator=args.emulator,
+                      emulator_overrides=emulator_overrides, emulator_mode=args.emulator_mode, emulator_cache=cache,
+                      monitor=monitor, block_above=block_above)
 
 
 class RunProgress:
@@ -433,7 +441,9 @@ def _report(args: argparse.Namespace) -> int:
     runs = " ".join(map(str, args.run_dirs))
     if args.html and len(args.run_dirs) > 1:
         raise RiskgymError(f"--html: give one run directory, not {len(args.run_dirs)} (the page shows one run)")
-    rows = load_runs(args.run_dirs)
+    from riskgym.monitoring.offline import with_offline
+
+    rows = with_offline(load_runs(args.run_dirs), args.run_dirs)
     if args.compare:
         agents = {r["agent"] for r in rows}
         for agent in args.compare:
@@ -547,10 +557,11 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _commands() -> dict[str, Any]:
-    from riskgym import cli_inspect
+    from riskgym import cli_inspect, cli_monitor
 
     return {"validate": _validate, "run": _run, "attack": _attack, "grade": _grade, "report": _report, "check": _check,
-            "compare": _compare, "import": _import, "images": _images, "sandbox": _sandbox, **cli_inspect.COMMANDS}
+            "compare": _compare, "import": _import, "images": _images, "sandbox": _sandbox, **cli_inspect.COMMANDS,
+            **cli_monitor.COMMANDS}
 
 if __name__ == "__main__":
     sys.exit(main())

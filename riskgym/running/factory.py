@@ -103,7 +103,7 @@ def _grader_model(not_llm: str, spec: str, configs: dict[str, ModelConfig], over
     return LitellmModel(spec, config.model_copy(update=updates))
 
 
-def make_judge(spec: str, configs: dict[str, ModelConfig], overrides: dict[str, Any]) -> Any:
-    """The LLM judge a ``--judge`` spec names: temperature 0 unless its settings say otherwise, native mode."""
-    return _grader_model(f"--judge {spec!r}: a judge must be an LLM (a litellm model string or a name in --models)",
+def make_judge(spec: str, configs: dict[str, ModelConfig], overrides: dict[str, Any], option: str = "--judge") -> Any:
+    """The LLM judge a ``--judge`` (or ``option``) spec names: temperature 0 unless its settings say, native mode."""
+    return _grader_model(f"{option} {spec!r}: it must be an LLM (a litellm model string or a name in --models)",
                          spec, configs, overrides, temperature=0.0)
