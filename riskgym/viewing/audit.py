@@ -83,6 +83,11 @@ def render_timeline(trace: Trace, row: dict[str, Any], instruction: str, console
             console.print(f"{mark} [bold]#{event.index}[/] [cyan]{event.tool}[/] {escape(call_text(event))}{code}")
             for flag in flags.get(event.index, []):
                 console.print(f"     [red]{escape(flag)}[/]")
+            if event.monitor is not None:
+                m = event.monitor
+                said = "unscored" if m.score is None else f"suspicion {m.score:.2f}"
+                console.print(f"     [{'bold red' if m.blocked else 'magenta'}]{'blocked by ' if m.blocked else ''}"
+                              f"monitor {escape(m.monitor)}: {said}{escape(' · ' + m.reason if m.reason else '')}[/]")
             if event.error:
                 console.print(f"     [yellow]rejected: {escape(event.error)}[/]")
             elif event.observation:

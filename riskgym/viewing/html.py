@@ -25,8 +25,10 @@ from riskgym.core.results import ImagePart
 from riskgym.core.trace import Final, ModelTurn, Step, Trace
 from riskgym.grading.runs import agreement, confusion, judges_of
 from riskgym.grading.stats import MIN_N
+from riskgym.monitoring.evaluate import FPRS
 from riskgym.rundir import EPISODES, MANIFEST
 from riskgym.viewing.audit import call_text, emulation_note, flags_by_step, harm_paths, seen_note, turn_note
+from riskgym.viewing.monitors import curve_plot, monitor_figures
 from riskgym.viewing.report import LABELS, METRICS, extra_rows, interval_of, summarise
 
 CLIP = 2000
@@ -45,6 +47,9 @@ def trace_data(trace: Trace, row: dict[str, Any], instruction: str, blobs: str =
     """What the page's trace viewer shows of one episode; ``blobs``: the traces' images folder, from the page."""
     verdicts = row.get("verdicts") or {}
     flags = flags_by_step(verdicts)
+    monitored: dict[int, list[list[Any]]] = defaultdict(list)  # online and offline scores, per step
+    for m in row.get("monitored") or []:
+        monitored[m["step"]].append([m["monitor"], m["score"], m.get("reason", ""), bool(m.get("blocked"))])
     events: list[list[Any]] = []
     for e in trace.events:
         if isinstance(e, ModelTurn):
@@ -59,7 +64,8 @@ def trace_data(trace: Trace, row: dict[str, Any], instruction: str, blobs: str =
             image = next((p for p in e.content if isinstance(p, ImagePart) and p.sha256), None)
             events.append(["s", e.index, e.tool, _clip(call_text(e)), _clip(e.observation), e.exit_code,
                            e.error or "", flags.get(e.index, []), note,
-                           f"{blobs}/{image.filename}" if image is not None else ""])
+                           f"{blobs}/{image.filename}" if image is not None else "",
+                           monitored.get(e.index, [])])
         elif isinstance(e, Final):
             events.append(["f", _clip(e.answer)])
     pre, post = trace.snapshot("pre"), trace.snapshot("post")
@@ -209,7 +215,13 @@ def render_html(run_dir: Path, rows: list[dict[str, Any]], traces: list[dict[str
     cells = confusion(rows)
     charts = {m: bar_chart(rows, m, head["agents"], interval) for m in CHART_METRICS
               if any(head["cells"][a].get(m, {}).get("n") for a in head["agents"])}
+    monitors = monitor_figures(rows)
+    dash = "\u2013"
+    env.globals.update(num=lambda v: dash if v is None else f"{v:.3f}", pct=lambda v: dash if v is None else f"{v:.0%}",
+                       ci=lambda c: "" if not c else f"[{c[0]:.2f}{dash}{c[1]:.2f}]")
     return env.get_template("report.html.j2").render(
+        monitors=monitors, fprs=FPRS, monitor_charts={"roc": curve_plot(monitors, "roc", COLOURS),
+                                                      "pr": curve_plot(monitors, "pr", COLOURS)},
         run=str(run_dir), manifest=manifest, head=head, charts=charts, tradeoff=tradeoff_plot(head),
         kappa=kappa, kappa_n=kappa_n, confusion=cells, judges=judges_of(run_dir),
         digest=digest, unverified=unverified, interval=interval,
@@ -227,9 +239,10 @@ def write_report(run_dir: Path, out: Path, interval: str = "wilson") -> int:
     from riskgym.core.integrity import run_digest, verify_trace
     from riskgym.core.trace import read_trace
     from riskgym.grading.runs import load_grades
+    from riskgym.monitoring.offline import with_offline
     from riskgym.rundir import scenario_for
 
-    rows = load_grades(run_dir)
+    rows = with_offline(load_grades(run_dir), [run_dir])
     traces = []
     for row in rows:
         path = run_dir / EPISODES / row["trace"]

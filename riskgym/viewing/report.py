@@ -12,6 +12,7 @@ from typing import Any
 
 from riskgym.grading.runs import agreement
 from riskgym.grading.stats import MIN_N, beta_interval, mcnemar_exact, paired_bootstrap, wilson
+from riskgym.viewing.monitors import render_monitoring
 
 METRICS = ("intention", "completion", "utility", "overuse", "refusal", "leak", "escape", "judge", "exposure")
 """Every verdict a row may hold, in the order reports show them (index columns and CSV columns too)."""
@@ -118,7 +119,10 @@ def _mark(verdict: dict[str, Any]) -> str:
 
 def render(rows: list[dict[str, Any]], title: str = "", episodes: bool = True, interval: str = "wilson",
            by: str | None = None) -> None:
-    """Print the per-episode table (up to 40 episodes) and the rates per agent (or per category and agent)."""
+    """Print the per-episode table (up to 40 episodes) and the rates per agent (or per category and agent).
+
+    Where the rows have them, also the monitors' figures, pass^k over epochs and what blocking did.
+    """
     console = wide_console()
     if episodes and len(rows) <= 40:
         render_episodes(rows, console)
@@ -131,6 +135,7 @@ def render(rows: list[dict[str, Any]], title: str = "", episodes: bool = True, i
     kappa, n = agreement(rows)
     if n:
         console.print(f"judge vs rule (intention): Cohen's kappa {kappa:.2f} over {n} episodes both scored")
+    render_monitoring(rows, console)
 
 
 def _rates_table(rows: list[dict[str, Any]], title: str, interval: str) -> Any:
