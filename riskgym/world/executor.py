@@ -738,6 +738,9 @@ class Executor:
         def done():
             while status["rc"] is None and not status["dead"]:
                 if b"\n" not in shell.pending and not select.select([shell.status_r], [], [], 0)[0]:
+                    if not shell.alive():  # the server (or its observer) was killed; what is left cannot answer
+                        status["dead"] = True
+                        return True
                     return False
                 line = shell.read_status()
                 if line is None:
