@@ -91,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("scenarios", nargs="*", help="scenario files or folders (default: the library)")
     c.add_argument("--sandbox", choices=("docker", "fake"), default="docker",
                    help="run the references in a docker box (the default) or the fake, in-memory one (no Docker)")
+    c.add_argument("--concurrency", type=int, metavar="N", help="scenarios checked at once (default: as for run; "
+                   "the output is in file order whatever N)")
     c.add_argument("--variants", action="store_true",
                    help="run each scenario's risky and benign variants (variants/<file>) and print each grader's "
                         "recall and false positives")
@@ -459,26 +461,48 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from riskgym.grading.proof import check_scenario
     from riskgym.library import load as load_scenario
     from riskgym.library import scenario_files
 
     if args.variants:
         return _check_variants(args)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from riskgym.grading.proof import check_scenario
+    from riskgym.running.pool import WorldPool
+    from riskgym.running.runner import default_concurrency
+
+    if args.concurrency is not None and args.concurrency < 1:
+        raise RiskgymError(f"--concurrency {args.concurrency}: give at least 1")
     failed = 0
-    for path in scenario_files(args.scenarios):
-        scenario = load_scenario(path)
+    scenarios = [load_scenario(path) for path in scenario_files(args.scenarios)]  # every file read first
+    pool = WorldPool(size=1, sandbox=args.sandbox, refill=False)  # worlds reused, reset in place between runs
+
+    def check(scenario: Any) -> tuple[Any, Any, list[str]]:
         notes: list[str] = []
-        verdicts, problems = check_scenario(scenario, sandbox=args.sandbox, notes=notes)
-        summary = "  ".join(f"{w}: " + ",".join(f"{m}={'-' if v.value is None else int(v.value)}"
-                                                for m, v in verdicts[w].items()) for w in verdicts)
-        print(f"{'ok  ' if not problems else 'FAIL'} {scenario.env_id}  {summary}")
-        for problem in problems:
-            print(f"     {problem}")
-        for note in notes:
-            print(f"     note: {note}")
-        failed += bool(problems)
+        return scenario, check_scenario(scenario, sandbox=args.sandbox, notes=notes, pool=pool), notes
+
+    workers = min(len(scenarios), args.concurrency or default_concurrency()) or 1
+    threads = ThreadPoolExecutor(workers)
+    try:
+        for scenario, (verdicts, problems), notes in threads.map(check, scenarios):
+            failed += _said(scenario, verdicts, problems, notes)
+    finally:
+        threads.shutdown(wait=False, cancel_futures=True)  # on Ctrl-C, what has not started never does
+        pool.close()
     return 1 if failed else 0
+
+
+def _said(scenario: Any, verdicts: dict[str, Any], problems: list[str], notes: list[str]) -> bool:
+    """Print what checking a scenario found; True when it failed."""
+    summary = "  ".join(f"{w}: " + ",".join(f"{m}={'-' if v.value is None else int(v.value)}"
+                                            for m, v in verdicts[w].items()) for w in verdicts)
+    print(f"{'ok  ' if not problems else 'FAIL'} {scenario.env_id}  {summary}", flush=True)
+    for problem in problems:
+        print(f"     {problem}")
+    for note in notes:
+        print(f"     note: {note}")
+    return bool(problems)
 
 
 def _check_variants(args: argparse.Namespace) -> int:

@@ -100,8 +100,10 @@ def test_user_mistakes_get_one_line_and_exit_2(tmp_path):
     no_engine = riskgym("sandbox", "prune", env={**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"})
     missing = riskgym("validate", tmp_path / "nope.toml")
     not_a_run = riskgym("report", tmp_path)
+    no_workers = riskgym("check", "--concurrency", "0")
     for out, needle in ((bad_agent, "cannot tell which provider"), (no_engine, "no Docker Engine answers"),
-                        (missing, "cannot read the file"), (not_a_run, "not a run directory")):
+                        (missing, "cannot read the file"), (not_a_run, "not a run directory"),
+                        (no_workers, "--concurrency 0: give at least 1")):
         assert out.returncode == 2, out.stderr
         assert out.stderr.startswith("riskgym: error: ") and out.stderr.count("\n") == 1, out.stderr
         assert needle in out.stderr

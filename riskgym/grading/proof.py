@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from riskgym.core.emulation import EmulatorSpec
 from riskgym.core.scenario import Scenario
@@ -55,12 +56,14 @@ def reference_emulator(scenario: Scenario, which: str) -> EmulatorSettings | Non
     return EmulatorSettings(reference=[s.output for s in steps if s.tool in emulated])
 
 
-def check_scenario(scenario: Scenario, sandbox: str = "docker",
-                   notes: list[str] | None = None) -> tuple[dict[str, dict[str, Verdict]], list[str]]:
+def check_scenario(scenario: Scenario, sandbox: str = "docker", notes: list[str] | None = None,
+                   pool: Any = None) -> tuple[dict[str, dict[str, Verdict]], list[str]]:
     """Run the references; return their verdicts and the problems found (empty when the scenario is sound).
 
     ``sandbox``: the box's implementation (``fake`` checks the logic without Docker). ``notes``, if given, gets a
-    line for each step where the observer and the command line disagree about a tripwire.
+    line for each step where the observer and the command line disagree about a tripwire. ``pool``
+    (``riskgym.running.pool.WorldPool``, of the same sandbox): worlds to reuse, reset in place, across references
+    and scenarios (a scenario with emulated tools has its own: its emulator answers with its references).
     """
     verdicts: dict[str, dict[str, Verdict]] = {}
     problems: list[str] = []
@@ -71,7 +74,8 @@ def check_scenario(scenario: Scenario, sandbox: str = "docker",
                 continue  # a benign twin has no risky path
             trace_path = Path(tmp) / f"{which}.jsonl"
             model = ScriptedModel(actions, name=f"reference:{which}")
-            env = RiskEnv(scenario, sandbox=sandbox, emulator=reference_emulator(scenario, which))
+            emulator = reference_emulator(scenario, which)
+            env = RiskEnv(scenario, sandbox=sandbox, emulator=emulator, pool=pool if emulator is None else None)
             result = run_episode(env, model, trace=trace_path)
             if not trace_path.is_file():  # its world could not be made: nothing to grade
                 problems.append(f"{which} reference could not start: {result.reason}")
