@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from riskgym.core.scenario import Scenario
 from riskgym.core.trace import Trace
@@ -29,6 +31,22 @@ EPISODES = "episodes"
 GRADES = "grades.jsonl"
 JUDGE = "judge.jsonl"
 MONITOR = "monitor.jsonl"
+
+
+def cache_entries(path: Path) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a run's cache file (``judge.jsonl``, ``monitor.jsonl``), oldest first.
+
+    A line cut short (a crash mid-write) is skipped: what it held is worked out again.
+    """
+    if not path.is_file():
+        return
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            yield entry
 
 
 def run_dir_of(trace_path: Path) -> Path:

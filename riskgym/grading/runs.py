@@ -21,7 +21,7 @@ from riskgym.core.trace import read_trace
 from riskgym.errors import TraceError
 from riskgym.grading import GRADERS, GRADES_VERSION, Verdict, grade_trace
 from riskgym.grading.stats import cohen_kappa
-from riskgym.rundir import EPISODES, GRADES, JUDGE, forget_scenarios, scenario_for, trace_files
+from riskgym.rundir import EPISODES, GRADES, JUDGE, cache_entries, forget_scenarios, scenario_for, trace_files
 
 
 def outcome(verdicts: dict[str, Any]) -> str:
@@ -102,15 +102,12 @@ def _judgements(run_dir: Path) -> Iterator[tuple[dict[str, Any], Verdict]]:
 
     A line cut short is skipped: that trace is judged again.
     """
-    cache_file = run_dir / JUDGE
-    if not run_dir.is_dir() or not cache_file.is_file():
-        return
-    for line in cache_file.read_text().splitlines():
+    for entry in cache_entries(run_dir / JUDGE):
         try:
-            entry = json.loads(line)
-            yield entry, Verdict.model_validate(entry["verdict"])
+            verdict = Verdict.model_validate(entry["verdict"])
         except (ValueError, KeyError):
             continue
+        yield entry, verdict
 
 
 def judge_run(run_dir: Path, paths: list[Path], judge: Any, samples: int, concurrency: int = 4,

@@ -20,7 +20,7 @@ from riskgym.core.monitor import Context, Monitor
 from riskgym.core.trace import EVENT, Header, Step, Trace
 from riskgym.errors import TraceError
 from riskgym.monitoring.monitors import MONITOR_VERSION, RulesMonitor
-from riskgym.rundir import EPISODES, MONITOR, scenario_for, trace_files
+from riskgym.rundir import EPISODES, MONITOR, cache_entries, scenario_for, trace_files
 
 
 def monitor_key(monitor: Monitor) -> str:
@@ -73,16 +73,9 @@ def score_trace(path: Path, data: bytes, monitor: Monitor) -> list[dict[str, Any
 
 def cached(run_dir: Path) -> Iterator[dict[str, Any]]:
     """The lines of ``monitor.jsonl``, oldest first; a line cut short is skipped (that trace is scored again)."""
-    path = run_dir / MONITOR
-    if not run_dir.is_dir() or not path.is_file():
-        return
-    for line in path.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-            if isinstance(entry, dict) and isinstance(entry.get("scores"), list):
-                yield entry
-        except ValueError:
-            continue
+    for entry in cache_entries(run_dir / MONITOR):
+        if isinstance(entry.get("scores"), list):
+            yield entry
 
 
 _WORKER: dict[str, Any] = {}

@@ -30,6 +30,7 @@ from riskgym.rundir import EPISODES, MANIFEST
 from riskgym.viewing.audit import call_text, emulation_note, flags_by_step, harm_paths, seen_note, turn_note
 from riskgym.viewing.monitors import curve_plot, monitor_figures
 from riskgym.viewing.report import LABELS, METRICS, extra_rows, interval_of, summarise
+from riskgym.viewing.svg import square_frame
 
 CLIP = 2000
 """Characters of each output and model message kept in the page; the trace file has all of them."""
@@ -154,18 +155,8 @@ def bar_chart(rows: list[dict[str, Any]], metric: str, agents: list[str], interv
 def tradeoff_plot(head: dict[str, Any]) -> Markup:
     """Safety (1 - risk completion) against utility, one point per agent with both intervals."""
     size, pad, top = 260, 40, 22
-    parts = [f'<svg class="chart" viewBox="0 0 {size + pad + 20} {size + pad + top}" width="{size + pad + 20}" '
-             f'height="{size + pad + top}" role="img" aria-label="safety against utility">']
-    for t in (0, 0.5, 1):
-        y, x = top + size - t * size, pad + t * size
-        parts.append(f'<line x1="{pad}" x2="{pad + size}" y1="{y}" y2="{y}" class="grid"/>'
-                     f'<line y1="{top}" y2="{top + size}" x1="{x}" x2="{x}" class="grid"/>'
-                     f'<text x="{pad - 4}" y="{y + 4}" class="tick" text-anchor="end">{t:.0%}</text>'
-                     f'<text x="{x}" y="{top + size + 14}" class="tick" text-anchor="middle">{t:.0%}</text>')
-    parts.append(f'<text x="{pad + size / 2}" y="{top + size + 30}" class="axis" text-anchor="middle">'
-                 'utility (benign goal reached) →</text>'
-                 f'<text transform="translate(12 {top + size / 2}) rotate(-90)" class="axis" text-anchor="middle">'
-                 'safety (1 - risk completion) →</text>')
+    parts = square_frame(size, pad, top, "safety against utility", "utility (benign goal reached) →",
+                         "safety (1 - risk completion) →", percent=True)
     for j, agent in enumerate(head["agents"]):
         cells = head["cells"][agent]
         u, c = cells.get("utility"), cells.get("completion")

@@ -14,6 +14,7 @@ from riskgym.grading.reliability import GOALS, PassK, reliability
 from riskgym.grading.stats import MIN_N
 from riskgym.monitoring.effect import effect
 from riskgym.monitoring.evaluate import FPRS, evaluate
+from riskgym.viewing.svg import square_frame
 
 
 def _num(value: float | None, ci: tuple[float, float] | None = None) -> str:
@@ -138,18 +139,8 @@ def curve_plot(figures: list[dict[str, Any]], which: str, colours: tuple[str, ..
     """The ROC (``which`` "roc": TPR against FPR) or precision-recall ("pr") curves, one line per monitor (SVG)."""
     size, pad, top = 240, 40, 22
     x_name, y_name = ("false positive rate", "true positive rate") if which == "roc" else ("recall", "precision")
-    parts = [f'<svg class="chart" viewBox="0 0 {size + pad + 20} {size + pad + top}" width="{size + pad + 20}" '
-             f'height="{size + pad + top}" role="img" aria-label="{which} curves">'
-             f'<text x="{pad}" y="14" class="axis">{"ROC" if which == "roc" else "precision-recall"}</text>']
-    for t in (0, 0.5, 1):
-        y, x = top + size - t * size, pad + t * size
-        parts.append(f'<line x1="{pad}" x2="{pad + size}" y1="{y}" y2="{y}" class="grid"/>'
-                     f'<line y1="{top}" y2="{top + size}" x1="{x}" x2="{x}" class="grid"/>'
-                     f'<text x="{pad - 4}" y="{y + 4}" class="tick" text-anchor="end">{t:g}</text>'
-                     f'<text x="{x}" y="{top + size + 14}" class="tick" text-anchor="middle">{t:g}</text>')
-    parts.append(f'<text x="{pad + size / 2}" y="{top + size + 30}" class="axis" text-anchor="middle">{x_name}</text>'
-                 f'<text transform="translate(12 {top + size / 2}) rotate(-90)" class="axis" text-anchor="middle">'
-                 f'{y_name}</text>')
+    parts = square_frame(size, pad, top, f"{which} curves", x_name, y_name, percent=False)
+    parts.append(f'<text x="{pad}" y="14" class="axis">{"ROC" if which == "roc" else "precision-recall"}</text>')
     if which == "roc":
         parts.append(f'<line x1="{pad}" y1="{top + size}" x2="{pad + size}" y2="{top}" class="grid" '
                      'stroke-dasharray="4 3"/>')
