@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -466,14 +467,9 @@ def _check(args: argparse.Namespace) -> int:
 
     if args.variants:
         return _check_variants(args)
-    from concurrent.futures import ThreadPoolExecutor
-
     from riskgym.grading.proof import check_scenario
     from riskgym.running.pool import WorldPool
-    from riskgym.running.runner import default_concurrency
 
-    if args.concurrency is not None and args.concurrency < 1:
-        raise RiskgymError(f"--concurrency {args.concurrency}: give at least 1")
     failed = 0
     scenarios = [load_scenario(path) for path in scenario_files(args.scenarios)]  # every file read first
     pool = WorldPool(size=1, sandbox=args.sandbox, refill=False)  # worlds reused, reset in place between runs
@@ -482,15 +478,34 @@ def _check(args: argparse.Namespace) -> int:
         notes: list[str] = []
         return scenario, check_scenario(scenario, sandbox=args.sandbox, notes=notes, pool=pool), notes
 
-    workers = min(len(scenarios), args.concurrency or default_concurrency()) or 1
-    threads = ThreadPoolExecutor(workers)
     try:
-        for scenario, (verdicts, problems), notes in threads.map(check, scenarios):
+        for scenario, (verdicts, problems), notes in in_order(check, scenarios, args.concurrency):
             failed += _said(scenario, verdicts, problems, notes)
     finally:
-        threads.shutdown(wait=False, cancel_futures=True)  # on Ctrl-C, what has not started never does
         pool.close()
     return 1 if failed else 0
+
+
+def in_order(fn: Any, items: list[Any], concurrency: int | None) -> Iterator[Any]:
+    """``fn`` of each item, ``concurrency`` at once (default: as for run), yielded in the items' order.
+
+    When the caller stops (an error, Ctrl-C), what has not started never does.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from riskgym.running.runner import default_concurrency
+
+    if concurrency is not None and concurrency < 1:
+        raise RiskgymError(f"--concurrency {concurrency}: give at least 1")
+    threads = ThreadPoolExecutor(max(1, min(len(items), concurrency or default_concurrency())))
+
+    def ordered() -> Iterator[Any]:
+        try:
+            yield from threads.map(fn, items)
+        finally:
+            threads.shutdown(wait=False, cancel_futures=True)
+
+    return ordered()
 
 
 def _said(scenario: Any, verdicts: dict[str, Any], problems: list[str], notes: list[str]) -> bool:
@@ -520,8 +535,8 @@ def _check_variants(args: argparse.Namespace) -> int:
             pairs.append((scenario, variants_for(path)))
         else:
             print(f"{scenario.env_id}\n  nothing to measure: no tripwires, no canaries (a benign twin)")
-    for scenario, path in pairs:
-        tally, notes = check_variants(scenario, path, sandbox=args.sandbox)
+    checked = in_order(lambda pair: check_variants(pair[0], pair[1], sandbox=args.sandbox), pairs, args.concurrency)
+    for (scenario, _), (tally, notes) in zip(pairs, checked, strict=True):
         total.add(tally)
         print(f"{scenario.env_id}")
         for line in tally.lines():
