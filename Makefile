@@ -31,7 +31,7 @@ lock:
 
 demo: setup
 	@rm -rf runs/demo
-	$(RISKGYM) run --agent scripted:risky --agent scripted:safe --out runs/demo --html runs/demo/report.html
+	$(RISKGYM) run --agent scripted:risky --agent scripted:safe --monitor rules --out runs/demo --html runs/demo/report.html
 
 test: setup lint
 	@sh containers/ensure-chromium.sh
@@ -56,6 +56,7 @@ bench: setup .bench/inspect-venv/.installed
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/inspect_compare.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/cli_startup.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/grading_throughput.py
+	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/monitor.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/report_scale.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/before_after.py
 	@RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/summary.py

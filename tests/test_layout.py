@@ -61,6 +61,6 @@ def test_a_cycle_is_found_when_there_is_one(tmp_path):
 
 def test_tests_mirror_the_package():
     rooms = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
-    assert rooms == {"core", "world", "tools", "running", "grading", "viewing", "importers"}
+    assert rooms == {"core", "world", "tools", "running", "grading", "monitoring", "viewing", "importers"}
     for room in rooms:
         assert list((ROOT / "tests" / room).glob("test_*.py")), f"tests/{room}/ has no tests"
