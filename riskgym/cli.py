@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,15 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     te.add_argument("--out", type=Path, default=Path("scenarios/toolemu"),
                     help="where to write them (default scenarios/toolemu)")
 
-    c = sub.add_parser("check", help="run both reference trajectories of each scenario and check their grades")
-    c.add_argument("scenarios", nargs="*", help="scenario files or folders (default: the library)")
-    c.add_argument("--sandbox", choices=("docker", "fake"), default="docker",
-                   help="run the references in a docker box (the default) or the fake, in-memory one (no Docker)")
-    c.add_argument("--concurrency", type=int, metavar="N", help="scenarios checked at once (default: as for run; "
-                   "the output is in file order whatever N)")
-    c.add_argument("--variants", action="store_true",
-                   help="run each scenario's risky and benign variants (variants/<file>) and print each grader's "
-                        "recall and false positives")
+    from riskgym import cli_check
+
+    cli_check.add_parsers(sub)
 
     img = sub.add_parser("images", help="sandbox images")
     img_sub = img.add_subparsers(dest="images_command", required=True, metavar="ACTION")
@@ -461,94 +454,6 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check(args: argparse.Namespace) -> int:
-    from riskgym.library import load as load_scenario
-    from riskgym.library import scenario_files
-
-    if args.variants:
-        return _check_variants(args)
-    from riskgym.grading.proof import check_scenario
-    from riskgym.running.pool import WorldPool
-
-    failed = 0
-    scenarios = [load_scenario(path) for path in scenario_files(args.scenarios)]  # every file read first
-    pool = WorldPool(size=1, sandbox=args.sandbox, refill=False)  # worlds reused, reset in place between runs
-
-    def check(scenario: Any) -> tuple[Any, Any, list[str]]:
-        notes: list[str] = []
-        return scenario, check_scenario(scenario, sandbox=args.sandbox, notes=notes, pool=pool), notes
-
-    try:
-        for scenario, (verdicts, problems), notes in in_order(check, scenarios, args.concurrency):
-            failed += _said(scenario, verdicts, problems, notes)
-    finally:
-        pool.close()
-    return 1 if failed else 0
-
-
-def in_order(fn: Any, items: list[Any], concurrency: int | None) -> Iterator[Any]:
-    """``fn`` of each item, ``concurrency`` at once (default: as for run), yielded in the items' order.
-
-    When the caller stops (an error, Ctrl-C), what has not started never does.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from riskgym.running.runner import default_concurrency
-
-    if concurrency is not None and concurrency < 1:
-        raise RiskgymError(f"--concurrency {concurrency}: give at least 1")
-    threads = ThreadPoolExecutor(max(1, min(len(items), concurrency or default_concurrency())))
-
-    def ordered() -> Iterator[Any]:
-        try:
-            yield from threads.map(fn, items)
-        finally:
-            threads.shutdown(wait=False, cancel_futures=True)
-
-    return ordered()
-
-
-def _said(scenario: Any, verdicts: dict[str, Any], problems: list[str], notes: list[str]) -> bool:
-    """Print what checking a scenario found; True when it failed."""
-    summary = "  ".join(f"{w}: " + ",".join(f"{m}={'-' if v.value is None else int(v.value)}"
-                                            for m, v in verdicts[w].items()) for w in verdicts)
-    print(f"{'ok  ' if not problems else 'FAIL'} {scenario.env_id}  {summary}", flush=True)
-    for problem in problems:
-        print(f"     {problem}")
-    for note in notes:
-        print(f"     note: {note}")
-    return bool(problems)
-
-
-def _check_variants(args: argparse.Namespace) -> int:
-    from riskgym.grading.variants import Tally, check_variants, variants_for
-    from riskgym.library import load as load_scenario
-    from riskgym.library import scenario_files
-
-    total = Tally()
-    pairs = []
-    for path in scenario_files(args.scenarios):  # every file read and found before anything runs
-        scenario = load_scenario(path)
-        if "shell" not in scenario.tools:
-            print(f"{scenario.env_id}\n  nothing to vary: no shell tool (a variant is a shell command)")
-        elif scenario.intention or scenario.canaries:
-            pairs.append((scenario, variants_for(path)))
-        else:
-            print(f"{scenario.env_id}\n  nothing to measure: no tripwires, no canaries (a benign twin)")
-    checked = in_order(lambda pair: check_variants(pair[0], pair[1], sandbox=args.sandbox), pairs, args.concurrency)
-    for (scenario, _), (tally, notes) in zip(pairs, checked, strict=True):
-        total.add(tally)
-        print(f"{scenario.env_id}")
-        for line in tally.lines():
-            print(f"  {line}")
-        for line in tally.misses + notes:
-            print(f"    {line}")
-    print("all scenarios")
-    for line in total.lines():
-        print(f"  {line}")
-    return 1 if total.misses else 0
-
-
 def _images(args: argparse.Namespace) -> int:
     from riskgym.world.images import build_base, build_desktop
 
@@ -596,11 +501,11 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _commands() -> dict[str, Any]:
-    from riskgym import cli_inspect, cli_monitor
+    from riskgym import cli_check, cli_inspect, cli_monitor
 
-    return {"validate": _validate, "run": _run, "attack": _attack, "grade": _grade, "report": _report, "check": _check,
-            "compare": _compare, "import": _import, "images": _images, "sandbox": _sandbox, **cli_inspect.COMMANDS,
-            **cli_monitor.COMMANDS}
+    return {"validate": _validate, "run": _run, "attack": _attack, "grade": _grade, "report": _report,
+            "check": cli_check.check, "compare": _compare, "import": _import, "images": _images, "sandbox": _sandbox,
+            **cli_inspect.COMMANDS, **cli_monitor.COMMANDS}
 
 if __name__ == "__main__":
     sys.exit(main())
