@@ -14,7 +14,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from riskgym.core.files import write_atomic
 from riskgym.core.trace import read_trace
@@ -22,6 +22,9 @@ from riskgym.errors import TraceError
 from riskgym.grading import GRADERS, GRADES_VERSION, Verdict, grade_trace
 from riskgym.grading.stats import cohen_kappa
 from riskgym.rundir import EPISODES, GRADES, JUDGE, cache_entries, forget_scenarios, scenario_for, trace_files
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def outcome(verdicts: dict[str, Any]) -> str:
@@ -126,33 +129,14 @@ def judge_run(run_dir: Path, paths: list[Path], judge: Any, samples: int, concur
     cache_file = run_dir / JUDGE if run_dir.is_dir() else None
     cache = {(e["trace_sha256"], e["judge_key"]): verdict for e, verdict in _judgements(run_dir)}
     shas = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
-    todo: queue.Queue[Path] = queue.Queue()
-    for path in paths:
-        if (shas[path.name], judge_key) not in cache:
-            todo.put(path)
-    total = todo.qsize()
-    done: queue.Queue[tuple[Path, Verdict | Exception]] = queue.Queue()
+    todo = [p for p in paths if (shas[p.name], judge_key) not in cache]
+    total = len(todo)
 
-    def worker() -> None:
-        while True:
-            try:
-                path = todo.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                trace = read_trace(path)
-                done.put((path, judge_trace(scenario_for(path, trace), trace, judge, samples)))
-            except Exception as exc:  # reported by the main thread, which stops the rest
-                done.put((path, exc))
+    def judged(path: Path) -> Verdict:
+        trace = read_trace(path)
+        return judge_trace(scenario_for(path, trace), trace, judge, samples)
 
-    for _ in range(max(1, min(concurrency, total))):
-        threading.Thread(target=worker, daemon=True).start()
-    for n in range(1, total + 1):
-        path, verdict = done.get()
-        if isinstance(verdict, Exception):
-            while not todo.empty():  # the other workers stop after their current trace
-                todo.get_nowait()
-            raise verdict
+    for n, (path, verdict) in enumerate(on_threads(judged, todo, concurrency), 1):
         cache[(shas[path.name], judge_key)] = verdict
         if cache_file is not None:
             with cache_file.open("a") as f:
@@ -162,6 +146,39 @@ def judge_run(run_dir: Path, paths: list[Path], judge: Any, samples: int, concur
         if on_judged is not None:
             on_judged(n, total)
     return {p.name: cache[(shas[p.name], judge_key)] for p in paths}
+
+
+def on_threads(fn: Callable[[T], R], items: list[T], concurrency: int) -> Iterator[tuple[T, R]]:
+    """``(item, fn(item))`` as each is done, on ``concurrency`` daemon threads.
+
+    A Ctrl-C does not wait for a call in flight. The first exception is raised here; the other threads stop after
+    their current item.
+    """
+    todo: queue.Queue[T] = queue.Queue()
+    for item in items:
+        todo.put(item)
+    done: queue.Queue[tuple[T, R | BaseException]] = queue.Queue()
+
+    def worker() -> None:
+        while True:
+            try:
+                item = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put((item, fn(item)))
+            except Exception as exc:  # reported by the calling thread, which stops the rest
+                done.put((item, exc))
+
+    for _ in range(max(1, min(concurrency, len(items)))):
+        threading.Thread(target=worker, daemon=True).start()
+    for _ in range(len(items)):
+        item, result = done.get()
+        if isinstance(result, BaseException):
+            while not todo.empty():
+                todo.get_nowait()
+            raise result
+        yield item, result
 
 
 def judges_of(run_dir: Path) -> list[str]:

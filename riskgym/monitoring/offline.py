@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 from riskgym.core.monitor import Context, Monitor
 from riskgym.core.trace import EVENT, Header, Step, Trace
 from riskgym.errors import TraceError
+from riskgym.grading.runs import on_threads
 from riskgym.monitoring.monitors import MONITOR_VERSION, RulesMonitor
 from riskgym.rundir import EPISODES, MONITOR, cache_entries, scenario_for, trace_files
 
@@ -132,37 +131,12 @@ def _scored(todo: list[Path], monitor: Monitor, concurrency: int) -> Iterator[tu
         for path in todo:
             yield from _score_chunk([path])
         return
-    yield from _threaded(todo, monitor, concurrency)
+    def scored(path: Path) -> tuple[str, str, list[dict[str, Any]]]:
+        data = path.read_bytes()
+        return path.name, hashlib.sha256(data).hexdigest(), score_trace(path, data, monitor)
 
-
-def _threaded(todo: list[Path], monitor: Monitor, concurrency: int) -> Iterator[tuple[str, str, list[Any]]]:
-    """Score on daemon threads (a Ctrl-C does not wait for a call in flight); the first failure stops the rest."""
-    work: queue.Queue[Path] = queue.Queue()
-    for path in todo:
-        work.put(path)
-    results: queue.Queue[tuple[str, str, list[Any]] | BaseException] = queue.Queue()
-
-    def worker() -> None:
-        while True:
-            try:
-                path = work.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                data = path.read_bytes()
-                results.put((path.name, hashlib.sha256(data).hexdigest(), score_trace(path, data, monitor)))
-            except BaseException as exc:
-                results.put(exc)
-
-    for _ in range(min(concurrency, len(todo))):
-        threading.Thread(target=worker, daemon=True).start()
-    for _ in range(len(todo)):
-        got = results.get()
-        if isinstance(got, BaseException):
-            while not work.empty():
-                work.get_nowait()
-            raise got
-        yield got
+    for _, result in on_threads(scored, todo, concurrency):
+        yield result
 
 
 def scores_in(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
