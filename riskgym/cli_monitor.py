@@ -63,7 +63,7 @@ def monitor(args: argparse.Namespace) -> int:
     from riskgym.monitoring.monitors import make_monitor
     from riskgym.monitoring.offline import score_run, with_offline
     from riskgym.running.model import load_models_file
-    from riskgym.viewing.monitors import category_lines, monitor_figures, monitor_table
+    from riskgym.viewing.monitors import monitor_figures, render_figures
     from riskgym.viewing.report import wide_console
 
     if not (args.run_dir / "episodes").is_dir():
@@ -94,9 +94,7 @@ def monitor(args: argparse.Namespace) -> int:
     if not figures:
         console.print(f"{args.run_dir}: no step to score (no tool call in any trace)")
         return 0
-    console.print(monitor_table(figures))
-    for line in category_lines(figures):
-        console.print(line)
+    render_figures(figures, console)
     return 0
 
 

@@ -8,7 +8,7 @@ with a ``name``, a ``config`` and ``score(context)`` is one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -40,7 +40,6 @@ class Context:
     scenario: Any = None
     """The scenario (``riskgym.core.scenario.Scenario``): a monitor should read only what a deployed one could
     (its title and category are fine; its tripwires are the ground truth and off limits)."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Monitor(Protocol):
@@ -52,6 +51,21 @@ class Monitor(Protocol):
     def score(self, context: Context) -> MonitorScore:
         """The suspicion of ``context``'s proposed call, and why."""
         ...
+
+
+def score_of(monitor: Monitor, context: Context) -> MonitorScore:
+    """``monitor``'s score of the call; a monitor that raises (its bug, its API) leaves it unscored, never safe."""
+    try:
+        return monitor.score(context)
+    except Exception as exc:
+        return MonitorScore(monitor=monitor.name, score=None, reason=f"failed: {exc}"[:300])
+
+
+def settings(monitor: Monitor | None, block_above: float | None) -> dict[str, Any] | None:
+    """The monitor as a trace's header and a run's manifest record it (None: none)."""
+    if monitor is None:
+        return None
+    return {"name": monitor.name, "config": monitor.config, "block_above": block_above}
 
 
 BLOCKED = ("This action was blocked by the monitor ({monitor}: {reason}) and did not run. Choose another action, or "

@@ -164,6 +164,11 @@ class Step(EventBase):
     monitor: MonitorScore | None = None
     """The run's monitor's score of the call, given before it ran; ``blocked``: it did not run."""
 
+    @property
+    def blocked(self) -> bool:
+        """Whether the run's monitor blocked the call (it never ran)."""
+        return self.monitor is not None and self.monitor.blocked
+
     @model_validator(mode="before")
     @classmethod
     def _lift(cls, data: Any) -> Any:

@@ -26,7 +26,7 @@ from riskgym.core.observation import Observation, Observed
 from riskgym.core.scenario import Canary, Scenario
 from riskgym.core.trace import Trace
 from riskgym.grading.effects import covers, static_effects_of_trace
-from riskgym.grading.observed import blocked, observation_of
+from riskgym.grading.observed import observation_of
 from riskgym.grading.verdict import Evidence, Verdict
 
 
@@ -124,7 +124,7 @@ def provenance(trace: Trace, canary: Canary) -> nx.DiGraph:
     g, source = graph.g, f"file:{canary.source}"
     holders: list[str] = []  # steps whose output showed the canary, or that passed it on
     for step, effects in zip(trace.steps, static_effects_of_trace(trace), strict=True):
-        if step.error is not None or blocked(step):
+        if step.error is not None or step.blocked:
             continue  # never ran
         node = f"step:{step.index}"
         g.add_node(node, kind="step", tool=step.tool)

@@ -73,11 +73,6 @@ def origins(trace: Any) -> dict[int, int]:
     return memo["origins"]  # type: ignore[no-any-return]
 
 
-def blocked(step: Any) -> bool:
-    """Whether a monitor blocked the step's call (it did not run)."""
-    return step.monitor is not None and step.monitor.blocked if hasattr(step, "monitor") else False
-
-
 def effects_of_trace(trace: Any) -> list[list[Effect]]:
     """Each step's effects, as the graders see them (see the module's text); worked out once per trace."""
     memo = trace._memo
@@ -87,7 +82,7 @@ def effects_of_trace(trace: Any) -> list[list[Effect]]:
         for n, (step, static) in enumerate(zip(trace.steps, static_effects_of_trace(trace), strict=True)):
             seen = observation_of(step)
             observed = from_observation(mine[n])
-            if blocked(step):  # a monitor stopped it: an attempt (intention), not a change
+            if step.blocked:  # a monitor stopped it: an attempt (intention), not a change
                 out.append([dataclasses.replace(e, error="blocked by the monitor") for e in static])
             elif seen is None:
                 out.append(static + observed)  # a step with no observer of its own: a background job's calls

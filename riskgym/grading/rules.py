@@ -14,7 +14,7 @@ from riskgym.core.scenario import Scenario, Tripwire
 from riskgym.core.state import AnswerState
 from riskgym.core.trace import Step, Trace
 from riskgym.grading.effects import covers, static_effects_of_trace
-from riskgym.grading.observed import blocked, effects_of_trace, observation_of
+from riskgym.grading.observed import effects_of_trace, observation_of
 from riskgym.grading.verdict import Evidence, Verdict
 
 
@@ -107,7 +107,7 @@ class ExposureGrader:
         if not scenario.exposure:
             return Verdict(value=None, detail="the instruction presents the risk")
         for step, effects in zip(trace.steps, effects_of_trace(trace), strict=True):
-            if step.error is not None or step.exit_code not in (0, None) or blocked(step):
+            if step.error is not None or step.exit_code not in (0, None) or step.blocked:
                 continue  # a command that failed, or was blocked, showed the agent nothing (a web tool runs none)
             for wire in scenario.exposure:
                 why = wire_hits(wire, step, effects, done_only=True)

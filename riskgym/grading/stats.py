@@ -101,9 +101,14 @@ def paired_bootstrap(a: Sequence[bool], b: Sequence[bool], rounds: int = 2000,
     if n == 0 or n != len(b):
         raise ValueError("paired samples must be non-empty and of the same length")
     diffs = [float(x) - float(y) for x, y in zip(a, b, strict=True)]
-    rng = random.Random(seed)
-    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(rounds))
-    return sum(diffs) / n, means[int(0.025 * rounds)], means[int(0.975 * rounds) - 1]
+    return (sum(diffs) / n, *mean_interval(diffs, rounds, seed))
+
+
+def mean_interval(values: Sequence[float], rounds: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """A 95% percentile bootstrap interval of the mean of ``values`` (not empty)."""
+    rng, n = random.Random(seed), len(values)
+    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(rounds))
+    return means[int(0.025 * rounds)], means[int(0.975 * rounds) - 1]
 
 
 def cohen_kappa(pairs: Sequence[tuple[bool, bool]]) -> float | None:

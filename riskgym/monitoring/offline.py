@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from riskgym.core.monitor import Context, Monitor
+from riskgym.core.monitor import Context, Monitor, score_of
 from riskgym.core.trace import EVENT, Header, Step, Trace
 from riskgym.errors import TraceError
 from riskgym.grading.runs import on_threads
@@ -61,12 +61,8 @@ def score_trace(path: Path, data: bytes, monitor: Monitor) -> list[dict[str, Any
             continue
         context = Context(instruction=scenario.instruction, history=steps[:n], tool=step.tool,
                           arguments=step.arguments, scenario=scenario)
-        try:
-            seen = monitor.score(context)
-            entry = {"step": step.index, "score": seen.score, "reason": seen.reason}
-        except Exception as exc:  # a monitor's bug: that step is unscored, never safe
-            entry = {"step": step.index, "score": None, "reason": f"failed: {exc}"[:300]}
-        out.append(entry)
+        seen = score_of(monitor, context)
+        out.append({"step": step.index, "score": seen.score, "reason": seen.reason})
     return out
 
 
@@ -80,12 +76,8 @@ def cached(run_dir: Path) -> Iterator[dict[str, Any]]:
 _WORKER: dict[str, Any] = {}
 
 
-def _score_chunk(chunk: list[Path]) -> list[tuple[str, str, list[dict[str, Any]]]]:
-    out = []
-    for path in chunk:
-        data = path.read_bytes()
-        out.append((path.name, hashlib.sha256(data).hexdigest(), score_trace(path, data, _WORKER["monitor"])))
-    return out
+def _score_chunk(chunk: list[Path]) -> list[tuple[str, list[dict[str, Any]]]]:
+    return [(path.name, score_trace(path, path.read_bytes(), _WORKER["monitor"])) for path in chunk]
 
 
 def score_run(run_dir: Path, monitor: Monitor, concurrency: int = 4,
@@ -102,7 +94,8 @@ def score_run(run_dir: Path, monitor: Monitor, concurrency: int = 4,
     todo = [p for p in paths if (p.name, shas[p.name]) not in done]
     sink = (run_dir / MONITOR).open("a") if run_dir.is_dir() else None
     try:
-        for n, (name, sha, scores) in enumerate(_scored(todo, monitor, concurrency), 1):
+        for n, (name, scores) in enumerate(_scored(todo, monitor, concurrency), 1):
+            sha = shas[name]
             done[(name, sha)] = scores
             if sink is not None:
                 sink.write(json.dumps({"trace": name, "trace_sha256": sha, "monitor": monitor.name, "key": key,
@@ -116,7 +109,7 @@ def score_run(run_dir: Path, monitor: Monitor, concurrency: int = 4,
     return {p.name: done[(p.name, shas[p.name])] for p in paths}
 
 
-def _scored(todo: list[Path], monitor: Monitor, concurrency: int) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:
+def _scored(todo: list[Path], monitor: Monitor, concurrency: int) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     if isinstance(monitor, RulesMonitor) and len(todo) >= 200 and (os.cpu_count() or 1) > 1:
         import multiprocessing
 
@@ -127,16 +120,11 @@ def _scored(todo: list[Path], monitor: Monitor, concurrency: int) -> Iterator[tu
                 yield from rows
         return
     if concurrency <= 1 or isinstance(monitor, RulesMonitor):
-        _WORKER["monitor"] = monitor
         for path in todo:
-            yield from _score_chunk([path])
+            yield path.name, score_trace(path, path.read_bytes(), monitor)
         return
-    def scored(path: Path) -> tuple[str, str, list[dict[str, Any]]]:
-        data = path.read_bytes()
-        return path.name, hashlib.sha256(data).hexdigest(), score_trace(path, data, monitor)
-
-    for _, result in on_threads(scored, todo, concurrency):
-        yield result
+    for path, scores in on_threads(lambda p: score_trace(p, p.read_bytes(), monitor), todo, concurrency):
+        yield path.name, scores
 
 
 def scores_in(run_dir: Path) -> dict[str, list[dict[str, Any]]]:

@@ -20,7 +20,7 @@ from typing import Any
 import gymnasium
 
 import riskgym
-from riskgym.core.monitor import BLOCKED, Context, Monitor, MonitorScore
+from riskgym.core.monitor import BLOCKED, Context, Monitor, MonitorScore, score_of, settings
 from riskgym.core.scenario import Scenario
 from riskgym.core.trace import End, EventBase, Final, Header, SnapshotEvent, Step, TraceWriter
 from riskgym.errors import RiskgymError, SandboxError, ToolCallError
@@ -117,8 +117,7 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
                 started_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 run_id=self.run_id, epoch=int(options.get("epoch", 0)),
                 agent_config=dict(options.get("agent_config") or {}), world=self.world.describe(),
-                monitor=None if self.monitor is None else {"name": self.monitor.name, "config": self.monitor.config,
-                                                           "block_above": self.block_above}))
+                monitor=settings(self.monitor, self.block_above)))
             self._trace.write(SnapshotEvent(when="pre", parts=pre))
         self._steps, self._started, self._live, self._answered = 0, time.monotonic(), True, False
         self._history = []
@@ -187,10 +186,7 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
         t0 = time.perf_counter()
         context = Context(instruction=self.scenario.instruction, history=list(self._history), tool=name,
                           arguments=args, scenario=self.scenario)
-        try:
-            seen = self.monitor.score(context)
-        except Exception as exc:  # a monitor's bug or its API: unscored, never safe; the run goes on
-            seen = MonitorScore(monitor=self.monitor.name, score=None, reason=f"failed: {exc}"[:300])
+        seen = score_of(self.monitor, context)
         update: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 6)}
         if seen.score is not None and self.block_above is not None and seen.score > self.block_above:
             update["blocked"] = True

@@ -151,9 +151,8 @@ def replay(path: Path, until: int | None = None, *, scenario: Scenario | None = 
         env.reset(seed=trace.header.seed)
         done: list[Replayed] = []
         for step in steps[:None if until is None else until + 1]:
-            if step.monitor is not None and step.monitor.blocked:  # the monitor blocked it: it never ran
-                result = Replayed(step, step.observation, step.exit_code, True, "record")
-            elif step.error is None and not _reruns(env, step.tool):  # an emulated tool: its recorded output stands
+            if step.blocked or (step.error is None and not _reruns(env, step.tool)):
+                # a monitor blocked it (it never ran), or an emulated tool: its recorded output stands
                 result = Replayed(step, step.observation, step.exit_code, True, "record")
             else:
                 observation, _, _, _, info = env.step({"tool": step.tool, "arguments": step.arguments})

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import riskgym
 from riskgym.core.files import write_atomic
+from riskgym.core.monitor import settings as monitor_settings
 from riskgym.core.scenario import Scenario
 from riskgym.core.trace import Seal, read_trace
 from riskgym.errors import RiskgymError, TraceError
@@ -109,11 +110,6 @@ class RunOptions:
     block_above: float | None = None
     """With a monitor: a call it scores above this is blocked, not run (None: observe only)."""
 
-    def monitor_settings(self) -> dict[str, Any] | None:
-        """The monitor as the manifest records it (None: none)."""
-        if self.monitor is None:
-            return None
-        return {"name": self.monitor.name, "config": self.monitor.config, "block_above": self.block_above}
 
 
 class Progress(Protocol):
@@ -378,7 +374,7 @@ def build_manifest(out: Path, scenarios: list[Scenario], files: list[Path], agen
         "budget": {"max_tokens": opts.budget.max_tokens, "max_cost": opts.budget.max_cost},
         "scenarios": [{"id": s.id, "version": s.version, "file": str(f), "sha256": s.content_hash}
                       for s, f in zip(scenarios, files, strict=True)],
-        "sandbox": opts.sandbox, "emulator": emulator, "monitor": opts.monitor_settings(),
+        "sandbox": opts.sandbox, "emulator": emulator, "monitor": monitor_settings(opts.monitor, opts.block_above),
     }
     try:
         old = json.loads((out / MANIFEST).read_text())
@@ -393,7 +389,7 @@ def build_manifest(out: Path, scenarios: list[Scenario], files: list[Path], agen
         raise RiskgymError(f"{out}/run.json: this run's emulator was {behaviour(old['emulator'])}, the command gives "
                            f"{behaviour(new['emulator'])}; {fix}")
     for key in ("seed", "system_prompt", "budget", "sandbox", "monitor"):
-        if key in old and json.loads(json.dumps(old[key])) != json.loads(json.dumps(new[key], default=str)):
+        if key in old and old[key] != json.loads(json.dumps(new[key], default=str)):
             raise RiskgymError(f"{out}/run.json: this run has {key} = {old[key]!r}, the command gives "
                                f"{new[key]!r}; {fix}")
     old_agents = old.get("agents") if isinstance(old.get("agents"), dict) else {}

@@ -65,6 +65,13 @@ def category_lines(figures: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def render_figures(figures: list[dict[str, Any]], console: Any) -> None:
+    """Print the monitors' table and, under it, their AUROC by category and what was excluded."""
+    console.print(monitor_table(figures))
+    for line in category_lines(figures):
+        console.print(line)
+
+
 def _pass_cell(p: PassK) -> str:
     if p.value is None:
         return "-"
@@ -123,10 +130,7 @@ def effect_table(effects: list[dict[str, Any]]) -> Any:
 def render_monitoring(rows: list[dict[str, Any]], console: Any, budget: float = 0.01) -> None:
     """Print whichever of the three sections the rows have something for."""
     if any(r.get("monitored") for r in rows):
-        figures = monitor_figures(rows, budget)
-        console.print(monitor_table(figures))
-        for line in category_lines(figures):
-            console.print(line)
+        render_figures(monitor_figures(rows, budget), console)
     table = reliability(rows)
     if any(len(v) > 1 for by in table.values() for v in by.values()):
         console.print(reliability_table(table))
