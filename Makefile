@@ -25,7 +25,7 @@ PIP_TOOLS := pip-tools==7.6.2
 lock:
 	python3 -m venv .cache/lock-venv
 	.cache/lock-venv/bin/pip install -q --disable-pip-version-check '$(PIP_TOOLS)'
-	.cache/lock-venv/bin/pip-compile -q --upgrade --extra dev --all-build-deps --generate-hashes --allow-unsafe \
+	.cache/lock-venv/bin/pip-compile -q --upgrade --extra dev --extra ray --all-build-deps --generate-hashes --allow-unsafe \
 	  --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 	@echo "requirements.lock re-resolved: run make test, then commit it"
 

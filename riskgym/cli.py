@@ -67,10 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--html", type=Path, metavar="FILE", help="also write one self-contained HTML page: rates, charts "
                      "and every episode's trace")
 
-    from riskgym import cli_inspect, cli_monitor
+    from riskgym import cli_cluster, cli_inspect, cli_monitor
 
     cli_inspect.add_parsers(sub)
     cli_monitor.add_parsers(sub)
+    cli_cluster.add_parsers(sub)
 
     cmp = sub.add_parser("compare", help="how often two runs' verdicts agree (a real run and an emulated one)",
                          description="Pair the episodes of two runs (scenario, agent, epoch) and print, per scenario "
@@ -152,9 +153,10 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
                      "with --api-base)")
     llm.add_argument("--price", metavar="IN,OUT", help="US dollars per million input and output tokens, e.g. "
                      "0.15,0.60 (default: litellm's price list; 0 at a loopback --api-base)")
-    from riskgym import cli_monitor
+    from riskgym import cli_cluster, cli_monitor
 
     cli_monitor.add_run_arguments(p)
+    cli_cluster.add_run_arguments(p)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,7 +204,9 @@ def _run(args: argparse.Namespace) -> int:
     not_run = f", {counts['not run']} not run (run the same command again to retry)" if counts["not run"] else ""
     console.print(f"done: {counts['completed']} completed, {counts['truncated']} truncated, {counts['error']} errors"
                   f"{not_run}, {counts['skipped']} already finished; traces in {args.out}/episodes; "
-                  f"{counts['sandboxes started']} sandboxes started, {counts['resets']} resets in place")
+                  f"{counts['sandboxes started']} sandboxes started, {counts['resets']} resets in place"
+                  + (f"; on {counts['nodes']} Ray nodes, {counts['retried']} episodes sent again after a worker or "
+                     "node was lost" if "nodes" in counts else ""))
     render(grade_run(args.out), title=f"riskgym run {args.out}")
     if args.html:
         _write_html(args.out, args.html)
@@ -284,11 +288,14 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
     from riskgym.cli_monitor import monitor_options
 
     monitor, block_above = monitor_options(args, models)
+    from riskgym.cli_cluster import cluster_options
+
+    cluster = cluster_options(args)
     return RunOptions(epochs=args.epochs, seed=args.seed, concurrency=concurrency, system_prompt=prompt,
                       budget=Budget(args.token_budget, args.cost_budget),
                       models=models, overrides=overrides, sandbox=args.sandbox, emulator=args.emulator,
                       emulator_overrides=emulator_overrides, emulator_mode=args.emulator_mode, emulator_cache=cache,
-                      monitor=monitor, block_above=block_above)
+                      monitor=monitor, block_above=block_above, cluster=cluster)
 
 
 class RunProgress:
@@ -501,11 +508,11 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _commands() -> dict[str, Any]:
-    from riskgym import cli_check, cli_inspect, cli_monitor
+    from riskgym import cli_check, cli_cluster, cli_inspect, cli_monitor
 
     return {"validate": _validate, "run": _run, "attack": _attack, "grade": _grade, "report": _report,
             "check": cli_check.check, "compare": _compare, "import": _import, "images": _images, "sandbox": _sandbox,
-            **cli_inspect.COMMANDS, **cli_monitor.COMMANDS}
+            **cli_inspect.COMMANDS, **cli_monitor.COMMANDS, **cli_cluster.COMMANDS}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,21 +16,33 @@ from riskgym.errors import ModelError
 from riskgym.running.model import ModelConfig
 
 _lock = threading.Lock()
-_limits: dict[tuple[str, str], threading.BoundedSemaphore] = {}
+_limits: dict[tuple[str, str], Any] = {}
+
+
+def _local_slots(model: str, api_base: str, size: int) -> threading.BoundedSemaphore:
+    return threading.BoundedSemaphore(size)
+
+
+slots_factory: Callable[[str, str, int], Any] = _local_slots
+"""Makes a model's slots (anything with ``acquire(timeout=)`` and ``release()``): this process's own semaphore, or,
+on a Ray node, the cluster's (:class:`riskgym.running.node.ClusterSlots`), so that the cap holds over all nodes."""
 
 
 @contextmanager
 def limiter(settings: ModelConfig, deadline: float | None) -> Iterator[None]:
-    """Hold one of a model's ``concurrency`` slots (shared by every episode and the judge in this process).
+    """Hold one of a model's ``concurrency`` slots, shared by every episode and the judge in this process.
 
-    Waits for one until the deadline (without one, as long as it takes); then raises ModelError (kind "deadline").
+    On a Ray node the slots are the cluster's (``slots_factory``), so the cap holds however many nodes run. Waits
+    for one until the deadline (without one, as long as it takes); then raises ModelError (kind "deadline").
     """
     if settings.concurrency is None:
         yield
         return
     with _lock:
-        slots = _limits.setdefault((settings.model, settings.api_base or ""),
-                                   threading.BoundedSemaphore(settings.concurrency))
+        key = (settings.model, settings.api_base or "")
+        if key not in _limits:
+            _limits[key] = slots_factory(*key, settings.concurrency)
+        slots = _limits[key]
     wait = None if deadline is None else max(0.0, deadline - time.monotonic())
     if not slots.acquire(timeout=wait):
         raise ModelError(f"the episode's time ran out waiting for the model (its concurrency is "

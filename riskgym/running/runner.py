@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +109,20 @@ class RunOptions:
     """A monitor (:mod:`riskgym.core.monitor`) that scores every proposed call before it runs (None: none)."""
     block_above: float | None = None
     """With a monitor: a call it scores above this is blocked, not run (None: observe only)."""
+    cluster: ClusterOptions | None = None
+    """Play the episodes on a Ray cluster (``--executor ray``; None: here, on ``concurrency`` threads)."""
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Where and how a ``--executor ray`` run plays its episodes (:mod:`riskgym.running.cluster`)."""
+
+    address: str | None = None
+    """The Ray cluster's address (None: start one on this machine alone)."""
+    per_node: int | None = None
+    """Episodes at once on each node (None: each node's own default, from its CPUs and memory)."""
+    ship_images: bool = False
+    """Send the images to a node whose images differ from this machine's, instead of refusing it."""
 
 
 
@@ -147,7 +161,6 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
     written, and KeyboardInterrupt after a Ctrl-C (the episodes in flight are recorded as interrupted).
     """
     from riskgym.running.factory import check_model, resolve_model
-    from riskgym.running.pool import WorldPool
     from riskgym.world.docker import prune, require_image
 
     opts = options or RunOptions()
@@ -173,38 +186,69 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
         prune(dead_only=True)  # containers left by runs whose process died
         for image in sorted({s.sandbox.image for s in scenarios if s.uses_box}):
             require_image(image, used_by=", ".join(s.id for s in scenarios if s.sandbox.image == image))
-    out.mkdir(parents=True, exist_ok=True)
-    with _locked(out):
-        manifest = build_manifest(out, scenarios, scenario_files, configs, opts,
-                                  emulator.describe() if emulator else None)
-        jobs = [(sc, agent, epoch) for sc in scenarios for agent in agents for epoch in range(opts.epochs)]
-        todo = [j for j in jobs if not is_finished(episode_path(out, *j))]
-        write_manifest(out, manifest)
-        if progress:
-            progress.planned(len(jobs), len(jobs) - len(todo))
-        counts = {"completed": 0, "truncated": 0, "error": 0, "not run": 0, "interrupted": 0,
-                  "skipped": len(jobs) - len(todo)}
-        run_id = uuid.uuid4().hex[:12]
-        with StopRequest().installed() as stop:  # before any container: a Ctrl-C from here on leaves none
-            pool = WorldPool(run_id, size=opts.concurrency, sandbox=opts.sandbox, emulator=emulator)
-            try:
-                for job in todo[:opts.concurrency]:  # the first episodes' sandboxes start while the rest is set up
-                    pool.warm(job[0])
-                for (sc, agent, epoch), result in _episodes(todo, out, run_id, opts, stop, pool, progress):
-                    counts["interrupted" if result is None else result.status] += 1
-                    if progress:
-                        progress.episode(f"{sc.id} {agent} e{epoch}", result)
-            except KeyboardInterrupt:  # an abort (second Ctrl-C): the workers were given a moment to stop
-                pool.close()
-                if docker:
-                    prune(run_id)  # then whatever they left goes
-                raise
-            finally:
-                pool.close()
-                counts["sandboxes started"], counts["resets"] = pool.stats["started"], pool.stats["reset"]
-            if stop():
-                raise KeyboardInterrupt
+    run_id = uuid.uuid4().hex[:12]
+    cluster = None
+    if opts.cluster is not None:  # before anything is written: a cluster that is not there, or has no fit node
+        from riskgym.running.cluster import Cluster
+
+        cluster = Cluster.join(scenarios, opts, run_id, say=lambda line: print(line, file=sys.stderr))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with _locked(out):
+            manifest = build_manifest(out, scenarios, scenario_files, configs, opts,
+                                      emulator.describe() if emulator else None)
+            jobs = [(sc, agent, epoch) for sc in scenarios for agent in agents for epoch in range(opts.epochs)]
+            todo = [j for j in jobs if not is_finished(episode_path(out, *j))]
+            write_manifest(out, manifest)
+            if progress:
+                progress.planned(len(jobs), len(jobs) - len(todo))
+            counts = {"completed": 0, "truncated": 0, "error": 0, "not run": 0, "interrupted": 0,
+                      "skipped": len(jobs) - len(todo)}
+            with StopRequest().installed() as stop:  # before any container: a Ctrl-C from here on leaves none
+                if cluster is not None:
+                    _count(cluster.episodes(todo, out, stop), counts, progress)
+                    cluster.close()
+                    counts.update({k: v for k, v in cluster.stats.items() if k in ("retried", "nodes")})
+                    counts["sandboxes started"], counts["resets"] = (cluster.stats.get("started", 0),
+                                                                     cluster.stats.get("reset", 0))
+                else:
+                    _run_here(todo, out, run_id, opts, stop, emulator, counts, progress)
+                if stop():
+                    raise KeyboardInterrupt
+    finally:
+        if cluster is not None:
+            cluster.close()
     return counts
+
+
+def _count(results: Iterator[tuple[Job, EpisodeResult | None]], counts: dict[str, int],
+           progress: Progress | None) -> None:
+    """Tally each episode's end as it comes, and report it."""
+    for (sc, agent, epoch), result in results:
+        counts["interrupted" if result is None else result.status] += 1
+        if progress:
+            progress.episode(f"{sc.id} {agent} e{epoch}", result)
+
+
+def _run_here(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: StopRequest,
+              emulator: EmulatorSettings | None, counts: dict[str, int], progress: Progress | None) -> None:
+    """Play ``todo`` on this machine, ``opts.concurrency`` at a time, from one warm pool."""
+    from riskgym.running.pool import WorldPool
+    from riskgym.world.docker import prune
+
+    pool = WorldPool(run_id, size=opts.concurrency, sandbox=opts.sandbox, emulator=emulator)
+    try:
+        for job in todo[:opts.concurrency]:  # the first episodes' sandboxes start while the rest is set up
+            pool.warm(job[0])
+        _count(_episodes(todo, out, run_id, opts, stop, pool, progress), counts, progress)
+    except KeyboardInterrupt:  # an abort (second Ctrl-C): the workers were given a moment to stop
+        pool.close()
+        if opts.sandbox == "docker":
+            prune(run_id)  # then whatever they left goes
+        raise
+    finally:
+        pool.close()
+        counts["sandboxes started"], counts["resets"] = pool.stats["started"], pool.stats["reset"]
 
 
 Job = tuple[Scenario, str, int]
@@ -216,22 +260,64 @@ SANDBOX = "\0sandbox"
 """The key of the streak of episodes whose sandbox could not be started."""
 
 
+class Streaks:
+    """Which episodes to leave for a later run (the local and the Ray executor both ask).
+
+    Those of a model that keeps failing at its API, or all of them while no sandbox can be started (``BREAK_AFTER``
+    in a row).
+    """
+
+    def __init__(self) -> None:
+        self._failing: dict[str, list[str]] = {}  # agent (or SANDBOX) -> reasons of its last failures in a row
+        self._lock = threading.Lock()
+
+    def refusal(self, agent: str) -> EpisodeResult | None:
+        """The "not run" result for this agent's next episode, or None when it should run."""
+        with self._lock:
+            streak = list(self._failing.get(agent, []))
+            broken = list(self._failing.get(SANDBOX, []))
+        if len(streak) >= BREAK_AFTER:  # the model keeps failing: leave its episodes for a later run
+            return EpisodeResult("not run", f"{agent} failed at the API in {len(streak)} episodes in a row "
+                                            f"(last: {streak[-1][:160]})")
+        if len(broken) >= BREAK_AFTER:
+            return EpisodeResult("not run", f"no sandbox could be started for {len(broken)} episodes in a row "
+                                            f"(last: {broken[-1][:160]})")
+        return None
+
+    def record(self, agent: str, result: EpisodeResult) -> None:
+        """Count an episode's end into the streaks."""
+        with self._lock:
+            api_failure = result.status == "error" and result.reason.startswith("model API")
+            self._failing[agent] = [*self._failing.get(agent, []), result.reason] if api_failure else []
+            no_sandbox = result.status == "error" and result.reason.startswith("sandbox: ")
+            self._failing[SANDBOX] = [*self._failing.get(SANDBOX, []), result.reason] if no_sandbox else []
+
+
+def play(job: Job, trace: Path, run_id: str, opts: RunOptions, stop: Callable[[], bool], pool: WorldPool,
+         activity: Activity) -> EpisodeResult:
+    """Run one episode of a run into ``trace``, its world from ``pool`` (raises KeyboardInterrupt on a stop)."""
+    from riskgym.running.agent import run_episode
+    from riskgym.running.env import RiskEnv
+    from riskgym.running.factory import make_model
+
+    sc, agent, epoch = job
+    model = make_model(agent, sc, opts.models, opts.overrides)
+    env = RiskEnv(sc, run_id=run_id, pool=pool, monitor=opts.monitor, block_above=opts.block_above)
+    return run_episode(env, model, trace=trace, seed=opts.seed + epoch, epoch=epoch, should_stop=stop,
+                       system_prompt=opts.system_prompt, budget=opts.budget, activity=activity)
+
+
 def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: StopRequest, pool: WorldPool,
               progress: Progress | None = None) -> Iterator[tuple[Job, EpisodeResult | None]]:
     """Run ``todo`` on ``opts.concurrency`` worker threads; yield each job with its result as it ends.
 
     Sandboxes come from ``pool``.
     """
-    from riskgym.running.agent import run_episode
-    from riskgym.running.env import RiskEnv
-    from riskgym.running.factory import make_model
-
     jobs: queue.Queue[Job] = queue.Queue()
     for job in todo:
         jobs.put(job)
     results: queue.Queue[tuple[Job, EpisodeResult | BaseException | None]] = queue.Queue()
-    failing: dict[str, list[str]] = {}  # agent -> reasons of its last episodes in a row that failed at the API
-    lock = threading.Lock()
+    streaks = Streaks()
 
     def worker(slot: int) -> None:
         try:
@@ -247,37 +333,22 @@ def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: S
             except queue.Empty:
                 return
             sc, agent, epoch = job
-            with lock:
-                streak = list(failing.get(agent, []))
-                broken = list(failing.get(SANDBOX, []))
-            if len(streak) >= BREAK_AFTER:  # the model keeps failing: leave its episodes for a later run
-                results.put((job, EpisodeResult("not run", f"{agent} failed at the API in {len(streak)} episodes "
-                                                           f"in a row (last: {streak[-1][:160]})")))
-                continue
-            if len(broken) >= BREAK_AFTER:
-                results.put((job, EpisodeResult("not run", f"no sandbox could be started for {len(broken)} episodes "
-                                                           f"in a row (last: {broken[-1][:160]})")))
+            refusal = streaks.refusal(agent)
+            if refusal is not None:
+                results.put((job, refusal))
                 continue
             activity = Activity(f"{sc.id} {agent} e{epoch}")
             if progress:
                 progress.working(slot, activity)
             try:
-                model = make_model(agent, sc, opts.models, opts.overrides)
-                env = RiskEnv(sc, run_id=run_id, pool=pool, monitor=opts.monitor, block_above=opts.block_above)
-                result = run_episode(env, model, trace=episode_path(out, *job),
-                                     seed=opts.seed + epoch, epoch=epoch, should_stop=stop,
-                                     system_prompt=opts.system_prompt, budget=opts.budget, activity=activity)
+                result = play(job, episode_path(out, *job), run_id, opts, stop, pool, activity)
             except KeyboardInterrupt:
                 results.put((job, None))
                 return
             except BaseException as exc:  # a bug: stop this worker, and the run, and say what happened
                 results.put((job, exc))
                 return
-            with lock:
-                api_failure = result.status == "error" and result.reason.startswith("model API")
-                failing[agent] = [*failing.get(agent, []), result.reason] if api_failure else []
-                no_sandbox = result.status == "error" and result.reason.startswith("sandbox: ")
-                failing[SANDBOX] = [*failing.get(SANDBOX, []), result.reason] if no_sandbox else []
+            streaks.record(agent, result)
             results.put((job, result))
 
     # daemon threads: an abort (second Ctrl-C) must not wait for a model call in flight

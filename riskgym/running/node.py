@@ -1,0 +1,193 @@
+"""What runs on each Docker node of a Ray cluster: the node's warm pool, its episodes, and the model limiters.
+
+The driver (:mod:`riskgym.running.cluster`) makes one :class:`Node` actor per node that has a Docker Engine (the
+``riskgym_docker`` resource, which ``riskgym node start`` gives it). The actor keeps a :class:`WorldPool` as a
+local run does, plays each episode it is sent into a trace in its own scratch folder, and sends the trace back
+whole; it never writes the run directory. This module is imported only inside Ray's workers and by the driver of a
+``--executor ray`` run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import riskgym
+from riskgym.core.scenario import Scenario
+from riskgym.running.agent import Activity, EpisodeResult
+
+RESOURCE = "riskgym_docker"
+"""The custom resource of a node that has a Docker Engine (and riskgym's images): episodes go only there."""
+SLOTS_PREFIX = "riskgym-slots:"
+"""Named actors that hold a model's concurrency slots for the whole cluster: ``riskgym-slots:<run>:<model>``."""
+
+
+class Slots:
+    """A model's concurrency slots, shared by every node (a Ray actor, one per model and run).
+
+    Each lease is held in the name of a node's incarnation, so that the slots of an actor that died mid-call are
+    freed when it comes back (or when the driver gives its node up), not lost.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.held: Counter[str] = Counter()
+
+    def take(self, holder: str) -> bool:
+        """One slot for ``holder``, if one is free."""
+        if sum(self.held.values()) >= self.size:
+            return False
+        self.held[holder] += 1
+        return True
+
+    def give(self, holder: str) -> None:
+        """Give one of ``holder``'s slots back."""
+        if self.held[holder] > 0:
+            self.held[holder] -= 1
+
+    def forget(self, node: str, keep: str | None = None) -> int:
+        """Free every slot a past incarnation of ``node`` held (all but ``keep``'s); how many were freed."""
+        stale = [h for h in self.held if h.split("#")[0] == node and h != keep]
+        return sum(self.held.pop(h) for h in stale)
+
+
+class ClusterSlots:
+    """A model's slots as ``llm_bounds.limiter`` uses them (``acquire(timeout=)``, ``release()``), held cluster-wide."""
+
+    def __init__(self, actor: Any, holder: str) -> None:
+        self.actor, self.holder = actor, holder
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        """Wait for a slot, ``timeout`` seconds at most (None: as long as it takes)."""
+        import ray
+
+        end, pause = None if timeout is None else time.monotonic() + timeout, 0.01
+        while not ray.get(self.actor.take.remote(self.holder)):
+            if end is not None and time.monotonic() >= end:
+                return False
+            time.sleep(pause if end is None else max(0.0, min(pause, end - time.monotonic())))
+            pause = min(0.2, pause * 2)
+        return True
+
+    def release(self) -> None:
+        """Give the slot back."""
+        import ray
+
+        ray.get(self.actor.give.remote(self.holder))
+
+
+def slots_name(run_id: str, model: str, api_base: str) -> str:
+    """The name of a model's :class:`Slots` actor in one run."""
+    return f"{SLOTS_PREFIX}{run_id}:{model}|{api_base}"
+
+
+class Node:
+    """One node's share of a run (a threaded Ray actor): its warm pool, and the episodes the driver sends it.
+
+    Args:
+        run_id: the run's id (its containers' label).
+        scenarios: the run's scenarios (for the emulator's settings).
+        opts: the run's options.
+        images: the images the run needs, with the recipe hash each must carry (the driver's).
+        env: environment variables to set here (the models' API keys the driver has, by name).
+    """
+
+    def __init__(self, run_id: str, scenarios: list[Scenario], opts: Any, images: dict[str, str],
+                 env: dict[str, str]) -> None:
+        import ray
+
+        from riskgym.running import llm_bounds
+        from riskgym.running.pool import WorldPool
+        from riskgym.running.runner import default_concurrency, emulator_settings
+
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        os.environ.update(env)
+        self.run_id, self.images = run_id, images
+        self.key = ray.get_runtime_context().get_node_id()
+        self.holder = f"{self.key}#{uuid.uuid4().hex[:8]}"
+        self.sandbox = opts.sandbox
+        self.slots = opts.cluster.per_node or default_concurrency()
+        if self.sandbox == "docker":
+            from riskgym.world.docker import prune
+
+            prune(dead_only=True)  # what an earlier incarnation of this actor left, killed mid-episode
+        self.stopping = threading.Event()
+        self.scratch = Path(tempfile.mkdtemp(prefix="riskgym-node-"))
+        self.pool = WorldPool(run_id, size=self.slots, sandbox=opts.sandbox,
+                              emulator=emulator_settings(scenarios, opts))
+        self.opts = opts
+        for name in ray.util.list_named_actors():
+            if name.startswith(f"{SLOTS_PREFIX}{run_id}:"):  # slots that an earlier incarnation held
+                ray.get(ray.get_actor(name).forget.remote(self.key, self.holder))
+        llm_bounds.slots_factory = self._slots
+
+    def _slots(self, model: str, api_base: str, size: int) -> ClusterSlots:
+        import ray
+
+        actor = ray.remote(Slots).options(name=slots_name(self.run_id, model, api_base), get_if_exists=True,
+                                          lifetime="detached", num_cpus=0).remote(size)
+        return ClusterSlots(actor, self.holder)
+
+    def ready(self) -> dict[str, Any]:
+        """What the driver needs to know of this node: its slots, where it is, and which images differ."""
+        return {"slots": self.slots, "host": socket.gethostname(), "pid": os.getpid(), "holder": self.holder,
+                "riskgym": riskgym.__version__, "differs": self._differing()}
+
+    def _differing(self) -> dict[str, str | None]:
+        """The images whose recipe here is not the driver's: tag -> the recipe here (None: not here)."""
+        if self.sandbox != "docker":
+            return {}
+        from riskgym.world.images import image_recipe
+
+        here = {tag: image_recipe(tag) for tag in self.images}
+        return {tag: recipe for tag, recipe in here.items() if recipe != self.images[tag]}
+
+    def load_images(self, archive: bytes) -> dict[str, str | None]:
+        """Load the images the driver shipped (``docker save``'s archive); the images that still differ."""
+        from riskgym.world.docker import docker_client
+
+        docker_client().images.load(archive)
+        return self._differing()
+
+    def stop(self) -> None:
+        """Ask the episodes in flight to stop after their current step (they end "interrupted")."""
+        self.stopping.set()
+
+    def play(self, job: tuple[Scenario, str, int]) -> tuple[EpisodeResult | None, bytes | None, dict[str, bytes]]:
+        """Play one episode; return its result (None: interrupted), its trace (None: nothing recorded), its images.
+
+        The trace is written in this node's scratch folder and sent back whole; the driver verifies it and moves
+        it into the run directory, so a trace cut short by a crash here never reaches the run.
+        """
+        from riskgym.rundir import episode_path
+        from riskgym.running.runner import play
+
+        folder = Path(tempfile.mkdtemp(dir=self.scratch))
+        trace = episode_path(folder, *job)
+        sc, agent, epoch = job
+        try:
+            result: EpisodeResult | None = play(job, trace, self.run_id, self.opts, self.stopping.is_set,
+                                                self.pool, Activity(f"{sc.id} {agent} e{epoch}"))
+        except KeyboardInterrupt:
+            result = None
+        try:
+            data = trace.read_bytes() if trace.is_file() else None
+            blobs = {p.name: p.read_bytes() for p in sorted((trace.parent / "blobs").glob("*"))}
+            return result, data, blobs
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def close(self) -> dict[str, int]:
+        """End the pool (every container of this run on this node) and the scratch folder; the pool's counts."""
+        self.stopping.set()
+        self.pool.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        return dict(self.pool.stats)
