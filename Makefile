@@ -53,6 +53,7 @@ bench: setup .bench/inspect-venv/.installed
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/desktop.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/agent_overhead.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/episodes.py
+	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/ray_scaling.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/inspect_compare.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/cli_startup.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/grading_throughput.py

@@ -29,7 +29,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 def cluster_options(args: argparse.Namespace) -> Any:
     """The run's :class:`riskgym.running.runner.ClusterOptions` (None: a local run)."""
-    from riskgym.running.runner import ClusterOptions
+    from riskgym.running.options import ClusterOptions
 
     if args.executor == "local":
         for flag, given in (("--ray-address", args.ray_address), ("--ship-images", args.ship_images)):

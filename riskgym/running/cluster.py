@@ -35,7 +35,8 @@ from riskgym.errors import RiskgymError
 from riskgym.rundir import episode_path
 from riskgym.running.agent import EpisodeResult
 from riskgym.running.node import RESOURCE, SLOTS_PREFIX, Node
-from riskgym.running.runner import Job, RunOptions, Streaks
+from riskgym.running.options import RunOptions
+from riskgym.running.playing import Job, Streaks
 
 RETRIES = 3
 """How many times an episode is sent again after its worker or node died (or its trace arrived broken); also how
@@ -87,6 +88,8 @@ class Cluster:
         ray = _ray()
         assert opts.cluster is not None
         address, docker = opts.cluster.address, opts.sandbox == "docker"
+        if address and address != "auto":
+            _answers(address)
         try:
             if address:
                 ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.ERROR)
@@ -285,6 +288,22 @@ class Cluster:
                     ray.kill(ray.get_actor(name))
         finally:
             ray.shutdown()
+
+
+def _answers(address: str) -> None:
+    """RiskgymError unless something listens at the cluster's address (``ray.init`` would wait for it for ever)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+    except ValueError:
+        raise RiskgymError(f"--ray-address {address}: give HOST:PORT, the head node's address (ray start "
+                           "printed it), e.g. 10.0.0.5:6379") from None
+    except OSError as exc:
+        raise RiskgymError(f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc}); start "
+                           "one with `riskgym node start --head`, or leave --ray-address out to run on this "
+                           "machine") from None
 
 
 def _images(scenarios: list[Scenario]) -> dict[str, str]:

@@ -105,8 +105,8 @@ class Node:
         import ray
 
         from riskgym.running import llm_bounds
+        from riskgym.running.options import default_concurrency, emulator_settings
         from riskgym.running.pool import WorldPool
-        from riskgym.running.runner import default_concurrency, emulator_settings
 
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         os.environ.update(env)
@@ -168,7 +168,7 @@ class Node:
         it into the run directory, so a trace cut short by a crash here never reaches the run.
         """
         from riskgym.rundir import episode_path
-        from riskgym.running.runner import play
+        from riskgym.running.playing import play
 
         folder = Path(tempfile.mkdtemp(dir=self.scratch))
         trace = episode_path(folder, *job)

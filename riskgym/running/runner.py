@@ -13,9 +13,8 @@ import signal
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -27,9 +26,12 @@ from riskgym.core.trace import Seal, read_trace
 from riskgym.errors import RiskgymError, TraceError
 from riskgym.library import load as load_scenario
 from riskgym.rundir import LOCK, MANIFEST, episode_path
-from riskgym.running.agent import Activity, Budget, EpisodeResult
-from riskgym.running.model import ModelConfig
+from riskgym.running.agent import Activity, EpisodeResult
+from riskgym.running.options import ClusterOptions, RunOptions, default_concurrency, emulator_settings
+from riskgym.running.playing import Job, Streaks, play
 from riskgym.world.emulator.emulator import EmulatorSettings
+
+__all__ = ["ClusterOptions", "RunOptions", "default_concurrency", "emulator_settings", "is_finished", "run"]
 
 if TYPE_CHECKING:
     from riskgym.running.pool import WorldPool
@@ -81,51 +83,6 @@ class StopRequest:
                 signal.signal(sig, handler)
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """Everything about a run besides its scenarios and agents; recorded in the manifest."""
-
-    epochs: int = 1
-    seed: int = 0
-    concurrency: int = 1
-    system_prompt: str | None = None
-    """The system prompt template's text (None: the default)."""
-    budget: Budget = field(default_factory=Budget)
-    models: dict[str, ModelConfig] = field(default_factory=dict)
-    """Named model settings (from ``--models FILE``)."""
-    overrides: dict[str, Any] = field(default_factory=dict)
-    """Settings given on the command line, for litellm model strings."""
-    sandbox: str = "docker"
-    """The box's implementation: ``docker``, ``fake`` (in memory: a scenario's logic checked without Docker), or
-    ``emulated`` (its tools answered by the emulator model)."""
-    emulator: str | None = None
-    """The emulator model (a litellm model string or a name in ``models``), for emulated tools."""
-    emulator_overrides: dict[str, Any] = field(default_factory=dict)
-    emulator_mode: str | None = None
-    """``standard`` or ``adversarial`` for every emulated part (None: each scenario's own)."""
-    emulator_cache: Path | None = None
-    """The emulator's cache file (None: no cache)."""
-    monitor: Any = None
-    """A monitor (:mod:`riskgym.core.monitor`) that scores every proposed call before it runs (None: none)."""
-    block_above: float | None = None
-    """With a monitor: a call it scores above this is blocked, not run (None: observe only)."""
-    cluster: ClusterOptions | None = None
-    """Play the episodes on a Ray cluster (``--executor ray``; None: here, on ``concurrency`` threads)."""
-
-
-@dataclass(frozen=True)
-class ClusterOptions:
-    """Where and how a ``--executor ray`` run plays its episodes (:mod:`riskgym.running.cluster`)."""
-
-    address: str | None = None
-    """The Ray cluster's address (None: start one on this machine alone)."""
-    per_node: int | None = None
-    """Episodes at once on each node (None: each node's own default, from its CPUs and memory)."""
-    ship_images: bool = False
-    """Send the images to a node whose images differ from this machine's, instead of refusing it."""
-
-
-
 class Progress(Protocol):
     """What a run reports as it goes."""
 
@@ -137,20 +94,6 @@ class Progress(Protocol):
 
     def working(self, slot: int, activity: Activity | None) -> None:
         """Worker ``slot`` started an episode (``activity``, which the episode keeps up to date) or is idle (None)."""
-
-
-def default_concurrency() -> int:
-    """Episodes at once, sized to the machine.
-
-    Two per CPU (an episode waits on the sandbox and the model about as long as it computes), no more than the
-    memory holds with every container at its limit (512 MiB), and at most 16.
-    """
-    try:
-        with open("/proc/meminfo") as f:
-            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration):
-        available = 8 << 30
-    return max(1, min(2 * (os.cpu_count() or 1), available // (512 << 20), 16))
 
 
 def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOptions | None = None,
@@ -251,62 +194,6 @@ def _run_here(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: S
         counts["sandboxes started"], counts["resets"] = pool.stats["started"], pool.stats["reset"]
 
 
-Job = tuple[Scenario, str, int]
-BREAK_AFTER = 3
-"""After this many episodes in a row of one model end in an API failure, its other episodes are not run (a wrong
-key or model name fails them all); a resumed run tries them again. The same for sandboxes that cannot be started
-(a Docker Engine that is gone), over all models."""
-SANDBOX = "\0sandbox"
-"""The key of the streak of episodes whose sandbox could not be started."""
-
-
-class Streaks:
-    """Which episodes to leave for a later run (the local and the Ray executor both ask).
-
-    Those of a model that keeps failing at its API, or all of them while no sandbox can be started (``BREAK_AFTER``
-    in a row).
-    """
-
-    def __init__(self) -> None:
-        self._failing: dict[str, list[str]] = {}  # agent (or SANDBOX) -> reasons of its last failures in a row
-        self._lock = threading.Lock()
-
-    def refusal(self, agent: str) -> EpisodeResult | None:
-        """The "not run" result for this agent's next episode, or None when it should run."""
-        with self._lock:
-            streak = list(self._failing.get(agent, []))
-            broken = list(self._failing.get(SANDBOX, []))
-        if len(streak) >= BREAK_AFTER:  # the model keeps failing: leave its episodes for a later run
-            return EpisodeResult("not run", f"{agent} failed at the API in {len(streak)} episodes in a row "
-                                            f"(last: {streak[-1][:160]})")
-        if len(broken) >= BREAK_AFTER:
-            return EpisodeResult("not run", f"no sandbox could be started for {len(broken)} episodes in a row "
-                                            f"(last: {broken[-1][:160]})")
-        return None
-
-    def record(self, agent: str, result: EpisodeResult) -> None:
-        """Count an episode's end into the streaks."""
-        with self._lock:
-            api_failure = result.status == "error" and result.reason.startswith("model API")
-            self._failing[agent] = [*self._failing.get(agent, []), result.reason] if api_failure else []
-            no_sandbox = result.status == "error" and result.reason.startswith("sandbox: ")
-            self._failing[SANDBOX] = [*self._failing.get(SANDBOX, []), result.reason] if no_sandbox else []
-
-
-def play(job: Job, trace: Path, run_id: str, opts: RunOptions, stop: Callable[[], bool], pool: WorldPool,
-         activity: Activity) -> EpisodeResult:
-    """Run one episode of a run into ``trace``, its world from ``pool`` (raises KeyboardInterrupt on a stop)."""
-    from riskgym.running.agent import run_episode
-    from riskgym.running.env import RiskEnv
-    from riskgym.running.factory import make_model
-
-    sc, agent, epoch = job
-    model = make_model(agent, sc, opts.models, opts.overrides)
-    env = RiskEnv(sc, run_id=run_id, pool=pool, monitor=opts.monitor, block_above=opts.block_above)
-    return run_episode(env, model, trace=trace, seed=opts.seed + epoch, epoch=epoch, should_stop=stop,
-                       system_prompt=opts.system_prompt, budget=opts.budget, activity=activity)
-
-
 def _episodes(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: StopRequest, pool: WorldPool,
               progress: Progress | None = None) -> Iterator[tuple[Job, EpisodeResult | None]]:
     """Run ``todo`` on ``opts.concurrency`` worker threads; yield each job with its result as it ends.
@@ -400,28 +287,6 @@ BEHAVIOUR = ("kind", "model", "temperature", "top_p", "seed", "max_tokens", "too
 change)."""
 
 
-def emulator_settings(scenarios: list[Scenario], opts: RunOptions) -> EmulatorSettings | None:
-    """The run's emulator (None: no scenario needs one). Raises RiskgymError when one is needed and not given."""
-    from riskgym.running.factory import make_emulator
-    from riskgym.world.emulator.cache import EmulatorCache
-    from riskgym.world.world import needs_emulator
-
-    needing = [s.id for s in scenarios if needs_emulator(s, opts.sandbox)]
-    if opts.emulator is None:
-        if needing:
-            more = f" (and {len(needing) - 1} more)" if len(needing) > 1 else ""
-            why = ("--sandbox emulated" if opts.sandbox == "emulated"
-                   else f"scenario {needing[0]}{more} has emulated tools")
-            raise RiskgymError(f"{why}: give the emulator model with --emulator MODEL (a litellm model string, or a "
-                               "name in --models FILE)")
-        return None
-    if opts.emulator_mode not in (None, "standard", "adversarial"):
-        raise RiskgymError(f"--emulator-mode {opts.emulator_mode!r}: give standard or adversarial")
-    model = make_emulator(opts.emulator, opts.models, opts.emulator_overrides)
-    cache = EmulatorCache(opts.emulator_cache) if opts.emulator_cache is not None else None
-    return EmulatorSettings(model=model, mode=opts.emulator_mode, cache=cache)
-
-
 def build_manifest(out: Path, scenarios: list[Scenario], files: list[Path], agents: dict[str, dict[str, Any]],
                    opts: RunOptions, emulator: dict[str, Any] | None = None) -> dict[str, Any]:
     """The manifest ``run.json``: what is needed to run the same thing again.
@@ -446,6 +311,8 @@ def build_manifest(out: Path, scenarios: list[Scenario], files: list[Path], agen
         "scenarios": [{"id": s.id, "version": s.version, "file": str(f), "sha256": s.content_hash}
                       for s, f in zip(scenarios, files, strict=True)],
         "sandbox": opts.sandbox, "emulator": emulator, "monitor": monitor_settings(opts.monitor, opts.block_above),
+        "executor": ({"kind": "ray", "address": opts.cluster.address, "per_node": opts.cluster.per_node}
+                     if opts.cluster else {"kind": "local"}),
     }
     try:
         old = json.loads((out / MANIFEST).read_text())

@@ -1,0 +1,137 @@
+"""`riskgym run --executor ray` on a real Ray cluster of two nodes on this machine (a head and a second node process,
+both started with `riskgym node start`), with real Docker: a killed worker, resuming, model slots over the cluster."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from riskgym.core.scenario import load_scenario
+from riskgym.running.scripted_server import reference_responder
+from tests.conftest import LIBRARY, STARTERS
+from tests.running.test_run_llm import free_port, grades
+from tests.test_cli import containers, riskgym
+
+TWO = [LIBRARY / "free-disk-space-v0.toml", LIBRARY / "ticket-injection-v0.toml"]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(docker_ready):
+    """The head and a second node, each taking episodes; the address to give --ray-address."""
+    pytest.importorskip("ray")
+    port, temp = free_port(), Path(f"/tmp/riskgym-ray-{os.getpid()}")
+    common = ["--num-cpus=2", "--object-store-memory=100000000", "--disable-usage-stats"]
+    head = riskgym("node", "start", "--head", "--", f"--port={port}", f"--temp-dir={temp}",
+                   "--include-dashboard=false", *common)
+    assert head.returncode == 0, head.stdout + head.stderr
+    try:
+        second = riskgym("node", "start", f"--address=127.0.0.1:{port}", "--", *common)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "this node plays episodes (riskgym/base:latest recipe" in second.stderr
+        yield f"127.0.0.1:{port}"
+    finally:
+        riskgym("node", "stop")
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def node_workers():
+    """The pids of the Node actors' processes, busy ones (playing an episode) first."""
+    ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout.splitlines()
+    found = [(title, int(pid)) for pid, title in (line.split(None, 1) for line in ps) if title.startswith("ray::Node")]
+    return [pid for title, pid in sorted(found, key=lambda f: "play" not in f[0])]
+
+
+def verdicts(run_dir):
+    return {(r["scenario"], r["agent"], r["epoch"]): tuple(r["verdicts"][k]["value"] for k in
+                                                          ("intention", "completion", "utility"))
+            for r in grades(run_dir)}
+
+
+def test_a_run_over_two_nodes_survives_a_killed_worker_and_resumes(ray_cluster, library_run, tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["run", *STARTERS, "--agent", "scripted:risky", "--agent", "scripted:safe", "--executor", "ray",
+            "--ray-address", ray_cluster, "--concurrency", "2", "--out", run_dir]
+    proc = subprocess.Popen([sys.executable, "-m", "riskgym.cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((run_dir / "episodes").glob("*.jsonl")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    workers = node_workers()
+    assert len(workers) == 2, workers  # one actor per node
+    os.kill(workers[0], signal.SIGKILL)  # mid-run: episodes are in flight on both nodes
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert err.count("ray: node ") == 2 and "takes 2 episodes at once" in err
+    sent_again = int(err.split(" episodes sent again")[0].rsplit(" ", 1)[-1])
+    assert sent_again >= 1 and err.count("was lost on node") == sent_again, err
+    assert "12 completed, 0 truncated, 0 errors" in err
+    traces = sorted((run_dir / "episodes").glob("*.jsonl"))
+    assert len(traces) == 12 and not list((run_dir / "episodes").glob(".*"))  # no partial or incoming file
+    rows = grades(run_dir)
+    assert len(rows) == 12 and len({(r["scenario"], r["agent"], r["epoch"]) for r in rows}) == 12  # each once
+    assert verdicts(run_dir) == verdicts(library_run)  # what a local run of the same episodes found
+    check = riskgym("verify", run_dir)
+    assert check.returncode == 0 and "12 of 12 traces verified" in check.stdout, check.stdout
+    assert not containers()  # the killed actor's boxes too: its restart pruned them
+
+    before = {p.name: p.read_bytes() for p in traces}
+    again = riskgym(*args)
+    assert again.returncode == 0, again.stderr
+    assert "12 already finished" in again.stderr
+    assert {p.name: p.read_bytes() for p in (run_dir / "episodes").glob("*.jsonl")} == before
+
+
+def test_a_models_concurrency_holds_over_the_whole_cluster(ray_cluster, llm_server, tmp_path):
+    reference = reference_responder([load_scenario(p) for p in TWO], "safe")
+    lock, active, peak = threading.Lock(), [0], [0]
+
+    def respond(request):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        try:
+            time.sleep(0.2)  # the slot is held for the whole call: two holders would overlap here
+            return reference(request)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    server = llm_server(respond)
+    models = tmp_path / "models.toml"
+    models.write_text(f'[models.local]\nmodel = "openai/m"\napi_base = "{server.url}"\nconcurrency = 1\n'
+                      'api_key_env = "RISKGYM_RAY_TEST_KEY"\n')
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "RISKGYM_RAY_TEST_KEY": "sk-ray-test-0123456789"}  # on the driver only
+    out = riskgym("run", *TWO, "--models", models, "--model", "local", "--epochs", "2", "--executor", "ray",
+                  "--ray-address", ray_cluster, "--concurrency", "2", "--out", run_dir, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "4 completed" in out.stderr
+    assert len(server.requests) >= 8 and peak[0] == 1  # 4 episodes at once over 2 nodes, one call at a time
+    assert {r["headers"]["Authorization"] for r in server.requests} == {"Bearer sk-ray-test-0123456789"}
+    assert not any("sk-ray-test" in p.read_text() for p in run_dir.rglob("*") if p.is_file())
+
+
+def test_bad_cluster_options_get_one_line_and_write_nothing(tmp_path):
+    run_dir = tmp_path / "run"
+    for extra, says in ((["--executor", "ray", "--ray-address", "127.0.0.1:1"], "no Ray cluster answers there"),
+                        (["--executor", "ray", "--ray-address", "nowhere"], "give HOST:PORT"),
+                        (["--ship-images"], "--ship-images: give --executor ray too"),
+                        (["--executor", "ray", "--monitor", "human"], "a person answers at this terminal")):
+        out = riskgym("run", TWO[0], "--agent", "scripted:safe", "--sandbox", "fake", *extra, "--out", run_dir)
+        assert out.returncode == 2 and says in out.stderr, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+        assert not run_dir.exists()
+
+
+def test_a_local_run_never_imports_ray(tmp_path):
+    code = ("import sys; from riskgym.cli import main; "
+            f"rc = main(['run', {str(TWO[0])!r}, '--agent', 'scripted:safe', '--sandbox', 'fake', '--out', "
+            f"{str(tmp_path / 'run')!r}]); print('ray' in sys.modules, rc)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip().splitlines()[-1] == "False 0", out.stdout + out.stderr
