@@ -54,6 +54,21 @@ def rate(scenario: Path, out: Path, opts: RunOptions) -> tuple[float, float]:
     return opts.epochs / (clock.last - clock.planned_at), clock.planned_at - started
 
 
+def landing(run_dir: Path, into: Path) -> None:
+    """How many arrived traces per second the driver verifies and moves into a run directory (one process)."""
+    from riskgym.running.cluster import land
+
+    traces = [(p.name, p.read_bytes()) for p in sorted((run_dir / "episodes").glob("*.jsonl"))] * 10
+    started = time.perf_counter()
+    for n, (name, data) in enumerate(traces):
+        land(into / "episodes" / f"{n}-{name}", data, {})
+    per_s = len(traces) / (time.perf_counter() - started)
+    size = sum(len(d) for _, d in traces) / len(traces) / 1024
+    print(f"the driver lands {per_s:,.0f} arrived traces/s ({size:.1f} KiB each: written, chain and seal checked, "
+          "renamed into place), on one core")
+    record("driver: arrived traces verified and landed", per_s, "/s", None, "", False)
+
+
 def node(*args: str) -> None:
     done = subprocess.run([RIS, "node", "start", *args], capture_output=True, text=True)
     if done.returncode:
@@ -76,6 +91,7 @@ def main() -> int:
             ray_opts = RunOptions(epochs=EPISODES, concurrency=PER_NODE,
                                   cluster=ClusterOptions(address=f"127.0.0.1:{port}", per_node=PER_NODE))
             one, join1 = rate(scenario, Path(tmp) / "ray1", ray_opts)
+            landing(Path(tmp) / "ray1", Path(tmp) / "landed")
             print(f"Ray, one node ({PER_NODE} at once): {one:.1f} episodes/s = {one / here:.2f}x the local "
                   f"executor (goal >= {GOAL_RATIO}x); joining the cluster took {join1:.1f} s")
             record("Ray executor on one node / local executor, episodes/s", one / here, "x", GOAL_RATIO,

@@ -73,12 +73,13 @@ def node(args: argparse.Namespace) -> int:
 
     command = [ray, "start", "--head"] if args.head else [ray, "start", f"--address={args.address}"]
     if not args.no_docker:
-        from riskgym.world.docker import engine_answers
+        from riskgym.world.docker import engine_answers, prune
         from riskgym.world.images import BASE_TAG, image_recipe
 
         if not engine_answers(within=5):
             raise RiskgymError("riskgym node start: no Docker Engine answers here; start it (or give --no-docker "
                                "for a node that plays no episodes)")
+        prune(dead_only=True)  # what an actor of a node that died here left
         recipe = image_recipe(BASE_TAG)
         if recipe is None:
             raise RiskgymError(f"riskgym node start: {BASE_TAG} is not built here; run `riskgym images build` (or "

@@ -231,19 +231,7 @@ class Cluster:
         path = episode_path(out, *job)
         if data is None or path in landed:  # nothing recorded (no sandbox), or a second copy: the first stays
             return result
-        for name, blob in blobs.items():
-            target = path.parent / "blobs" / name
-            if not target.is_file():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                write_atomic(target, blob)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        incoming = path.with_name(f".{path.name}.incoming")
-        write_atomic(incoming, data)
-        check = verify_trace(incoming)
-        if not check.ok:
-            incoming.unlink(missing_ok=True)
-            raise LostError(f"its trace does not verify: {check.problems[0]}")
-        incoming.replace(path)
+        land(path, data, blobs)
         landed.add(path)
         return result
 
@@ -288,6 +276,23 @@ class Cluster:
                     ray.kill(ray.get_actor(name))
         finally:
             ray.shutdown()
+
+
+def land(path: Path, data: bytes, blobs: dict[str, bytes]) -> None:
+    """Put an arrived trace (and its images) at ``path`` once its chain and seal verify; else LostError, nothing."""
+    for name, blob in blobs.items():
+        target = path.parent / "blobs" / name
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, blob)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    incoming = path.with_name(f".{path.name}.incoming")
+    write_atomic(incoming, data)
+    check = verify_trace(incoming)
+    if not check.ok:
+        incoming.unlink(missing_ok=True)
+        raise LostError(f"its trace does not verify: {check.problems[0]}")
+    incoming.replace(path)
 
 
 def _answers(address: str) -> None:

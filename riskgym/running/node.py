@@ -14,7 +14,6 @@ import shutil
 import socket
 import tempfile
 import threading
-import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -31,32 +30,54 @@ SLOTS_PREFIX = "riskgym-slots:"
 
 
 class Slots:
-    """A model's concurrency slots, shared by every node (a Ray actor, one per model and run).
+    """A model's concurrency slots, shared by every node (an asyncio Ray actor, one per model and run).
 
-    Each lease is held in the name of a node's incarnation, so that the slots of an actor that died mid-call are
-    freed when it comes back (or when the driver gives its node up), not lost.
+    A caller waits inside ``take`` until a slot is free (no polling, however many episodes wait). Each lease is held
+    in the name of a node's incarnation, so that the slots of an actor that died mid-call are freed when it comes
+    back (or when the driver gives its node up), not lost.
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.held: Counter[str] = Counter()
+        self._changed: Any = None
 
-    def take(self, holder: str) -> bool:
-        """One slot for ``holder``, if one is free."""
-        if sum(self.held.values()) >= self.size:
-            return False
-        self.held[holder] += 1
-        return True
+    def _condition(self) -> Any:
+        import asyncio
 
-    def give(self, holder: str) -> None:
+        if self._changed is None:  # made in the actor's event loop
+            self._changed = asyncio.Condition()
+        return self._changed
+
+    async def take(self, holder: str, timeout: float | None) -> bool:
+        """One slot for ``holder``, waiting ``timeout`` seconds at most (None: as long as it takes)."""
+        import asyncio
+
+        changed = self._condition()
+        async with changed:
+            try:
+                await asyncio.wait_for(changed.wait_for(lambda: sum(self.held.values()) < self.size), timeout)
+            except asyncio.TimeoutError:
+                return False
+            self.held[holder] += 1
+            return True
+
+    async def give(self, holder: str) -> None:
         """Give one of ``holder``'s slots back."""
-        if self.held[holder] > 0:
-            self.held[holder] -= 1
+        changed = self._condition()
+        async with changed:
+            if self.held[holder] > 0:
+                self.held[holder] -= 1
+            changed.notify_all()
 
-    def forget(self, node: str, keep: str | None = None) -> int:
+    async def forget(self, node: str, keep: str | None = None) -> int:
         """Free every slot a past incarnation of ``node`` held (all but ``keep``'s); how many were freed."""
-        stale = [h for h in self.held if h.split("#")[0] == node and h != keep]
-        return sum(self.held.pop(h) for h in stale)
+        changed = self._condition()
+        async with changed:
+            stale = [h for h in self.held if h.split("#")[0] == node and h != keep]
+            freed = sum(self.held.pop(h) for h in stale)
+            changed.notify_all()
+        return freed
 
 
 class ClusterSlots:
@@ -69,13 +90,7 @@ class ClusterSlots:
         """Wait for a slot, ``timeout`` seconds at most (None: as long as it takes)."""
         import ray
 
-        end, pause = None if timeout is None else time.monotonic() + timeout, 0.01
-        while not ray.get(self.actor.take.remote(self.holder)):
-            if end is not None and time.monotonic() >= end:
-                return False
-            time.sleep(pause if end is None else max(0.0, min(pause, end - time.monotonic())))
-            pause = min(0.2, pause * 2)
-        return True
+        return bool(ray.get(self.actor.take.remote(self.holder, timeout)))
 
     def release(self) -> None:
         """Give the slot back."""
@@ -133,7 +148,8 @@ class Node:
         import ray
 
         actor = ray.remote(Slots).options(name=slots_name(self.run_id, model, api_base), get_if_exists=True,
-                                          lifetime="detached", num_cpus=0).remote(size)
+                                          lifetime="detached", num_cpus=0,
+                                          max_concurrency=10_000).remote(size)
         return ClusterSlots(actor, self.holder)
 
     def ready(self) -> dict[str, Any]:

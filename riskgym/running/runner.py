@@ -161,6 +161,8 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
     finally:
         if cluster is not None:
             cluster.close()
+            if docker:  # what a node that died left on this machine's engine (other machines': their next run)
+                prune(run_id)
     return counts
 
 

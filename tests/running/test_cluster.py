@@ -40,10 +40,27 @@ def ray_cluster(docker_ready):
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def processes():
+    """(pid, command line) of every process."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            found.append((int(proc.name), (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
+        except (ValueError, OSError):
+            continue
+    return found
+
+
+def parent(pid):
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def node_workers():
     """The pids of the Node actors' processes, busy ones (playing an episode) first."""
-    ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout.splitlines()
-    found = [(title, int(pid)) for pid, title in (line.split(None, 1) for line in ps) if title.startswith("ray::Node")]
+    found = [(args, pid) for pid, args in processes() if args.startswith("ray::Node")]
     return [pid for title, pid in sorted(found, key=lambda f: "play" not in f[0])]
 
 
@@ -135,3 +152,55 @@ def test_a_local_run_never_imports_ray(tmp_path):
             f"{str(tmp_path / 'run')!r}]); print('ray' in sys.modules, rc)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip().splitlines()[-1] == "False 0", out.stdout + out.stderr
+
+
+def test_a_node_whose_image_differs_is_refused(ray_cluster):
+    import ray
+
+    from riskgym.running.cluster import Cluster, Member
+    from riskgym.running.node import Node
+    from riskgym.running.runner import ClusterOptions, RunOptions
+    from riskgym.world.images import BASE_TAG, image_recipe
+
+    ours = image_recipe(BASE_TAG)
+    ray.init(address=ray_cluster, namespace="riskgym-test", log_to_driver=False)
+    try:
+        node_id = ray.nodes()[0]["NodeID"]
+        opts = RunOptions(cluster=ClusterOptions(per_node=1))
+        actor = ray.remote(Node).remote("pytest", [], opts, {BASE_TAG: "0123456789abcdef"}, {})
+        member = Member(actor, node_id)
+        assert ray.get(actor.ready.remote())["differs"] == {BASE_TAG: ours}  # the driver said another recipe
+        reason = Cluster._admit(ray, member, {BASE_TAG: "0123456789abcdef"}, ship=False)
+        assert reason == (f"image {BASE_TAG}: its recipe is {ours} there, 0123456789abcdef here; run `riskgym images "
+                          "build` there, or give --ship-images")
+        # shipped, the archive loads, and the node still refuses: its image now carries the recipe it was built from
+        assert Cluster._admit(ray, member, {BASE_TAG: "0123456789abcdef"}, ship=True) == reason
+        ray.get(actor.close.remote())
+    finally:
+        ray.shutdown()
+
+
+def test_a_node_that_dies_mid_run_leaves_its_episodes_to_the_others(ray_cluster, tmp_path):
+    """Last in this file: it kills the second node."""
+    run_dir = tmp_path / "run"
+    args = ["run", *STARTERS, "--agent", "scripted:risky", "--agent", "scripted:safe", "--executor", "ray",
+            "--ray-address", ray_cluster, "--concurrency", "2", "--out", run_dir]
+    proc = subprocess.Popen([sys.executable, "-m", "riskgym.cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((run_dir / "episodes").glob("*.jsonl")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    second = [pid for pid, args in processes() if "/raylet " in args and "sockets/raylet.1 " in args]
+    assert len(second) == 1, [args for _, args in processes() if "raylet" in args]
+    children = [pid for pid, _ in processes() if parent(pid) == second[0]]  # its workers, the actor among them
+    assert set(children) & set(node_workers()), children
+    for pid in [second[0], *children]:  # the node's death, as when its machine goes
+        os.kill(pid, signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "was lost on node" in err and "12 completed, 0 truncated, 0 errors" in err, err
+    rows = grades(run_dir)
+    assert len({(r["scenario"], r["agent"], r["epoch"]) for r in rows}) == len(rows) == 12
+    check = riskgym("verify", run_dir)
+    assert check.returncode == 0 and "12 of 12 traces verified" in check.stdout, check.stdout
+    assert not containers()  # what the dead node's actor left on this engine: the driver removed it
