@@ -69,6 +69,34 @@ def landing(run_dir: Path, into: Path) -> None:
     record("driver: arrived traces verified and landed", per_s, "/s", None, "", False)
 
 
+def slots(address: str, n: int = 2000) -> None:
+    """Model-slot leases (take + give) per second through one model's Slots actor, 16 callers at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import ray
+
+    from riskgym.running.node import ClusterSlots, Slots
+
+    ray.init(address=address, namespace="riskgym-bench", log_to_driver=False, logging_level="ERROR")
+    try:
+        actor = ray.remote(Slots).options(num_cpus=0, max_concurrency=10_000).remote(8)
+        lease = ClusterSlots(actor, "bench#0")
+
+        def one(_: int) -> None:
+            lease.acquire(timeout=60)
+            lease.release()
+
+        one(0)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(one, range(n)))
+        per_s = n / (time.perf_counter() - started)
+    finally:
+        ray.shutdown()
+    print(f"one model's cluster-wide slots: {per_s:,.0f} leases/s (take + give, 16 callers, 8 slots)")
+    record("model slot leases through the cluster's limiter", per_s, "/s", None, "", False)
+
+
 def node(*args: str) -> None:
     done = subprocess.run([RIS, "node", "start", *args], capture_output=True, text=True)
     if done.returncode:
@@ -96,6 +124,7 @@ def main() -> int:
                   f"executor (goal >= {GOAL_RATIO}x); joining the cluster took {join1:.1f} s")
             record("Ray executor on one node / local executor, episodes/s", one / here, "x", GOAL_RATIO,
                    "goal", False)
+            slots(f"127.0.0.1:{port}")
             node(f"--address=127.0.0.1:{port}", "--", *COMMON)
             two, join2 = rate(scenario, Path(tmp) / "ray2", ray_opts)
             print(f"Ray, two nodes ({PER_NODE} at once each, one machine's 2 cores): {two:.1f} episodes/s = "

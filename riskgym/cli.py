@@ -205,8 +205,8 @@ def _run(args: argparse.Namespace) -> int:
     console.print(f"done: {counts['completed']} completed, {counts['truncated']} truncated, {counts['error']} errors"
                   f"{not_run}, {counts['skipped']} already finished; traces in {args.out}/episodes; "
                   f"{counts['sandboxes started']} sandboxes started, {counts['resets']} resets in place"
-                  + (f"; on {counts['nodes']} Ray nodes, {counts['retried']} episodes sent again after a worker or "
-                     "node was lost" if "nodes" in counts else ""))
+                  + (f"; on {counts['nodes']} Ray node{'s' * (counts['nodes'] != 1)}, {counts['retried']} "
+                     "episodes sent again after a worker or node was lost" if "nodes" in counts else ""))
     render(grade_run(args.out), title=f"riskgym run {args.out}")
     if args.html:
         _write_html(args.out, args.html)
