@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -71,6 +72,7 @@ def node(args: argparse.Namespace) -> int:
         return subprocess.call([ray, "stop"])
     from riskgym.running.node import RESOURCE
 
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # riskgym sends nothing anywhere unasked
     command = [ray, "start", "--head"] if args.head else [ray, "start", f"--address={args.address}"]
     if not args.no_docker:
         from riskgym.world.docker import engine_answers, prune

@@ -86,6 +86,7 @@ class Cluster:
         Raises RiskgymError when no cluster answers or no node is fit, before anything is written.
         """
         ray = _ray()
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # riskgym sends nothing anywhere unasked
         assert opts.cluster is not None
         address, docker = opts.cluster.address, opts.sandbox == "docker"
         if address and address != "auto":
@@ -254,17 +255,22 @@ class Cluster:
             if name.startswith(f"{SLOTS_PREFIX}{self.run_id}:"):
                 ray.get(ray.get_actor(name).forget.remote(node))
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         """End every member (their pools: the run's containers on each node), the model slots, the connection.
 
-        Safe to call twice.
+        ``abort`` (a second Ctrl-C): kill the members at once; each node's next run removes what they left. Safe to
+        call twice.
         """
         ray = self.ray
         if not ray.is_initialized():
             return
+        if abort:
+            for m in self.members:
+                ray.kill(m.actor)
+            self.members = []
         closing = {m.actor.close.remote(): m for m in self.members}
         try:
-            done, _ = ray.wait(list(closing), num_returns=len(closing), timeout=120)
+            done, _ = ray.wait(list(closing), num_returns=len(closing), timeout=120) if closing else ([], [])
             for ref in done:
                 try:
                     for k, v in ray.get(ref).items():

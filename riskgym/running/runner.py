@@ -149,7 +149,11 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
                       "skipped": len(jobs) - len(todo)}
             with StopRequest().installed() as stop:  # before any container: a Ctrl-C from here on leaves none
                 if cluster is not None:
-                    _count(cluster.episodes(todo, out, stop), counts, progress)
+                    try:
+                        _count(cluster.episodes(todo, out, stop), counts, progress)
+                    except KeyboardInterrupt:  # an abort (second Ctrl-C)
+                        cluster.close(abort=True)
+                        raise
                     cluster.close()
                     counts.update({k: v for k, v in cluster.stats.items() if k in ("retried", "nodes")})
                     counts["sandboxes started"], counts["resets"] = (cluster.stats.get("started", 0),
