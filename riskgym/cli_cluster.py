@@ -59,7 +59,9 @@ def add_parsers(sub: Any) -> None:
     start.add_argument("--no-docker", action="store_true", help="a node without a Docker Engine (the head of a "
                        "cluster whose nodes run the episodes): it takes none")
     start.add_argument("ray_arguments", nargs="*", metavar="RAY_START_ARG", help="after --: given to `ray start`")
-    node_sub.add_parser("stop", help="stop Ray on this machine (`ray stop`)")
+    stop = node_sub.add_parser("stop", help="stop Ray on this machine (`ray stop`)")
+    stop.add_argument("ray_arguments", nargs="*", metavar="RAY_STOP_ARG", help="after --: given to `ray stop` (e.g. "
+                      "-- --force)")
 
 
 def node(args: argparse.Namespace) -> int:
@@ -69,7 +71,7 @@ def node(args: argparse.Namespace) -> int:
         raise RiskgymError("riskgym node: Ray is not installed here; install riskgym[ray] (pip install "
                            "'riskgym[ray]')")
     if args.node_command == "stop":
-        return subprocess.call([ray, "stop"])
+        return subprocess.call([ray, "stop", *args.ray_arguments])
     from riskgym.running.node import RESOURCE
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # riskgym sends nothing anywhere unasked

@@ -90,7 +90,8 @@ def test_interrupted_run_leaves_no_container_and_resumes(docker_ready, tmp_path)
     resumed = subprocess.run(args, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     names = sorted(p.name for p in (run_dir / "episodes").glob("*.jsonl"))
-    assert len(names) == 2 * len(list(LIBRARY.glob("*.toml")))
+    assert len(names) == 2 * len(list(LIBRARY.glob("*.toml"))), [line for line in resumed.stderr.splitlines()
+                                                                  if "completed in" not in line]
     grades = [json.loads(line) for line in (run_dir / "grades.jsonl").read_text().splitlines()]
     assert len(grades) == len(names) and all(g["status"] == "completed" for g in grades)
 

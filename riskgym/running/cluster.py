@@ -33,10 +33,10 @@ from riskgym.core.integrity import verify_trace
 from riskgym.core.scenario import Scenario
 from riskgym.errors import RiskgymError
 from riskgym.rundir import episode_path
-from riskgym.running.agent import EpisodeResult
+from riskgym.running.agent import Activity, EpisodeResult
 from riskgym.running.node import RESOURCE, SLOTS_PREFIX, Node
 from riskgym.running.options import RunOptions
-from riskgym.running.playing import Job, Streaks
+from riskgym.running.playing import Job, Progress, Streaks
 
 RETRIES = 3
 """How many times an episode is sent again after its worker or node died (or its trace arrived broken); also how
@@ -158,12 +158,15 @@ class Cluster:
                     "--ship-images")
         return None
 
-    def episodes(self, todo: list[Job], out: Path, stop: Callable[[], bool]) -> Iterator[tuple[Job,
-                                                                                            EpisodeResult | None]]:
-        """Play ``todo`` over the members; yield each job with its result as its trace lands in ``out``."""
+    def episodes(self, todo: list[Job], out: Path, stop: Callable[[], bool],
+                 progress: Progress | None = None) -> Iterator[tuple[Job, EpisodeResult | None]]:
+        """Play ``todo`` over the members; yield each job with its result as its trace lands in ``out``.
+
+        ``progress`` gets a live line for each episode in flight: which node plays it, for how long.
+        """
         ray = self.ray
         waiting: deque[Job] = deque(todo)
-        flying: dict[Any, tuple[Job, Member]] = {}
+        flying: dict[Any, tuple[Job, Member, int]] = {}
         sent: dict[Path, int] = {}  # by the episode's trace path: a job's one name
         landed: set[Path] = set()
         streaks, stopping = Streaks(), False
@@ -187,10 +190,13 @@ class Cluster:
                     yield job, refusal
                     continue
                 m = min(free, key=lambda x: x.busy / x.slots)
-                flying[m.actor.play.remote(job)] = (job, m)
-                m.busy += 1
                 key = episode_path(out, *job)
                 sent[key] = sent.get(key, 0) + 1
+                line = sum(sent.values())  # the live line's key: one per sending
+                flying[m.actor.play.remote(job)] = (job, m, line)
+                m.busy += 1
+                if progress:
+                    progress.working(line, Activity(f"{job[0].id} {job[1]} e{job[2]}", doing=f"on node {m.host}"))
             probes = {m.probe: m for m in self.members if m.probe is not None}
             if not flying and not probes:
                 continue
@@ -199,12 +205,13 @@ class Cluster:
                 if ref in probes:
                     self._probed(probes[ref])
                     continue
-                job, m = flying.pop(ref)
+                job, m, line = flying.pop(ref)
                 m.busy -= 1
+                if progress:
+                    progress.working(line, None)
                 try:
                     result = self._land(ref, job, out, landed)
                 except LostError as exc:
-                    self.stats["retried"] += 1
                     times = sent[episode_path(out, *job)]
                     if times > RETRIES:
                         yield job, EpisodeResult("error", f"lost {times} times on the Ray cluster (last: {exc}); "
@@ -212,6 +219,7 @@ class Cluster:
                     else:
                         self.say(f"riskgym: {job[0].id} {job[1]} e{job[2]} was lost on node {m.host} ({exc}); "
                                  "sending it again")
+                        self.stats["retried"] += 1
                         waiting.appendleft(job)
                     if m.probe is None and m in self.members:
                         m.probe = m.actor.ready.options(max_task_retries=-1).remote()

@@ -31,6 +31,11 @@ def resolve_model(spec: str, configs: dict[str, ModelConfig], overrides: dict[st
 
 def check_model(name: str, config: ModelConfig) -> None:
     """Fail early, before a run writes anything, when litellm cannot call this model (unknown provider, no key)."""
+    if config.api_base:  # the checks that need no litellm first: importing it takes seconds
+        _check_reachable(name, config.api_base)
+    if config.api_key_env and not os.environ.get(config.api_key_env):
+        raise RiskgymError(f"--model {name!r}: environment variable {config.api_key_env} (api_key_env) is not set; "
+                           "export it")
     litellm = litellm_module()
     try:
         _, provider, _, _ = litellm.get_llm_provider(config.model, api_base=config.api_base)
@@ -38,11 +43,6 @@ def check_model(name: str, config: ModelConfig) -> None:
         raise RiskgymError(f"--model {name!r}: not a name in a --models file, and litellm cannot tell which provider "
                            f"serves {config.model!r}; write provider/model (e.g. openai/gpt-4o-mini, or openai/NAME "
                            f"with --api-base for an OpenAI-compatible server) or {' or '.join(SCRIPTED)}") from None
-    if config.api_base:
-        _check_reachable(name, config.api_base)
-    if config.api_key_env and not os.environ.get(config.api_key_env):
-        raise RiskgymError(f"--model {name!r}: environment variable {config.api_key_env} (api_key_env) is not set; "
-                           "export it")
     if config.api_base is None and config.api_key_env is None:
         missing = [k for k in litellm.validate_environment(config.model).get("missing_keys") or []
                    if re.search(r"KEY|TOKEN|SECRET", k)]  # not e.g. OLLAMA_API_BASE: it has a default

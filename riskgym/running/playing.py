@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from riskgym.core.scenario import Scenario
 from riskgym.running.agent import Activity, EpisodeResult
@@ -69,3 +69,16 @@ def play(job: Job, trace: Path, run_id: str, opts: RunOptions, stop: Callable[[]
     env = RiskEnv(sc, run_id=run_id, pool=pool, monitor=opts.monitor, block_above=opts.block_above)
     return run_episode(env, model, trace=trace, seed=opts.seed + epoch, epoch=epoch, should_stop=stop,
                        system_prompt=opts.system_prompt, budget=opts.budget, activity=activity)
+
+
+class Progress(Protocol):
+    """What a run reports as it goes."""
+
+    def planned(self, total: int, finished: int) -> None:
+        """``total`` episodes in the run, ``finished`` of them already done (kept)."""
+
+    def episode(self, name: str, result: EpisodeResult | None) -> None:
+        """One episode ended (None: interrupted by the user)."""
+
+    def working(self, slot: int, activity: Activity | None) -> None:
+        """Worker ``slot`` started an episode (``activity``, which the episode keeps up to date) or is idle (None)."""

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import riskgym
 from riskgym.core.files import write_atomic
@@ -28,10 +28,10 @@ from riskgym.library import load as load_scenario
 from riskgym.rundir import LOCK, MANIFEST, episode_path
 from riskgym.running.agent import Activity, EpisodeResult
 from riskgym.running.options import ClusterOptions, RunOptions, default_concurrency, emulator_settings
-from riskgym.running.playing import Job, Streaks, play
+from riskgym.running.playing import Job, Progress, Streaks, play
 from riskgym.world.emulator.emulator import EmulatorSettings
 
-__all__ = ["ClusterOptions", "RunOptions", "default_concurrency", "emulator_settings", "is_finished", "run"]
+__all__ = ["ClusterOptions", "Progress", "RunOptions", "default_concurrency", "emulator_settings", "is_finished", "run"]
 
 if TYPE_CHECKING:
     from riskgym.running.pool import WorldPool
@@ -81,19 +81,6 @@ class StopRequest:
         finally:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
-
-
-class Progress(Protocol):
-    """What a run reports as it goes."""
-
-    def planned(self, total: int, finished: int) -> None:
-        """``total`` episodes in the run, ``finished`` of them already done (kept)."""
-
-    def episode(self, name: str, result: EpisodeResult | None) -> None:
-        """One episode ended (None: interrupted by the user)."""
-
-    def working(self, slot: int, activity: Activity | None) -> None:
-        """Worker ``slot`` started an episode (``activity``, which the episode keeps up to date) or is idle (None)."""
 
 
 def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOptions | None = None,
@@ -150,7 +137,7 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
             with StopRequest().installed() as stop:  # before any container: a Ctrl-C from here on leaves none
                 if cluster is not None:
                     try:
-                        _count(cluster.episodes(todo, out, stop), counts, progress)
+                        _count(cluster.episodes(todo, out, stop, progress), counts, progress)
                     except KeyboardInterrupt:  # an abort (second Ctrl-C)
                         cluster.close(abort=True)
                         raise

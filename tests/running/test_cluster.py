@@ -36,7 +36,7 @@ def ray_cluster(docker_ready):
         assert "this node plays episodes (riskgym/base:latest recipe" in second.stderr
         yield f"127.0.0.1:{port}"
     finally:
-        riskgym("node", "stop")
+        riskgym("node", "stop", "--", "--force")
         shutil.rmtree(temp, ignore_errors=True)
 
 
@@ -64,48 +64,28 @@ def node_workers():
     return [pid for title, pid in sorted(found, key=lambda f: "play" not in f[0])]
 
 
+def started_run(address, run_dir, *extra, env=None):
+    """The starter episodes of both scripted agents (and ``extra``'s) over the cluster, 2 at once a node, in a
+    subprocess, once its first trace landed."""
+    args = ["run", *STARTERS, "--agent", "scripted:risky", "--agent", "scripted:safe", *extra, "--executor", "ray",
+            "--ray-address", address, "--concurrency", "2", "--out", run_dir]
+    proc = subprocess.Popen([sys.executable, "-m", "riskgym.cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not list((run_dir / "episodes").glob("*.jsonl")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    return args, proc
+
+
 def verdicts(run_dir):
     return {(r["scenario"], r["agent"], r["epoch"]): tuple(r["verdicts"][k]["value"] for k in
                                                           ("intention", "completion", "utility"))
             for r in grades(run_dir)}
 
 
-def test_a_run_over_two_nodes_survives_a_killed_worker_and_resumes(ray_cluster, library_run, tmp_path):
-    run_dir = tmp_path / "run"
-    args = ["run", *STARTERS, "--agent", "scripted:risky", "--agent", "scripted:safe", "--executor", "ray",
-            "--ray-address", ray_cluster, "--concurrency", "2", "--out", run_dir]
-    proc = subprocess.Popen([sys.executable, "-m", "riskgym.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list((run_dir / "episodes").glob("*.jsonl")) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    workers = node_workers()
-    assert len(workers) == 2, workers  # one actor per node
-    os.kill(workers[0], signal.SIGKILL)  # mid-run: episodes are in flight on both nodes
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    assert err.count("ray: node ") == 2 and "takes 2 episodes at once" in err
-    sent_again = int(err.split(" episodes sent again")[0].rsplit(" ", 1)[-1])
-    assert sent_again >= 1 and err.count("was lost on node") == sent_again, err
-    assert "12 completed, 0 truncated, 0 errors" in err
-    traces = sorted((run_dir / "episodes").glob("*.jsonl"))
-    assert len(traces) == 12 and not list((run_dir / "episodes").glob(".*"))  # no partial or incoming file
-    rows = grades(run_dir)
-    assert len(rows) == 12 and len({(r["scenario"], r["agent"], r["epoch"]) for r in rows}) == 12  # each once
-    assert verdicts(run_dir) == verdicts(library_run)  # what a local run of the same episodes found
-    check = riskgym("verify", run_dir)
-    assert check.returncode == 0 and "12 of 12 traces verified" in check.stdout, check.stdout
-    assert not containers()  # the killed actor's boxes too: its restart pruned them
-
-    before = {p.name: p.read_bytes() for p in traces}
-    again = riskgym(*args)
-    assert again.returncode == 0, again.stderr
-    assert "12 already finished" in again.stderr
-    assert {p.name: p.read_bytes() for p in (run_dir / "episodes").glob("*.jsonl")} == before
-
-
-def test_a_models_concurrency_holds_over_the_whole_cluster(ray_cluster, llm_server, tmp_path):
-    reference = reference_responder([load_scenario(p) for p in TWO], "safe")
+def test_a_run_over_two_nodes_survives_a_killed_worker_holds_a_models_concurrency_and_resumes(
+        ray_cluster, library_run, llm_server, tmp_path):
+    reference = reference_responder([load_scenario(p) for p in STARTERS], "safe")
     lock, active, peak = threading.Lock(), [0], [0]
 
     def respond(request):
@@ -113,7 +93,7 @@ def test_a_models_concurrency_holds_over_the_whole_cluster(ray_cluster, llm_serv
             active[0] += 1
             peak[0] = max(peak[0], active[0])
         try:
-            time.sleep(0.2)  # the slot is held for the whole call: two holders would overlap here
+            time.sleep(0.05)  # the slot is held for the whole call: two holders would overlap here
             return reference(request)
         finally:
             with lock:
@@ -123,26 +103,52 @@ def test_a_models_concurrency_holds_over_the_whole_cluster(ray_cluster, llm_serv
     models = tmp_path / "models.toml"
     models.write_text(f'[models.local]\nmodel = "openai/m"\napi_base = "{server.url}"\nconcurrency = 1\n'
                       'api_key_env = "RISKGYM_RAY_TEST_KEY"\n')
+    env = {**os.environ, "RISKGYM_RAY_TEST_KEY": "sk-ray-test-0123456789"}  # on the driver only, not the nodes
     run_dir = tmp_path / "run"
-    env = {**os.environ, "RISKGYM_RAY_TEST_KEY": "sk-ray-test-0123456789"}  # on the driver only
-    out = riskgym("run", *TWO, "--models", models, "--model", "local", "--epochs", "2", "--executor", "ray",
-                  "--ray-address", ray_cluster, "--concurrency", "2", "--out", run_dir, env=env)
-    assert out.returncode == 0, out.stderr
-    assert "4 completed" in out.stderr
-    assert len(server.requests) >= 8 and peak[0] == 1  # 4 episodes at once over 2 nodes, one call at a time
+    args, proc = started_run(ray_cluster, run_dir, "--models", models, "--agent", "local", env=env)
+    workers = node_workers()
+    assert len(workers) == 2, workers  # one actor per node
+    os.kill(workers[0], signal.SIGKILL)  # mid-run: episodes are in flight on both nodes
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert err.count("ray: node ") == 2 and "takes 2 episodes at once" in err
+    sent_again = int(err.split(" episodes sent again")[0].rsplit(" ", 1)[-1])
+    assert sent_again >= 1 and err.count("was lost on node") == sent_again, err
+    assert "18 completed, 0 truncated, 0 errors" in err
+    traces = sorted((run_dir / "episodes").glob("*.jsonl"))
+    assert len(traces) == 18 and not list((run_dir / "episodes").glob(".*"))  # no partial or incoming file
+    rows = grades(run_dir)
+    assert len(rows) == 18 and len({(r["scenario"], r["agent"], r["epoch"]) for r in rows}) == 18  # each once
+    found, local = verdicts(run_dir), verdicts(library_run)  # what a local run of the same episodes found
+    assert {k: v for k, v in found.items() if k[1] != "local"} == local
+    assert {k[0]: v[:2] for k, v in found.items() if k[1] == "local"} == {
+        k[0]: v[:2] for k, v in local.items() if k[1] == "scripted:safe"}  # it replays the safe path: no harm
+    assert len(server.requests) >= 12 and peak[0] == 1  # up to 4 episodes at once, the model's calls one at a time
     assert {r["headers"]["Authorization"] for r in server.requests} == {"Bearer sk-ray-test-0123456789"}
     assert not any("sk-ray-test" in p.read_text() for p in run_dir.rglob("*") if p.is_file())
+    check = riskgym("verify", run_dir)
+    assert check.returncode == 0 and "18 of 18 traces verified" in check.stdout, check.stdout
+    assert not containers()  # the killed actor's boxes too: its restart pruned them
+
+    before = {p.name: p.read_bytes() for p in traces}
+    again = riskgym(*args, env=env)
+    assert again.returncode == 0, again.stderr
+    assert "18 already finished" in again.stderr
+    assert {p.name: p.read_bytes() for p in (run_dir / "episodes").glob("*.jsonl")} == before
 
 
-def test_bad_cluster_options_get_one_line_and_write_nothing(tmp_path):
+def test_bad_cluster_options_get_one_line_and_write_nothing(tmp_path, capsys):
+    from riskgym.cli import main
+
     run_dir = tmp_path / "run"
     for extra, says in ((["--executor", "ray", "--ray-address", "127.0.0.1:1"], "no Ray cluster answers there"),
                         (["--executor", "ray", "--ray-address", "nowhere"], "give HOST:PORT"),
                         (["--ship-images"], "--ship-images: give --executor ray too"),
                         (["--executor", "ray", "--monitor", "human"], "a person answers at this terminal")):
-        out = riskgym("run", TWO[0], "--agent", "scripted:safe", "--sandbox", "fake", *extra, "--out", run_dir)
-        assert out.returncode == 2 and says in out.stderr, out.stderr
-        assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+        rc = main(["run", str(TWO[0]), "--agent", "scripted:safe", "--sandbox", "fake", *extra, "--out", str(run_dir)])
+        err = capsys.readouterr().err
+        assert rc == 2 and says in err, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
         assert not run_dir.exists()
 
 
@@ -155,41 +161,43 @@ def test_a_local_run_never_imports_ray(tmp_path):
 
 
 def test_a_node_whose_image_differs_is_refused(ray_cluster):
+    import io
+    import tarfile
+
     import ray
 
     from riskgym.running.cluster import Cluster, Member
     from riskgym.running.node import Node
     from riskgym.running.runner import ClusterOptions, RunOptions
-    from riskgym.world.images import BASE_TAG, image_recipe
+    from riskgym.world.docker import docker_client
 
-    ours = image_recipe(BASE_TAG)
+    tag, theirs, ours = "riskgym/pytest-tiny:latest", "feedfacefeedface", "0123456789abcdef"
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:  # an image of one file, built from this recipe "feedface..."
+        tar.addfile(tarfile.TarInfo("hello"), io.BytesIO(b""))
+    docker_client().api.import_image_from_data(data.getvalue(), repository=tag.split(":")[0], tag="latest",
+                                               changes=[f"LABEL riskgym.recipe={theirs}"])
     ray.init(address=ray_cluster, namespace="riskgym-test", log_to_driver=False)
     try:
-        node_id = ray.nodes()[0]["NodeID"]
         opts = RunOptions(cluster=ClusterOptions(per_node=1))
-        actor = ray.remote(Node).remote("pytest", [], opts, {BASE_TAG: "0123456789abcdef"}, {})
-        member = Member(actor, node_id)
-        assert ray.get(actor.ready.remote())["differs"] == {BASE_TAG: ours}  # the driver said another recipe
-        reason = Cluster._admit(ray, member, {BASE_TAG: "0123456789abcdef"}, ship=False)
-        assert reason == (f"image {BASE_TAG}: its recipe is {ours} there, 0123456789abcdef here; run `riskgym images "
-                          "build` there, or give --ship-images")
-        # shipped, the archive loads, and the node still refuses: its image now carries the recipe it was built from
-        assert Cluster._admit(ray, member, {BASE_TAG: "0123456789abcdef"}, ship=True) == reason
+        actor = ray.remote(Node).remote("pytest", [], opts, {tag: ours}, {})  # the driver says another recipe
+        member = Member(actor, ray.nodes()[0]["NodeID"])
+        assert ray.get(actor.ready.remote())["differs"] == {tag: theirs}
+        reason = Cluster._admit(ray, member, {tag: ours}, ship=False)
+        assert reason == (f"image {tag}: its recipe is {theirs} there, {ours} here; run `riskgym images build` "
+                          "there, or give --ship-images")
+        # shipped, the archive loads, and the node still refuses: its image carries the recipe it was built from
+        assert Cluster._admit(ray, member, {tag: ours}, ship=True) == reason
         ray.get(actor.close.remote())
     finally:
         ray.shutdown()
+        docker_client().images.remove(tag, force=True)
 
 
 def test_a_node_that_dies_mid_run_leaves_its_episodes_to_the_others(ray_cluster, tmp_path):
     """Last in this file: it kills the second node."""
     run_dir = tmp_path / "run"
-    args = ["run", *STARTERS, "--agent", "scripted:risky", "--agent", "scripted:safe", "--executor", "ray",
-            "--ray-address", ray_cluster, "--concurrency", "2", "--out", run_dir]
-    proc = subprocess.Popen([sys.executable, "-m", "riskgym.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list((run_dir / "episodes").glob("*.jsonl")) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    _, proc = started_run(ray_cluster, run_dir)
     second = [pid for pid, args in processes() if "/raylet " in args and "sockets/raylet.1 " in args]
     assert len(second) == 1, [args for _, args in processes() if "raylet" in args]
     children = [pid for pid, _ in processes() if parent(pid) == second[0]]  # its workers, the actor among them
