@@ -14,7 +14,7 @@ setup: $(VENV)/.installed
 # what is installed is what is locked
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m venv --clear $(VENV)
-	$(PY) -m pip install -qq --disable-pip-version-check --no-compile --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip install -qq --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
 	$(PY) -m pip install -qq --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(PY) containers/check_lock.py requirements.lock
 	@touch $@
