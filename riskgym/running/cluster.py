@@ -34,7 +34,7 @@ from riskgym.core.scenario import Scenario
 from riskgym.errors import RiskgymError
 from riskgym.rundir import episode_path
 from riskgym.running.agent import Activity, EpisodeResult
-from riskgym.running.node import RESOURCE, SLOTS_PREFIX, Node
+from riskgym.running.node import RESOURCE, Node, slots_of
 from riskgym.running.options import RunOptions
 from riskgym.running.playing import Job, Progress, Streaks
 
@@ -258,10 +258,8 @@ class Cluster:
 
     def _forget(self, node: str) -> None:
         """Free the model slots a gone node held."""
-        ray = self.ray
-        for name in ray.util.list_named_actors():
-            if name.startswith(f"{SLOTS_PREFIX}{self.run_id}:"):
-                ray.get(ray.get_actor(name).forget.remote(node))
+        for slots in slots_of(self.run_id):
+            self.ray.get(slots.forget.remote(node))
 
     def close(self, abort: bool = False) -> None:
         """End every member (their pools: the run's containers on each node), the model slots, the connection.
@@ -285,9 +283,8 @@ class Cluster:
                         self.stats[k] = self.stats.get(k, 0) + v
                 except Exception:  # a member that died meanwhile: its node's next run prunes what it left
                     pass
-            for name in ray.util.list_named_actors():
-                if name.startswith(f"{SLOTS_PREFIX}{self.run_id}:"):
-                    ray.kill(ray.get_actor(name))
+            for slots in slots_of(self.run_id):
+                ray.kill(slots)
         finally:
             ray.shutdown()
 

@@ -104,6 +104,14 @@ def slots_name(run_id: str, model: str, api_base: str) -> str:
     return f"{SLOTS_PREFIX}{run_id}:{model}|{api_base}"
 
 
+def slots_of(run_id: str) -> list[Any]:
+    """The :class:`Slots` actors of one run (one per model that has a concurrency)."""
+    import ray
+
+    return [ray.get_actor(name) for name in ray.util.list_named_actors()
+            if name.startswith(f"{SLOTS_PREFIX}{run_id}:")]
+
+
 class Node:
     """One node's share of a run (a threaded Ray actor): its warm pool, and the episodes the driver sends it.
 
@@ -139,9 +147,8 @@ class Node:
         self.pool = WorldPool(run_id, size=self.slots, sandbox=opts.sandbox,
                               emulator=emulator_settings(scenarios, opts))
         self.opts = opts
-        for name in ray.util.list_named_actors():
-            if name.startswith(f"{SLOTS_PREFIX}{run_id}:"):  # slots that an earlier incarnation held
-                ray.get(ray.get_actor(name).forget.remote(self.key, self.holder))
+        for slots in slots_of(run_id):  # the slots that an earlier incarnation held
+            ray.get(slots.forget.remote(self.key, self.holder))
         llm_bounds.slots_factory = self._slots
 
     def _slots(self, model: str, api_base: str, size: int) -> ClusterSlots:
@@ -154,8 +161,8 @@ class Node:
 
     def ready(self) -> dict[str, Any]:
         """What the driver needs to know of this node: its slots, where it is, and which images differ."""
-        return {"slots": self.slots, "host": socket.gethostname(), "pid": os.getpid(), "holder": self.holder,
-                "riskgym": riskgym.__version__, "differs": self._differing()}
+        return {"slots": self.slots, "host": socket.gethostname(), "riskgym": riskgym.__version__,
+                "differs": self._differing()}
 
     def _differing(self) -> dict[str, str | None]:
         """The images whose recipe here is not the driver's: tag -> the recipe here (None: not here)."""
