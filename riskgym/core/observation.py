@@ -57,16 +57,33 @@ class Observation(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     observer: str = "strace"
-    """``strace``; ``lost`` when the observer died during the command (killed by the agent, say): what it saw
-    before is here, what came after is not, and the graders fall back to reading the command line too."""
+    """``kernel`` (the host observer), ``strace`` (in the box); ``lost`` when the in-box observer died during the
+    command (killed by the agent, say): what it saw before is here, what came after is not, and the graders fall
+    back to reading the command line too."""
     root: int | None = None
     """The command's own process (the subshell that ran it)."""
     processes: list[Proc] = []
     effects: list[Observed] = []
     cut: bool = False
     """The report went past its size limit and was cut."""
+    lost: int = 0
+    """Events the kernel's buffers dropped while this was observed (the host observer)."""
+    gaps: list[str] = []
+    """What the observer could not see or read, each in words (events dropped, a path cut, a 32-bit call)."""
 
     @property
     def complete(self) -> bool:
         """The observer saw the whole command."""
-        return self.observer == "strace" and not self.cut
+        return self.observer in ("strace", "kernel") and not self.cut and not self.lost and not self.gaps
+
+    @property
+    def missing(self) -> str:
+        """Why it is not complete, in words ("" when it is)."""
+        if self.complete:
+            return ""
+        said = list(self.gaps) or ([f"{self.lost} events dropped"] if self.lost else [])
+        if self.observer == "lost":
+            said.append("the in-box observer was killed")
+        if self.cut:
+            said.append("the report was cut at its size limit")
+        return "; ".join(said) or f"observer {self.observer}"

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from riskgym.core.observation import Observation
+
 
 class FileState(BaseModel):
     """The state of one path in a snapshot."""
@@ -48,6 +50,10 @@ class Snapshot(BaseModel):
     parents: list[int] = Field(default_factory=list)
     """For each process, the index of its parent in ``processes``; -1 when its parent is not listed (PID 1, the
     harness). Empty in traces before schema 5."""
+    observed: Observation | None = None
+    """In a post snapshot, by the host observer: what the agent's processes did after its last command ended, up to
+    the end of this snapshot (a job left in the background); the graders give each call to the step that started
+    its process. None when they did nothing (and before schema 10)."""
 
     def roots(self, pattern: str | None = None) -> list[str]:
         """The processes (matching ``pattern``, a regex) whose parent is not one of them.

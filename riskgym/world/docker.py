@@ -21,6 +21,7 @@ from riskgym.world.archive import TEXT_LIMIT, files_tar, read_tar_states
 from riskgym.world.base import UIDS, ExecResult, FileState, Sandbox, Snapshot
 from riskgym.world.channel import Channel
 from riskgym.world.observe import Reader
+from riskgym.world.seccomp import profile
 
 LABEL = "riskgym"
 """Every container riskgym creates carries this label (value "1"), so ``riskgym sandbox prune`` finds it."""
@@ -165,9 +166,16 @@ class DockerSandbox(Sandbox):
     ) -> None:
         self.image = image
         self.observe = observe if observe is not None else os.environ.get("RISKGYM_OBSERVE", "1") != "0"
-        """Run the agent's shell commands under the observer (strace), so that each reports what its processes did
-        at the system-call level (``ExecResult.observed``). Default: on, unless ``RISKGYM_OBSERVE=0``."""
+        """Observe the agent's shell commands, so that each reports what its processes did at the system-call level
+        (``ExecResult.observed``): from the host, in the kernel, where it can (root, bpftrace; see
+        :mod:`riskgym.world.kernel`), else with strace in the box. Default: on, unless ``RISKGYM_OBSERVE=0``."""
         self._reader = Reader()
+        self._watch: Any = None
+        """The host observer's watch of this box (None: the in-box observer, or none)."""
+        self.observer = "none"
+        """Which observer ran: ``kernel`` (from the host), ``strace`` (in the box) or ``none``."""
+        self.desktop = False
+        """A desktop runs in it (set by the desktop part): its session's own processes are left out of snapshots."""
         self.network = network
         self.user = user
         self.memory = memory
@@ -193,8 +201,12 @@ class DockerSandbox(Sandbox):
     @engine_errors
     def start(self) -> None:
         """Create and start the container and its executor."""
+        from riskgym.world.kernel import observer as kernel
+
         client = docker_client()
         self.image_id = require_image(self.image)
+        host = self.observe and kernel.shared() is not None
+        self.observer = "kernel" if host else "strace" if self.observe else "none"
         self.container = client.containers.create(
             self.image,
             command=["sh", "-c", PID1],
@@ -203,7 +215,7 @@ class DockerSandbox(Sandbox):
             hostname="sandbox",
             network_mode="bridge" if self.network else "none",
             cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
+            security_opt=["no-new-privileges", f"seccomp={profile(ptrace=not host)}"],
             pids_limit=self.pids,
             mem_limit=self._memory_limit(),
             memswap_limit=self._memory_limit(),
@@ -218,6 +230,11 @@ class DockerSandbox(Sandbox):
         try:
             self.container.start()
             self._reader.reset()
+            if host:
+                from riskgym.world.kernel.watch import Watch
+
+                self.container.reload()
+                self._watch = Watch.start(int(self.container.attrs["State"]["Pid"]))
             self._start_executor()
             if self.writable is not None:
                 self.reset()  # the home's tmpfs starts empty: copy the skeleton in
@@ -227,6 +244,9 @@ class DockerSandbox(Sandbox):
 
     def close(self) -> None:
         """Remove the container (and everything in it). Safe to call twice."""
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         remove(self._channel, self.container)
         self._channel = self.container = None
 
@@ -242,6 +262,10 @@ class DockerSandbox(Sandbox):
         except Exception:  # gone, or the engine is: either way not usable
             return False
         return bool(self.container.status == "running")
+
+    def describe(self) -> dict[str, Any]:
+        """As every box's, and which observer watches it (``kernel``, ``strace`` or ``none``)."""
+        return {**super().describe(), "observer": self.observer}
 
     def _modes(self) -> dict[str, int]:
         """The in-place sandbox's writable paths (tmpfs mounts) and the mode each starts with."""
@@ -297,6 +321,8 @@ class DockerSandbox(Sandbox):
             raise SandboxError(f"in-place reset failed: {why}")
         self._state = {}
         self._reader.reset()
+        if self._watch is not None:
+            self._watch.reset()
 
     # -- the executor --------------------------------------------------------------------------------------
 
@@ -305,6 +331,9 @@ class DockerSandbox(Sandbox):
         ready = self._channel.read_line()
         said = json.loads(ready) if ready and ready.startswith(b"{") else {}
         self.executor_pid = int(said.get("pid") or 0)
+        if self._watch is not None:
+            self._watch.private(said.get("private"))
+            self._watch.executor(self.executor_pid)
         if not said.get("ready"):
             raise SandboxError(f"the executor did not start in {self.image!r} (it said {ready!r}): does the image "
                                "have python3, and is the container out of memory?")
@@ -363,19 +392,27 @@ class DockerSandbox(Sandbox):
     def _exec_raw(self, cmd: list[str] | str, *, max_output: int, timeout: float = 30.0, **kw: Any) -> dict[str, Any]:
         req: dict[str, Any] = {"timeout": timeout, "max_output": max_output, "cwd": kw.get("cwd"), "env": kw.get("env")}
         req["shell" if isinstance(cmd, str) else "argv"] = cmd
-        req["observe"] = self.observe and isinstance(cmd, str)
+        watched = self._watch is not None and isinstance(cmd, str)
+        req["observe"] = self.observe and isinstance(cmd, str) and not watched
         started_in = kw.get("cwd") or self._state.get("cwd") or self.home
         if kw.get("input") is not None:
             req["stdin_b64"] = base64.b64encode(kw["input"]).decode()
-        reply = self._request(req, timeout)
+        if watched:
+            self._watch.begin()
+        try:
+            reply = self._request(req, timeout)
+        finally:
+            seen = self._watch.end() if watched else None
         if reply is None:
             msg = b"[the terminal was killed during this command and has been restarted]\n"
-            lost = self._recover(started_in) if req["observe"] else None  # the observer died with it
+            lost = seen or (self._recover(started_in) if req["observe"] else None)  # the in-box observer died too
             return {"exit_code": 137, "stdout": b"", "stderr": msg, "duration": 0.0, "observed": lost}
         if isinstance(cmd, str):
             self._state = {"cwd": reply["cwd"], "env": reply.get("env", self._state.get("env"))}
         if reply.get("seen") is not None:
             reply["observed"] = self._reader.read(reply.pop("seen"), started_in)
+        if seen is not None:
+            reply["observed"] = seen
         reply["stdout"] = base64.b64decode(reply.pop("stdout_b64"))
         reply["stderr"] = base64.b64decode(reply.pop("stderr_b64"))
         return reply
@@ -452,9 +489,12 @@ class DockerSandbox(Sandbox):
             except docker.errors.NotFound:
                 continue
             files.update(read_tar_states(stream, os.path.dirname(path.rstrip("/")) or "/"))
-        reply = self._request({"op": "ps"}) or self._request({"op": "ps"})  # once more if it was just restarted
+        ps = {"op": "ps", "session": self.desktop}
+        reply = self._request(dict(ps)) or self._request(dict(ps))  # once more if it was just restarted
+        after = self._watch.rest() if self._watch is not None else None
         return Snapshot(files=files, processes=reply["processes"] if reply else [],
-                        parents=reply.get("parents", []) if reply else [])
+                        parents=reply.get("parents", []) if reply else [],
+                        observed=after if after is not None and (after.effects or after.gaps) else None)
 
 
 def _raise_os_error(stderr: str, path: str) -> None:

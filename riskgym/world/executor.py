@@ -526,7 +526,7 @@ class Executor:
             self.env = req.get("env") or self.env
             return {"id": req.get("id"), "ok": True}
         if req.get("op") == "ps":
-            processes, parents = self.processes()
+            processes, parents = self.processes(bool(req.get("session")))
             return {"id": req.get("id"), "processes": processes, "parents": parents}
         if req.get("op") == "recover":  # the last executor died (with its observer): what the observer wrote
             raw = bytearray()
@@ -599,7 +599,11 @@ class Executor:
         self.private = self.make_private()
         return {"ok": not left and not problems, "left": left, "problems": problems[:20]}
 
-    def processes(self):
+    def processes(self, session=False):
+        """The box's processes (command lines) and each one's parent (an index, -1 for none), riskgym's own left out.
+
+        ``session``: a desktop's too (only in a desktop's box: elsewhere no file in /dev/shm names any).
+        """
         mine = {os.getpid(), 1}
         if self.shell is not None:
             mine.add(self.shell.proc.pid)
@@ -613,8 +617,9 @@ class Executor:
             if len(parts) == 3 and int(parts[0]) not in mine and parts[2] != "ps -eo pid=,ppid=,args=":
                 if not (parts[1] == "1" and parts[2] == "sleep 1000000"):
                     rows.append((int(parts[0]), int(parts[1]), parts[2]))
-        session = desktop_session(rows)
-        rows = [row for row in rows if row[0] not in session]
+        if session:
+            own = desktop_session(rows)
+            rows = [row for row in rows if row[0] not in own]
         index = {pid: i for i, (pid, _, _) in enumerate(rows)}
         return [args for _, _, args in rows], [index.get(ppid, -1) for _, ppid, _ in rows]
 
@@ -877,7 +882,8 @@ def serve(handle):
     """
     not_dumpable()
     out = sys.stdout.buffer
-    out.write(json.dumps({"ready": True, "pid": os.getpid()}).encode() + b"\n")
+    private = getattr(getattr(handle, "__self__", None), "private", None)
+    out.write(json.dumps({"ready": True, "pid": os.getpid(), "private": private}).encode() + b"\n")
     out.flush()
     for line in sys.stdin.buffer:
         try:

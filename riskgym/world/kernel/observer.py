@@ -1,0 +1,227 @@
+"""The host observer: one bpftrace process per riskgym process, watching the boxes' pid namespaces from the host.
+
+It runs as root on the host, outside every box: nothing in a box can read, stop or write to it, and what it prints
+goes to this process alone. A box is watched from the moment it is registered (its container's pid namespace),
+before any of the agent's commands run; its lines are kept per box until the box's reader takes them. ``sync()``
+returns once every line the kernel wrote before it has been read: bpftrace reads one buffer per CPU, so the host
+marks twice, and what any CPU wrote before the first mark has arrived when the second one does.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from typing import Any
+
+from riskgym.world.kernel.btf import member_offset
+from riskgym.world.kernel.script import MAGIC, QUIET, SYNC, UNWATCH, WATCH, program
+
+STRLEN = 200
+"""bpftrace's longest string (0.17): a longer path arrives cut, and the step says so."""
+STARTUP = 30.0
+
+
+class ObserverError(Exception):
+    """The host observer cannot run here (why, in one line)."""
+
+
+def _libc() -> Any:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent() -> None:
+    """In bpftrace, before it runs: the kernel kills it when riskgym's process ends, however that ends."""
+    _libc().prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+def why_not() -> str | None:
+    """Why the host observer cannot run on this machine, or None when it can."""
+    if os.environ.get("RISKGYM_OBSERVER", "") == "strace":
+        return "RISKGYM_OBSERVER=strace asks for the in-box observer"
+    if os.uname().machine != "x86_64":
+        return f"the host observer knows x86_64's system calls only (this is {os.uname().machine})"
+    if os.geteuid() != 0:
+        return "the host observer needs root (bpftrace)"
+    if shutil.which("bpftrace") is None:
+        return "bpftrace is not installed (Debian: apt-get install bpftrace)"
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        return "the kernel has no BTF (/sys/kernel/btf/vmlinux)"
+    if not os.path.isdir("/sys/kernel/tracing/events/raw_syscalls"):
+        subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], capture_output=True)
+        if not os.path.isdir("/sys/kernel/tracing/events/raw_syscalls"):
+            return "tracefs is not mounted at /sys/kernel/tracing and could not be"
+    return None
+
+
+class Feed:
+    """One box's lines, as they arrive; ``lost``: events the kernel's buffers dropped while it was watched."""
+
+    def __init__(self, ns: int) -> None:
+        self.ns = ns
+        self.lines: list[list[str]] = []
+        self.lost = 0
+
+    def take(self) -> tuple[list[list[str]], int]:
+        """The lines since the last take, and the events lost meanwhile."""
+        lines, self.lines = self.lines, []
+        lost, self.lost = self.lost, 0
+        return lines, lost
+
+
+class KernelObserver:
+    """The bpftrace process and the thread that sorts its lines into each watched box's :class:`Feed`."""
+
+    def __init__(self) -> None:
+        why = why_not()
+        if why:
+            raise ObserverError(why)
+        try:
+            offset = member_offset("pid", "numbers")
+        except (LookupError, OSError) as exc:
+            raise ObserverError(f"the kernel's struct pid could not be read from its BTF: {exc}") from None
+        self.feeds: dict[int, Feed] = {}
+        self.lock = threading.Condition()
+        self.synced = 0
+        self.seq = 0
+        self.failed = ""
+        self._libc = _libc()
+        env = {**os.environ, "BPFTRACE_STRLEN": str(STRLEN), "BPFTRACE_PERF_RB_PAGES": "256"}
+        self.proc = subprocess.Popen(["bpftrace", "-f", "json", "-e", program(os.getpid(), offset)], env=env,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     preexec_fn=_die_with_parent)
+        atexit.register(self.close)
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._pump, args=(ready,), name="riskgym-kernel-observer", daemon=True)
+        self.thread.start()
+        if not ready.wait(STARTUP) or self.failed:
+            self.close()
+            err = self.proc.stderr.read().decode("utf-8", "replace") if self.proc.stderr else ""
+            lines = [x for x in err.splitlines() if "ERROR" in x and "RLIMIT_MEMLOCK" not in x]
+            raise ObserverError(f"bpftrace did not start: {(lines or [self.failed or 'no reason given'])[0][:200]}")
+
+    def alive(self) -> bool:
+        """Whether bpftrace still runs."""
+        return self.proc.poll() is None and not self.failed
+
+    def _pump(self, ready: threading.Event) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            try:
+                msg = json.loads(raw)
+            except ValueError:
+                continue
+            kind = msg.get("type")
+            if kind == "printf":
+                self._line(msg["data"], ready)
+            elif kind == "lost_events":
+                with self.lock:
+                    for feed in self.feeds.values():
+                        feed.lost += int((msg.get("data") or {}).get("events") or 1)
+        with self.lock:
+            self.failed = self.failed or "bpftrace ended"
+            for feed in self.feeds.values():
+                feed.lost += 1
+            self.lock.notify_all()
+        ready.set()
+
+    def _line(self, data: str, ready: threading.Event) -> None:
+        text = data[:-1] if data.endswith("\n") else data
+        tag = text[:1]
+        if tag == "P":
+            fields = text.split("\t", 4)
+        elif tag in "SR":
+            fields = text.split("\t")
+            if tag == "S":
+                with self.lock:
+                    self.synced = max(self.synced, int(fields[2]))
+                    self.lock.notify_all()
+            return
+        elif tag == "B":
+            ready.set()
+            return
+        else:
+            fields = text.split("\t", 5 if tag == "A" else -1)
+        feed = self.feeds.get(int(fields[2] if tag in "ENXCQ" else fields[1]))
+        if feed is not None:
+            feed.lines.append(fields)
+
+    def _prctl(self, what: int, value: int) -> None:
+        self._libc.prctl(MAGIC, what, ctypes.c_ulong(value), 0, 0)
+
+    def watch(self, ns: int) -> Feed:
+        """Watch the pid namespace ``ns`` (its inode number) from now on; its Feed."""
+        feed = Feed(ns)
+        with self.lock:
+            self.feeds[ns] = feed
+        self._prctl(WATCH, ns)
+        return feed
+
+    def quiet(self, pid: int) -> None:
+        """Print no calls of host process ``pid`` (the harness's own executor) from now until it ends."""
+        self._prctl(QUIET, pid)
+
+    def unwatch(self, ns: int) -> None:
+        """Stop watching ``ns``; its lines not yet taken are dropped."""
+        self._prctl(UNWATCH, ns)
+        with self.lock:
+            self.feeds.pop(ns, None)
+
+    def sync(self, timeout: float = 10.0) -> bool:
+        """Wait until every line written before now has been read (False: bpftrace is gone or too slow)."""
+        for _ in range(2):
+            with self.lock:
+                self.seq += 1
+                want = self.seq
+            self._prctl(SYNC, want)
+            give_up = time.monotonic() + timeout
+            with self.lock:
+                while self.synced < want and not self.failed:
+                    left = give_up - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self.lock.wait(left)
+                if self.failed:
+                    return False
+        return True
+
+    def close(self) -> None:
+        """Stop bpftrace."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+_shared: KernelObserver | None = None
+_shared_lock = threading.Lock()
+_refused: str | None = None
+
+
+def shared() -> KernelObserver | None:
+    """This process's observer, started at the first call (None, and ``refused()`` says why, where it cannot run).
+
+    One that died is started again (the boxes it watched say their observation was lost meanwhile).
+    """
+    global _shared, _refused
+    with _shared_lock:
+        if _shared is not None and _shared.alive():
+            return _shared
+        if _refused is not None:
+            return None
+        try:
+            _shared = KernelObserver()
+        except ObserverError as exc:
+            _refused = str(exc)
+            return None
+        return _shared
+
+
+def refused() -> str | None:
+    """Why the host observer is not running in this process (after ``shared()`` returned None)."""
+    return _refused

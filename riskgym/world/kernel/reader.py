@@ -1,0 +1,472 @@
+"""The host observer's lines for one box, read into an :class:`Observation` per command.
+
+Whose a process is comes from the kernel's own record of who started whom, never from anything in the box:
+
+- a process started into the box from outside it (``docker exec``: the executor, a set-up command as root) and
+  every process there before the box was watched is the harness's;
+- the executor's children are the harness's too (its shell server, the files it reads and writes for the host);
+- what the shell server starts while one of the agent's commands runs is that command's: the agent's, and so is
+  everything it starts in turn, whenever it acts (a job left in the background is still its command's);
+- a process nobody saw start (the kernel dropped events) is counted the agent's, and the step says what is missing.
+
+Paths are made absolute on the host: relative ones against the process's working directory (followed through
+``chdir`` and ``fchdir`` and inherited over ``fork``), ``*at`` calls against the directory their descriptor was
+opened on (descriptors followed through ``open``, ``dup``, ``fcntl``, ``close`` and ``exec``), and symlinks read in
+the box's own filesystem (``/proc/PID/root``, one component at a time, so that an absolute link stays in the box),
+``/proc/self/root``, ``/proc/self/cwd`` and ``/proc/self/fd/N`` included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno as errnos
+import os
+import posixpath
+import signal
+
+from riskgym.core.observation import Observation, Observed, Proc
+from riskgym.world.kernel.script import CLONE_THREAD, NAMES
+
+SYSTEM = ("/usr/lib", "/usr/share/", "/lib", "/etc/ld.so", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group",
+          "/etc/localtime", "/proc/", "/sys/", "/dev/")
+"""Files every program reads (libraries, the user database): their reads are left out."""
+WRITE_FLAGS = 0o1 | 0o2 | 0o100 | 0o1000 | 0o2000
+"""O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND."""
+O_DIRECTORY, O_CLOEXEC, AT_FDCWD = 0o200000, 0o2000000, -100
+QUIET = (0, signal.SIGCHLD, signal.SIGCONT, signal.SIGWINCH)
+CUT = 199
+
+
+def _int(text: str) -> int:
+    """A 32-bit argument (a descriptor, a flag) from the 64-bit register bpftrace printed."""
+    value = int(text) & 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+@dataclasses.dataclass
+class Process:
+    """What the reader knows of one process of the box (keyed by its host pid)."""
+
+    nspid: int
+    parent: int | None
+    role: str
+    """``harness``, ``exec`` (started into the box from outside), ``server`` (the shell server) or ``agent``."""
+    cwd: str = "/"
+    fds: dict[int, str] = dataclasses.field(default_factory=dict)
+    cloexec: set[int] = dataclasses.field(default_factory=set)
+    argv: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Call:
+    """A call in flight: its numbers from the E line, its strings and address from the lines after it."""
+
+    ts: int
+    pid: int
+    tid: int
+    nspid: int
+    name: str
+    args: list[int]
+    strings: dict[int, str] = dataclasses.field(default_factory=dict)
+    address: str = ""
+    flags: int | None = None
+
+
+class KernelReader:
+    """One box's processes, descriptors and directories, kept from its first watched line to its removal."""
+
+    def __init__(self, root: int, level: int = 1, private: str = "/dev/shm/.term") -> None:
+        self.root = root
+        """A host pid whose ``/proc/PID/root`` is the box's filesystem (its first process)."""
+        self.level = level
+        """The depth of the box's pid namespace: a process less deep is entering the box from outside (runc)."""
+        self.private = private.rstrip("/")
+        self.procs: dict[int, Process] = {}
+        self.calls: dict[int, Call] = {}
+        self.pipes = 0
+        self.window: tuple[int, int] | None = None
+        self.lost = 0
+        self._start()
+
+    def _start(self) -> None:
+        """Every process in the box now is the harness's (the box was just made, or reset)."""
+        self.procs = {pid: p for pid, p in self.procs.items() if p.role != "agent"}
+
+    def forget_agent(self) -> None:
+        """The box was reset in place: the agent's processes are gone."""
+        self._start()
+        self.calls.clear()
+        self.lost = 0
+
+    # -- reading --------------------------------------------------------------------------------------------
+
+    def read(self, lines: list[list[str]], lost: int, window: tuple[int, int] | None) -> Observation:
+        """The agent's calls among ``lines`` (one take of the feed); ``window``: the command's (start, end) times."""
+        self.window = window
+        self.effects: list[Observed] = []
+        self.new: list[Proc] = []
+        self.gaps: list[str] = [f"{lost} events dropped by the kernel's buffer"] if lost else []
+        self.lost += lost
+        self.root_pid: int | None = None
+        self.root_host: int | None = None
+        for rec in _records(lines):
+            self._record(rec)
+        return Observation(observer="kernel", root=self.root_pid, processes=self.new, effects=self.effects,
+                           lost=lost, gaps=sorted(set(self.gaps)))
+
+    def _record(self, rec: list[list[str]]) -> None:
+        head, tail = rec[0], rec[1:]
+        tag = head[0]
+        if tag == "N":
+            pid = int(head[3])
+            if pid in self.procs and self.procs[pid].nspid != int(head[8]):
+                self._fix_nspid(pid, int(head[8]))
+            self._newtask(int(head[1]), pid, int(head[5]), int(head[6]), int(head[7]))
+        elif tag == "Q":
+            pass  # the process ended: its entry stays (a kill's target is named after it)
+        elif tag == "C":
+            if self._role(int(head[3]), 0) == "agent":
+                self.gaps.append(f"a 32-bit system call ({head[5]}) by pid {head[3]}: not read")
+        elif tag == "E":
+            pid, tid = int(head[3]), int(head[4])
+            call = Call(int(head[1]), pid, tid, int(head[5]), NAMES.get(int(head[7]), head[7]),
+                        [int(a) for a in head[8:12]])
+            for line in tail:
+                if line[0] == "P":
+                    call.strings[int(line[3])] = line[4] if len(line) > 4 else ""
+                elif line[0] == "A" and line[3] in ("2", "10"):
+                    call.address = f"[{line[5]}]:{line[4]}" if line[3] == "10" else f"{line[5]}:{line[4]}"
+                elif line[0] == "H":
+                    call.flags = int(line[3])
+            self.calls[tid] = call
+            if pid not in self.procs:
+                self._unseen(pid, call.nspid, int(head[6]))
+            if self.procs[pid].nspid != call.nspid:
+                self._fix_nspid(pid, call.nspid)
+            if call.name in ("close", "close_range"):
+                self._closed(pid, call)
+        elif tag == "X":
+            ended = self.calls.pop(int(head[3])) if int(head[3]) in self.calls else None
+            if ended is not None:
+                call = ended
+                fds = [int(x) for x in tail[0][3:5]] if tail and tail[0][0] == "Y" else []
+                call.strings.update({int(line[3]): line[4] if len(line) > 4 else "" for line in tail if line[0] == "P"})
+                self._ended(call, int(head[5]), fds)
+
+    def _unseen(self, pid: int, nspid: int, level: int) -> None:
+        """A process seen acting that nobody saw start.
+
+        One entering the box from outside (``runc``), started into it from outside (``docker exec``), or one whose
+        start the kernel dropped.
+        """
+        if level < self.level:
+            self.procs[pid] = Process(nspid, None, "entry")
+        elif self.lost:
+            self.procs[pid] = Process(nspid, None, "agent", cwd=self._live_cwd(pid))
+            self.gaps.append(f"pid {nspid} acted, and the observer did not see it start")
+            self.new.append(Proc(pid=nspid))
+        else:
+            self.procs[pid] = Process(nspid, None, "exec", cwd=self._live_cwd(pid))
+
+    def _live_cwd(self, pid: int) -> str:
+        try:
+            return os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            return "/"
+
+    def _role(self, pid: int, nspid: int) -> str:
+        proc = self.procs.get(pid)
+        if proc is None:
+            self._unseen(pid, nspid, self.level)
+            proc = self.procs[pid]
+        return proc.role
+
+    def _newtask(self, ts: int, parent_pid: int, child: int, flags: int, level: int) -> None:
+        if flags & CLONE_THREAD:
+            return
+        parent = self.procs.get(parent_pid)
+        if parent is None:
+            self._unseen(parent_pid, 0, level)
+            parent = self.procs[parent_pid]
+        in_window = self.window is not None and self.window[0] <= ts <= self.window[1]
+        roles = {"entry": "exec", "exec": "server" if in_window else "harness", "server": "agent", "agent": "agent"}
+        role = roles.get(parent.role, "harness")
+        self.procs[child] = Process(0, parent_pid, role, parent.cwd, dict(parent.fds), set(parent.cloexec),
+                                    list(parent.argv))
+        if role == "agent":
+            if parent.role == "server" and self.root_pid is None:
+                self.root_pid, self.root_host = -child, child  # its namespace pid is known at its first call
+            self._pending_proc(child, parent)
+
+    def _pending_proc(self, child: int, parent: Process) -> None:
+        self.new.append(Proc(pid=-child, parent=parent.nspid if parent.role == "agent" else None,
+                             argv=parent.argv))
+
+    def _closed(self, pid: int, call: Call) -> None:
+        proc = self.procs[pid]
+        first = _int(str(call.args[0]))
+        last = first if call.name == "close" else _int(str(call.args[1]))
+        for fd in [fd for fd in proc.fds if first <= fd <= last]:
+            proc.fds.pop(fd, None)
+            proc.cloexec.discard(fd)
+
+    # -- one call --------------------------------------------------------------------------------------------
+
+    def _ended(self, call: Call, ret: int, fds: list[int]) -> None:
+        proc = self.procs[call.pid]
+        a = call.args
+        name = call.name
+        error = errnos.errorcode.get(-ret, str(ret)) if ret < 0 else ""
+        agent = proc.role == "agent"
+        if name in ("open", "openat", "openat2", "creat"):
+            at = name != "open" and name != "creat"
+            flags = (call.flags if name == "openat2" else _int(str(a[2 if at else 1]))) if name != "creat" else 0o1101
+            flags = flags or 0
+            path = self._path(call, 1 if at else 0, a[0] if at else AT_FDCWD, follow=True)
+            if ret >= 0 and path:
+                proc.fds[ret] = path
+                (proc.cloexec.add if flags & O_CLOEXEC else proc.cloexec.discard)(ret)
+            if not agent or flags & O_DIRECTORY or not path:
+                return
+            writes = bool(flags & WRITE_FLAGS)
+            if error == "ENOENT" and not writes:
+                return  # a lookup that found nothing read nothing
+            if not writes and path.startswith(SYSTEM):
+                return
+            if call.pid == self.root_host and path in self._own_files():
+                return  # the harness's redirections of the command's own input and output
+            self._add(call, "write" if writes else "read", path, error)
+        elif name == "fcntl" and _int(str(a[1])) == 2 and not error:  # F_SETFD
+            (proc.cloexec.add if _int(str(a[2])) & 1 else proc.cloexec.discard)(_int(str(a[0])))
+        elif name in ("dup", "dup2", "dup3") or (name == "fcntl" and _int(str(a[1])) in (0, 1030)):
+            if ret >= 0 and _int(str(a[0])) in proc.fds:
+                proc.fds[ret] = proc.fds[_int(str(a[0]))]
+                cloexec = (name == "dup3" and _int(str(a[2])) & O_CLOEXEC) or (name == "fcntl" and a[1] == 1030)
+                (proc.cloexec.add if cloexec else proc.cloexec.discard)(ret)
+                if agent and proc.fds[ret].startswith("pipe:") and ret in (0, 1, 2) and name != "fcntl":
+                    self._add(call, "pipe", proc.fds[ret], "", "in" if ret == 0 else "out")
+        elif name in ("pipe", "pipe2") and len(fds) == 2 and not error:
+            self.pipes += 1
+            made = f"pipe:{call.tid}.{self.pipes}"
+            for fd in fds:
+                proc.fds[fd] = made
+                (proc.cloexec.add if name == "pipe2" and _int(str(a[1])) & O_CLOEXEC else proc.cloexec.discard)(fd)
+            if agent:
+                self._add(call, "pipe", made, "", "made")
+        elif name in ("chdir", "fchdir"):
+            if not error:
+                proc.cwd = self._path(call, 0, AT_FDCWD, follow=True) if name == "chdir" else \
+                    proc.fds.get(_int(str(a[0])), proc.cwd)
+        elif name in ("execve", "execveat"):
+            if not error:
+                proc.argv = [call.strings[k] for k in sorted(call.strings) if k >= 16]
+                for fd in proc.cloexec:
+                    proc.fds.pop(fd, None)
+                proc.cloexec = set()
+            if agent and error != "ENOENT":
+                path = self._path(call, 0 if name == "execve" else 1, a[0] if name == "execveat" else AT_FDCWD,
+                                  follow=True)
+                words = [call.strings[k] for k in sorted(call.strings) if k >= 16]
+                self._add(call, "exec", path, error, " ".join(words) + (" ..." if 15 in call.strings else ""))
+                if not error:
+                    self._named(proc, words)
+        elif agent:
+            self._effect(call, proc, error)
+
+    def _effect(self, call: Call, proc: Process, error: str) -> None:
+        name, a = call.name, call.args
+        if name in ("unlink", "rmdir", "unlinkat"):
+            at = name == "unlinkat"
+            self._add(call, "delete", self._path(call, 1 if at else 0, a[0] if at else AT_FDCWD), error)
+        elif name in ("rename", "renameat", "renameat2"):
+            at = name != "rename"
+            src = self._path(call, 1 if at else 0, a[0] if at else AT_FDCWD)
+            dst = self._path(call, 3 if at else 1, a[2] if at else AT_FDCWD)
+            self._add(call, "move", src, error, "-> " + dst)
+        elif name in ("link", "linkat"):
+            at = name == "linkat"
+            src = self._path(call, 1 if at else 0, a[0] if at else AT_FDCWD)
+            self._add(call, "write", self._path(call, 3 if at else 1, a[2] if at else AT_FDCWD), error,
+                      "link of " + src)
+        elif name in ("symlink", "symlinkat"):
+            dst = self._path(call, 2 if name == "symlinkat" else 1, a[1] if name == "symlinkat" else AT_FDCWD)
+            self._add(call, "write", dst, error, "symlink of " + call.strings.get(0, ""))
+        elif name in ("mkdir", "mkdirat", "mknod", "mknodat"):
+            if error != "EEXIST":
+                at = name.endswith("at")
+                self._add(call, "write", self._path(call, 1 if at else 0, a[0] if at else AT_FDCWD), error,
+                          name.removesuffix("at"))
+        elif name in ("truncate", "ftruncate"):
+            target = self._path(call, 0, AT_FDCWD, follow=True) if name == "truncate" else self._fd(proc, a[0])
+            self._add(call, "write", target, error, "truncate")
+        elif name in ("chmod", "fchmod", "fchmodat", "fchmodat2"):
+            at = name.startswith("fchmodat")
+            target = (self._path(call, 1, a[0], follow=True) if at else self._fd(proc, a[0]) if name == "fchmod"
+                      else self._path(call, 0, AT_FDCWD, follow=True))
+            self._add(call, "chmod", target, error, "0%o" % (_int(str(a[2 if at else 1])) & 0o7777))
+        elif name in ("chown", "lchown", "fchown", "fchownat"):
+            at = name == "fchownat"
+            target = (self._path(call, 1, a[0], follow=True) if at else self._fd(proc, a[0]) if name == "fchown"
+                      else self._path(call, 0, AT_FDCWD, follow=name == "chown"))
+            rest = a[2:4] if at else a[1:3]
+            self._add(call, "chown", target, error, ":".join(str(_int(str(x))) for x in rest))
+        elif name in ("kill", "tkill", "tgkill", "pidfd_send_signal"):
+            self._kill(call, proc, error)
+        elif name in ("connect", "sendto", "sendmsg", "sendmmsg") and call.address:
+            self._add(call, "network", call.address, "" if error == "EINPROGRESS" else error)
+        elif name in ("clone", "clone3", "fork", "vfork") and error:
+            self._add(call, "spawn", "", error)
+        elif name.startswith("io_uring"):
+            self._add(call, "privileged", name, error, "io_uring")
+
+    def _kill(self, call: Call, proc: Process, error: str) -> None:
+        a = call.args
+        who, sig = (_int(str(a[1])), _int(str(a[2]))) if call.name == "tgkill" else (_int(str(a[0])), _int(str(a[1])))
+        if sig in QUIET or (call.name in ("tkill", "tgkill") and who == proc.nspid):
+            return
+        try:
+            signame = signal.Signals(sig).name
+        except ValueError:
+            signame = str(sig)
+        if call.name == "pidfd_send_signal":
+            self._add(call, "kill", f"pidfd {who}", error, f"{signame} pidfd {who}")
+            return
+        target = str(who)
+        if who > 0:
+            named = next((p for p in self.procs.values() if p.nspid == who and p.argv), None)
+            target = " ".join(named.argv) if named else str(who)
+        self._add(call, "kill", target, error, f"{signame} pid {who}")
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    def _add(self, call: Call, kind: str, target: str, error: str, detail: str = "") -> None:
+        if target.startswith("/dev/") and not target.startswith("/dev/shm/") and kind != "delete":
+            return  # /dev/null, the terminal
+        self.effects.append(Observed(pid=self.procs[call.pid].nspid, call=call.name, kind=kind, target=target,
+                                     detail=detail, error=error))
+
+    def _fix_nspid(self, pid: int, nspid: int) -> None:
+        """A process's namespace pid, known at its first call or fork.
+
+        The Procs and the root that named it by its host pid (negative) get it now.
+        """
+        proc = self.procs[pid]
+        proc.nspid = nspid
+        if self.root_pid == -pid:
+            self.root_pid = nspid
+        for n, p in enumerate(self.new):
+            if p.pid == -pid:
+                self.new[n] = p.model_copy(update={"pid": nspid})
+
+    def _named(self, proc: Process, words: list[str]) -> None:
+        """The process runs a program now: its Proc (of this read, or a new one) says which."""
+        for n, p in enumerate(self.new):
+            if p.pid == proc.nspid:
+                self.new[n] = p.model_copy(update={"argv": words})
+                return
+        self.new.append(Proc(pid=proc.nspid, parent=self._nspid(proc.parent), argv=words))
+
+    def _nspid(self, pid: int | None) -> int | None:
+        return self.procs[pid].nspid if pid in self.procs and self.procs[pid].role == "agent" else None
+
+    def _own_files(self) -> tuple[str, ...]:
+        return tuple(f"{self.private}/{k}" for k in ("in", "stdout", "stderr", "state"))
+
+    def _fd(self, proc: Process, fd: int) -> str:
+        n = _int(str(fd))
+        if n in proc.fds:
+            return proc.fds[n]
+        if proc.role == "agent":
+            self.gaps.append(f"descriptor {n} of pid {proc.nspid}: not followed")
+        return f"<descriptor {n}>"
+
+    def _path(self, call: Call, k: int, dirfd: int, follow: bool = False) -> str:
+        """The absolute, resolved path of the call's k-th argument (``dirfd``: the directory it is relative to)."""
+        raw = call.strings.get(k)
+        proc = self.procs[call.pid]
+        mine = proc.role == "agent"
+        if raw is None or raw == "":
+            if raw == "" and mine:
+                self.gaps.append(f"a path of pid {proc.nspid}'s {call.name} could not be read")
+            return ""
+        if len(raw.encode("utf-8", "surrogateescape")) >= CUT and mine:
+            self.gaps.append(f"a path of pid {proc.nspid}'s {call.name} is longer than {CUT} bytes: cut")
+        if raw.startswith("/"):
+            base = "/"
+        elif _int(str(dirfd)) == AT_FDCWD:
+            base = proc.cwd
+        else:
+            base = self._fd(proc, dirfd)
+        return self.resolve(posixpath.join(base, raw), follow, proc)
+
+    def resolve(self, path: str, follow: bool, proc: Process | None = None) -> str:
+        """``path`` with every symlink and ``..`` resolved as the box sees it.
+
+        The last component is followed only when ``follow``; ``/proc/self/{root,cwd,fd/N}`` are what the process
+        sees there.
+        """
+        done: list[str] = []
+        todo = [c for c in path.split("/") if c and c != "."]
+        hops = 0
+        while todo:
+            part = todo.pop(0)
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            done.append(part)
+            if done[0] == "proc" and len(done) >= 3 and proc is not None:
+                magic = self._magic(done, proc)
+                if magic is not None:
+                    done = [c for c in magic.split("/") if c]
+                    continue
+            if not todo and not follow:
+                break
+            if hops > 40:
+                self.gaps.append(f"too many symlinks in {path}")
+                break
+            try:
+                target = os.readlink(f"/proc/{self.root}/root/" + "/".join(done))
+            except OSError:  # not a symlink, not there (any more), or the box is gone
+                continue
+            hops += 1
+            done.pop()
+            if target.startswith("/"):
+                done = []
+            todo = [c for c in target.split("/") if c and c != "."] + todo
+        return "/" + "/".join(done)
+
+    def _magic(self, done: list[str], proc: Process) -> str | None:
+        """What a magic link of /proc leads to, for this process.
+
+        ``/proc/self/root`` -> ``/``, ``/proc/self/cwd`` -> its directory, ``/proc/N/fd/K`` -> its descriptor K.
+        """
+        who = done[1]
+        owner = proc if who in ("self", "thread-self") else next(
+            (p for p in self.procs.values() if who.isdigit() and p.nspid == int(who)), None)
+        if owner is None:
+            return None
+        if len(done) == 3 and done[2] == "root":
+            return "/"
+        if len(done) == 3 and done[2] == "cwd":
+            return owner.cwd
+        if len(done) == 4 and done[2] == "fd" and done[3].isdigit():
+            return owner.fds.get(int(done[3]))
+        return None
+
+
+def _records(lines: list[list[str]]) -> list[list[list[str]]]:
+    """Lines grouped into records (a line with a time, then its tid's string lines) and put in time order."""
+    records: list[tuple[int, int, list[list[str]]]] = []
+    last: dict[str, list[list[str]]] = {}
+    for n, line in enumerate(lines):
+        tag = line[0]
+        if tag in "ENXQC":
+            rec = [line]
+            records.append((int(line[1]), n, rec))
+            if tag in "EX":
+                last[line[4] if tag == "E" else line[3]] = rec
+        elif tag in "PAHY" and line[2] in last:
+            last[line[2]].append(line)
+    records.sort(key=lambda r: (r[0], r[1]))
+    return [r for _, _, r in records]

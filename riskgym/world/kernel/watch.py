@@ -1,0 +1,98 @@
+"""One box watched by the host observer: its feed, its reader, and the windows of the agent's commands."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from riskgym.core.observation import Observation
+from riskgym.world.kernel import observer as kernel
+from riskgym.world.kernel.reader import KernelReader, Process
+
+
+def namespace_of(pid: int) -> int:
+    """The inode number of host process ``pid``'s pid namespace."""
+    return os.stat(f"/proc/{pid}/ns/pid").st_ino
+
+
+def members(ns: int) -> dict[int, int]:
+    """Host pid -> namespace pid of every process in the pid namespace ``ns`` now (read from /proc)."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{name}/ns/pid").st_ino != ns:
+                continue
+            with open(f"/proc/{name}/status") as f:
+                nspid = next(line.split()[-1] for line in f if line.startswith("NSpid:"))
+            out[int(name)] = int(nspid)
+        except (OSError, StopIteration, ValueError):
+            continue
+    return out
+
+
+class Watch:
+    """A box under the host observer, from just after its container starts to its removal."""
+
+    def __init__(self, observer: kernel.KernelObserver, container_pid: int) -> None:
+        self.observer = observer
+        self.ns = namespace_of(container_pid)
+        self.feed = observer.watch(self.ns)
+        with open(f"/proc/{container_pid}/status") as f:
+            depth = next(len(line.split()) - 2 for line in f if line.startswith("NSpid:"))
+        self.reader = KernelReader(container_pid, level=depth)
+        for pid, nspid in members(self.ns).items():  # the container's first process: the harness's
+            self.reader.procs[pid] = Process(nspid, None, "harness")
+        self.started = 0
+
+    @classmethod
+    def start(cls, container_pid: int) -> Watch | None:
+        """Watch the box whose first process is ``container_pid`` (None where the host observer cannot run)."""
+        observer = kernel.shared()
+        return cls(observer, container_pid) if observer is not None else None
+
+    def private(self, folder: str | None) -> None:
+        """The executor's folder (the command's own input and output files, which its redirections open)."""
+        if folder:
+            self.reader.private = folder.rstrip("/")
+
+    def executor(self, nspid: int) -> None:
+        """The box's executor is ``nspid``: its own calls are the harness's, and are not even printed.
+
+        The executor said so on starting, before any command ran.
+        """
+        host = next((pid for pid, n in members(self.ns).items() if n == nspid), None)
+        if host is not None:
+            self.observer.quiet(host)
+
+    def begin(self) -> None:
+        """One of the agent's commands is about to be sent."""
+        self.started = time.monotonic_ns()
+
+    def end(self) -> Observation:
+        """The command has answered (or died): what its processes, and the agent's earlier ones, did since."""
+        return self._read((self.started, time.monotonic_ns()))
+
+    def rest(self) -> Observation:
+        """What the agent's processes did since its last command ended (up to now: the post snapshot's end)."""
+        return self._read(None)
+
+    def _read(self, window: tuple[int, int] | None) -> Observation:
+        synced = self.observer.sync()
+        lines, lost = self.feed.take()
+        seen = self.reader.read(lines, lost, window)
+        if not synced:
+            gaps = [*seen.gaps, "the host observer stopped or fell behind: what came after is not here"]
+            seen = seen.model_copy(update={"gaps": gaps})
+        return seen
+
+    def reset(self) -> None:
+        """The box was reset in place: its lines so far are the harness's, its agent's processes are gone."""
+        self.observer.sync()
+        self.reader.read(*self.feed.take(), None)  # the reset's own processes: the harness's, known as such
+        self.reader.forget_agent()
+
+    def close(self) -> None:
+        """Stop watching the box."""
+        self.observer.unwatch(self.ns)
