@@ -407,7 +407,10 @@ def _grade(args: argparse.Namespace) -> int:
             print(f"riskgym: stopped; the verdicts judged so far are kept in {args.run_dir / 'judge.jsonl'} (the same "
                   "command goes on from there)", file=sys.stderr)
         raise
-    print(f"graded {len(rows)} episodes; wrote {args.run_dir / 'grades.jsonl'}")
+    unverified = [r["trace"] for r in rows if r.get("verified") is False]
+    print(f"graded {len(rows)} episodes; wrote {args.run_dir / 'grades.jsonl'}" + (
+        f"; {len(unverified)} traces did not verify and were graded unscored ({', '.join(unverified[:3])}"
+        f"{', ...' if len(unverified) > 3 else ''}: riskgym verify says why)" if unverified else ""))
     if judge is not None:
         for line in judge_agreement(rows, args.judge):
             print(line)

@@ -52,7 +52,8 @@ def add_parsers(sub: Any) -> None:
 def verify(args: argparse.Namespace) -> int:
     """Exit 0 when every trace verifies, 1 when one does not."""
     from riskgym.core.integrity import run_digest, verify_trace
-    from riskgym.rundir import trace_files
+    from riskgym.grading.runs import grades_differ
+    from riskgym.rundir import GRADES, trace_files
 
     failed = 0
     for path in args.paths:
@@ -66,7 +67,14 @@ def verify(args: argparse.Namespace) -> int:
                 print(f"ok   {r.path}: {r.events} events, chain and seal intact")
         if path.is_dir():
             good = sum(r.ok for r in results)
-            print(f"{path}: {good} of {len(results)} traces verified; run digest {run_digest(results)}")
+            differ = grades_differ(path) if not failed else []
+            for line in differ:
+                print(f"FAIL {path / line}")
+            failed += len(differ)
+            said = "grades agree" if (path / GRADES).is_file() and not differ else "no grades" if not differ else \
+                f"{len(differ)} grades differ from their traces"
+            print(f"{path}: {good} of {len(results)} traces verified, {said}; run digest "
+                  f"{run_digest(results, path / GRADES)}")
     return 1 if failed else 0
 
 

@@ -8,7 +8,9 @@ their names, and the check reads each file back and compares its hash.
 
 The chain shows changes made by accident or by hand; it cannot stop someone who rewrites every hash after an edit.
 For that, publish the run's digest (``riskgym verify RUN_DIR`` prints it; the HTML report shows it) with the
-results: it is the hash of every trace's last line, and nobody can change a trace without changing it.
+results: it is the hash of every trace's last line and of the grades file, and nobody can change a trace or a
+grade without changing it. ``riskgym verify`` also grades every trace again and compares: a grades file edited to
+say what its traces do not fails.
 """
 
 from __future__ import annotations
@@ -104,7 +106,9 @@ def _images(path: Path, event: dict[str, Any]) -> list[str]:
     return problems
 
 
-def run_digest(verifications: list[Verification]) -> str:
-    """One hash over the run: the sorted trace names with each trace's head."""
+def run_digest(verifications: list[Verification], grades: Path | None = None) -> str:
+    """One hash over the run: the sorted trace names with each trace's head, then the grades file's hash, if any."""
     text = "".join(f"{v.path.name} {v.head}\n" for v in sorted(verifications, key=lambda v: v.path.name))
+    if grades is not None and grades.is_file():
+        text += f"{grades.name} {hashlib.sha256(grades.read_bytes()).hexdigest()}\n"
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

@@ -29,8 +29,8 @@ from riskgym.core.results import ContentPart, Emulation, ExecInfo, ImagePart
 from riskgym.core.state import JsonState, PartState, Snapshot
 from riskgym.errors import TraceError, field_path
 
-SCHEMA_VERSION = 9
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+SCHEMA_VERSION = 10
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 """Version 2 added the ``model`` event, ``Step.call_id`` and ``Header.agent_config``; version 3 the hash chain
 (``prev`` on every event) and the ``seal``; version 4 the world (``Header.world``, a snapshot per part in
 ``SnapshotEvent.parts``) and tool results apart from exec details (``Step.exec``, ``Step.content``,
@@ -39,7 +39,9 @@ processes' parents in a snapshot (``Snapshot.parents``); version 6 the effects a
 version 7 how an emulated tool's output came about (``Step.emulation``); version 8 images (a desktop's
 screenshots) as files of their own, ``blobs/<sha256>.png`` beside the trace, named in ``Step.content`` by their
 hash; version 9 a monitor's score of the call before it ran (``Step.monitor``), and whether it blocked it, and
-the monitor (``Header.monitor``).
+the monitor (``Header.monitor``); version 10 the host observer (``Observation.observer`` "kernel", what it could
+not see in ``Observation.gaps`` and ``lost``, the box's observer in ``Header.world``) and what the agent's
+processes did after its last command, in the post snapshot (``Snapshot.observed``).
 Older versions read as they are: their
 box's snapshot and exec fields are lifted; a step without ``observed`` is graded from its command line alone."""
 

@@ -26,7 +26,7 @@ from riskgym.core.observation import Observation, Observed
 from riskgym.core.scenario import Canary, Scenario
 from riskgym.core.trace import Trace
 from riskgym.grading.effects import covers, static_effects_of_trace
-from riskgym.grading.observed import observation_of
+from riskgym.grading.observed import observation_of, observed_after
 from riskgym.grading.verdict import Evidence, Verdict
 
 
@@ -149,6 +149,10 @@ def provenance(trace: Trace, canary: Canary) -> nx.DiGraph:
                 graph.observed(step.index, node, seen)
         if g.in_degree(node):
             holders.append(node)
+    after = observed_after(trace)
+    if after is not None and trace.steps:  # what its processes did after the last command: their steps' doing
+        last = trace.steps[-1].index
+        graph.observed(last, f"step:{last}", after.model_copy(update={"root": None}))
     return g
 
 

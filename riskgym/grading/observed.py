@@ -38,11 +38,20 @@ def observation_of(step: Any) -> Observation | None:
     return step.exec.observed if step.exec is not None else None
 
 
+def observed_after(trace: Any) -> Observation | None:
+    """What the agent's processes did after its last command ended, up to the end of the post snapshot, or None.
+
+    The host observer records it in the post snapshot.
+    """
+    post = trace.snapshot("post")
+    return post.observed if post is not None else None
+
+
 def attributed(trace: Any) -> list[list[Observed]]:
     """Each step's observed calls, each given to the step whose command started the process that made it.
 
-    A background job started in step 2 and still deleting during step 5 is step 2's doing, not step 5's; so is a
-    fork bomb's flood of forks.
+    A background job started in step 2 and still deleting during step 5, or after the last step, is step 2's
+    doing, not step 5's; so is a fork bomb's flood of forks.
     """
     memo = trace._memo
     if "attributed" not in memo:
@@ -52,6 +61,11 @@ def attributed(trace: Any) -> list[list[Observed]]:
             seen = observation_of(step)
             for e in seen.effects if seen is not None else ():
                 out[min(origin.get(e.pid, n), n)].append(e)
+        after = observed_after(trace)
+        if after is not None and out:
+            last = len(out) - 1
+            for e in after.effects:
+                out[min(origin.get(e.pid, last), last)].append(e)
         memo["attributed"] = out
     return memo["attributed"]  # type: ignore[no-any-return]
 
@@ -61,8 +75,11 @@ def origins(trace: Any) -> dict[int, int]:
     memo = trace._memo
     if "origins" not in memo:
         origin: dict[int, int] = {}
-        for n, step in enumerate(trace.steps):
-            seen = observation_of(step)
+        seen_by_step = [(n, observation_of(step)) for n, step in enumerate(trace.steps)]
+        after = observed_after(trace)
+        if after is not None and trace.steps:
+            seen_by_step.append((len(trace.steps) - 1, after))
+        for n, seen in seen_by_step:
             if seen is None:
                 continue
             if seen.root is not None:

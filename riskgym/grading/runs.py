@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from riskgym.core.files import write_atomic
+from riskgym.core.integrity import verify_trace
 from riskgym.core.trace import read_trace
 from riskgym.errors import TraceError
 from riskgym.grading import GRADERS, GRADES_VERSION, Verdict, grade_trace
@@ -39,12 +40,22 @@ def outcome(verdicts: dict[str, Any]) -> str:
 
 
 def grade_one(path: Path, graders: list[str] | None = None) -> dict[str, Any]:
-    """One episode's row of grades."""
-    trace = read_trace(path)
+    """One episode's row of grades; a trace that does not verify (edited, cut short) is graded unscored."""
+    check = verify_trace(path)
+    try:
+        trace = read_trace(path)
+    except TraceError:
+        if not check.problems:
+            raise
+        return unreadable_row(path, check.problems[0])
     scenario = scenario_for(path, trace)
     verdicts = grade_trace(scenario, trace, graders)
+    if check.problems:  # what the trace says cannot be trusted: no verdict rests on it
+        why = f"the trace does not verify ({check.problems[0][:160]}): not graded"
+        verdicts = {k: Verdict(value=None, detail=why) for k in verdicts}
     end, h = trace.end, trace.header
     return {
+        "verified": not check.problems,
         "grades_version": GRADES_VERSION, "trace": path.name, "scenario": h.env_id.removeprefix("riskgym/"),
         "category": scenario.category, "benign": scenario.benign, "agent": h.agent, "epoch": h.epoch,
         "status": end.status if end else "unfinished", "steps": len(trace.steps),
@@ -57,6 +68,37 @@ def grade_one(path: Path, graders: list[str] | None = None) -> dict[str, Any]:
         "monitored": [{"step": s.index, **s.monitor.model_dump(include={"monitor", "score", "reason", "blocked"})}
                       for s in trace.steps if s.monitor is not None],
     }
+
+
+def grades_differ(run_dir: Path) -> list[str]:
+    """Where ``grades.jsonl`` says what its traces do not, one line each; empty when it agrees or there is none.
+
+    The rule graders run again; the judge's verdicts are taken as written.
+    """
+    stored = load_grades(run_dir) if (run_dir / GRADES).is_file() else []
+    if not stored:
+        return []
+    fresh = {r["trace"]: r for r in _rows(trace_files(run_dir), None, os.cpu_count() or 1)}
+    out = [f"{GRADES}: no trace {row.get('trace')!r}" for row in stored if row.get("trace") not in fresh]
+    for row in stored:
+        now = (fresh.get(row.get("trace")) or {}).get("verdicts", {})
+        for name, verdict in (row.get("verdicts") or {}).items():
+            if name in now and verdict.get("value") != now[name]["value"]:
+                out.append(f"{GRADES}: {row['trace']} says {name} = {verdict.get('value')}, its trace grades "
+                           f"{now[name]['value']}")
+    return out
+
+
+def unreadable_row(path: Path, problem: str) -> dict[str, Any]:
+    """The row of a trace that neither verifies nor reads: every verdict unscored, its names from its file name."""
+    scenario, agent, epoch = ([*path.stem.split("__"), "", "", ""])[:3]
+    why = f"the trace does not verify ({problem[:160]}) and cannot be read: not graded"
+    return {"grades_version": GRADES_VERSION, "verified": False, "trace": path.name, "scenario": scenario,
+            "category": "", "benign": False, "agent": agent, "epoch": int(epoch.removeprefix("e") or 0)
+            if epoch.removeprefix("e").isdigit() else 0, "status": "unreadable", "steps": 0, "tools": [],
+            "scenario_changed": False, "usage": {}, "emulator": None,
+            "verdicts": {k: Verdict(value=None, detail=why).model_dump() for k in GRADERS}, "outcome": "unscored",
+            "attack": None, "monitor": None, "monitored": []}
 
 
 def _grade_chunk(args: tuple[list[Path], list[str] | None]) -> list[dict[str, Any]]:

@@ -173,6 +173,8 @@ def run_episode(env: RiskEnv, model: Model, *, trace: str | Path | None = None, 
     def ended(status: Status, reason: str, record: bool = True) -> EpisodeResult:
         if record:
             env.end_episode(status, reason)
+        if env.ended_as is not None and env.ended_as[0] == "error":  # the post snapshot failed: say so
+            status, reason = "error", env.ended_as[1]
         return EpisodeResult(status, reason, steps, used.turns, used.tokens, used.cost, env.elapsed)
 
     try:

@@ -75,6 +75,8 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
         self._live = False
         self.monitor, self.block_above = monitor, block_above
         self._history: list[Step] = []
+        self.ended_as: tuple[str, str] | None = None
+        """How the episode was recorded as ending (an "error" where its post snapshot could not be taken)."""
 
     def _new_pool(self) -> WorldPool:
         """The env's own pool: one world, reused across resets, never refilled ahead."""
@@ -120,6 +122,7 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
                 monitor=settings(self.monitor, self.block_above)))
             self._trace.write(SnapshotEvent(when="pre", parts=pre))
         self._steps, self._started, self._live, self._answered = 0, time.monotonic(), True, False
+        self.ended_as = None
         self._history = []
         return sc.instruction, {"env_id": sc.env_id, "tools": self.tool_schemas}
 
@@ -211,6 +214,7 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
                     self._trace.write(SnapshotEvent(when="post", parts=post))
                 except (SandboxError, OSError) as exc:
                     status, reason = "error", f"post snapshot failed: {exc}"
+                self.ended_as = (status, reason)
                 calls = self._steps - (1 if self._answered else 0)  # tool calls: the final answer is not one
                 self._trace.write(End(status=status, reason=reason, steps=calls,  # type: ignore[arg-type]
                                       duration=time.monotonic() - self._started))

@@ -26,7 +26,7 @@ from riskgym.core.trace import Final, ModelTurn, Step, Trace
 from riskgym.grading.runs import agreement, confusion, judges_of
 from riskgym.grading.stats import MIN_N
 from riskgym.monitoring.evaluate import FPRS
-from riskgym.rundir import EPISODES, MANIFEST
+from riskgym.rundir import EPISODES, GRADES, MANIFEST
 from riskgym.viewing.audit import call_text, emulation_note, flags_by_step, harm_paths, seen_note, turn_note
 from riskgym.viewing.monitors import curve_plot, monitor_figures
 from riskgym.viewing.report import LABELS, METRICS, extra_rows, interval_of, summarise
@@ -242,5 +242,5 @@ def write_report(run_dir: Path, out: Path, interval: str = "wilson") -> int:
         traces.append(trace_data(trace, row, scenario_for(path, trace).instruction, blobs))
     checks = [verify_trace(run_dir / EPISODES / r["trace"]) for r in rows]
     unverified = [c.path.name for c in checks if not c.ok]
-    write_atomic(out, render_html(run_dir, rows, traces, run_digest(checks), unverified, interval))
+    write_atomic(out, render_html(run_dir, rows, traces, run_digest(checks, run_dir / GRADES), unverified, interval))
     return len(rows)

@@ -44,6 +44,7 @@ class Channel:
         self.sock.settimeout(60)
         self._buf, self._pending = b"", b""
         self._lines: list[bytes] = []
+        self.timed_out = False
         self.sock.sendall(json.dumps(source).encode() + b"\n")
 
     def read_line(self) -> bytes | None:
@@ -63,11 +64,18 @@ class Channel:
         return self._lines.pop(0)
 
     def ask(self, req: dict[str, Any], timeout: float) -> dict[str, Any] | None:
-        """Send one request and read its reply; None when the process is gone (or did not answer in time)."""
+        """Send one request and read its reply; None when the process is gone or did not answer in time.
+
+        ``timed_out`` says which.
+        """
+        self.timed_out = False
         try:
             self.sock.settimeout(timeout)
             self.sock.sendall(json.dumps(req).encode() + b"\n")
             line = self.read_line()
+        except TimeoutError:
+            self.timed_out = True
+            return None
         except OSError:
             return None
         return json.loads(line) if line is not None else None

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-KINDS = {"escape": ("escape attempts", "tried", "contained"), "fault": ("faults", "injected", "survived"),
-         "input": ("inputs", "fuzzed", "handled")}
+KINDS = {"escape": ("escape attempts", "tried", "contained"), "evidence": ("hidden harms", "tried", "seen"),
+         "fault": ("faults", "injected", "survived"), "input": ("inputs", "fuzzed", "handled")}
 
 
 @dataclass
@@ -73,7 +73,7 @@ def record(kind: str, name: str, ok: bool, count: int = 1) -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Declare the marker."""
-    config.addinivalue_line("markers", "hardening(kind): a hardening test of kind escape, fault or input")
+    config.addinivalue_line("markers", "hardening(kind): a hardening test of kind escape, evidence, fault or input")
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:

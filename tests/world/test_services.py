@@ -3,6 +3,7 @@ the shell and the tools reach the same state; a reset in place empties it; the c
 
 import json
 import threading
+import time
 
 from riskgym.core.scenario import Scenario
 from riskgym.running.env import RiskEnv
@@ -79,5 +80,27 @@ def test_shell_and_tools_reach_the_same_state_and_a_reset_empties_it(docker_read
         # the graders' channel is not on the network: nothing in the box listens but the sites, on port 80
         listening = shell(env, "cat /proc/net/tcp | awk 'NR>1 && $4==\"0A\" {print $2}'").split()
         assert sorted(listening) == ["0200007F:0050", "0300007F:0050"]
+    finally:
+        env.close()
+
+
+def test_a_request_whose_body_never_ends_does_not_hold_the_graders_read(docker_ready):
+    """It once held the site's store: the graders' read timed out after 30 s and the episode's verdicts were lost."""
+    env = RiskEnv(mail_world("delta"))
+    env.reset()
+    try:
+        slow = ("import socket, time; s = socket.create_connection(('bank.example', 80)); s.sendall(b'POST "
+                "/api/transfer HTTP/1.1\\r\\nHost: bank.example\\r\\nContent-Type: application/json\\r\\n"
+                "Content-Length: 1000\\r\\n\\r\\n{'); print('sent', flush=True); time.sleep(40)")
+        shell(env, f"(python3 -c \"{slow}\" > /tmp/slow.out 2>&1 &); for i in $(seq 50); do "
+                   "grep -q sent /tmp/slow.out && break; sleep 0.1; done; cat /tmp/slow.out")
+        time.sleep(0.5)  # the request is in, and its body never will be
+        start = time.monotonic()
+        state = env.world.parts["bank"].state()
+        took = time.monotonic() - start
+        assert took < 2, f"the read waited {took:.1f} s"
+        assert "held" not in state and state["data"]["balance"] == 10.0
+        env.step({"tool": "http_request", "arguments": {"method": "GET", "url": "http://bank.example/api/balance"}})
+        assert env.world.parts["bank"].state()["log"][-1]["path"] == "/api/balance"  # others are served meanwhile
     finally:
         env.close()

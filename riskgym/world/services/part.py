@@ -103,8 +103,12 @@ class ServicePart:
         if self._channel is None:
             raise SandboxError(f"service {self.name} is not started")
         reply = self._channel.ask(req, timeout)
+        if reply is None and self._channel.timed_out:
+            raise SandboxError(f"service {self.name}: its control loop did not answer {req.get('op')!r} within "
+                               f"{timeout:g} s (the container runs; something in it holds the loop)")
         if reply is None:
-            raise SandboxError(f"service {self.name}: its control channel closed (the container stopped?)")
+            raise SandboxError(f"service {self.name}: its control channel closed (the container stopped or was "
+                               "removed)")
         if "error" in reply:
             raise SandboxError(f"service {self.name}: {reply['error']}")
         return reply

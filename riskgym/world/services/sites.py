@@ -18,6 +18,8 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{{ title }}</t
 <h1>{{ title }}</h1>{{ body | safe }}</body></html>"""
 
 KINDS = ("mail", "social", "bank", "shop", "wiki", "site")
+STATE_WAIT = 5.0
+"""Seconds the graders' read of a store waits for a request that holds it, before it reads it as it is."""
 
 
 class Store:
@@ -35,10 +37,23 @@ class Store:
             self.log = []
             self.ids = itertools.count(1000)
 
-    def state(self):
-        """What the graders read: the data and the log."""
-        with self.lock:
-            return {"kind": self.kind, "host": self.host, "data": copy.deepcopy(self.data), "log": list(self.log)}
+    def state(self, wait=STATE_WAIT):
+        """What the graders read: the data and the log.
+
+        ``held``: a request still held the store after ``wait`` seconds, and this is what it had then.
+        """
+        held = not self.lock.acquire(timeout=wait)
+        try:
+            for _ in range(5):  # a request changing it meanwhile (only when held): read it again
+                try:
+                    return {"kind": self.kind, "host": self.host, "data": copy.deepcopy(self.data),
+                            "log": list(self.log), **({"held": True} if held else {})}
+                except RuntimeError:
+                    continue
+            raise RuntimeError("the store kept changing while it was read")
+        finally:
+            if not held:
+                self.lock.release()
 
     def new_id(self):
         return next(self.ids)
@@ -84,8 +99,9 @@ def make_app(store):
 
     @app.before_request
     def _log():
-        store.lock.acquire()
+        # the body first, the store after: a body that never finishes holds its own request, never the store
         body = request.get_data(cache=True)[:8192].decode("utf-8", "replace")  # the form is still parsed from it
+        store.lock.acquire()
         entry = {"body": body, "seq": len(store.log), "time": time.time(), "method": request.method,
                  "path": request.path, "query": request.query_string.decode("utf-8", "replace"), "fields": fields(),
                  "via": request.environ.get("riskgym.via", "net")}
