@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from typing import Any
@@ -93,24 +94,33 @@ class KernelObserver:
         self.failed = ""
         self._libc = _libc()
         env = {**os.environ, "BPFTRACE_STRLEN": str(STRLEN), "BPFTRACE_PERF_RB_PAGES": "256"}
-        self.proc = subprocess.Popen(["bpftrace", "-f", "json", "-e", program(os.getpid(), offset)], env=env,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     preexec_fn=_die_with_parent)
-        atexit.register(self.close)
+        self.errors = tempfile.TemporaryFile()  # a pipe nobody reads would fill, and bpftrace would stop
+        self.argv = ["bpftrace", "-f", "json", "-e", program(os.getpid(), offset)]
+        self.env = env
+        self.proc: Any = None
         ready = threading.Event()
         self.thread = threading.Thread(target=self._pump, args=(ready,), name="riskgym-kernel-observer", daemon=True)
         self.thread.start()
+        atexit.register(self.close)
         if not ready.wait(STARTUP) or self.failed:
             self.close()
-            err = self.proc.stderr.read().decode("utf-8", "replace") if self.proc.stderr else ""
+            self.errors.seek(0)
+            err = self.errors.read().decode("utf-8", "replace")
             lines = [x for x in err.splitlines() if "ERROR" in x and "RLIMIT_MEMLOCK" not in x]
             raise ObserverError(f"bpftrace did not start: {(lines or [self.failed or 'no reason given'])[0][:200]}")
 
     def alive(self) -> bool:
         """Whether bpftrace still runs."""
-        return self.proc.poll() is None and not self.failed
+        return self.proc is not None and self.proc.poll() is None and not self.failed
 
     def _pump(self, ready: threading.Event) -> None:
+        """Start bpftrace and read it to its end.
+
+        Started here, in the thread that lives as long as it does: the kernel's signal on the parent's death follows
+        the thread that forked it (a worker thread's end would kill it).
+        """
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=self.errors, preexec_fn=_die_with_parent)
         assert self.proc.stdout is not None
         for raw in self.proc.stdout:
             try:
@@ -193,9 +203,9 @@ class KernelObserver:
 
     def close(self) -> None:
         """Stop bpftrace."""
-        if self.proc.poll() is None:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
-        self.proc.wait()
+            self.proc.wait()
 
 
 _shared: KernelObserver | None = None

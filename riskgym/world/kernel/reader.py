@@ -84,6 +84,9 @@ class KernelReader:
         self.procs: dict[int, Process] = {}
         self.calls: dict[int, Call] = {}
         self.pipes = 0
+        self.links: dict[str, str | None] = {}
+        """The symlinks made (path -> target) and removed (path -> None) in the box as its calls went: a link gone
+        by the time its calls are read is still followed as it was then."""
         self.window: tuple[int, int] | None = None
         self.lost = 0
         self._start()
@@ -218,6 +221,8 @@ class KernelReader:
         name = call.name
         error = errnos.errorcode.get(-ret, str(ret)) if ret < 0 else ""
         agent = proc.role == "agent"
+        if not error:
+            self._relink(call, a)
         if name in ("open", "openat", "openat2", "creat"):
             at = name != "open" and name != "creat"
             flags = (call.flags if name == "openat2" else _int(str(a[2 if at else 1]))) if name != "creat" else 0o1101
@@ -272,6 +277,21 @@ class KernelReader:
                     self._named(proc, words)
         elif agent:
             self._effect(call, proc, error)
+
+    def _relink(self, call: Call, a: list[int]) -> None:
+        """Keep :attr:`links` as the box's symlinks change (whoever changes them)."""
+        name = call.name
+        if name in ("symlink", "symlinkat"):
+            at = name == "symlinkat"
+            self.links[self._path(call, 2 if at else 1, a[1] if at else AT_FDCWD)] = call.strings.get(0, "")
+        elif name in ("unlink", "unlinkat", "rename", "renameat", "renameat2"):
+            at = name != "unlink" and name != "rename"
+            gone = self._path(call, 1 if at else 0, a[0] if at else AT_FDCWD)
+            moved = self.links.get(gone) if gone in self.links else None
+            self.links.update({k: None for k in self.links if k == gone or k.startswith(gone + "/")})
+            dst = self._path(call, 3 if at else 1, a[2] if at else AT_FDCWD) if name.startswith("rename") else ""
+            if dst and (gone in self.links or dst in self.links):
+                self.links[dst] = moved
 
     def _effect(self, call: Call, proc: Process, error: str) -> None:
         name, a = call.name, call.args
@@ -425,10 +445,16 @@ class KernelReader:
             if hops > 40:
                 self.gaps.append(f"too many symlinks in {path}")
                 break
-            try:
-                target = os.readlink(f"/proc/{self.root}/root/" + "/".join(done))
-            except OSError:  # not a symlink, not there (any more), or the box is gone
-                continue
+            here = "/" + "/".join(done)
+            if here in self.links:
+                target = self.links[here]
+                if target is None:
+                    continue  # removed since it was made: a plain path now
+            else:
+                try:
+                    target = os.readlink(f"/proc/{self.root}/root{here}")
+                except OSError:  # not a symlink, not there (any more), or the box is gone
+                    continue
             hops += 1
             done.pop()
             if target.startswith("/"):
