@@ -1,12 +1,16 @@
-"""The observer's cost: a step with the agent's shell under strace, against the same step unobserved, same run.
+"""The observer's cost: the same steps with no observer, the host observer (bpftrace, from the host) and the in-box
+fallback (strace), in one run.
 
-Each command runs through ``RiskEnv.step`` (trace written) in alternating blocks, observed and not, in one box;
-the figure is the ratio of the medians. Goals (issue 16): <= 1.5x on a plain step, <= 3x on a syscall-heavy one
-(``find / -xdev``, ``tar`` of a 10 MB tree of 1,000 files).
+Each command runs through ``RiskEnv.step`` (trace written) in its own box per mode, in rounds (none, host, in-box,
+twice), with bpftrace stopped for the unobserved rounds (once running, its tracepoints cost every process on the
+machine something). The figure is each mode's median against the unobserved median. Goals (issue 34): the host
+observer <= 1.2x on a plain step, <= 1.5x on a heavy one (``tar`` of a 10 MB tree, ``find / -xdev``), and an
+observed env step of a plain command <= 3 ms.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import tempfile
@@ -17,42 +21,65 @@ from figures import record
 
 from riskgym.library import library_dir
 from riskgym.running.env import RiskEnv
+from riskgym.world.kernel import observer as kernel
 
-CASES = [  # (name, command, repeats per block, goal)
-    ("plain: echo (a shell builtin)", "echo hi", 60, 1.5),
-    ("plain: ls -la ~ (a program)", "ls -la ~", 60, 1.5),
-    ("heavy: tar of a 10 MB tree", "tar cf /tmp/t.tar -C /tmp tree", 6, 3.0),
-    ("heavy: find / -xdev", "find / -xdev >/dev/null 2>&1", 6, 3.0),
+CASES = [  # (name, command, repeats per round, goal for the host observer)
+    ("plain: true", "true", 80, 1.2),
+    ("plain: echo (a shell builtin)", "echo hi", 80, 1.2),
+    ("plain: ls -la ~ (a program)", "ls -la ~", 60, 1.2),
+    ("heavy: tar of a 10 MB tree", "tar cf /tmp/t.tar -C /tmp tree", 6, 1.5),
+    ("heavy: find / -xdev", "find / -xdev >/dev/null 2>&1", 6, 1.5),
 ]
-BLOCKS = 4
+MODES = ("none", "kernel", "strace")
+ROUNDS = 2
 
 
-def main() -> int:
+def one_round(mode: str, times: dict[tuple[str, str], list[float]]) -> str:
+    os.environ["RISKGYM_OBSERVE"] = "0" if mode == "none" else "1"
+    os.environ["RISKGYM_OBSERVER"] = "strace" if mode == "strace" else ""
+    if mode == "none":
+        kernel.stop_shared()
     env = RiskEnv(library_dir() / "free-disk-space-v0.toml")
     with tempfile.TemporaryDirectory() as tmp:
         env.reset(options={"trace": Path(tmp) / "t.jsonl"})
         env.scenario.limits.__dict__["max_steps"] = 10**6  # a bench-only override of the step limit
-        env.sandbox.exec("mkdir -p /tmp/tree && for i in $(seq 1000); do head -c 10240 /dev/urandom > /tmp/tree/f$i;"
-                         " done")
-        print(f"{'step (ms, median)':<34} {'unobserved':>10} {'observed':>9} {'ratio':>6}  goal")
-        for name, command, n, goal in CASES:
+        env.sandbox.exec(["bash", "-c", "mkdir -p /tmp/tree && for i in $(seq 1000); do head -c 10240 /dev/urandom "
+                         "> /tmp/tree/f$i; done"])
+        observer = getattr(env.sandbox, "observer", "?")
+        for name, command, n, _ in CASES:
             action = {"tool": "shell", "arguments": {"command": command}}
-            times: dict[bool, list[float]] = {True: [], False: []}
-            for block in range(2 * BLOCKS):
-                observe = block % 2 == 0
-                env.sandbox.observe = observe
-                env.step(action)  # warm-up: the shell server restarts when the mode changes
-                for _ in range(n):
-                    t = time.perf_counter()
-                    env.step(action)
-                    times[observe].append((time.perf_counter() - t) * 1000)
-            plain, seen = statistics.median(times[False]), statistics.median(times[True])
-            ratio = seen / plain
-            verdict = "meets" if ratio <= goal else "MISSES"
-            print(f"{name:<34} {plain:10.2f} {seen:9.2f} {ratio:5.2f}x  <= {goal}x {verdict}")
-            record(f"observer overhead, {name}", ratio, "x unobserved", goal, "issue 16 goal")
-        env.sandbox.observe = True
+            env.step(action)  # warm-up: the shell server starts
+            for _ in range(n):
+                t = time.perf_counter()
+                env.step(action)
+                times[mode, name].append((time.perf_counter() - t) * 1000)
         env.close()
+    return str(observer)
+
+
+def main() -> int:
+    if kernel.why_not():
+        print(f"the host observer cannot run here ({kernel.why_not()}): run the bench as root with bpftrace")
+        return 2
+    times: dict[tuple[str, str], list[float]] = {(m, c[0]): [] for m in MODES for c in CASES}
+    for _ in range(ROUNDS):
+        for mode in MODES:
+            ran = one_round(mode, times)
+            if ran != mode:
+                print(f"the {mode} round ran with observer {ran!r}: not a fair figure")
+                return 1
+    print(f"{'env step (ms, median)':<32} {'none':>7} {'host':>7} {'ratio':>6} {'in-box':>7} {'ratio':>6}  goal (host)")
+    for name, _, _, goal in CASES:
+        base, host, inbox = (statistics.median(times[m, name]) for m in MODES)
+        verdict = "meets" if host / base <= goal else "MISSES"
+        print(f"{name:<32} {base:7.2f} {host:7.2f} {host / base:5.2f}x {inbox:7.2f} {inbox / base:5.2f}x  "
+              f"<= {goal}x {verdict}")
+        record(f"host observer, {name}", host / base, "x unobserved", goal, "issue 34 goal")
+        record(f"in-box observer (fallback), {name}", inbox / base, "x unobserved", None, "for comparison")
+    step = statistics.median(times["kernel", CASES[0][0]])
+    print(f"observed env step of `true` (host observer): {step:.2f} ms (goal <= 3 ms) "
+          f"{'meets' if step <= 3 else 'MISSES'}")
+    record("observed env step, host observer", step, "ms", 3.0, "issue 34 goal")
     return 0
 
 

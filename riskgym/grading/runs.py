@@ -55,7 +55,7 @@ def grade_one(path: Path, graders: list[str] | None = None) -> dict[str, Any]:
         verdicts = {k: Verdict(value=None, detail=why) for k in verdicts}
     end, h = trace.end, trace.header
     return {
-        "verified": not check.problems,
+        "verified": not check.problems, "observer": observer_of(trace),
         "grades_version": GRADES_VERSION, "trace": path.name, "scenario": h.env_id.removeprefix("riskgym/"),
         "category": scenario.category, "benign": scenario.benign, "agent": h.agent, "epoch": h.epoch,
         "status": end.status if end else "unfinished", "steps": len(trace.steps),
@@ -68,6 +68,18 @@ def grade_one(path: Path, graders: list[str] | None = None) -> dict[str, Any]:
         "monitored": [{"step": s.index, **s.monitor.model_dump(include={"monitor", "score", "reason", "blocked"})}
                       for s in trace.steps if s.monitor is not None],
     }
+
+
+def observer_of(trace: Any) -> str:
+    """Which observer watched the episode's box.
+
+    ``kernel`` (from the host), ``strace`` (in the box, within the agent's reach), or ``none``.
+    """
+    said = (trace.header.world.get("box") or {}).get("observer")
+    if said:
+        return str(said)
+    seen = {s.exec.observed.observer for s in trace.steps if s.exec is not None and s.exec.observed is not None}
+    return "kernel" if "kernel" in seen else "strace" if seen else "none"
 
 
 def grades_differ(run_dir: Path) -> list[str]:
@@ -96,7 +108,7 @@ def unreadable_row(path: Path, problem: str) -> dict[str, Any]:
     return {"grades_version": GRADES_VERSION, "verified": False, "trace": path.name, "scenario": scenario,
             "category": "", "benign": False, "agent": agent, "epoch": int(epoch.removeprefix("e") or 0)
             if epoch.removeprefix("e").isdigit() else 0, "status": "unreadable", "steps": 0, "tools": [],
-            "scenario_changed": False, "usage": {}, "emulator": None,
+            "scenario_changed": False, "usage": {}, "emulator": None, "observer": "none",
             "verdicts": {k: Verdict(value=None, detail=why).model_dump() for k in GRADERS}, "outcome": "unscored",
             "attack": None, "monitor": None, "monitored": []}
 

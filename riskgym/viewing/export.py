@@ -12,7 +12,8 @@ from riskgym.grading.stats import MIN_N
 from riskgym.rundir import EPISODES
 from riskgym.viewing.report import LABELS, METRICS, rate_cell, summarise
 
-EPISODE = ("trace", "scenario", "category", "benign", "agent", "epoch", "status", "steps", "outcome")
+EPISODE = ("trace", "scenario", "category", "benign", "agent", "epoch", "status", "steps", "outcome", "observer",
+           "verified")
 VERDICTS = METRICS
 COLUMNS = (*EPISODE, *VERDICTS, "overuse_amount", "intention_steps", "tokens", "cost", "tools", "turns",
            "model_seconds", "retries")

@@ -29,7 +29,7 @@ from riskgym.monitoring.evaluate import FPRS
 from riskgym.rundir import EPISODES, GRADES, MANIFEST
 from riskgym.viewing.audit import call_text, emulation_note, flags_by_step, harm_paths, seen_note, turn_note
 from riskgym.viewing.monitors import curve_plot, monitor_figures
-from riskgym.viewing.report import LABELS, METRICS, extra_rows, interval_of, summarise
+from riskgym.viewing.report import LABELS, METRICS, extra_rows, interval_of, observer_lines, summarise
 from riskgym.viewing.svg import square_frame
 
 CLIP = 2000
@@ -215,7 +215,7 @@ def render_html(run_dir: Path, rows: list[dict[str, Any]], traces: list[dict[str
                                                       "pr": curve_plot(monitors, "pr", COLOURS)},
         run=str(run_dir), manifest=manifest, head=head, charts=charts, tradeoff=tradeoff_plot(head),
         kappa=kappa, kappa_n=kappa_n, confusion=cells, judges=judges_of(run_dir),
-        digest=digest, unverified=unverified, interval=interval,
+        digest=digest, unverified=unverified, interval=interval, observed=observer_lines(rows),
         min_n=MIN_N, attacks=attack_metrics(rows), attack_labels=ATTACK_LABELS,
         episodes=_script_json({"columns": ["scenario", "category", "agent", "epoch", "status", "steps", "outcome",
                                            *METRICS], "rows": episode_rows(rows)}),

@@ -7,7 +7,7 @@ episodes is marked as too few to conclude.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from riskgym.grading.runs import agreement
@@ -135,7 +135,28 @@ def render(rows: list[dict[str, Any]], title: str = "", episodes: bool = True, i
     kappa, n = agreement(rows)
     if n:
         console.print(f"judge vs rule (intention): Cohen's kappa {kappa:.2f} over {n} episodes both scored")
+    for line in observer_lines(rows):
+        console.print(line)
     render_monitoring(rows, console)
+
+
+def observer_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Which observer's evidence the results rest on, and what it could not see; marked where it was in the box."""
+    by = Counter(str(r.get("observer") or "none") for r in rows if r.get("status") != "unreadable")
+    out = []
+    if by:
+        names = {"kernel": "from the host (kernel)", "strace": "in the box (strace) ‡", "none": "none"}
+        out.append("observer: " + ", ".join(f"{names.get(k, k)} {n}" for k, n in sorted(by.items())))
+    if by.get("strace"):
+        out.append("‡ evidence from inside the box: an agent there can reach its observer (see docs/observer.md)")
+    blind = sum(1 for r in rows if any("observation was incomplete" in (v.get("detail") or "")
+                                       for v in (r.get("verdicts") or {}).values()))
+    if blind:
+        out.append(f"{blind} episode(s) with verdicts unscored because the observer did not see everything")
+    unverified = sum(1 for r in rows if r.get("verified") is False)
+    if unverified:
+        out.append(f"{unverified} trace(s) did not verify and were graded unscored (riskgym verify says why)")
+    return out
 
 
 def _rates_table(rows: list[dict[str, Any]], title: str, interval: str) -> Any:

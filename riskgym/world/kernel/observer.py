@@ -220,6 +220,9 @@ def shared() -> KernelObserver | None:
     """
     global _shared, _refused
     with _shared_lock:
+        if os.environ.get("RISKGYM_OBSERVER", "") == "strace":
+            _refused = "RISKGYM_OBSERVER=strace asks for the in-box observer"
+            return None
         if _shared is not None and _shared.alive():
             return _shared
         if _refused is not None:
@@ -230,6 +233,15 @@ def shared() -> KernelObserver | None:
             _refused = str(exc)
             return None
         return _shared
+
+
+def stop_shared() -> None:
+    """Stop this process's observer (a later ``shared()`` starts another)."""
+    global _shared, _refused
+    with _shared_lock:
+        if _shared is not None:
+            _shared.close()
+        _shared, _refused = None, None
 
 
 def refused() -> str | None:

@@ -11,7 +11,7 @@ Whose a process is comes from the kernel's own record of who started whom, never
 
 Paths are made absolute on the host: relative ones against the process's working directory (followed through
 ``chdir`` and ``fchdir`` and inherited over ``fork``), ``*at`` calls against the directory their descriptor was
-opened on (descriptors followed through ``open``, ``dup``, ``fcntl``, ``close`` and ``exec``), and symlinks read in
+opened on (descriptors followed through ``open``, ``dup``, ``fcntl`` and ``exec``), and symlinks read in
 the box's own filesystem (``/proc/PID/root``, one component at a time, so that an absolute link stays in the box),
 ``/proc/self/root``, ``/proc/self/cwd`` and ``/proc/self/fd/N`` included.
 """
@@ -112,6 +112,7 @@ class KernelReader:
         self.lost += lost
         self.root_pid: int | None = None
         self.root_host: int | None = None
+        self.seen_links: dict[str, str | None] = {}  # what the box's filesystem said, for this read
         for rec in _records(lines):
             self._record(rec)
         return Observation(observer="kernel", root=self.root_pid, processes=self.new, effects=self.effects,
@@ -146,8 +147,6 @@ class KernelReader:
                 self._unseen(pid, call.nspid, int(head[6]))
             if self.procs[pid].nspid != call.nspid:
                 self._fix_nspid(pid, call.nspid)
-            if call.name in ("close", "close_range"):
-                self._closed(pid, call)
         elif tag == "X":
             ended = self.calls.pop(int(head[3])) if int(head[3]) in self.calls else None
             if ended is not None:
@@ -205,14 +204,6 @@ class KernelReader:
         self.new.append(Proc(pid=-child, parent=parent.nspid if parent.role == "agent" else None,
                              argv=parent.argv))
 
-    def _closed(self, pid: int, call: Call) -> None:
-        proc = self.procs[pid]
-        first = _int(str(call.args[0]))
-        last = first if call.name == "close" else _int(str(call.args[1]))
-        for fd in [fd for fd in proc.fds if first <= fd <= last]:
-            proc.fds.pop(fd, None)
-            proc.cloexec.discard(fd)
-
     # -- one call --------------------------------------------------------------------------------------------
 
     def _ended(self, call: Call, ret: int, fds: list[int]) -> None:
@@ -241,8 +232,6 @@ class KernelReader:
             if call.pid == self.root_host and path in self._own_files():
                 return  # the harness's redirections of the command's own input and output
             self._add(call, "write" if writes else "read", path, error)
-        elif name == "fcntl" and _int(str(a[1])) == 2 and not error:  # F_SETFD
-            (proc.cloexec.add if _int(str(a[2])) & 1 else proc.cloexec.discard)(_int(str(a[0])))
         elif name in ("dup", "dup2", "dup3") or (name == "fcntl" and _int(str(a[1])) in (0, 1030)):
             if ret >= 0 and _int(str(a[0])) in proc.fds:
                 proc.fds[ret] = proc.fds[_int(str(a[0]))]
@@ -281,6 +270,8 @@ class KernelReader:
     def _relink(self, call: Call, a: list[int]) -> None:
         """Keep :attr:`links` as the box's symlinks change (whoever changes them)."""
         name = call.name
+        if name in ("symlink", "symlinkat", "unlink", "unlinkat", "rename", "renameat", "renameat2"):
+            self.seen_links.clear()
         if name in ("symlink", "symlinkat"):
             at = name == "symlinkat"
             self.links[self._path(call, 2 if at else 1, a[1] if at else AT_FDCWD)] = call.strings.get(0, "")
@@ -451,9 +442,13 @@ class KernelReader:
                 if target is None:
                     continue  # removed since it was made: a plain path now
             else:
-                try:
-                    target = os.readlink(f"/proc/{self.root}/root{here}")
-                except OSError:  # not a symlink, not there (any more), or the box is gone
+                if here not in self.seen_links:
+                    try:
+                        self.seen_links[here] = os.readlink(f"/proc/{self.root}/root{here}")
+                    except OSError:  # not a symlink, not there (any more), or the box is gone
+                        self.seen_links[here] = None
+                target = self.seen_links[here]
+                if target is None:
                     continue
             hops += 1
             done.pop()
