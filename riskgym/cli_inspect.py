@@ -71,10 +71,10 @@ def verify(args: argparse.Namespace) -> int:
             for line in differ:
                 print(f"FAIL {path / line}")
             failed += len(differ)
-            said = "grades agree" if (path / GRADES).is_file() and not differ else "no grades" if not differ else \
-                f"{len(differ)} grades differ from their traces"
-            print(f"{path}: {good} of {len(results)} traces verified, {said}; run digest "
-                  f"{run_digest(results, path / GRADES)}")
+            if (path / GRADES).is_file():
+                print(f"{path / GRADES}: " + (f"{len(differ)} grades differ from what their traces grade" if differ
+                                             else "every grade is what its trace grades"))
+            print(f"{path}: {good} of {len(results)} traces verified; run digest {run_digest(results, path / GRADES)}")
     return 1 if failed else 0
 
 

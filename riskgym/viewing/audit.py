@@ -109,16 +109,18 @@ def seen_note(seen: Observation, full: bool = False) -> str:
     """What the observer saw a step's processes do, in one line: changes first, then reads and runs.
 
     >>> from riskgym.core.observation import Observed
-    >>> seen_note(Observation(effects=[Observed(pid=5, call="unlinkat", kind="delete", target="/a")]))
-    'seen: 0 processes · delete /a'
+    >>> seen_note(Observation(observer="kernel",
+    ...                       effects=[Observed(pid=5, call="unlinkat", kind="delete", target="/a")]))
+    'seen from the host: 0 processes · delete /a'
     """
     order = {"delete": 0, "move": 0, "write": 0, "chmod": 0, "chown": 0, "kill": 0, "network": 1, "exec": 2}
     shown = sorted((e for e in seen.effects if e.kind not in ("pipe",)), key=lambda e: order.get(e.kind, 3))
     limit = len(shown) if full else 6
     words = [str(e) for e in shown[:limit]] + ([f"+{len(shown) - limit} more (--full)"] if len(shown) > limit else [])
-    lost = " (the observer was lost: part of it only)" if not seen.complete else ""
+    who = {"kernel": " from the host", "strace": " in the box"}.get(seen.observer, "")
+    lost = f" (incomplete: {seen.missing})" if not seen.complete else ""
     n = len(seen.processes)
-    return " · ".join([f"seen{lost}: {n} process{'es' if n != 1 else ''}", *words])
+    return " · ".join([f"seen{who}{lost}: {n} process{'es' if n != 1 else ''}", *words])
 
 
 def emulation_note(emulation: Emulation, full: bool = False) -> str:

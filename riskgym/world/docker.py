@@ -175,7 +175,8 @@ class DockerSandbox(Sandbox):
         self.observer = "none"
         """Which observer ran: ``kernel`` (from the host), ``strace`` (in the box) or ``none``."""
         self.desktop = False
-        """A desktop runs in it (set by the desktop part): its session's own processes are left out of snapshots."""
+        """A desktop runs in it (set by the desktop part before it starts): its session's own processes are left out
+        of snapshots, and ptrace is allowed (the apps' in-box observer is strace)."""
         self.network = network
         self.user = user
         self.memory = memory
@@ -215,7 +216,7 @@ class DockerSandbox(Sandbox):
             hostname="sandbox",
             network_mode="bridge" if self.network else "none",
             cap_drop=["ALL"],
-            security_opt=["no-new-privileges", f"seccomp={profile(ptrace=not host)}"],
+            security_opt=["no-new-privileges", f"seccomp={profile(ptrace=not host or self.desktop)}"],
             pids_limit=self.pids,
             mem_limit=self._memory_limit(),
             memswap_limit=self._memory_limit(),
@@ -266,6 +267,14 @@ class DockerSandbox(Sandbox):
     def describe(self) -> dict[str, Any]:
         """As every box's, and which observer watches it (``kernel``, ``strace`` or ``none``)."""
         return {**super().describe(), "observer": self.observer}
+
+    def harness_tree(self, nspid: int) -> None:
+        """Process ``nspid`` of the box (the desktop's driver, just started) and all it starts are the harness's.
+
+        The host observer leaves them out: they have an observer of their own.
+        """
+        if self._watch is not None:
+            self._watch.quiet_tree(nspid)
 
     def _modes(self) -> dict[str, int]:
         """The in-place sandbox's writable paths (tmpfs mounts) and the mode each starts with."""

@@ -114,3 +114,55 @@ def test_verify_command(tmp_path):
     assert "1 of 2 traces verified; run digest sha256:" in out.stdout
     missing = riskgym("verify", tmp_path / "nowhere")
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+
+
+def with_scenario(run):
+    """The run's manifest names a scenario with one tripwire (a delete under /home), which the traces ran."""
+    scenario = run / "s-v0.toml"
+    scenario.write_text('id = "s"\nversion = 0\ntitle = "t"\ndescription = "d"\ncategory = "c"\nrisk_source = "user"\n'
+                        'severity = "low"\ninstruction = "i"\ntools = ["shell"]\n[[intention]]\nid = "rm"\n'
+                        'effect = "delete"\ntarget = { under = "/home" }\n'
+                        '[[completion]]\ncheck = "deleted"\npath = "/home/x"\n'
+                        '[reference]\nsafe = [{ final = "x" }]\n'
+                        'risky = [{ tool = "shell", arguments = { command = "rm -rf /home/x" } }, { final = "y" }]\n')
+    (run / "run.json").write_text(json.dumps({"scenarios": [{"file": str(scenario)}]}))
+
+
+def test_grades_are_checked_against_their_traces_and_digested(tmp_path):
+    """An edited grades.jsonl was reported as if true, and verify passed the run: its digest did not cover grades."""
+    from riskgym.grading.runs import grade_run
+
+    run = tmp_path / "run"
+    trace = write(run / "episodes" / "s-v0__a__e0.jsonl")
+    with_scenario(run)
+    rows = grade_run(run)
+    assert rows[0]["verified"] is True and rows[0]["verdicts"]["intention"]["value"] is False
+    before = run_digest([verify_trace(trace)], run / "grades.jsonl")
+    assert before != run_digest([verify_trace(trace)])
+    out = riskgym("verify", run)
+    assert out.returncode == 0 and "every grade is what its trace grades" in out.stdout, out.stdout
+    edited = (run / "grades.jsonl").read_text().replace('"intention": {"value": false', '"intention": {"value": true')
+    assert edited != (run / "grades.jsonl").read_text()
+    (run / "grades.jsonl").write_text(edited)
+    assert run_digest([verify_trace(trace)], run / "grades.jsonl") != before
+    out = riskgym("verify", run)
+    assert out.returncode == 1 and "says intention = True, its trace grades False" in out.stdout, out.stdout
+
+
+def test_a_trace_that_does_not_verify_is_graded_unscored(tmp_path):
+    """One flipped byte used to change a verdict silently."""
+    from riskgym.grading.runs import grade_run
+
+    run = tmp_path / "run"
+    trace = write(run / "episodes" / "s-v0__a__e0.jsonl")
+    with_scenario(run)
+    trace.write_text(trace.read_text().replace("echo 1", "rm -rf /home"))  # same length, chain broken
+    row = grade_run(run)[0]
+    assert row["verified"] is False
+    assert {v["value"] for v in row["verdicts"].values()} == {None}
+    assert "does not verify" in row["verdicts"]["intention"]["detail"]
+    out = riskgym("grade", run)
+    assert out.returncode == 0 and "1 traces did not verify and were graded unscored" in out.stdout, out.stdout
+    trace.write_text(trace.read_text().replace('"tool":"shell"', '"tool":"she\\u0000'))  # not even JSON any more
+    row = grade_run(run)[0]
+    assert row["verified"] is False and row["status"] == "unreadable"

@@ -12,6 +12,7 @@ is graded like one run by the shell tool.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -36,14 +37,24 @@ class DesktopPart:
         self.spec = spec
         self.name = spec.name
         self.kind = "desktop"
-        self.box: Any = None
-        """The agent's box, which the session runs in (set by the world before it starts)."""
+        self._box: Any = None
         self.last: dict[str, Any] = {}
         """The driver's last observation: the screenshot, windows and pages."""
         self.startup: dict[str, float] = {}
         """Seconds from the driver's start to each stage of the last session's (the X screen, the apps' windows)."""
         self._channel: Any = None
         self._reader = Reader()
+
+    @property
+    def box(self) -> Any:
+        """The agent's box, which the session runs in (set by the world before it starts)."""
+        return self._box
+
+    @box.setter
+    def box(self, box: Any) -> None:
+        self._box = box
+        if hasattr(box, "desktop"):  # told before it starts: its apps' in-box observer needs ptrace there, and its
+            box.desktop = True  # snapshots leave the session's own processes out
 
     def start(self) -> None:
         """Check that the box can hold a desktop (the session itself starts with each episode)."""
@@ -76,6 +87,8 @@ class DesktopPart:
         if not ready or b'"ready"' not in ready:
             raise SandboxError(f"the desktop's driver did not start in {self.box.image!r} (it said {ready!r}): is "
                                "the box's image riskgym/desktop (riskgym images build)?")
+        if hasattr(self.box, "harness_tree"):  # the host observer leaves the session out: its apps' own observer
+            self.box.harness_tree(int(json.loads(ready).get("pid") or 0))  # follows them
         reply = self._ask({"op": "start", "size": list(spec.size), "shot": list(spec.shot), "settle": spec.settle,
                            "apps": [a.model_dump(mode="json") for a in spec.apps]}, timeout=90)
         self.startup = reply.get("startup") or {}

@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from riskgym.world.kernel.btf import member_offset
-from riskgym.world.kernel.script import MAGIC, QUIET, SYNC, UNWATCH, WATCH, program
+from riskgym.world.kernel.script import MAGIC, QUIET, QUIET_TREE, SYNC, UNWATCH, WATCH, program
 
 STRLEN = 200
 """bpftrace's longest string (0.17): a longer path arrives cut, and the step says so."""
@@ -93,7 +93,7 @@ class KernelObserver:
         self.seq = 0
         self.failed = ""
         self._libc = _libc()
-        env = {**os.environ, "BPFTRACE_STRLEN": str(STRLEN), "BPFTRACE_PERF_RB_PAGES": "256"}
+        env = {**os.environ, "BPFTRACE_STRLEN": str(STRLEN), "BPFTRACE_PERF_RB_PAGES": "2048"}
         self.errors = tempfile.TemporaryFile()  # a pipe nobody reads would fill, and bpftrace would stop
         self.argv = ["bpftrace", "-f", "json", "-e", program(os.getpid(), offset)]
         self.env = env
@@ -173,9 +173,12 @@ class KernelObserver:
         self._prctl(WATCH, ns)
         return feed
 
-    def quiet(self, pid: int) -> None:
-        """Print no calls of host process ``pid`` (the harness's own executor) from now until it ends."""
-        self._prctl(QUIET, pid)
+    def quiet(self, pid: int, tree: bool = False) -> None:
+        """Print no calls of host process ``pid`` (the harness's own executor) from now until it ends.
+
+        ``tree``: nor anything of what it starts from now on (the desktop's driver).
+        """
+        self._prctl(QUIET_TREE if tree else QUIET, pid)
 
     def unwatch(self, ns: int) -> None:
         """Stop watching ``ns``; its lines not yet taken are dropped."""
@@ -202,10 +205,9 @@ class KernelObserver:
         return True
 
     def close(self) -> None:
-        """Stop bpftrace."""
+        """Stop bpftrace (the kernel reaps it with this process; a second Ctrl-C must not land in a wait)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait()
 
 
 _shared: KernelObserver | None = None

@@ -195,9 +195,10 @@ class KernelReader:
         role = roles.get(parent.role, "harness")
         self.procs[child] = Process(0, parent_pid, role, parent.cwd, dict(parent.fds), set(parent.cloexec),
                                     list(parent.argv))
-        if role == "agent":
-            if parent.role == "server" and self.root_pid is None:
+        if role == "agent" and parent.role == "server":  # a command's own process: the step's root, not a Proc
+            if self.root_pid is None:
                 self.root_pid, self.root_host = -child, child  # its namespace pid is known at its first call
+        elif role == "agent":
             self._pending_proc(child, parent)
 
     def _pending_proc(self, child: int, parent: Process) -> None:
@@ -426,6 +427,8 @@ class KernelReader:
                     done.pop()
                 continue
             done.append(part)
+            if done[0] == "proc" and len(done) == 2 and proc is not None:
+                continue  # /proc/self is the process itself, not a link to be read from here
             if done[0] == "proc" and len(done) >= 3 and proc is not None:
                 magic = self._magic(done, proc)
                 if magic is not None:

@@ -23,7 +23,8 @@ Lines (tab-separated):
 - ``S ts seq``  a sync mark from the host; ``R ns`` a namespace watched from now on
 
 The host may also name a process of its own in a box (the executor: ``QUIET``) whose calls are not printed (its
-forks still are), until it ends. Of ``fcntl`` only what copies a descriptor is.
+forks still are), until it ends, or a process whose whole tree is not printed (the desktop's driver and its apps,
+which their own in-box observer follows: ``QUIET_TREE``). Of ``fcntl`` only what copies a descriptor is.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from collections.abc import Iterable
 
 MAGIC = 0x52474B31
 """``prctl``'s option with which the host's own process talks to the program (no such option exists: EINVAL)."""
-WATCH, UNWATCH, SYNC, QUIET = 1, 0, 2, 3
+WATCH, UNWATCH, SYNC, QUIET, QUIET_TREE = 1, 0, 2, 3, 4
 
 PATHS = {2: (0,), 257: (1,), 437: (1,), 85: (0,), 87: (0,), 84: (0,), 263: (1,), 82: (0, 1), 264: (1, 3),
          316: (1, 3), 86: (0, 1), 265: (1, 3), 88: (0, 1), 266: (0, 2), 83: (0,), 258: (1,), 133: (0,), 259: (1,),
@@ -127,11 +128,13 @@ def program(owner: int, numbers_offset: int) -> str:
              "if ($id == 72) { delete(@f[tid]); }")
     enter, leave = "tracepoint:raw_syscalls:sys_enter", "tracepoint:raw_syscalls:sys_exit"
     return "\n".join([
-        "BEGIN { @w[0] = 0; @h[0] = 0; @f[0] = 0; @l0[0] = 0; @l1[0] = 0; @l2[0] = 0; @l3[0] = 0; printf(\"B\\n\"); }",
+        "BEGIN { @w[0] = 0; @h[0] = 0; @f[0] = 0; @pp[0] = 0; @l0[0] = 0; @l1[0] = 0; @l2[0] = 0; @l3[0] = 0; "
+        "printf(\"B\\n\"); }",
         f"{enter} /pid == {owner} && args->id == 157 && args->args[0] == {MAGIC}/ {{",
         f"  if (args->args[1] == {WATCH}) {{ @w[args->args[2]] = 1; printf(\"R\\t%lu\\n\", args->args[2]); }}",
         f"  if (args->args[1] == {UNWATCH}) {{ delete(@w[args->args[2]]); }}",
         f"  if (args->args[1] == {QUIET}) {{ @h[args->args[2]] = 1; }}",
+        f"  if (args->args[1] == {QUIET_TREE}) {{ @h[args->args[2]] = 2; }}",
         f"  if (args->args[1] == {SYNC}) {{ printf(\"S\\t%llu\\t%lu\\n\", nsecs, args->args[2]); }} }}",
         f"{enter} /{box}/ {{ $id = args->id; {NS}",
         "  if (curtask->thread_info.status & 2 || $id >= 0x40000000) {"
@@ -150,9 +153,14 @@ def program(owner: int, numbers_offset: int) -> str:
         f" if (({_any(ids)}) && ($id != 72 || @f[tid])) {{ {NS} {ended} }} }}",
         *(f"{leave} /{box}/ {{ $id = args->id; if ({_any(set(PATHS) - set(ARGV))}) {{ {NS} {_late(k)} }} }}"
           for k in range(4)),
+        "tracepoint:task:task_newtask /@h[pid] == 2/ { @h[args->pid] = 2; }",  # a quiet tree stays quiet
         f"tracepoint:task:task_newtask /{WATCHED}/ {{ {NS}",
         f"  {nspid} printf(\"N\\t%llu\\t%u\\t%d\\t%d\\t%d\\t%lu\\t%d\\t%d\\n\", nsecs, $ns, pid, tid, args->pid,"
         " args->clone_flags, $lv, $nspid); }",
         f"tracepoint:sched:sched_process_exit /{WATCHED} && pid == tid/ {{ {NS}",
-        "  printf(\"Q\\t%llu\\t%u\\t%d\\n\", nsecs, $ns, pid); delete(@h[pid]); }",
+        "  printf(\"Q\\t%llu\\t%u\\t%d\\n\", nsecs, $ns, pid); }",
+        # every task's end, watched or not (a box may be unwatched before its processes end): nothing of it stays
+        # for a later task that gets its number
+        "tracepoint:sched:sched_process_exit { delete(@h[tid]); delete(@f[tid]); delete(@pp[tid]); delete(@l0[tid]); "
+        "delete(@l1[tid]); delete(@l2[tid]); delete(@l3[tid]); }",
     ]) + "\n"

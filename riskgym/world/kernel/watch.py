@@ -57,6 +57,12 @@ class Watch:
         if folder:
             self.reader.private = folder.rstrip("/")
 
+    def quiet_tree(self, nspid: int) -> None:
+        """Leave out process ``nspid`` and all it starts (the desktop's driver: its apps have their own observer)."""
+        host = next((pid for pid, n in members(self.ns).items() if n == nspid), None)
+        if host is not None:
+            self.observer.quiet(host, tree=True)
+
     def executor(self, nspid: int) -> None:
         """The box's executor is ``nspid``: its own calls are the harness's, and are not even printed.
 

@@ -1,0 +1,138 @@
+"""The host observer's reader, on lines as bpftrace prints them (no kernel needed): whose a process is, paths
+resolved through descriptors and symlinks made and gone, gaps said, and text the agent chose never read as a field.
+The same on a real box, with bpftrace, is the evidence suite (tests/hardening/test_evidence.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import pytest
+
+from riskgym.world.kernel.btf import member_offset
+from riskgym.world.kernel.observer import Feed, KernelObserver
+from riskgym.world.kernel.reader import KernelReader
+from riskgym.world.kernel.script import MAGIC, program
+from riskgym.world.seccomp import profile
+
+NS = "4026532000"
+AT = "-100"
+OPEN_WRITE, OPEN_DIR = str(0o1101), str(0o200000)
+
+
+class Lines:
+    """Builds bpftrace's lines for one box, its clock ticking by one at each line."""
+
+    def __init__(self) -> None:
+        self.lines: list[list[str]] = []
+        self.ts = 1000
+
+    def tick(self) -> str:
+        self.ts += 1
+        return str(self.ts)
+
+    def fork(self, parent: int, child: int, nspid: int, level: int = 1) -> None:
+        """``parent`` (``nspid`` in the box) starts ``child``."""
+        self.lines.append(["N", self.tick(), NS, str(parent), str(parent), str(child), "17", str(level), str(nspid)])
+
+    def call(self, pid: int, nspid: int, number: int, args: list[str], ret: int, strings: dict[int, str] | None = None,
+             level: int = 1, out: tuple[int, int] | None = None) -> None:
+        self.lines.append(["E", self.tick(), NS, str(pid), str(pid), str(nspid), str(level), str(number),
+                           *(args + ["0"] * 4)[:4]])
+        self.lines += [["P", NS, str(pid), str(k), text] for k, text in (strings or {}).items()]
+        self.lines.append(["X", self.tick(), NS, str(pid), str(number), str(ret)])
+        if out:
+            self.lines.append(["Y", NS, str(pid), str(out[0]), str(out[1])])
+
+
+def a_box() -> tuple[KernelReader, Lines]:
+    """runc (level 0) starts the executor (pid 100); in the agent's window the executor starts its shell server
+    (101), which starts the command (102, the agent's, in /home/agent)."""
+    reader, lines = KernelReader(os.getpid()), Lines()
+    lines.fork(50, 100, 50, level=0)
+    lines.fork(100, 101, 7)
+    lines.call(101, 8, 80, ["0"], 0, {0: "/home/agent"})  # chdir
+    lines.fork(101, 102, 8)
+    return reader, lines
+
+
+def test_whose_a_process_is_comes_from_who_started_it_and_when():
+    reader, lines = a_box()
+    lines.call(102, 9, 257, [AT, "0", OPEN_WRITE], 1, {1: "/dev/shm/.term/stdout"})  # its redirection: harness's
+    lines.call(102, 9, 263, [AT, "0", "0"], 0, {1: "../x"})
+    window = (1000, lines.ts)
+    lines.fork(100, 103, 10)  # after the window: a request of the host's
+    lines.call(103, 10, 87, ["0"], 0, {0: "/home/agent/photos/a.jpg"})
+    seen = reader.read(lines.lines, 0, window)
+    assert [str(e) for e in seen.effects] == ["delete /home/x"]
+    assert seen.root == 9 and seen.complete and seen.observer == "kernel"
+    # later, the command's own processes act after it answered: still its own (given to the step by their pid)
+    later = Lines()
+    later.ts = lines.ts
+    later.fork(102, 104, 9)
+    later.call(104, 11, 87, ["0"], 0, {0: "/home/agent/photos/b.jpg"})
+    after = reader.read(later.lines, 0, None)
+    assert [(e.pid, str(e)) for e in after.effects] == [(11, "delete /home/agent/photos/b.jpg")]
+    assert [(p.pid, p.parent) for p in after.processes] == [(11, 9)]
+
+
+def test_paths_through_descriptors_and_symlinks_that_are_gone_are_what_was_touched():
+    reader, lines = a_box()
+    lines.call(102, 9, 257, [AT, "0", OPEN_DIR], 5, {1: "/home/agent/photos"})
+    lines.call(102, 9, 72, ["5", "1030", "3"], 7)  # fcntl F_DUPFD_CLOEXEC
+    lines.call(102, 9, 263, ["7", "0", "0"], 0, {1: "a.jpg"})
+    lines.call(102, 9, 266, ["0", AT, "0"], 0, {0: "/home/agent/photos", 2: "/dev/shm/.term/l"})  # symlinkat
+    lines.call(102, 9, 263, [AT, "0", "0"], 0, {1: "/dev/shm/.term/l/b.jpg"})
+    lines.call(102, 9, 263, [AT, "0", "0"], 0, {1: "/dev/shm/.term/l"})  # the link goes: read after, it was there
+    lines.call(102, 9, 263, [AT, "0", "0"], 0, {1: "/dev/shm/.term/l/c.jpg"})
+    lines.call(102, 9, 87, ["0"], 0, {0: "/proc/self/root/home/agent/photos/d.jpg"})
+    lines.call(102, 9, 87, ["0"], 0, {0: "/proc/self/cwd/e.jpg"})
+    seen = reader.read(lines.lines, 0, (1000, 10**9))
+    deletes = [e.target for e in seen.effects if e.kind == "delete"]
+    assert deletes == ["/home/agent/photos/a.jpg", "/home/agent/photos/b.jpg", "/dev/shm/.term/l",
+                       "/dev/shm/.term/l/c.jpg", "/home/agent/photos/d.jpg", "/home/agent/e.jpg"]
+
+
+def test_what_it_could_not_see_is_said_and_makes_the_step_incomplete():
+    reader, lines = a_box()
+    lines.call(102, 9, 87, ["0"], 0, {0: "/home/agent/" + "x" * 190})
+    lines.lines.append(["C", lines.tick(), NS, "102", "102", "10"])  # a 32-bit unlink
+    lines.call(102, 9, 263, ["12", "0", "0"], 0, {1: "a.jpg"})  # a descriptor it never saw opened
+    seen = reader.read(lines.lines, 3, (1000, 10**9))
+    assert not seen.complete and seen.lost == 3
+    said = " | ".join(seen.gaps)
+    for words in ("3 events dropped", "longer than 199 bytes", "32-bit system call", "descriptor 12"):
+        assert words in said, said
+    assert "3 events dropped" in seen.missing
+
+
+def test_text_the_agent_chose_is_never_read_as_a_field():
+    """A file name with a newline and a tab, as bpftrace's JSON output carries it, stays one path."""
+    observer = KernelObserver.__new__(KernelObserver)
+    observer.feeds, observer.lock, observer.synced = {int(NS): Feed(int(NS))}, threading.Condition(), 0
+    forged = "x\nE\t1\t" + NS + "\t1\t1\t1\t1\t263\t-100\t0\t0\t0"
+    raw = json.dumps({"type": "printf", "data": f"P\t{NS}\t102\t1\t{forged}\n"})
+    observer._line(json.loads(raw)["data"], threading.Event())
+    lines, _ = observer.feeds[int(NS)].take()
+    assert lines == [["P", NS, "102", "1", forged]]
+
+
+def test_the_program_and_the_profile():
+    text = program(1234, 144)
+    assert f"pid == 1234 && args->id == 157 && args->args[0] == {MAGIC}" in text  # only riskgym's process steers it
+    assert text.count("tracepoint:raw_syscalls:sys_enter") <= 9  # each runs on every call on the machine
+    refused = json.loads(profile(ptrace=False))
+    names = {n for rule in refused["syscalls"] for n in rule["names"]}
+    assert {"io_uring_setup", "io_uring_enter", "unshare", "ptrace", "bpf", "process_vm_writev"} <= names
+    assert refused["architectures"] == ["SCMP_ARCH_X86_64"]  # no 32-bit or x32 calls
+    assert "ptrace" not in {n for rule in json.loads(profile(ptrace=True))["syscalls"] for n in rule["names"]}
+
+
+@pytest.mark.skipif(not os.path.exists("/sys/kernel/btf/vmlinux"), reason="this kernel has no BTF")
+def test_struct_offsets_come_from_the_kernels_own_types():
+    offset = member_offset("pid", "numbers")
+    assert 16 <= offset <= 512 and offset % 8 == 0
+    assert member_offset("pid", "level") < offset
+    with pytest.raises(LookupError):
+        member_offset("pid", "no_such_member")
