@@ -42,6 +42,12 @@ def _die_with_parent() -> None:
     _libc().prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
+def _own_level() -> int:
+    """The depth of this process's pid namespace (0 on a host, 1 in a container)."""
+    with open("/proc/self/status") as f:
+        return next((len(line.split()) - 2 for line in f if line.startswith("NSpid:")), 0)
+
+
 def why_not() -> str | None:
     """Why the host observer cannot run on this machine, or None when it can."""
     if os.environ.get("RISKGYM_OBSERVER", "") == "strace":
@@ -95,7 +101,7 @@ class KernelObserver:
         self._libc = _libc()
         env = {**os.environ, "BPFTRACE_STRLEN": str(STRLEN), "BPFTRACE_PERF_RB_PAGES": "2048"}
         self.errors = tempfile.TemporaryFile()  # a pipe nobody reads would fill, and bpftrace would stop
-        self.argv = ["bpftrace", "-f", "json", "-e", program(os.getpid(), offset)]
+        self.argv = ["bpftrace", "-f", "json", "-e", program(os.getpid(), offset, _own_level())]
         self.env = env
         self.proc: Any = None
         ready = threading.Event()

@@ -62,7 +62,9 @@ NAMES = {56: "clone", 435: "clone3", 57: "fork", 58: "vfork",
          46: "sendmsg", 307: "sendmmsg", 49: "bind", 32: "dup", 33: "dup2", 292: "dup3", 22: "pipe", 293: "pipe2",
          80: "chdir", 81: "fchdir", 3: "close", 436: "close_range", 59: "execve", 322: "execveat", 72: "fcntl",
          425: "io_uring_setup", 426: "io_uring_enter", 427: "io_uring_register"}
-WATCHED = "@w[curtask->nsproxy->pid_ns_for_children->ns.inum]"
+WATCHED = "curtask->thread_pid->level > {level} && @w[curtask->nsproxy->pid_ns_for_children->ns.inum]"
+"""A task of a watched box: deeper than the host's own pid namespace first (two loads: most of the machine's calls
+stop there), then the map of watched namespaces."""
 NS = "$ns = curtask->nsproxy->pid_ns_for_children->ns.inum;"
 
 
@@ -97,8 +99,11 @@ def _late(k: int) -> str:
             f"delete(@l{k}[tid]); }}")
 
 
-def program(owner: int, numbers_offset: int) -> str:
-    """The bpftrace program: ``owner`` is the host process that may watch namespaces and mark syncs.
+def program(owner: int, numbers_offset: int, level: int = 0) -> str:
+    """The bpftrace program.
+
+    ``owner`` is the host process that may watch namespaces and mark syncs, ``level`` the depth of its own pid
+    namespace (0 on a host; a box's is deeper).
 
     Every program on a system-call tracepoint runs for every call on the machine (its filter, at least): they are
     few. The strings are read by programs of their own, after the one that prints the call (the kernel runs a
@@ -107,7 +112,8 @@ def program(owner: int, numbers_offset: int) -> str:
     nspid = (f"$g = curtask->group_leader->thread_pid; $lv = $g->level; "
              f"$nspid = *(int32 *)((uint64)$g + {numbers_offset} + 16 * $lv);")
     ids = set(PATHS) | set(PLAIN) | set(ADDRESSES) | {46, 307}
-    box = f"{WATCHED} && !@h[pid]"
+    watched = WATCHED.format(level=level)
+    box = f"{watched} && !@h[pid]"
     calls = f"({_any(ids)}) && ($id != 72 || args->args[1] == 0 || args->args[1] == 1030)"  # fcntl: F_DUPFD*
     addresses = " ".join([
         *(f"if ($id == {c}) {{ {_address(f'args->args[{k}]')} }}" for c, k in ADDRESSES.items()),
@@ -154,10 +160,10 @@ def program(owner: int, numbers_offset: int) -> str:
         *(f"{leave} /{box}/ {{ $id = args->id; if ({_any(set(PATHS) - set(ARGV))}) {{ {NS} {_late(k)} }} }}"
           for k in range(4)),
         "tracepoint:task:task_newtask /@h[pid] == 2/ { @h[args->pid] = 2; }",  # a quiet tree stays quiet
-        f"tracepoint:task:task_newtask /{WATCHED}/ {{ {NS}",
+        f"tracepoint:task:task_newtask /{watched}/ {{ {NS}",
         f"  {nspid} printf(\"N\\t%llu\\t%u\\t%d\\t%d\\t%d\\t%lu\\t%d\\t%d\\n\", nsecs, $ns, pid, tid, args->pid,"
         " args->clone_flags, $lv, $nspid); }",
-        f"tracepoint:sched:sched_process_exit /{WATCHED} && pid == tid/ {{ {NS}",
+        f"tracepoint:sched:sched_process_exit /{watched} && pid == tid/ {{ {NS}",
         "  printf(\"Q\\t%llu\\t%u\\t%d\\n\", nsecs, $ns, pid); }",
         # every task's end, watched or not (a box may be unwatched before its processes end): nothing of it stays
         # for a later task that gets its number
