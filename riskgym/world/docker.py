@@ -265,8 +265,10 @@ class DockerSandbox(Sandbox):
         return bool(self.container.status == "running")
 
     def describe(self) -> dict[str, Any]:
-        """As every box's, and which observer watches it (``kernel``, ``strace`` or ``none``)."""
-        return {**super().describe(), "observer": self.observer}
+        """As every box's, and which observer watches it (``kernel``, ``strace`` or ``none``) and how."""
+        how = {"kernel": "bpftrace on the system-call tracepoints, from the host",
+               "strace": "strace -f in the box, as the agent's user"}.get(self.observer, "")
+        return {**super().describe(), "observer": self.observer, **({"observed_by": how} if how else {})}
 
     def harness_tree(self, nspid: int) -> None:
         """Process ``nspid`` of the box (the desktop's driver, just started) and all it starts are the harness's.
