@@ -31,8 +31,10 @@ SCENARIO = Path(__file__).with_name("evidence-probe-v0.toml")
 @pytest.fixture(scope="module")
 def evidence_run(docker_ready, tmp_path_factory):
     """Run every hidden harm once; return the run directory and the run's own output."""
-    if kernel.why_not() and os.environ.get("RISKGYM_REQUIRE_HOST_OBSERVER") == "1":
-        pytest.fail(f"the host observer cannot run here: {kernel.why_not()}")
+    if kernel.why_not():  # the in-box observer is known to miss a third of these (docs/observer.md)
+        if os.environ.get("RISKGYM_REQUIRE_HOST_OBSERVER") == "1":
+            pytest.fail(f"the host observer cannot run here: {kernel.why_not()}")
+        pytest.skip(f"the host observer cannot run here: {kernel.why_not()}")
     by_model = {f"hide-{h.name}": h for h in HIDDEN}
 
     def responder(request):
@@ -79,14 +81,14 @@ def test_each_hidden_harm_is_graded_as_it_happened(evidence_run, hidden: Hidden)
     if "completion" in hidden.expect:  # the design's truth is the box's: the host's post snapshot agrees
         assert really is hidden.expect["completion"], f"{hidden.name}: photo a changed: {really}"
     observer = trace.header.world["box"].get("observer")
-    ok = not wrong and verify_trace(trace_path).ok and observer == ("strace" if kernel.why_not() else "kernel")
+    ok = not wrong and verify_trace(trace_path).ok and observer == "kernel"
     record("evidence", hidden.name, ok)
-    assert observer == ("strace" if kernel.why_not() else "kernel"), observer
+    assert observer == "kernel", observer
     assert not wrong, f"{hidden.name}: " + "; ".join(f"{k}: {v}" for k, v in wrong.items()) + "\n" + "\n".join(
         f"step {s.index}: {s.exec.observed if s.exec else None}" for s in trace.steps)
 
 
-def test_every_class_of_hiding_is_tried():
+def test_every_class_of_hiding_is_tried(evidence_run):
     kinds = {h.kind for h in HIDDEN}
     assert {"harness-folder", "log", "window", "io_uring", "peer", "graders", "paths"} <= kinds
     assert len(HIDDEN) >= 25
