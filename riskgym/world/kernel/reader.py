@@ -25,6 +25,7 @@ import posixpath
 import signal
 
 from riskgym.core.observation import Observation, Observed, Proc
+from riskgym.world.kernel.paths import Paths, Process, records, u32
 from riskgym.world.kernel.script import CLONE_THREAD, NAMES
 
 SYSTEM = ("/usr/lib", "/usr/share/", "/lib", "/etc/ld.so", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group",
@@ -35,26 +36,6 @@ WRITE_FLAGS = 0o1 | 0o2 | 0o100 | 0o1000 | 0o2000
 O_DIRECTORY, O_CLOEXEC, AT_FDCWD = 0o200000, 0o2000000, -100
 QUIET = (0, signal.SIGCHLD, signal.SIGCONT, signal.SIGWINCH)
 CUT = 199
-
-
-def _int(text: str) -> int:
-    """A 32-bit argument (a descriptor, a flag) from the 64-bit register bpftrace printed."""
-    value = int(text) & 0xFFFFFFFF
-    return value - (1 << 32) if value >= 1 << 31 else value
-
-
-@dataclasses.dataclass
-class Process:
-    """What the reader knows of one process of the box (keyed by its host pid)."""
-
-    nspid: int
-    parent: int | None
-    role: str
-    """``harness``, ``exec`` (started into the box from outside), ``server`` (the shell server) or ``agent``."""
-    cwd: str = "/"
-    fds: dict[int, str] = dataclasses.field(default_factory=dict)
-    cloexec: set[int] = dataclasses.field(default_factory=set)
-    argv: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -84,16 +65,15 @@ class KernelReader:
         self.procs: dict[int, Process] = {}
         self.calls: dict[int, Call] = {}
         self.pipes = 0
-        self.links: dict[str, str | None] = {}
-        """The symlinks made (path -> target) and removed (path -> None) in the box as its calls went: a link gone
-        by the time its calls are read is still followed as it was then."""
+        self.paths = Paths(root, self.procs)
         self.window: tuple[int, int] | None = None
         self.lost = 0
         self._start()
 
     def _start(self) -> None:
         """Every process in the box now is the harness's (the box was just made, or reset)."""
-        self.procs = {pid: p for pid, p in self.procs.items() if p.role != "agent"}
+        for pid in [pid for pid, p in self.procs.items() if p.role == "agent"]:
+            del self.procs[pid]  # in place: the paths' resolver holds this dict
 
     def forget_agent(self) -> None:
         """The box was reset in place: the agent's processes are gone."""
@@ -112,8 +92,8 @@ class KernelReader:
         self.lost += lost
         self.root_pid: int | None = None
         self.root_host: int | None = None
-        self.seen_links: dict[str, str | None] = {}  # what the box's filesystem said, for this read
-        for rec in _records(lines):
+        self.paths.seen.clear()  # what the box's filesystem said is read anew for each read
+        for rec in records(lines):
             self._record(rec)
         return Observation(observer="kernel", root=self.root_pid, processes=self.new, effects=self.effects,
                            lost=lost, gaps=sorted(set(self.gaps)))
@@ -217,7 +197,7 @@ class KernelReader:
             self._relink(call, a)
         if name in ("open", "openat", "openat2", "creat"):
             at = name != "open" and name != "creat"
-            flags = (call.flags if name == "openat2" else _int(str(a[2 if at else 1]))) if name != "creat" else 0o1101
+            flags = (call.flags if name == "openat2" else u32(str(a[2 if at else 1]))) if name != "creat" else 0o1101
             flags = flags or 0
             path = self._path(call, 1 if at else 0, a[0] if at else AT_FDCWD, follow=True)
             if ret >= 0 and path:
@@ -233,10 +213,10 @@ class KernelReader:
             if call.pid == self.root_host and path in self._own_files():
                 return  # the harness's redirections of the command's own input and output
             self._add(call, "write" if writes else "read", path, error)
-        elif name in ("dup", "dup2", "dup3") or (name == "fcntl" and _int(str(a[1])) in (0, 1030)):
-            if ret >= 0 and _int(str(a[0])) in proc.fds:
-                proc.fds[ret] = proc.fds[_int(str(a[0]))]
-                cloexec = (name == "dup3" and _int(str(a[2])) & O_CLOEXEC) or (name == "fcntl" and a[1] == 1030)
+        elif name in ("dup", "dup2", "dup3") or (name == "fcntl" and u32(str(a[1])) in (0, 1030)):
+            if ret >= 0 and u32(str(a[0])) in proc.fds:
+                proc.fds[ret] = proc.fds[u32(str(a[0]))]
+                cloexec = (name == "dup3" and u32(str(a[2])) & O_CLOEXEC) or (name == "fcntl" and a[1] == 1030)
                 (proc.cloexec.add if cloexec else proc.cloexec.discard)(ret)
                 if agent and proc.fds[ret].startswith("pipe:") and ret in (0, 1, 2) and name != "fcntl":
                     self._add(call, "pipe", proc.fds[ret], "", "in" if ret == 0 else "out")
@@ -245,13 +225,13 @@ class KernelReader:
             made = f"pipe:{call.tid}.{self.pipes}"
             for fd in fds:
                 proc.fds[fd] = made
-                (proc.cloexec.add if name == "pipe2" and _int(str(a[1])) & O_CLOEXEC else proc.cloexec.discard)(fd)
+                (proc.cloexec.add if name == "pipe2" and u32(str(a[1])) & O_CLOEXEC else proc.cloexec.discard)(fd)
             if agent:
                 self._add(call, "pipe", made, "", "made")
         elif name in ("chdir", "fchdir"):
             if not error:
                 proc.cwd = self._path(call, 0, AT_FDCWD, follow=True) if name == "chdir" else \
-                    proc.fds.get(_int(str(a[0])), proc.cwd)
+                    proc.fds.get(u32(str(a[0])), proc.cwd)
         elif name in ("execve", "execveat"):
             if not error:
                 proc.argv = [call.strings[k] for k in sorted(call.strings) if k >= 16]
@@ -272,18 +252,18 @@ class KernelReader:
         """Keep :attr:`links` as the box's symlinks change (whoever changes them)."""
         name = call.name
         if name in ("symlink", "symlinkat", "unlink", "unlinkat", "rename", "renameat", "renameat2"):
-            self.seen_links.clear()
+            self.paths.seen.clear()
         if name in ("symlink", "symlinkat"):
             at = name == "symlinkat"
-            self.links[self._path(call, 2 if at else 1, a[1] if at else AT_FDCWD)] = call.strings.get(0, "")
+            self.paths.links[self._path(call, 2 if at else 1, a[1] if at else AT_FDCWD)] = call.strings.get(0, "")
         elif name in ("unlink", "unlinkat", "rename", "renameat", "renameat2"):
             at = name != "unlink" and name != "rename"
             gone = self._path(call, 1 if at else 0, a[0] if at else AT_FDCWD)
-            moved = self.links.get(gone) if gone in self.links else None
-            self.links.update({k: None for k in self.links if k == gone or k.startswith(gone + "/")})
+            moved = self.paths.links.get(gone) if gone in self.paths.links else None
+            self.paths.links.update({k: None for k in self.paths.links if k == gone or k.startswith(gone + "/")})
             dst = self._path(call, 3 if at else 1, a[2] if at else AT_FDCWD) if name.startswith("rename") else ""
-            if dst and (gone in self.links or dst in self.links):
-                self.links[dst] = moved
+            if dst and (gone in self.paths.links or dst in self.paths.links):
+                self.paths.links[dst] = moved
 
     def _effect(self, call: Call, proc: Process, error: str) -> None:
         name, a = call.name, call.args
@@ -315,13 +295,13 @@ class KernelReader:
             at = name.startswith("fchmodat")
             target = (self._path(call, 1, a[0], follow=True) if at else self._fd(proc, a[0]) if name == "fchmod"
                       else self._path(call, 0, AT_FDCWD, follow=True))
-            self._add(call, "chmod", target, error, "0%o" % (_int(str(a[2 if at else 1])) & 0o7777))
+            self._add(call, "chmod", target, error, "0%o" % (u32(str(a[2 if at else 1])) & 0o7777))
         elif name in ("chown", "lchown", "fchown", "fchownat"):
             at = name == "fchownat"
             target = (self._path(call, 1, a[0], follow=True) if at else self._fd(proc, a[0]) if name == "fchown"
                       else self._path(call, 0, AT_FDCWD, follow=name == "chown"))
             rest = a[2:4] if at else a[1:3]
-            self._add(call, "chown", target, error, ":".join(str(_int(str(x))) for x in rest))
+            self._add(call, "chown", target, error, ":".join(str(u32(str(x))) for x in rest))
         elif name in ("kill", "tkill", "tgkill", "pidfd_send_signal"):
             self._kill(call, proc, error)
         elif name in ("connect", "sendto", "sendmsg", "sendmmsg") and call.address:
@@ -333,7 +313,7 @@ class KernelReader:
 
     def _kill(self, call: Call, proc: Process, error: str) -> None:
         a = call.args
-        who, sig = (_int(str(a[1])), _int(str(a[2]))) if call.name == "tgkill" else (_int(str(a[0])), _int(str(a[1])))
+        who, sig = (u32(str(a[1])), u32(str(a[2]))) if call.name == "tgkill" else (u32(str(a[0])), u32(str(a[1])))
         if sig in QUIET or (call.name in ("tkill", "tgkill") and who == proc.nspid):
             return
         try:
@@ -385,7 +365,7 @@ class KernelReader:
         return tuple(f"{self.private}/{k}" for k in ("in", "stdout", "stderr", "state"))
 
     def _fd(self, proc: Process, fd: int) -> str:
-        n = _int(str(fd))
+        n = u32(str(fd))
         if n in proc.fds:
             return proc.fds[n]
         if proc.role == "agent":
@@ -405,92 +385,11 @@ class KernelReader:
             self.gaps.append(f"a path of pid {proc.nspid}'s {call.name} is longer than {CUT} bytes: cut")
         if raw.startswith("/"):
             base = "/"
-        elif _int(str(dirfd)) == AT_FDCWD:
+        elif u32(str(dirfd)) == AT_FDCWD:
             base = proc.cwd
         else:
             base = self._fd(proc, dirfd)
-        return self.resolve(posixpath.join(base, raw), follow, proc)
-
-    def resolve(self, path: str, follow: bool, proc: Process | None = None) -> str:
-        """``path`` with every symlink and ``..`` resolved as the box sees it.
-
-        The last component is followed only when ``follow``; ``/proc/self/{root,cwd,fd/N}`` are what the process
-        sees there.
-        """
-        done: list[str] = []
-        todo = [c for c in path.split("/") if c and c != "."]
-        hops = 0
-        while todo:
-            part = todo.pop(0)
-            if part == "..":
-                if done:
-                    done.pop()
-                continue
-            done.append(part)
-            if done[0] == "proc" and len(done) == 2 and proc is not None:
-                continue  # /proc/self is the process itself, not a link to be read from here
-            if done[0] == "proc" and len(done) >= 3 and proc is not None:
-                magic = self._magic(done, proc)
-                if magic is not None:
-                    done = [c for c in magic.split("/") if c]
-                    continue
-            if not todo and not follow:
-                break
-            if hops > 40:
-                self.gaps.append(f"too many symlinks in {path}")
-                break
-            here = "/" + "/".join(done)
-            if here in self.links:
-                target = self.links[here]
-                if target is None:
-                    continue  # removed since it was made: a plain path now
-            else:
-                if here not in self.seen_links:
-                    try:
-                        self.seen_links[here] = os.readlink(f"/proc/{self.root}/root{here}")
-                    except OSError:  # not a symlink, not there (any more), or the box is gone
-                        self.seen_links[here] = None
-                target = self.seen_links[here]
-                if target is None:
-                    continue
-            hops += 1
-            done.pop()
-            if target.startswith("/"):
-                done = []
-            todo = [c for c in target.split("/") if c and c != "."] + todo
-        return "/" + "/".join(done)
-
-    def _magic(self, done: list[str], proc: Process) -> str | None:
-        """What a magic link of /proc leads to, for this process.
-
-        ``/proc/self/root`` -> ``/``, ``/proc/self/cwd`` -> its directory, ``/proc/N/fd/K`` -> its descriptor K.
-        """
-        who = done[1]
-        owner = proc if who in ("self", "thread-self") else next(
-            (p for p in self.procs.values() if who.isdigit() and p.nspid == int(who)), None)
-        if owner is None:
-            return None
-        if len(done) == 3 and done[2] == "root":
-            return "/"
-        if len(done) == 3 and done[2] == "cwd":
-            return owner.cwd
-        if len(done) == 4 and done[2] == "fd" and done[3].isdigit():
-            return owner.fds.get(int(done[3]))
-        return None
-
-
-def _records(lines: list[list[str]]) -> list[list[list[str]]]:
-    """Lines grouped into records (a line with a time, then its tid's string lines) and put in time order."""
-    records: list[tuple[int, int, list[list[str]]]] = []
-    last: dict[str, list[list[str]]] = {}
-    for n, line in enumerate(lines):
-        tag = line[0]
-        if tag in "ENXQC":
-            rec = [line]
-            records.append((int(line[1]), n, rec))
-            if tag in "EX":
-                last[line[4] if tag == "E" else line[3]] = rec
-        elif tag in "PAHY" and line[2] in last:
-            last[line[2]].append(line)
-    records.sort(key=lambda r: (r[0], r[1]))
-    return [r for _, _, r in records]
+        path, problem = self.paths.resolve(posixpath.join(base, raw), follow, proc)
+        if problem and mine:
+            self.gaps.append(problem)
+        return path

@@ -7,7 +7,8 @@ import time
 
 from riskgym.core.observation import Observation
 from riskgym.world.kernel import observer as kernel
-from riskgym.world.kernel.reader import KernelReader, Process
+from riskgym.world.kernel.paths import Process
+from riskgym.world.kernel.reader import KernelReader
 
 
 def namespace_of(pid: int) -> int:
