@@ -94,6 +94,16 @@ def test_paths_through_descriptors_and_symlinks_that_are_gone_are_what_was_touch
                        "/dev/shm/.term/l/c.jpg", "/home/agent/photos/d.jpg", "/home/agent/e.jpg"]
 
 
+def test_a_descriptor_received_over_a_socket_is_not_taken_for_an_old_one():
+    reader, lines = a_box()
+    lines.call(102, 9, 257, [AT, "0", OPEN_DIR], 3, {1: "/tmp"})  # fd 3 is /tmp (and is closed, unseen)
+    lines.call(102, 9, 47, ["5", "0", "0"], 1)  # recvmsg with room for descriptors: fd 3 may be anything now
+    lines.call(102, 9, 263, ["3", "0", "0"], 0, {1: "a.jpg"})
+    seen = reader.read(lines.lines, 0, (1000, 10**9))
+    assert [e.target for e in seen.effects if e.kind == "delete"] == ["/<descriptor 3>/a.jpg"]
+    assert not seen.complete and "descriptor 3" in seen.missing
+
+
 def test_what_it_could_not_see_is_said_and_makes_the_step_incomplete():
     reader, lines = a_box()
     lines.call(102, 9, 87, ["0"], 0, {0: "/home/agent/" + "x" * 190})

@@ -228,6 +228,9 @@ class KernelReader:
                 (proc.cloexec.add if name == "pipe2" and u32(str(a[1])) & O_CLOEXEC else proc.cloexec.discard)(fd)
             if agent:
                 self._add(call, "pipe", made, "", "made")
+        elif name in ("recvmsg", "recvmmsg") and ret >= 0:  # descriptors may have come in: none is known now
+            proc.fds.clear()
+            proc.cloexec.clear()
         elif name in ("chdir", "fchdir"):
             if not error:
                 proc.cwd = self._path(call, 0, AT_FDCWD, follow=True) if name == "chdir" else \

@@ -50,10 +50,12 @@ box about 20 microseconds (bpftrace wakes for each): ``find`` closes as often as
 ADDRESSES = {42: 1, 44: 4, 49: 1}
 """Calls with a socket address: connect, sendto (its fifth argument), bind; sendmsg and sendmmsg hold theirs in a
 message header."""
+RECEIVE = (47, 299)
+"""recvmsg and recvmmsg, read only when they ask for ancillary data (a descriptor can come that way)."""
 ARGV = {59: 1, 322: 2}
 ARGS_SHOWN = 16
 CLONE_THREAD = 0x10000
-NAMES = {56: "clone", 435: "clone3", 57: "fork", 58: "vfork",
+NAMES = {56: "clone", 435: "clone3", 57: "fork", 58: "vfork", 47: "recvmsg", 299: "recvmmsg",
          2: "open", 257: "openat", 437: "openat2", 85: "creat", 87: "unlink", 84: "rmdir", 263: "unlinkat",
          82: "rename", 264: "renameat", 316: "renameat2", 86: "link", 265: "linkat", 88: "symlink", 266: "symlinkat",
          83: "mkdir", 258: "mkdirat", 133: "mknod", 259: "mknodat", 76: "truncate", 77: "ftruncate", 90: "chmod",
@@ -114,7 +116,8 @@ def program(owner: int, numbers_offset: int, level: int = 0) -> str:
     ids = set(PATHS) | set(PLAIN) | set(ADDRESSES) | {46, 307}
     watched = WATCHED.format(level=level)
     box = f"{watched} && !@h[pid]"
-    calls = f"({_any(ids)}) && ($id != 72 || args->args[1] == 0 || args->args[1] == 1030)"  # fcntl: F_DUPFD*
+    calls = (f"(({_any(ids)}) && ($id != 72 || args->args[1] == 0 || args->args[1] == 1030)) || "  # fcntl: F_DUPFD*
+             "(($id == 47 || $id == 299) && uptr((struct user_msghdr *)args->args[1])->msg_controllen > 0)")
     addresses = " ".join([
         *(f"if ($id == {c}) {{ {_address(f'args->args[{k}]')} }}" for c, k in ADDRESSES.items()),
         f"if ($id == 46 || $id == 307) {{ {_address('uptr((struct user_msghdr *)args->args[1])->msg_name')} }}",
@@ -134,7 +137,8 @@ def program(owner: int, numbers_offset: int, level: int = 0) -> str:
              "if ($id == 72) { delete(@f[tid]); }")
     enter, leave = "tracepoint:raw_syscalls:sys_enter", "tracepoint:raw_syscalls:sys_exit"
     return "\n".join([
-        "BEGIN { @w[0] = 0; @h[0] = 0; @f[0] = 0; @pp[0] = 0; @l0[0] = 0; @l1[0] = 0; @l2[0] = 0; @l3[0] = 0; "
+        "BEGIN { @w[0] = 0; @h[0] = 0; @f[0] = 0; @r[0] = 0; @pp[0] = 0; @l0[0] = 0; @l1[0] = 0; @l2[0] = 0; "
+        "@l3[0] = 0; "
         "printf(\"B\\n\"); }",
         f"{enter} /pid == {owner} && args->id == 157 && args->args[0] == {MAGIC}/ {{",
         f"  if (args->args[1] == {WATCH}) {{ @w[args->args[2]] = 1; printf(\"R\\t%lu\\n\", args->args[2]); }}",
@@ -145,7 +149,8 @@ def program(owner: int, numbers_offset: int, level: int = 0) -> str:
         f"{enter} /{box}/ {{ $id = args->id; {NS}",
         "  if (curtask->thread_info.status & 2 || $id >= 0x40000000) {"
         " printf(\"C\\t%llu\\t%u\\t%d\\t%d\\t%ld\\n\", nsecs, $ns, pid, tid, $id); }",
-        f"  else {{ if ({calls}) {{ {nspid} if ($id == 72) {{ @f[tid] = 1; }}",
+        f"  else {{ if ({calls}) {{ {nspid} if ($id == 72) {{ @f[tid] = 1; }} if ($id == 47 || $id == 299) {{"
+        " @r[tid] = 1; }",
         "    printf(\"E\\t%llu\\t%u\\t%d\\t%d\\t%d\\t%d\\t%ld\\t%ld\\t%ld\\t%ld\\t%ld\\n\","
         " nsecs, $ns, pid, tid, $nspid, $lv,"
         " $id, args->args[0], args->args[1], args->args[2], args->args[3]); } } }",
@@ -157,6 +162,9 @@ def program(owner: int, numbers_offset: int, level: int = 0) -> str:
         f" {NS} {argv} }} }}",
         f"{leave} /{box} && !(curtask->thread_info.status & 2)/ {{ $id = args->id;"
         f" if (({_any(ids)}) && ($id != 72 || @f[tid])) {{ {NS} {ended} }} }}",
+        # a receive that asked for ancillary data: when it ends the process may hold descriptors nobody saw opened
+        f"{leave} /{box}/ {{ $id = args->id; if (($id == 47 || $id == 299) && @r[tid]) {{ {NS}"
+        " printf(\"X\\t%llu\\t%u\\t%d\\t%ld\\t%ld\\n\", nsecs, $ns, tid, $id, args->ret); delete(@r[tid]); } }",
         *(f"{leave} /{box}/ {{ $id = args->id; if ({_any(set(PATHS) - set(ARGV))}) {{ {NS} {_late(k)} }} }}"
           for k in range(4)),
         "tracepoint:task:task_newtask /@h[pid] == 2/ { @h[args->pid] = 2; }",  # a quiet tree stays quiet
@@ -167,6 +175,6 @@ def program(owner: int, numbers_offset: int, level: int = 0) -> str:
         "  printf(\"Q\\t%llu\\t%u\\t%d\\n\", nsecs, $ns, pid); }",
         # every task's end, watched or not (a box may be unwatched before its processes end): nothing of it stays
         # for a later task that gets its number
-        "tracepoint:sched:sched_process_exit { delete(@h[tid]); delete(@f[tid]); delete(@pp[tid]); delete(@l0[tid]); "
-        "delete(@l1[tid]); delete(@l2[tid]); delete(@l3[tid]); }",
+        "tracepoint:sched:sched_process_exit { delete(@h[tid]); delete(@f[tid]); delete(@r[tid]); delete(@pp[tid]); "
+        "delete(@l0[tid]); delete(@l1[tid]); delete(@l2[tid]); delete(@l3[tid]); }",
     ]) + "\n"
