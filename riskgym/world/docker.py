@@ -206,7 +206,8 @@ class DockerSandbox(Sandbox):
 
         client = docker_client()
         self.image_id = require_image(self.image)
-        host = self.observe and kernel.shared() is not None
+        observer = kernel.shared() if self.observe else None
+        host = observer is not None
         self.observer = "kernel" if host else "strace" if self.observe else "none"
         self.container = client.containers.create(
             self.image,
@@ -231,11 +232,11 @@ class DockerSandbox(Sandbox):
         try:
             self.container.start()
             self._reader.reset()
-            if host:
+            if observer is not None:  # the same observer the profile was chosen for
                 from riskgym.world.kernel.watch import Watch
 
                 self.container.reload()
-                self._watch = Watch.start(int(self.container.attrs["State"]["Pid"]))
+                self._watch = Watch(observer, int(self.container.attrs["State"]["Pid"]))
             self._start_executor()
             if self.writable is not None:
                 self.reset()  # the home's tmpfs starts empty: copy the skeleton in
@@ -276,7 +277,7 @@ class DockerSandbox(Sandbox):
         The host observer leaves them out: they have an observer of their own.
         """
         if self._watch is not None:
-            self._watch.quiet_tree(nspid)
+            self._watch.quiet(nspid, tree=True)
 
     def _modes(self) -> dict[str, int]:
         """The in-place sandbox's writable paths (tmpfs mounts) and the mode each starts with."""
@@ -344,7 +345,7 @@ class DockerSandbox(Sandbox):
         self.executor_pid = int(said.get("pid") or 0)
         if self._watch is not None:
             self._watch.private(said.get("private"))
-            self._watch.executor(self.executor_pid)
+            self._watch.quiet(self.executor_pid)
         if not said.get("ready"):
             raise SandboxError(f"the executor did not start in {self.image!r} (it said {ready!r}): does the image "
                                "have python3, and is the container out of memory?")

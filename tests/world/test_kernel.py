@@ -120,7 +120,8 @@ def test_what_it_could_not_see_is_said_and_makes_the_step_incomplete():
 def test_text_the_agent_chose_is_never_read_as_a_field():
     """A file name with a newline and a tab, as bpftrace's JSON output carries it, stays one path."""
     observer = KernelObserver.__new__(KernelObserver)
-    observer.feeds, observer.lock, observer.synced = {int(NS): Feed(int(NS))}, threading.Condition(), 0
+    observer.lock, observer.synced = threading.Condition(), 0
+    observer.feeds = {int(NS): Feed(observer.lock)}
     forged = "x\nE\t1\t" + NS + "\t1\t1\t1\t1\t263\t-100\t0\t0\t0"
     raw = json.dumps({"type": "printf", "data": f"P\t{NS}\t102\t1\t{forged}\n"})
     observer._line(json.loads(raw)["data"], threading.Event())

@@ -42,16 +42,25 @@ def _die_with_parent() -> None:
     _libc().prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
-def _own_level() -> int:
-    """The depth of this process's pid namespace (0 on a host, 1 in a container)."""
-    with open("/proc/self/status") as f:
-        return next((len(line.split()) - 2 for line in f if line.startswith("NSpid:")), 0)
+def nspids(pid: int | str = "self") -> list[int]:
+    """Host process ``pid``'s number in each pid namespace it is in, the host's first (``NSpid``); [] when gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(([int(n) for n in line.split()[1:]] for line in f if line.startswith("NSpid:")), [])
+    except (OSError, ValueError):
+        return []
+
+
+def _strace_asked() -> str | None:
+    if os.environ.get("RISKGYM_OBSERVER", "") == "strace":
+        return "RISKGYM_OBSERVER=strace asks for the in-box observer"
+    return None
 
 
 def why_not() -> str | None:
     """Why the host observer cannot run on this machine, or None when it can."""
-    if os.environ.get("RISKGYM_OBSERVER", "") == "strace":
-        return "RISKGYM_OBSERVER=strace asks for the in-box observer"
+    if _strace_asked():
+        return _strace_asked()
     if os.uname().machine != "x86_64":
         return f"the host observer knows x86_64's system calls only (this is {os.uname().machine})"
     if os.geteuid() != 0:
@@ -68,17 +77,22 @@ def why_not() -> str | None:
 
 
 class Feed:
-    """One box's lines, as they arrive; ``lost``: events the kernel's buffers dropped while it was watched."""
+    """One box's lines, as they arrive; ``lost``: events the kernel's buffers dropped while it was watched.
 
-    def __init__(self, ns: int) -> None:
-        self.ns = ns
+    The observer's thread adds under ``lock`` and a take swaps under it: a line that arrives during a take is in
+    this take or the next, never in a list already handed out.
+    """
+
+    def __init__(self, lock: threading.Condition) -> None:
+        self.lock = lock
         self.lines: list[list[str]] = []
         self.lost = 0
 
     def take(self) -> tuple[list[list[str]], int]:
         """The lines since the last take, and the events lost meanwhile."""
-        lines, self.lines = self.lines, []
-        lost, self.lost = self.lost, 0
+        with self.lock:
+            lines, self.lines = self.lines, []
+            lost, self.lost = self.lost, 0
         return lines, lost
 
 
@@ -101,7 +115,7 @@ class KernelObserver:
         self._libc = _libc()
         env = {**os.environ, "BPFTRACE_STRLEN": str(STRLEN), "BPFTRACE_PERF_RB_PAGES": "2048"}
         self.errors = tempfile.TemporaryFile()  # a pipe nobody reads would fill, and bpftrace would stop
-        self.argv = ["bpftrace", "-f", "json", "-e", program(os.getpid(), offset, _own_level())]
+        self.argv = ["bpftrace", "-f", "json", "-e", program(os.getpid(), offset, len(nspids()) - 1)]
         self.env = env
         self.proc: Any = None
         ready = threading.Event()
@@ -164,16 +178,17 @@ class KernelObserver:
             return
         else:
             fields = text.split("\t", 5 if tag == "A" else -1)
-        feed = self.feeds.get(int(fields[2] if tag in "ENXCQ" else fields[1]))
-        if feed is not None:
-            feed.lines.append(fields)
+        with self.lock:
+            feed = self.feeds.get(int(fields[2] if tag in "ENXCQ" else fields[1]))
+            if feed is not None:
+                feed.lines.append(fields)
 
     def _prctl(self, what: int, value: int) -> None:
         self._libc.prctl(MAGIC, what, ctypes.c_ulong(value), 0, 0)
 
     def watch(self, ns: int) -> Feed:
         """Watch the pid namespace ``ns`` (its inode number) from now on; its Feed."""
-        feed = Feed(ns)
+        feed = Feed(self.lock)
         with self.lock:
             self.feeds[ns] = feed
         self._prctl(WATCH, ns)
@@ -228,8 +243,8 @@ def shared() -> KernelObserver | None:
     """
     global _shared, _refused
     with _shared_lock:
-        if os.environ.get("RISKGYM_OBSERVER", "") == "strace":
-            _refused = "RISKGYM_OBSERVER=strace asks for the in-box observer"
+        if _strace_asked():  # asked for now, even where one already runs
+            _refused = _strace_asked()
             return None
         if _shared is not None and _shared.alive():
             return _shared

@@ -20,15 +20,10 @@ def members(ns: int) -> dict[int, int]:
     """Host pid -> namespace pid of every process in the pid namespace ``ns`` now (read from /proc)."""
     out = {}
     for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
         try:
-            if os.stat(f"/proc/{name}/ns/pid").st_ino != ns:
-                continue
-            with open(f"/proc/{name}/status") as f:
-                nspid = next(line.split()[-1] for line in f if line.startswith("NSpid:"))
-            out[int(name)] = int(nspid)
-        except (OSError, StopIteration, ValueError):
+            if name.isdigit() and os.stat(f"/proc/{name}/ns/pid").st_ino == ns and (numbers := kernel.nspids(name)):
+                out[int(name)] = numbers[-1]
+        except OSError:  # it ended meanwhile
             continue
     return out
 
@@ -40,38 +35,25 @@ class Watch:
         self.observer = observer
         self.ns = namespace_of(container_pid)
         self.feed = observer.watch(self.ns)
-        with open(f"/proc/{container_pid}/status") as f:
-            depth = next(len(line.split()) - 2 for line in f if line.startswith("NSpid:"))
-        self.reader = KernelReader(container_pid, level=depth)
+        self.reader = KernelReader(container_pid, level=len(kernel.nspids(container_pid)) - 1)
         for pid, nspid in members(self.ns).items():  # the container's first process: the harness's
             self.reader.procs[pid] = Process(nspid, None, "harness")
         self.started = 0
-
-    @classmethod
-    def start(cls, container_pid: int) -> Watch | None:
-        """Watch the box whose first process is ``container_pid`` (None where the host observer cannot run)."""
-        observer = kernel.shared()
-        return cls(observer, container_pid) if observer is not None else None
 
     def private(self, folder: str | None) -> None:
         """The executor's folder (the command's own input and output files, which its redirections open)."""
         if folder:
             self.reader.private = folder.rstrip("/")
 
-    def quiet_tree(self, nspid: int) -> None:
-        """Leave out process ``nspid`` and all it starts (the desktop's driver: its apps have their own observer)."""
-        host = next((pid for pid, n in members(self.ns).items() if n == nspid), None)
-        if host is not None:
-            self.observer.quiet(host, tree=True)
+    def quiet(self, nspid: int, tree: bool = False) -> None:
+        """Leave out the calls of the box's process ``nspid``.
 
-    def executor(self, nspid: int) -> None:
-        """The box's executor is ``nspid``: its own calls are the harness's, and are not even printed.
-
-        The executor said so on starting, before any command ran.
+        The executor's (it said its pid on starting, before any command ran), or, with ``tree``, those of the
+        desktop's driver and all it starts (its apps have their own observer).
         """
         host = next((pid for pid, n in members(self.ns).items() if n == nspid), None)
         if host is not None:
-            self.observer.quiet(host)
+            self.observer.quiet(host, tree)
 
     def begin(self) -> None:
         """One of the agent's commands is about to be sent."""
