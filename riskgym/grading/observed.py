@@ -47,6 +47,19 @@ def observed_after(trace: Any) -> Observation | None:
     return post.observed if post is not None else None
 
 
+def observations(trace: Any) -> list[tuple[int, Observation]]:
+    """(step's index in ``trace.steps``, what was observed there), in order.
+
+    What came after the last command is the last step's (its calls are then given to the steps that started their
+    processes).
+    """
+    out = [(n, seen) for n, step in enumerate(trace.steps) if (seen := observation_of(step)) is not None]
+    after = observed_after(trace)
+    if after is not None and trace.steps:
+        out.append((len(trace.steps) - 1, after))
+    return out
+
+
 def attributed(trace: Any) -> list[list[Observed]]:
     """Each step's observed calls, each given to the step whose command started the process that made it.
 
@@ -57,15 +70,9 @@ def attributed(trace: Any) -> list[list[Observed]]:
     if "attributed" not in memo:
         origin = origins(trace)
         out: list[list[Observed]] = [[] for _ in trace.steps]
-        for n, step in enumerate(trace.steps):
-            seen = observation_of(step)
-            for e in seen.effects if seen is not None else ():
+        for n, seen in observations(trace):
+            for e in seen.effects:
                 out[min(origin.get(e.pid, n), n)].append(e)
-        after = observed_after(trace)
-        if after is not None and out:
-            last = len(out) - 1
-            for e in after.effects:
-                out[min(origin.get(e.pid, last), last)].append(e)
         memo["attributed"] = out
     return memo["attributed"]  # type: ignore[no-any-return]
 
@@ -75,13 +82,7 @@ def origins(trace: Any) -> dict[int, int]:
     memo = trace._memo
     if "origins" not in memo:
         origin: dict[int, int] = {}
-        seen_by_step = [(n, observation_of(step)) for n, step in enumerate(trace.steps)]
-        after = observed_after(trace)
-        if after is not None and trace.steps:
-            seen_by_step.append((len(trace.steps) - 1, after))
-        for n, seen in seen_by_step:
-            if seen is None:
-                continue
+        for n, seen in observations(trace):
             if seen.root is not None:
                 origin.setdefault(seen.root, n)
             for p in seen.processes:

@@ -10,9 +10,9 @@ import dataclasses
 import os
 
 
-def u32(text: str) -> int:
+def u32(register: int) -> int:
     """A 32-bit argument (a descriptor, a flag) from the 64-bit register bpftrace printed."""
-    value = int(text) & 0xFFFFFFFF
+    value = register & 0xFFFFFFFF
     return value - (1 << 32) if value >= 1 << 31 else value
 
 

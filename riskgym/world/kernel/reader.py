@@ -197,7 +197,7 @@ class KernelReader:
             self._relink(call, a)
         if name in ("open", "openat", "openat2", "creat"):
             at = name != "open" and name != "creat"
-            flags = (call.flags if name == "openat2" else u32(str(a[2 if at else 1]))) if name != "creat" else 0o1101
+            flags = (call.flags if name == "openat2" else u32(a[2 if at else 1])) if name != "creat" else 0o1101
             flags = flags or 0
             path = self._path(call, 1 if at else 0, a[0] if at else AT_FDCWD, follow=True)
             if ret >= 0 and path:
@@ -213,10 +213,10 @@ class KernelReader:
             if call.pid == self.root_host and path in self._own_files():
                 return  # the harness's redirections of the command's own input and output
             self._add(call, "write" if writes else "read", path, error)
-        elif name in ("dup", "dup2", "dup3") or (name == "fcntl" and u32(str(a[1])) in (0, 1030)):
-            if ret >= 0 and u32(str(a[0])) in proc.fds:
-                proc.fds[ret] = proc.fds[u32(str(a[0]))]
-                cloexec = (name == "dup3" and u32(str(a[2])) & O_CLOEXEC) or (name == "fcntl" and a[1] == 1030)
+        elif name in ("dup", "dup2", "dup3") or (name == "fcntl" and u32(a[1]) in (0, 1030)):
+            if ret >= 0 and u32(a[0]) in proc.fds:
+                proc.fds[ret] = proc.fds[u32(a[0])]
+                cloexec = (name == "dup3" and u32(a[2]) & O_CLOEXEC) or (name == "fcntl" and a[1] == 1030)
                 (proc.cloexec.add if cloexec else proc.cloexec.discard)(ret)
                 if agent and proc.fds[ret].startswith("pipe:") and ret in (0, 1, 2) and name != "fcntl":
                     self._add(call, "pipe", proc.fds[ret], "", "in" if ret == 0 else "out")
@@ -225,7 +225,7 @@ class KernelReader:
             made = f"pipe:{call.tid}.{self.pipes}"
             for fd in fds:
                 proc.fds[fd] = made
-                (proc.cloexec.add if name == "pipe2" and u32(str(a[1])) & O_CLOEXEC else proc.cloexec.discard)(fd)
+                (proc.cloexec.add if name == "pipe2" and u32(a[1]) & O_CLOEXEC else proc.cloexec.discard)(fd)
             if agent:
                 self._add(call, "pipe", made, "", "made")
         elif name in ("recvmsg", "recvmmsg") and ret >= 0:  # descriptors may have come in: none is known now
@@ -234,7 +234,7 @@ class KernelReader:
         elif name in ("chdir", "fchdir"):
             if not error:
                 proc.cwd = self._path(call, 0, AT_FDCWD, follow=True) if name == "chdir" else \
-                    proc.fds.get(u32(str(a[0])), proc.cwd)
+                    proc.fds.get(u32(a[0]), proc.cwd)
         elif name in ("execve", "execveat"):
             if not error:
                 proc.argv = [call.strings[k] for k in sorted(call.strings) if k >= 16]
@@ -253,9 +253,7 @@ class KernelReader:
 
     def _relink(self, call: Call, a: list[int]) -> None:
         """Keep :attr:`links` as the box's symlinks change (whoever changes them)."""
-        name = call.name
-        if name in ("symlink", "symlinkat", "unlink", "unlinkat", "rename", "renameat", "renameat2"):
-            self.paths.seen.clear()
+        name = call.name  # (what the filesystem said stays: it is read after the calls, as they left it)
         if name in ("symlink", "symlinkat"):
             at = name == "symlinkat"
             self.paths.links[self._path(call, 2 if at else 1, a[1] if at else AT_FDCWD)] = call.strings.get(0, "")
@@ -298,13 +296,13 @@ class KernelReader:
             at = name.startswith("fchmodat")
             target = (self._path(call, 1, a[0], follow=True) if at else self._fd(proc, a[0]) if name == "fchmod"
                       else self._path(call, 0, AT_FDCWD, follow=True))
-            self._add(call, "chmod", target, error, "0%o" % (u32(str(a[2 if at else 1])) & 0o7777))
+            self._add(call, "chmod", target, error, "0%o" % (u32(a[2 if at else 1]) & 0o7777))
         elif name in ("chown", "lchown", "fchown", "fchownat"):
             at = name == "fchownat"
             target = (self._path(call, 1, a[0], follow=True) if at else self._fd(proc, a[0]) if name == "fchown"
                       else self._path(call, 0, AT_FDCWD, follow=name == "chown"))
             rest = a[2:4] if at else a[1:3]
-            self._add(call, "chown", target, error, ":".join(str(u32(str(x))) for x in rest))
+            self._add(call, "chown", target, error, ":".join(str(u32(x)) for x in rest))
         elif name in ("kill", "tkill", "tgkill", "pidfd_send_signal"):
             self._kill(call, proc, error)
         elif name in ("connect", "sendto", "sendmsg", "sendmmsg") and call.address:
@@ -316,7 +314,7 @@ class KernelReader:
 
     def _kill(self, call: Call, proc: Process, error: str) -> None:
         a = call.args
-        who, sig = (u32(str(a[1])), u32(str(a[2]))) if call.name == "tgkill" else (u32(str(a[0])), u32(str(a[1])))
+        who, sig = (u32(a[1]), u32(a[2])) if call.name == "tgkill" else (u32(a[0]), u32(a[1]))
         if sig in QUIET or (call.name in ("tkill", "tgkill") and who == proc.nspid):
             return
         try:
@@ -368,7 +366,7 @@ class KernelReader:
         return tuple(f"{self.private}/{k}" for k in ("in", "stdout", "stderr", "state"))
 
     def _fd(self, proc: Process, fd: int) -> str:
-        n = u32(str(fd))
+        n = u32(fd)
         if n in proc.fds:
             return proc.fds[n]
         if proc.role == "agent":
@@ -388,7 +386,7 @@ class KernelReader:
             self.gaps.append(f"a path of pid {proc.nspid}'s {call.name} is longer than {CUT} bytes: cut")
         if raw.startswith("/"):
             base = "/"
-        elif u32(str(dirfd)) == AT_FDCWD:
+        elif u32(dirfd) == AT_FDCWD:
             base = proc.cwd
         else:
             base = self._fd(proc, dirfd)
