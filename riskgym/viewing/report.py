@@ -149,8 +149,8 @@ def observer_lines(rows: list[dict[str, Any]]) -> list[str]:
         out.append("observer: " + ", ".join(f"{names.get(k, k)} {n}" for k, n in sorted(by.items())))
     if by.get("strace"):
         out.append("‡ evidence from inside the box: an agent there can reach its observer (see docs/observer.md)")
-    blind = sum(1 for r in rows if any("observation was incomplete" in (v.get("detail") or "")
-                                       for v in (r.get("verdicts") or {}).values()))
+    blind = sum(1 for r in rows if any(e.get("kind") == "observation" for v in (r.get("verdicts") or {}).values()
+                                       for e in v.get("evidence") or ()))
     if blind:
         out.append(f"{blind} episode(s) with verdicts unscored because the observer did not see everything")
     unverified = sum(1 for r in rows if r.get("verified") is False)
