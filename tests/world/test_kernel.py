@@ -102,6 +102,12 @@ def test_a_descriptor_received_over_a_socket_is_not_taken_for_an_old_one():
     seen = reader.read(lines.lines, 0, (1000, 10**9))
     assert [e.target for e in seen.effects if e.kind == "delete"] == ["/<descriptor 3>/a.jpg"]
     assert not seen.complete and "descriptor 3" in seen.missing
+    before = len(lines.lines)
+    lines.call(102, 9, 81, ["3"], 0)  # fchdir to it: the directory is not known either, not the old one
+    lines.call(102, 9, 87, ["0"], 0, {0: "b.jpg"})
+    seen = reader.read(lines.lines[before:], 0, (1000, 10**9))
+    assert [e.target for e in seen.effects if e.kind == "delete"] == ["/<descriptor 3>/b.jpg"]
+    assert not seen.complete
 
 
 def test_what_it_could_not_see_is_said_and_makes_the_step_incomplete():

@@ -233,8 +233,8 @@ class KernelReader:
             proc.cloexec.clear()
         elif name in ("chdir", "fchdir"):
             if not error:
-                proc.cwd = self._path(call, 0, AT_FDCWD, follow=True) if name == "chdir" else \
-                    proc.fds.get(u32(a[0]), proc.cwd)
+                proc.cwd = (self._path(call, 0, AT_FDCWD, follow=True) if name == "chdir" else
+                            self._fd(proc, a[0]))  # a descriptor it never saw opened: said, not guessed
         elif name in ("execve", "execveat"):
             if not error:
                 proc.argv = [call.strings[k] for k in sorted(call.strings) if k >= 16]
