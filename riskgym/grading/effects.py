@@ -369,14 +369,16 @@ def effects_of_call(tool: str, arguments: Any, shell: Shell, reported: list[Effe
                     ) -> list[Effect]:
     """What one call does, read from its arguments; ``shell`` carries the working directory (``cd`` changes it).
 
-    ``reported``: the effects the tool said it had as it ran (a link's destination), added to those it declares.
+    ``reported``: the effects recorded as it ran (a link's destination; a desktop's click that a shell command sent),
+    added to those read from its arguments.
     """
     if not isinstance(arguments, dict):
         return []
     if tool in BUILTIN:
-        return _tool_effects(tool, arguments, shell)
-    known = TOOLS.get(tool)
-    declared = list(known.effects(arguments)) if known is not None and known.effects else []
+        declared = _tool_effects(tool, arguments, shell)
+    else:
+        known = TOOLS.get(tool)
+        declared = list(known.effects(arguments)) if known is not None and known.effects else []
     return declared + [e for e in reported if e not in declared]
 
 

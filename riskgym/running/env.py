@@ -164,9 +164,10 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
                                  elapsed=time.perf_counter() - t0)
                 else:
                     result = self.call(name, args)
+                    effects = [*result.effects, *self.world.happened(besides=self.tools[name].backend)]
                     event = Step(index=index, tool=name, arguments=args, observation=result.text(),
                                  content=result.beyond_text, backend=result.backend, exec=result.exec,
-                                 effects=result.effects, emulation=result.emulation,
+                                 effects=effects, emulation=result.emulation,
                                  elapsed=time.perf_counter() - t0, call_id=call_id, monitor=seen)
         if isinstance(event, Step):
             self._history.append(event)

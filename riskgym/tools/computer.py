@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import base64
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from riskgym.core.kinds import Effect
 from riskgym.core.results import ContentPart, ExecInfo, ImagePart, TextPart, ToolResult
 from riskgym.tools.runtime import Tool, register_tool
+from riskgym.world.desktop.part import journal_effects
 
 Point = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)]
 Action = Literal["screenshot", "left_click", "right_click", "middle_click", "double_click", "triple_click",
@@ -141,24 +140,12 @@ def thirteen_to_computer(args: dict[str, Any]) -> dict[str, Any]:
 
 def act(desktop: Any, request: dict[str, Any], timeout: float) -> ToolResult:
     """Do one action on the desktop part and return the screen after it, with what it did."""
-    seen = dict(desktop.last)  # the screen before the action: what a click hit, where typing went
-    before = {p["url"] for p in seen.get("pages", [])}
-    typed_into = desktop.active(seen)
     reply = desktop.act(request, timeout=timeout)
     observed = desktop.observation(reply) if "windows" in reply else None
     info = ExecInfo(exit_code=1 if "error" in reply else 0, duration=reply.get("duration", 0.0), observed=observed)
     if "error" in reply:
         return ToolResult(content=[TextPart(text=f"error: {reply['error']}")], backend="desktop", exec=info)
-    effects: list[Effect] = []
-    if request["action"] in CLICKS and reply.get("point"):
-        effects.append(Effect("click", desktop.under(reply["point"], seen), request["action"]))
-    if request["action"] == "type":
-        effects.append(Effect("type", typed_into, str(request.get("text", ""))[:200]))
-    for page in reply.get("pages", []):
-        parts = urlsplit(page["url"])
-        if page["url"] not in before and parts.scheme in ("http", "https") and parts.hostname:
-            effects += [Effect("visit", f"{parts.hostname}{parts.path or '/'}"), Effect("network", parts.hostname,
-                                                                                        "GET")]
+    effects = journal_effects(reply.get("journal") or [])  # what the X server and the pages recorded it doing
     return ToolResult(content=screen(desktop, reply, request), backend="desktop", exec=info, effects=effects)
 
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from riskgym.core.desktop import DesktopSpec
 from riskgym.core.emulation import EmulatorSpec
+from riskgym.core.kinds import Effect
 from riskgym.core.parts import SERVICES, ServiceSpec
 from riskgym.core.registry import Registry
 from riskgym.core.scenario import PartSpec, SandboxSpec, Scenario, world_key
@@ -148,6 +149,14 @@ class World:
     def capture(self, scenario: Scenario) -> dict[str, Snapshot | JsonState]:
         """Every part's state, by name."""
         return {name: part.capture(scenario) for name, part in self.parts.items()}
+
+    def happened(self, besides: str) -> list[Effect]:
+        """What the parts other than ``besides`` saw done on them during a step of its tool.
+
+        A desktop's clicks sent by the shell's ``xdotool``: the parts record what is done on them, whoever did it.
+        """
+        return [e for name, part in self.parts.items() if name != besides and hasattr(part, "happened")
+                for e in part.happened()]
 
     def describe(self) -> dict[str, dict[str, Any]]:
         """Every part's description, by name (the trace's header records it)."""

@@ -162,6 +162,7 @@ def test_html_report_escapes_what_agents_and_traces_say(chromium, tmp_path):
         assert hostile in page.evaluate("document.querySelector('#episodes-table tbody tr').innerText")
         page.click("#episodes-table tbody tr")
         page.wait_for("document.getElementById('viewer').classList.contains('shown')")
+        page.wait_for("document.getElementById('v-events').innerText.length > 0")  # drawn after it shows
         events = page.evaluate("document.getElementById('v-events').innerText")
         assert "Let me check the disk first." in events and "model error: api: 500" in events
         assert "temperature=0" in page.evaluate("document.getElementById('v-meta').innerText")

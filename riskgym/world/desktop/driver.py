@@ -1,17 +1,21 @@
 """The desktop's driver: it runs inside the box, as the agent's user, and speaks JSON lines over its stdin/stdout.
 
 Started by :class:`riskgym.world.desktop.part.DesktopPart` over a :class:`riskgym.world.channel.Channel`, with the
-box's executor loaded beside it as the module ``executor`` (for the observer's command line and its filters). Only
-the standard library and the desktop image's python3-xlib, python3-pil and python3-websocket are used.
+box's executor loaded beside it as the module ``executor`` (for the observer's command line and its filters), the
+browser's pipe as ``cdp`` and the input recorder as ``inputs``. Only the standard library and the desktop image's
+python3-xlib and python3-pil are used.
 
 Requests (``op``):
-  ``start``  size, shot, apps: start Xvfb, openbox and the apps (each of the terminal, file manager and editor under
-             the observer, strace); wait until their windows show. Replies with the first observation.
-  ``act``    one input action (the computer tool's arguments), done with xdotool; replies with the observation.
-  ``look``   the observation alone.
+  ``start``   size, shot, apps: start Xvfb, openbox and the apps (each of the terminal, file manager and editor under
+              the observer, strace); wait until their windows show. Replies with the first observation.
+  ``act``     one input action (the computer tool's arguments), done with xdotool; replies with the observation.
+  ``look``    the observation alone.
+  ``journal`` what was done on the desktop since the last reply, alone (asked after a step of another tool).
 
 An observation: the screenshot (a PNG, base64), the windows (stacking order, the active one), each browser page's
-accessibility tree with the screen position of its elements, and the observer's new lines.
+accessibility tree with the screen position of its elements, the observer's new lines, and the journal: every
+button and key press the X server processed (:mod:`inputs`), every click a page received with the label of what it
+hit, and every navigation (:mod:`cdp`), whoever caused them.
 """
 
 import base64
@@ -19,18 +23,19 @@ import json
 import os
 import struct
 import subprocess
+import threading
 import time
-import urllib.request
 import zlib
 
-try:
-    import executor  # the box's executor, loaded beside it by the part: the observer's command line and filters
+try:  # the box's executor (the observer's command line and filters), the browser's pipe and the input recorder,
+    import cdp  # loaded beside it by the part
+    import executor
+    import inputs
 except ImportError:  # imported on the host (the documentation, the tests)
     from riskgym.world import executor
+    from riskgym.world.desktop import cdp, inputs
 
 DISPLAY = ":1"
-CDP_PORT = 9222
-"""The first browser's DevTools port (on the box's loopback); each pop-up's browser takes the next."""
 HOME = os.path.expanduser("~")
 OWN = "/dev/shm/.desk"
 """The driver's folder: the observer's reports, one per app."""
@@ -64,8 +69,9 @@ class Desktop:
         self.procs = []
         self.apps = {}  # pid -> working directory of each observed app: its children are the agent's
         self.logs = []  # (fd, bytearray) of the observer's reports
-        self.sockets = {}  # CDP target id -> websocket
-        self.browsers = []  # (process, DevTools port) of each browser
+        self.browsers = []  # each browser (a cdp.Browser: its process and pipe)
+        self.recorder = None
+        self._journal, self._lock = [], threading.Lock()
         self.size = (1280, 800)
         self.shot = (1280, 800)
         self.settle = 0.1
@@ -92,6 +98,7 @@ class Desktop:
                 raise RuntimeError("Xvfb did not start")
             time.sleep(0.01)
         self.display = xdisplay.Display(DISPLAY)
+        self.recorder = inputs.Recorder(DISPLAY, self.note, self.windows)
         self.spawn(["openbox", "--sm-disable"])
         self.wait_wm(deadline)
         self.timings = {"wm": time.monotonic() - t0}
@@ -113,18 +120,30 @@ class Desktop:
                      for c in executor.children_of(p.pid)}
         with open(executor.SESSION, "w") as f:  # the box's process list leaves the session's own out
             json.dump({"root": os.getpid(), "apps": list(self.apps)}, f)
-        out = self.observe(shot=False)  # the agent's first action takes the first screenshot
+        out = self.observe(shot=False)  # the agent's first action takes the first screenshot; its journal: the
         out["startup"] = {**self.timings, "shown": time.monotonic() - t0}
         return out
 
-    def spawn(self, argv, cwd=None, observed=False, env=None):
+    def note(self, event):
+        """Journal one thing done on the desktop (from the recorder's and the browsers' threads)."""
+        with self._lock:
+            self._journal.append({**event, "t": round(time.monotonic(), 4)})
+
+    def take(self):
+        """What was journaled since the last reply."""
+        with self._lock:
+            out, self._journal = self._journal, []
+        return out
+
+    def spawn(self, argv, cwd=None, observed=False, env=None, pass_fds=()):
         if observed:
             path = os.path.join(OWN, "app-%d.log" % len(self.logs))
             fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o600)
             self.logs.append((fd, bytearray()))
             argv = [*executor.STRACE, "-o", path, *argv]
         proc = subprocess.Popen(argv, env=env or ENV, cwd=cwd or HOME, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                                pass_fds=pass_fds)
         proc.cwd = cwd or HOME
         self.procs.append(proc)
         return proc
@@ -172,18 +191,17 @@ class Desktop:
             x, y = app.get("at") or (0, 0)
             place = ["--window-position=%d,%d" % (x, y), "--window-size=%d,%d" % (w, h)]
             if kind == "browser" and self.browsers:  # another window of the first browser, once it runs
-                self.wait_cdp(self.browsers[0][1])
-                return self.spawn([*CHROMIUM, "--user-data-dir=" + PROFILES + "/chromium",
-                                   "--remote-debugging-port=%d" % CDP_PORT, *place, "--new-window", url],
-                                  env=BROWSER_ENV)
+                self.wait_pages(self.browsers[0])
+                self.browsers[0].open_window(url, ((x, y), (w, h)))
+                return self.browsers[0].proc
             # the first browser, or a pop-up: a browser of its own, so that its window is placed and sized as asked
             n = len(self.browsers)
-            port = CDP_PORT + n
             profile = PROFILES + "/chromium" + ("-popup-%d" % n if n else "")
-            proc = self.spawn([*CHROMIUM, "--user-data-dir=" + profile, "--remote-debugging-port=%d" % port, *place,
-                               *(["--app=" + url] if kind == "popup" else [url])], env=BROWSER_ENV)
-            self.browsers.append((proc, port))
-            return proc
+            browser = cdp.Browser(lambda argv, pass_fds: self.spawn(argv, env=BROWSER_ENV, pass_fds=pass_fds),
+                                  [*CHROMIUM, "--user-data-dir=" + profile, *place,
+                                   *(["--app=" + url] if kind == "popup" else [url])], self.note)
+            self.browsers.append(browser)
+            return browser.proc
         if kind == "terminal":
             argv = ["xterm", "-fa", "DejaVu Sans Mono", "-fs", "11", "-bg", "white", "-fg", "black",
                     "-geometry", "80x24+40+40", "-e", "bash"]
@@ -212,7 +230,7 @@ class Desktop:
         return (round(x * self.size[0] / self.shot[0]), round(y * self.size[1] / self.shot[1]))
 
     def act(self, req):
-        action = req["action"]
+        action, started = req["action"], time.monotonic()
         point = None
         if req.get("target"):
             point = self.find(req["target"])
@@ -253,11 +271,23 @@ class Desktop:
             raise ValueError("unknown action %r" % action)
         if point is None and action in CLICKED:
             point = self.mouse()
+        if action in CLICKED or action in ("type", "key"):
+            self.wait_journaled(started)
         self.wait_settled()
         out = self.observe()
         out["point"] = [round(point[0] * self.shot[0] / self.size[0]),
                         round(point[1] * self.shot[1] / self.size[1])] if point else None
         return out
+
+    def wait_journaled(self, since, timeout=1.0):
+        """Wait (``timeout`` seconds at most) until the X server's record of the action's input has come in."""
+        self.display.sync()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if any(e["t"] >= since and e["kind"] in ("press", "key") for e in self._journal):
+                    return
+            time.sleep(0.005)
 
     def mouse(self):
         pointer = self.display.screen().root.query_pointer()
@@ -326,7 +356,7 @@ class Desktop:
         wins = [{**w, "x": round(w["x"] * fx), "y": round(w["y"] * fy), "width": round(w["width"] * fx),
                  "height": round(w["height"] * fy)} for w in self.windows()]
         out = {"windows": wins, "pages": self.pages(), "sys": self.observed(), "apps": self.apps,
-               "size": list(self.size), "shot": list(self.shot)}
+               "size": list(self.size), "shot": list(self.shot), "journal": self.take()}
         if shot:
             out["png"] = base64.b64encode(self.screenshot()).decode()
         return out
@@ -339,13 +369,16 @@ class Desktop:
             image = image.resize(self.shot, Image.BILINEAR)
         return png(image.convert("RGB"))
 
-    def windows(self):
-        """The viewable top-level windows, bottom to top: id, title, app class, position and size, active."""
-        if self.display is None:
+    def windows(self, d=None):
+        """The viewable top-level windows, bottom to top: id, title, app class, position and size, active.
+
+        ``d``: the X connection to ask on (by default the driver's; the recorder's thread has its own).
+        """
+        d = d or self.display
+        if d is None:
             return []
         from Xlib import X
 
-        d = self.display
         root = d.screen().root
         net = d.intern_atom("_NET_CLIENT_LIST_STACKING")
         prop = root.get_full_property(net, X.AnyPropertyType)
@@ -372,65 +405,33 @@ class Desktop:
 
     # -- the browser ---------------------------------------------------------------------------------------
 
-    def wait_cdp(self, port):
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if self.targets(port):
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("Chromium did not start (no DevTools endpoint on port %d)" % port)
-
     @staticmethod
-    def targets(port):
-        with urllib.request.urlopen("http://127.0.0.1:%d/json/list" % port, timeout=5) as reply:
-            return [t for t in json.load(reply) if t.get("type") == "page"]
+    def wait_pages(browser):
+        """Wait until a browser shows its first page (its pipe answers, the page is attached)."""
+        deadline = time.monotonic() + 20
+        while not browser.targets():
+            if time.monotonic() > deadline or browser.closed or browser.proc.poll() is not None:
+                raise RuntimeError("Chromium did not start (no page on its DevTools pipe)")
+            time.sleep(0.02)
 
     def all_targets(self):
-        """(browser process, target) of every page of the running browsers."""
-        out = []
-        for proc, port in self.browsers:
-            if proc.poll() is None:
-                try:
-                    out += [(proc, t) for t in self.targets(port)]
-                except OSError:
-                    pass
-        return out
+        """(browser process, page) of every page of the running browsers."""
+        return [(b.proc, t) for b in self.browsers if b.proc.poll() is None for t in b.targets()]
 
-    def cdp(self, target, method, params=None):
-        import websocket
-
-        sock = self.sockets.get(target["id"])
-        if sock is None:
-            sock = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=5, suppress_origin=True)
-            self.sockets[target["id"]] = sock
-        self.msg_id += 1
-        sock.send(json.dumps({"id": self.msg_id, "method": method, "params": params or {}}))
-        while True:
-            msg = json.loads(sock.recv())
-            if msg.get("id") == self.msg_id:
-                if "error" in msg:
-                    raise RuntimeError("%s: %s" % (method, msg["error"].get("message")))
-                return msg["result"]
+    @staticmethod
+    def cdp(target, method, params=None):
+        return target["browser"].call(target["session"], method, params, timeout=5)
 
     def evaluate(self, target, expression):
         result = self.cdp(target, "Runtime.evaluate", {"expression": expression, "returnByValue": True})
         return result.get("result", {}).get("value")
 
     def pages_ready(self):
-        for proc, port in self.browsers:
-            if proc.poll() is None:
-                try:
-                    if not self.targets(port):
-                        return False
-                except OSError:
-                    return False  # not answering yet: starting
+        if any(b.proc.poll() is None and not b.targets() for b in self.browsers):
+            return False  # starting
         try:
             return all(self.evaluate(t, "document.readyState") == "complete" for _, t in self.all_targets())
         except Exception:
-            self.sockets.clear()
             return False
 
     def pages(self):
@@ -449,7 +450,6 @@ class Desktop:
             try:
                 out.append(self.page(target, win))
             except Exception as exc:  # closed or navigating meanwhile
-                self.sockets.pop(target["id"], None)
                 out.append({"url": target["url"], "title": target["title"], "window": win["id"], "nodes": [],
                             "error": str(exc)[:200]})
         return out
@@ -526,6 +526,8 @@ def main():
             return desktop.act(req)
         if op == "look":
             return desktop.observe(shot=req.get("png", True))
+        if op == "journal":
+            return {"journal": desktop.take()}
         raise ValueError("unknown op %r" % op)
 
     executor.serve(handle)  # a bad action is answered with its error: the agent's, not the driver's end

@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from riskgym.core.desktop import DesktopSpec
+from riskgym.core.kinds import Effect
 from riskgym.core.observation import Observation
 from riskgym.core.scenario import Scenario
 from riskgym.core.state import JsonState
@@ -81,7 +83,8 @@ class DesktopPart:
         self.spec = spec
         self.close()
         self._reader.reset()
-        source = program((("executor", "riskgym.world"), ("driver", "riskgym.world.desktop")), "driver")
+        source = program((("executor", "riskgym.world"), ("cdp", "riskgym.world.desktop"),
+                          ("inputs", "riskgym.world.desktop"), ("driver", "riskgym.world.desktop")), "driver")
         self._channel = Channel(docker_client().api, self.box.container.id, source, self.box.user)
         ready = self._channel.read_line()
         if not ready or b'"ready"' not in ready:
@@ -92,7 +95,8 @@ class DesktopPart:
         reply = self._ask({"op": "start", "size": list(spec.size), "shot": list(spec.shot), "settle": spec.settle,
                            "apps": [a.model_dump(mode="json") for a in spec.apps]}, timeout=90)
         self.startup = reply.get("startup") or {}
-        self.observation(reply)  # the apps' own start-up: it teaches the reader their processes, and is nobody's act
+        self.observation(reply)  # the apps' own start-up (its journal too): it teaches the reader their processes,
+        # and is nobody's act
 
     def _ask(self, req: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
         if self._channel is None:
@@ -113,6 +117,18 @@ class DesktopPart:
         reply = self._ask({"op": "act", **arguments}, timeout=timeout)
         reply["duration"] = time.perf_counter() - start
         return reply
+
+    def happened(self) -> list[Effect]:
+        """What was done on the desktop since the driver's last reply, as effects.
+
+        Asked after a step of another tool: the shell's ``xdotool`` clicks as well as the computer tool does.
+        """
+        if self._channel is None:
+            return []
+        try:
+            return journal_effects(self._ask({"op": "journal"}, timeout=30).get("journal") or [])
+        except SandboxError:
+            return []
 
     def under(self, point: tuple[int, int] | list[int], seen: dict[str, Any] | None = None) -> str:
         """What an observation (``seen``, by default the last) showed at ``point`` (screenshot pixels).
@@ -150,14 +166,18 @@ class DesktopPart:
 
     def capture(self, scenario: Scenario) -> JsonState:
         """The windows open and the pages shown, for the graders."""
+        after: list[Effect] = []
         if self._channel is not None:
             try:
-                self._ask({"op": "look", "png": False}, timeout=30)
+                after = journal_effects(self._ask({"op": "look", "png": False}, timeout=30).get("journal") or [])
             except SandboxError:
                 pass
         windows = [{k: w[k] for k in ("title", "class", "active")} for w in self.last.get("windows", [])]
         pages = [{"url": p["url"], "title": p["title"]} for p in self.last.get("pages", [])]
-        return JsonState(data={"windows": windows, "pages": pages})
+        data: dict[str, Any] = {"windows": windows, "pages": pages}
+        if after:  # done after the last step (a job the shell left behind): for the auditor, not graded
+            data["after"] = [str(e) for e in after]
+        return JsonState(data=data)
 
     def describe(self) -> dict[str, Any]:
         """Kind, screen and screenshot sizes, and what the agent is shown."""
@@ -173,3 +193,60 @@ class DesktopPart:
         if self._channel is not None:
             self._channel.close()
             self._channel = None
+
+
+BUTTONS = {1: "left", 2: "middle", 3: "right"}
+
+
+def journal_effects(journal: list[dict[str, Any]]) -> list[Effect]:
+    """The desktop's journal (see :mod:`riskgym.world.desktop.driver`) as effects, in order.
+
+    A button press is a click on what the page under it reported it hit, at that moment (``link "Claim your prize"
+    in "Congratulations!"``), else on the window under it; a keyboard activation in a page is a click too. Key
+    presses in a row into one window are text typed into it; a page's navigation is a visit (and a request to its
+    host).
+    """
+    matched: dict[int, dict[str, Any]] = {}  # a press's index -> the page's report of what it hit
+    for n, event in enumerate(journal):  # the page's report and the X server's come in on two threads: by place
+        if event.get("kind") == "click" and event.get("how") == "mouse":  # and time, not by order
+            near = [i for i, e in enumerate(journal) if e.get("kind") == "press" and i not in matched
+                    and abs(float(e.get("t", 0)) - float(event.get("t", 0))) < 2]
+            same = [i for i in near if abs(int(journal[i].get("x") or 0) - int(event.get("x") or 0)) <= 3
+                    and abs(int(journal[i].get("y") or 0) - int(event.get("y") or 0)) <= 3]
+            press = min(same or near, key=lambda i: abs(float(journal[i]["t"]) - float(event.get("t", 0))),
+                        default=None)
+            matched[press if press is not None else n] = event
+    out: list[Effect] = []
+    typed: list[str] = []
+    window = ""
+    for n, event in enumerate(journal):
+        kind = event.get("kind")
+        if kind != "key" and typed:
+            out.append(Effect("type", _window(window), "".join(typed)[:200]))
+            typed = []
+        if kind == "key":
+            if typed and event.get("window") != window:
+                out.append(Effect("type", _window(window), "".join(typed)[:200]))
+                typed = []
+            window = str(event.get("window") or "")
+            typed.append(str(event.get("text") or ""))
+        elif kind == "press" or (kind == "click" and n in matched):
+            button = f"{BUTTONS.get(int(event.get('button') or 1), 'left')}_click"
+            hit = matched.get(n)
+            where = event.get("window") or (hit or {}).get("title") or ""
+            label = f'{hit["role"]} "{hit["name"]}" in "{where}"' if hit else _window(where)
+            out.append(Effect("click", label, button))
+        elif kind == "click" and event.get("how") == "key":
+            out.append(Effect("click", f'{event.get("role")} "{event.get("name")}" in "{event.get("title")}"', "key"))
+        elif kind == "visit":
+            parts = urlsplit(str(event.get("url") or ""))
+            if parts.scheme in ("http", "https") and parts.hostname:
+                out += [Effect("visit", f"{parts.hostname}{parts.path or '/'}"), Effect("network", parts.hostname,
+                                                                                        "GET")]
+    if typed:
+        out.append(Effect("type", _window(window), "".join(typed)[:200]))
+    return out
+
+
+def _window(title: str) -> str:
+    return f'window "{title}"' if title else "the desktop"
