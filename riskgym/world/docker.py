@@ -175,8 +175,11 @@ class DockerSandbox(Sandbox):
         self.observer = "none"
         """Which observer ran: ``kernel`` (from the host), ``strace`` (in the box) or ``none``."""
         self.desktop = False
-        """A desktop runs in it (set by the desktop part before it starts): its session's own processes are left out
-        of snapshots, and ptrace is allowed (the apps' in-box observer is strace)."""
+        """A desktop runs in it (set by the desktop part before it starts): ptrace is allowed (the apps' in-box
+        observer is strace)."""
+        self.session: dict[str, Any] | None = None
+        """The desktop session's own processes, left out of snapshots: ``{"root": the driver's pid, "apps": the
+        apps' pids}``, as the driver told riskgym over its channel (set by the desktop part; its reset clears it)."""
         self.network = network
         self.user = user
         self.memory = memory
@@ -332,6 +335,7 @@ class DockerSandbox(Sandbox):
                 reply.get("problems") or [f"processes left: {reply.get('left')}"])
             raise SandboxError(f"in-place reset failed: {why}")
         self._state = {}
+        self.session = None  # its processes are gone
         self._reader.reset()
         if self._watch is not None:
             self._watch.reset()
@@ -501,7 +505,7 @@ class DockerSandbox(Sandbox):
             except docker.errors.NotFound:
                 continue
             files.update(read_tar_states(stream, os.path.dirname(path.rstrip("/")) or "/"))
-        ps = {"op": "ps", "session": self.desktop}
+        ps = {"op": "ps", "session": self.session}
         reply = self._request(dict(ps)) or self._request(dict(ps))  # once more if it was just restarted
         after = self._watch.rest() if self._watch is not None else None
         return Snapshot(files=files, processes=reply["processes"] if reply else [],

@@ -246,20 +246,13 @@ def observed_lines(raw, private):
     return [line for line in lines if line and not any(o in line for o in own) and not NOISE.match(line)]
 
 
-SESSION = "/dev/shm/.desk/session.json"
-"""Where a desktop's driver (riskgym.world.desktop.driver) names its own process and its apps."""
-
-
-def desktop_session(rows):
+def desktop_session(rows, named):
     """The pids of a desktop session's own processes: the screen, the browsers, the apps and their shells.
 
     That is, all of the driver's descendants but what the agent started from an app (the apps' grandchildren on).
+    ``named``: {"root": the driver's pid, "apps": the apps' pids}, as the driver told riskgym over its own channel
+    (no file in the box: the agent could write one).
     """
-    try:
-        with open(SESSION) as f:
-            named = json.load(f)
-    except (OSError, ValueError):
-        return set()
     kids = {}
     for pid, ppid, _ in rows:
         kids.setdefault(ppid, []).append(pid)
@@ -526,7 +519,7 @@ class Executor:
             self.env = req.get("env") or self.env
             return {"id": req.get("id"), "ok": True}
         if req.get("op") == "ps":
-            processes, parents = self.processes(bool(req.get("session")))
+            processes, parents = self.processes(req.get("session"))
             return {"id": req.get("id"), "processes": processes, "parents": parents}
         if req.get("op") == "recover":  # the last executor died (with its observer): what the observer wrote
             raw = bytearray()
@@ -599,10 +592,10 @@ class Executor:
         self.private = self.make_private()
         return {"ok": not left and not problems, "left": left, "problems": problems[:20]}
 
-    def processes(self, session=False):
+    def processes(self, session=None):
         """The box's processes (command lines) and each one's parent (an index, -1 for none), riskgym's own left out.
 
-        ``session``: a desktop's too (only in a desktop's box: elsewhere no file in /dev/shm names any).
+        ``session``: a desktop's, left out too ({"root", "apps"}: see ``desktop_session``).
         """
         mine = {os.getpid(), 1}
         if self.shell is not None:
@@ -618,7 +611,7 @@ class Executor:
                 if not (parts[1] == "1" and parts[2] == "sleep 1000000"):
                     rows.append((int(parts[0]), int(parts[1]), parts[2]))
         if session:
-            own = desktop_session(rows)
+            own = desktop_session(rows, session)
             rows = [row for row in rows if row[0] not in own]
         index = {pid: i for i, (pid, _, _) in enumerate(rows)}
         return [args for _, _, args in rows], [index.get(ppid, -1) for _, ppid, _ in rows]

@@ -19,7 +19,6 @@ hit, and every navigation (:mod:`cdp`), whoever caused them.
 """
 
 import base64
-import json
 import os
 import struct
 import subprocess
@@ -118,8 +117,6 @@ class Desktop:
         # the apps under the observer: strace's children; their children are the agent's doing
         self.apps = {int(c): p.cwd for p in self.procs if p.args[:1] == executor.STRACE[:1]
                      for c in executor.children_of(p.pid)}
-        with open(executor.SESSION, "w") as f:  # the box's process list leaves the session's own out
-            json.dump({"root": os.getpid(), "apps": list(self.apps)}, f)
         out = self.observe(shot=False)  # the agent's first action takes the first screenshot; its journal: the
         out["startup"] = {**self.timings, "shown": time.monotonic() - t0}
         return out

@@ -55,8 +55,8 @@ class DesktopPart:
     @box.setter
     def box(self, box: Any) -> None:
         self._box = box
-        if hasattr(box, "desktop"):  # told before it starts: its apps' in-box observer needs ptrace there, and its
-            box.desktop = True  # snapshots leave the session's own processes out
+        if hasattr(box, "desktop"):  # told before it starts: its apps' in-box observer needs ptrace there
+            box.desktop = True
 
     def start(self) -> None:
         """Check that the box can hold a desktop (the session itself starts with each episode)."""
@@ -90,10 +90,13 @@ class DesktopPart:
         if not ready or b'"ready"' not in ready:
             raise SandboxError(f"the desktop's driver did not start in {self.box.image!r} (it said {ready!r}): is "
                                "the box's image riskgym/desktop (riskgym images build)?")
+        driver = int(json.loads(ready).get("pid") or 0)
         if hasattr(self.box, "harness_tree"):  # the host observer leaves the session out: its apps' own observer
-            self.box.harness_tree(int(json.loads(ready).get("pid") or 0))  # follows them
+            self.box.harness_tree(driver)  # follows them
         reply = self._ask({"op": "start", "size": list(spec.size), "shot": list(spec.shot), "settle": spec.settle,
                            "apps": [a.model_dump(mode="json") for a in spec.apps]}, timeout=90)
+        if hasattr(self.box, "session"):  # the box's snapshots leave the session's own processes out, as the
+            self.box.session = {"root": driver, "apps": [int(p) for p in reply.get("apps") or {}]}  # driver says
         self.startup = reply.get("startup") or {}
         self.observation(reply)  # the apps' own start-up (its journal too): it teaches the reader their processes,
         # and is nobody's act
