@@ -370,11 +370,6 @@ class DockerSandbox(Sandbox):
             raise SandboxError(f"executor rejected a request: {reply['error']}")
         return reply
 
-    def _recover(self, started_in: str) -> Observation:
-        """What the observer wrote before the agent killed it with the executor (``kill -9 -1``): lost, in part."""
-        reply = self._request({"op": "recover"})
-        seen = (reply or {}).get("seen")
-        return self._reader.read(seen, started_in) if seen else Observation(observer="lost")
 
     @engine_errors
     def _restart(self) -> None:
@@ -421,7 +416,8 @@ class DockerSandbox(Sandbox):
             seen = self._watch.end() if watched else None
         if reply is None:
             msg = b"[the terminal was killed during this command and has been restarted]\n"
-            lost = seen or (self._recover(started_in) if req["observe"] else None)  # the in-box observer died too
+            # the in-box observer died with it (its report is a file only they held): the step's observation is lost
+            lost = seen or (Observation(observer="lost") if req["observe"] else None)
             return {"exit_code": 137, "stdout": b"", "stderr": msg, "duration": 0.0, "observed": lost}
         if isinstance(cmd, str):
             self._state = {"cwd": reply["cwd"], "env": reply.get("env", self._state.get("env"))}

@@ -24,6 +24,7 @@ kills the request's whole process group.
 """
 
 import base64
+import fcntl
 import json
 import os
 import re
@@ -56,8 +57,6 @@ NOISE = re.compile(r'^\d+ +open(?:at)?\((?:[^,]*, )?"(?:/usr/|/lib|/etc/ld\.so|/
 KILL_RE = re.compile(r"^\d+ +t?g?kill\((?:\d+, )?(-?\d+),")
 SYS_LIMIT = 8 << 20
 """At most this much of the observer's report per command; past it, the step says the report was cut."""
-SYS_LOG = "sys.log"
-"""The observer's report, in the executor's folder."""
 PEEK_LIMIT = 16 << 20
 """A file up to this size is looked into (unpacked, decoded) for the texts the checks look for; a larger one is
 searched as it is."""
@@ -119,18 +118,17 @@ class ShellServer:
         self.status_w = status_w
         self.sys_fd = None
         argv = ["bash"]
-        if observe:  # the observer: strace follows the server and everything it starts, appending to a file
-            log = os.path.join(folder, SYS_LOG)
-            with open(log, "wb"):
-                pass
-            self.sys_fd = os.open(log, os.O_RDWR)
+        if observe:  # the observer: strace follows the server and everything it starts, into a file no path names
+            self.sys_fd = hidden_log(folder)
             # the shell (and what it starts) go first when memory runs out, never the observer: it stays at 0
-            argv = [*STRACE, "-A", "-o", log, "sh", "-c", "echo 1000 > /proc/self/oom_score_adj; exec bash"]
+            argv = traced(self.sys_fd, ["bash", "-c", "echo 1000 > /proc/self/oom_score_adj; exec bash"])
         self.observed = observe
         self.proc = subprocess.Popen(
             argv, cwd=cwd if os.path.isdir(cwd) else "/", env=env,
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(status_w,), start_new_session=True)
+            pass_fds=(status_w,) + ((self.sys_fd,) if observe else ()), start_new_session=True)
+        if observe:
+            os.set_inheritable(self.sys_fd, False)
         if not observe:
             expendable(self.proc.pid)
         os.close(status_w)
@@ -205,12 +203,30 @@ class ShellServer:
     def drain(self, into, restart=False):
         """Add what the observer wrote since the last call to the bytearray ``into``; ``restart``: empty the file.
 
-        Past ``SYS_LIMIT`` the rest is dropped.
-        A file, not a pipe: the observer never waits for room, and what it wrote is still there when the agent kills
-        this executor with it (``kill -9 -1``): the next executor reads it back (``op: recover``).
+        Past ``SYS_LIMIT`` the rest is dropped. A file, not a pipe: the observer never waits for room.
         """
         if self.sys_fd is not None:
             read_log(self.sys_fd, into, empty=restart)
+
+
+def hidden_log(folder):
+    """A file for the in-box observer's report that no path names, on a descriptor of 10 or more.
+
+    Made in ``folder`` and unlinked at once (``traced`` closes the descriptor by number, in bash). Only this
+    process and strace hold it, and neither is the agent's to reach: this one is not dumpable, strace's binary is
+    execute-only (so it runs not dumpable), and strace opens its copy close-on-exec. An observer killed with this
+    process takes the report with it: the step says its observation was lost.
+    """
+    fd, path = tempfile.mkstemp(dir=folder, prefix=".obs-")
+    os.unlink(path)
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+    os.close(fd)
+    return high
+
+
+def traced(fd, argv):
+    """``argv`` under strace, reporting to the ``hidden_log`` ``fd`` (given to strace, closed before ``argv`` runs)."""
+    return [*STRACE, "-A", "-o", "/dev/fd/%d" % fd, "bash", "-c", 'exec %d>&-; exec "$@"' % fd, "bash", *argv]
 
 
 def read_log(fd, into, empty=False):
@@ -242,7 +258,7 @@ def observed_lines(raw, private):
     lines = raw[:SYS_LIMIT].decode("utf-8", "replace").split("\n")
     if len(raw) > SYS_LIMIT:
         lines.pop()  # cut mid-line
-    own = ('"' + private, "<" + private + "/" + SYS_LOG)  # its own files opened or written: the harness's calls
+    own = ('"' + private,)  # its own files opened or written: the harness's calls
     return [line for line in lines if line and not any(o in line for o in own) and not NOISE.match(line)]
 
 
@@ -521,17 +537,6 @@ class Executor:
         if req.get("op") == "ps":
             processes, parents = self.processes(req.get("session"))
             return {"id": req.get("id"), "processes": processes, "parents": parents}
-        if req.get("op") == "recover":  # the last executor died (with its observer): what the observer wrote
-            raw = bytearray()
-            try:
-                fd = os.open(os.path.join(self.private, SYS_LOG), os.O_RDWR)
-            except OSError:
-                return {"id": req.get("id"), "seen": None}
-            try:
-                read_log(fd, raw, empty=True)
-            finally:
-                os.close(fd)
-            return {"id": req.get("id"), "seen": self.observation(raw, True, None)}
         if req.get("op") == "reset":
             return dict(self.reset(req), id=req.get("id"))
         if req.get("op") == "stat":

@@ -227,3 +227,30 @@ def test_each_shell_command_reports_what_its_processes_did(box):
     assert not [e for e in seen.effects if e.error == "EEXIST"]  # mkdir -p walking past what is there changes nothing
     assert {p.argv[0] for p in seen.processes} >= {"mkdir", "touch", "rm"}
     assert box.exec(["true"]).observed is None  # a command started directly (the file tools) is not observed
+
+
+def test_the_in_box_observer_and_its_report_are_out_of_the_agents_reach(docker_ready, monkeypatch):
+    """Where the host observer cannot run, strace observes in the box: its binary is execute-only (it runs not
+    dumpable: no ptrace, no /proc/PID/fd or memory), and its report is a file no path names."""
+    monkeypatch.setenv("RISKGYM_OBSERVER", "strace")
+    box = DockerSandbox(labels={"riskgym.run": "pytest"})
+    box.start()
+    try:
+        assert box.observer == "strace"
+        probe = box.exec(
+            "for p in $(pgrep -x strace); do ls /proc/$p/fd >/dev/null 2>&1 && echo fds-open; "
+            "head -c1 /proc/$p/mem >/dev/null 2>&1 && echo mem-open; "
+            "python3 -c \"import ctypes,sys; l=ctypes.CDLL(None); "
+            "print('attached' if l.ptrace(16, int(sys.argv[1]), 0, 0) == 0 else 'refused')\" $p; done; "
+            "ls -A /dev/shm/.term; for f in /dev/shm/.term/* /dev/shm/.term/.*; do [ -f \"$f\" ] && : > \"$f\"; done; "
+            "mkdir -p ~/d && touch ~/d/x && rm ~/d/x")
+        assert "refused" in probe.stdout and "attached" not in probe.stdout, probe.stdout + probe.stderr
+        assert "fds-open" not in probe.stdout and "mem-open" not in probe.stdout
+        assert not any(n.startswith(".obs") or n.endswith(".log") for n in probe.stdout.split()), probe.stdout
+        seen = probe.observed  # the files the agent could reach were emptied: the report was not among them
+        assert seen is not None and seen.observer == "strace" and seen.complete
+        assert "delete /home/agent/d/x" in [str(e) for e in seen.effects if e.kind == "delete"]
+        again = box.exec("rm -r ~/d").observed
+        assert again is not None and any(e.kind == "delete" and e.target == "/home/agent/d" for e in again.effects)
+    finally:
+        box.close()

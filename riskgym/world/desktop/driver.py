@@ -37,7 +37,7 @@ except ImportError:  # imported on the host (the documentation, the tests)
 DISPLAY = ":1"
 HOME = os.path.expanduser("~")
 OWN = "/dev/shm/.desk"
-"""The driver's folder: the observer's reports, one per app."""
+"""The driver's folder (where the observer's reports are made, and unlinked at once)."""
 PROFILES = "/tmp/.desk"
 """The browsers' profiles: outside the home (the graders watch it, and a profile's files change by themselves), on
 the box's /tmp, which its reset in place empties."""
@@ -133,14 +133,15 @@ class Desktop:
         return out
 
     def spawn(self, argv, cwd=None, observed=False, env=None, pass_fds=()):
-        if observed:
-            path = os.path.join(OWN, "app-%d.log" % len(self.logs))
-            fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o600)
+        if observed:  # strace's report: a file no path names (executor.hidden_log)
+            fd = executor.hidden_log(OWN)
             self.logs.append((fd, bytearray()))
-            argv = [*executor.STRACE, "-o", path, *argv]
+            argv, pass_fds = executor.traced(fd, argv), (*pass_fds, fd)
         proc = subprocess.Popen(argv, env=env or ENV, cwd=cwd or HOME, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                                 pass_fds=pass_fds)
+        if observed:
+            os.set_inheritable(fd, False)
         proc.cwd = cwd or HOME
         self.procs.append(proc)
         return proc
