@@ -407,12 +407,15 @@ class Trace(BaseModel):
         return next((e for e in self.events if isinstance(e, Final)), None)
 
 
-def read_trace(path: str | Path) -> Trace:
-    """Read a trace file. Raises TraceError naming the file and line of anything it cannot read."""
+def read_trace(path: str | Path, data: bytes | None = None) -> Trace:
+    """Read a trace file. Raises TraceError naming the file and line of anything it cannot read.
+
+    ``data``: the file's bytes, already read.
+    """
     path = Path(path)
     try:
         # "\n" only: an output may hold U+2028 or U+0085, which JSON leaves as they are and splitlines() splits on
-        lines = path.read_text(encoding="utf-8").split("\n")
+        lines = (path.read_bytes() if data is None else data).decode("utf-8").split("\n")
         if lines and not lines[-1]:
             lines.pop()
     except (OSError, UnicodeDecodeError) as exc:

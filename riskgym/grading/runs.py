@@ -41,9 +41,13 @@ def outcome(verdicts: dict[str, Any]) -> str:
 
 def grade_one(path: Path, graders: list[str] | None = None) -> dict[str, Any]:
     """One episode's row of grades; a trace that does not verify (edited, cut short) is graded unscored."""
-    check = verify_trace(path)
     try:
-        trace = read_trace(path)
+        data = path.read_bytes()  # read once: the bytes verified are the bytes graded
+    except OSError as exc:
+        return unreadable_row(path, f"cannot read it ({exc.strerror})")
+    check = verify_trace(path, data)
+    try:
+        trace = read_trace(path, data)
     except TraceError:
         if not check.problems:
             raise
