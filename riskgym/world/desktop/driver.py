@@ -111,6 +111,9 @@ class Desktop:
                 raise RuntimeError("the desktop's apps did not all show in time (%d of %d windows)"
                                    % (len(self.windows()), len(apps)))
             time.sleep(0.02)
+        titled = time.monotonic() + 2  # a loaded page's title reaches its window a moment later: until then the
+        while not self.titled() and time.monotonic() < titled:  # page is not known to be that window's
+            time.sleep(0.02)
         self.timings["apps"] = time.monotonic() - t0
         self.stack(apps, procs)
         self.timings["stacked"] = time.monotonic() - t0
@@ -331,15 +334,15 @@ class Desktop:
     def wait_settled(self):
         """Give the screen time to answer the action: ``settle`` seconds; longer while the apps' processes are busy.
 
-        Busy: the observer's reports still grow (a command run in the terminal), or a page is loading; 3 s more at
-        most. What a command does after that is read with the next action.
+        Busy: the observer's reports still grow (a command run in the terminal), a page is loading, or a window's
+        title is not yet its page's; 3 s more at most. What a command does after that is read with the next action.
         """
         sizes = self.log_sizes()
         time.sleep(self.settle)
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:
             now = self.log_sizes()
-            if now == sizes and self.pages_ready():
+            if now == sizes and self.pages_ready() and self.titled():
                 return
             sizes = now
             time.sleep(0.1)
@@ -431,6 +434,13 @@ class Desktop:
             return all(self.evaluate(t, "document.readyState") == "complete" for _, t in self.all_targets())
         except Exception:
             return False
+
+    def titled(self):
+        """Whether every browser window's title is one of its browser's pages' (see ``pages``)."""
+        targets = self.all_targets()
+        shown = {(p.pid, t["title"] + end) for p, t in targets for end in ("", " - Chromium")}
+        pids = {b.proc.pid for b in self.browsers}
+        return all((w["pid"], w["title"]) in shown for w in self.windows() if w["pid"] in pids)
 
     def pages(self):
         """Each browser page shown in a window: its URL, title, window, and accessibility tree.
