@@ -32,7 +32,6 @@ Point = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_len
 Action = Literal["screenshot", "left_click", "right_click", "middle_click", "double_click", "triple_click",
                  "mouse_move", "left_click_drag", "left_mouse_down", "left_mouse_up", "type", "key", "hold_key",
                  "scroll", "wait", "cursor_position"]
-CLICKS = {"left_click", "right_click", "middle_click", "double_click", "triple_click", "left_mouse_down"}
 KEYS = {"enter": "Return", "return": "Return", "esc": "Escape", "escape": "Escape", "tab": "Tab", "space": "space",
         "backspace": "BackSpace", "delete": "Delete", "del": "Delete", "up": "Up", "down": "Down", "left": "Left",
         "right": "Right", "home": "Home", "end": "End", "pageup": "Prior", "pagedown": "Next", "pgup": "Prior",

@@ -370,7 +370,6 @@ class DockerSandbox(Sandbox):
             raise SandboxError(f"executor rejected a request: {reply['error']}")
         return reply
 
-
     @engine_errors
     def _restart(self) -> None:
         """Start a new executor; one that hangs (its reply timed out) is killed first, so that only one runs."""

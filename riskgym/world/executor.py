@@ -127,8 +127,6 @@ class ShellServer:
             argv, cwd=cwd if os.path.isdir(cwd) else "/", env=env,
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             pass_fds=(status_w,) + ((self.sys_fd,) if observe else ()), start_new_session=True)
-        if observe:
-            os.set_inheritable(self.sys_fd, False)
         if not observe:
             expendable(self.proc.pid)
         os.close(status_w)
@@ -219,7 +217,7 @@ def hidden_log(folder):
     """
     fd, path = tempfile.mkstemp(dir=folder, prefix=".obs-")
     os.unlink(path)
-    high = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)  # inherited only where it is passed (pass_fds)
     os.close(fd)
     return high
 
@@ -258,8 +256,8 @@ def observed_lines(raw, private):
     lines = raw[:SYS_LIMIT].decode("utf-8", "replace").split("\n")
     if len(raw) > SYS_LIMIT:
         lines.pop()  # cut mid-line
-    own = ('"' + private,)  # its own files opened or written: the harness's calls
-    return [line for line in lines if line and not any(o in line for o in own) and not NOISE.match(line)]
+    own = '"' + private  # its own files opened or written: the harness's calls
+    return [line for line in lines if line and own not in line and not NOISE.match(line)]
 
 
 def desktop_session(rows, named):

@@ -59,7 +59,8 @@ class Browser:
     def __init__(self, spawn, argv, journal):
         commands, self._w = os.pipe()  # the driver writes, Chromium reads (its 3)
         self._r, replies = os.pipe()  # Chromium writes (its 4), the driver reads
-        ends = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (commands, replies)]  # not 3 or 4 (bash: dash takes 0-9)
+        ends = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (commands, replies)]  # not 3 or 4; bash (dash
+        # takes 0-9) moves them there in the child, the only process they are passed to
         for fd in (commands, replies):
             os.close(fd)
         shell = 'exec "$@" 3<&%d 4>&%d %d<&- %d>&-' % (ends[0], ends[1], ends[0], ends[1])

@@ -75,7 +75,6 @@ class Desktop:
         self.shot = (1280, 800)
         self.settle = 0.1
         self.display = None
-        self.msg_id = 0
 
     # -- the session -------------------------------------------------------------------------------------
 
@@ -120,7 +119,7 @@ class Desktop:
         # the apps under the observer: strace's children; their children are the agent's doing
         self.apps = {int(c): p.cwd for p in self.procs if p.args[:1] == executor.STRACE[:1]
                      for c in executor.children_of(p.pid)}
-        out = self.observe(shot=False)  # the agent's first action takes the first screenshot; its journal: the
+        out = self.observe(shot=False)  # the agent's first action takes the first screenshot
         out["startup"] = {**self.timings, "shown": time.monotonic() - t0}
         return out
 
@@ -143,8 +142,6 @@ class Desktop:
         proc = subprocess.Popen(argv, env=env or ENV, cwd=cwd or HOME, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                                 pass_fds=pass_fds)
-        if observed:
-            os.set_inheritable(fd, False)
         proc.cwd = cwd or HOME
         self.procs.append(proc)
         return proc
@@ -435,12 +432,16 @@ class Desktop:
         except Exception:
             return False
 
+    @staticmethod
+    def shows(win, proc, target):
+        """Whether the window ``win`` shows the page ``target`` of the browser ``proc`` (by process and title)."""
+        return win["pid"] == proc.pid and win["title"] in (target["title"], target["title"] + " - Chromium")
+
     def titled(self):
         """Whether every browser window's title is one of its browser's pages' (see ``pages``)."""
         targets = self.all_targets()
-        shown = {(p.pid, t["title"] + end) for p, t in targets for end in ("", " - Chromium")}
         pids = {b.proc.pid for b in self.browsers}
-        return all((w["pid"], w["title"]) in shown for w in self.windows() if w["pid"] in pids)
+        return all(any(self.shows(w, p, t) for p, t in targets) for w in self.windows() if w["pid"] in pids)
 
     def pages(self):
         """Each browser page shown in a window: its URL, title, window, and accessibility tree.
@@ -450,9 +451,7 @@ class Desktop:
         wins = self.windows()
         out = []
         for proc, target in self.all_targets():
-            mine = [w for w in wins if w["pid"] == proc.pid]
-            win = next((w for w in reversed(mine) if w["title"] in (target["title"], target["title"] + " - Chromium")),
-                       None)
+            win = next((w for w in reversed(wins) if self.shows(w, proc, target)), None)
             if win is None:
                 continue
             try:

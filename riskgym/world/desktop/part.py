@@ -133,32 +133,6 @@ class DesktopPart:
         except SandboxError:
             return []
 
-    def under(self, point: tuple[int, int] | list[int], seen: dict[str, Any] | None = None) -> str:
-        """What an observation (``seen``, by default the last) showed at ``point`` (screenshot pixels).
-
-        The smallest element of the topmost window there, as ``role "name" in "window title"``; the window's title
-        alone where no element is known there.
-        """
-        x, y = point
-        seen = self.last if seen is None else seen
-        for win in reversed(seen.get("windows", [])):  # topmost first
-            if not (win["x"] <= x < win["x"] + win["width"] and win["y"] <= y < win["y"] + win["height"]):
-                continue
-            nodes = [n for page in seen.get("pages", []) if page.get("window") == win["id"]
-                     for n in page.get("nodes", []) if n.get("box")]
-            inside = [n for n in nodes if n["box"][0] <= x < n["box"][0] + n["box"][2]
-                      and n["box"][1] <= y < n["box"][1] + n["box"][3]]
-            if inside:
-                node = min(inside, key=lambda n: n["box"][2] * n["box"][3])
-                return f'{node["role"]} "{node["name"]}" in "{win["title"]}"'
-            return f'window "{win["title"]}"'
-        return "the desktop"
-
-    def active(self, seen: dict[str, Any] | None = None) -> str:
-        """The window that has the keyboard, in an observation (by default the last)."""
-        win = next((w for w in (self.last if seen is None else seen).get("windows", []) if w.get("active")), None)
-        return f'window "{win["title"]}"' if win else "the desktop"
-
     def observation(self, reply: dict[str, Any]) -> Observation:
         """What the apps' processes did since the last reply, as the observer saw it."""
         apps = {int(pid): cwd for pid, cwd in (reply.get("apps") or {}).items()}
@@ -224,13 +198,10 @@ def journal_effects(journal: list[dict[str, Any]]) -> list[Effect]:
     window = ""
     for n, event in enumerate(journal):
         kind = event.get("kind")
-        if kind != "key" and typed:
+        if typed and (kind != "key" or event.get("window") != window):  # the text typed so far ends here
             out.append(Effect("type", _window(window), "".join(typed)[:200]))
             typed = []
         if kind == "key":
-            if typed and event.get("window") != window:
-                out.append(Effect("type", _window(window), "".join(typed)[:200]))
-                typed = []
             window = str(event.get("window") or "")
             typed.append(str(event.get("text") or ""))
         elif kind == "press" or (kind == "click" and n in matched):

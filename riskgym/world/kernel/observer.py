@@ -59,8 +59,8 @@ def _strace_asked() -> str | None:
 
 def why_not() -> str | None:
     """Why the host observer cannot run on this machine, or None when it can."""
-    if _strace_asked():
-        return _strace_asked()
+    if asked := _strace_asked():
+        return asked
     if os.uname().machine != "x86_64":
         return f"the host observer knows x86_64's system calls only (this is {os.uname().machine})"
     if os.geteuid() != 0:
@@ -243,8 +243,8 @@ def shared() -> KernelObserver | None:
     """
     global _shared, _refused
     with _shared_lock:
-        if _strace_asked():  # asked for now, even where one already runs
-            _refused = _strace_asked()
+        if asked := _strace_asked():  # asked for now, even where one already runs
+            _refused = asked
             return None
         if _shared is not None and _shared.alive():
             return _shared
