@@ -7,7 +7,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 .PHONY: setup lock demo test hardening bench lint images clean screenshots
 
 setup: $(VENV)/.installed
-	@sh containers/ensure-docker.sh && sh containers/ensure-observer.sh
+	@sh containers/ensure-docker.sh && PYTHON=$(PY) sh containers/ensure-observer.sh
 	@$(RISKGYM) images build
 
 # exactly the locked set (hashes checked), then riskgym itself without resolving anything; then a check that
@@ -35,7 +35,7 @@ demo: setup
 
 # Debian's chromium (host apt) installs in the background while the images build and the linters run
 test: $(VENV)/.installed
-	@sh containers/ensure-docker.sh && sh containers/ensure-observer.sh
+	@sh containers/ensure-docker.sh && PYTHON=$(PY) sh containers/ensure-observer.sh
 	@mkdir -p .cache; sh containers/ensure-chromium.sh > .cache/chromium.log 2>&1 & chromium=$$!; \
 	  $(RISKGYM) images build && $(MAKE) --no-print-directory lint; built=$$?; \
 	  wait $$chromium; installed=$$?; cat .cache/chromium.log; [ $$built = 0 ] && [ $$installed = 0 ]

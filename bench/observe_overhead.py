@@ -1,8 +1,8 @@
-"""The observer's cost: the same steps with no observer, the host observer (bpftrace, from the host) and the in-box
+"""The observer's cost: the same steps with no observer, the host observer (BPF programs, from the host) and the in-box
 fallback (strace), in one run.
 
 Each command runs through ``RiskEnv.step`` (trace written) in its own box per mode, in rounds (none, host, in-box,
-twice), with bpftrace stopped for the unobserved rounds (once running, its tracepoints cost every process on the
+twice), with the observer stopped for the unobserved rounds (once running, its tracepoints cost every process on the
 machine something). The figure is each mode's median against the unobserved median. Goals (issue 34): the host
 observer <= 1.2x on a plain step, <= 1.5x on a heavy one (``tar`` of a 10 MB tree, ``find / -xdev``), and an
 observed env step of a plain command <= 3 ms.
@@ -59,7 +59,7 @@ def one_round(mode: str, times: dict[tuple[str, str], list[float]]) -> str:
 
 def main() -> int:
     if kernel.why_not():
-        print(f"the host observer cannot run here ({kernel.why_not()}): run the bench as root with bpftrace")
+        print(f"the host observer cannot run here ({kernel.why_not()}): run the bench as root (make setup)")
         return 2
     times: dict[tuple[str, str], list[float]] = {(m, c[0]): [] for m in MODES for c in CASES}
     for _ in range(ROUNDS):

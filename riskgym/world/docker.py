@@ -167,7 +167,7 @@ class DockerSandbox(Sandbox):
         self.image = image
         self.observe = observe if observe is not None else os.environ.get("RISKGYM_OBSERVE", "1") != "0"
         """Observe the agent's shell commands, so that each reports what its processes did at the system-call level
-        (``ExecResult.observed``): from the host, in the kernel, where it can (root, bpftrace; see
+        (``ExecResult.observed``): from the host, in the kernel, where it can (root, BPF programs built here; see
         :mod:`riskgym.world.kernel`), else with strace in the box. Default: on, unless ``RISKGYM_OBSERVE=0``."""
         self._reader = Reader()
         self._watch: Any = None
@@ -270,7 +270,7 @@ class DockerSandbox(Sandbox):
 
     def describe(self) -> dict[str, Any]:
         """As every box's, and which observer watches it (``kernel``, ``strace`` or ``none``) and how."""
-        how = {"kernel": "bpftrace on the system-call tracepoints, from the host",
+        how = {"kernel": "BPF programs on the system-call tracepoints, from the host",
                "strace": "strace -f in the box, as the agent's user"}.get(self.observer, "")
         return {**super().describe(), "observer": self.observer, **({"observed_by": how} if how else {})}
 

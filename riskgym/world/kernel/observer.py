@@ -1,19 +1,21 @@
-"""The host observer: one bpftrace process per riskgym process, watching the boxes' pid namespaces from the host.
+"""The host observer: one process per riskgym process, watching the boxes' pid namespaces from the host.
+
+That process is ``riskgym-observe``, built from ``bpf/`` (``build.py``).
 
 It runs as root on the host, outside every box: nothing in a box can read, stop or write to it, and what it prints
 goes to this process alone. A box is watched from the moment it is registered (its container's pid namespace),
 before any of the agent's commands run; its lines are kept per box until the box's reader takes them. ``sync()``
-returns once every line the kernel wrote before it has been read: bpftrace reads one buffer per CPU, so the host
-marks twice, and what any CPU wrote before the first mark has arrived when the second one does.
+returns once every line the kernel wrote before it has been read: the kernel's ring buffer keeps the order its
+records were begun in, whatever the CPU, and a call's record is written before the call goes on, so a mark the host
+makes now comes after everything done before it.
 """
 
 from __future__ import annotations
 
 import atexit
 import ctypes
-import json
 import os
-import shutil
+import re
 import signal
 import subprocess
 import tempfile
@@ -21,12 +23,13 @@ import threading
 import time
 from typing import Any
 
-from riskgym.world.kernel.btf import member_offset
-from riskgym.world.kernel.script import MAGIC, QUIET, QUIET_TREE, SYNC, UNWATCH, WATCH, program
+from riskgym.world.kernel import build
+from riskgym.world.kernel.script import MAGIC, QUIET, QUIET_TREE, SYNC, UNWATCH, WATCH
 
-STRLEN = 200
-"""bpftrace's longest string (0.17): a longer path arrives cut, and the step says so."""
 STARTUP = 30.0
+ESCAPED = re.compile(r"\\x([0-9a-f]{2})")
+"""A byte the observer wrote as ``\\xHH`` in a string (a backslash, a control byte): no text makes a field or a
+line."""
 
 
 class ObserverError(Exception):
@@ -38,7 +41,7 @@ def _libc() -> Any:
 
 
 def _die_with_parent() -> None:
-    """In bpftrace, before it runs: the kernel kills it when riskgym's process ends, however that ends."""
+    """In the observer, before it runs: the kernel kills it when riskgym's process ends, however that ends."""
     _libc().prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
@@ -64,11 +67,11 @@ def why_not() -> str | None:
     if os.uname().machine != "x86_64":
         return f"the host observer knows x86_64's system calls only (this is {os.uname().machine})"
     if os.geteuid() != 0:
-        return "the host observer needs root (bpftrace)"
-    if shutil.which("bpftrace") is None:
-        return "bpftrace is not installed (Debian: apt-get install bpftrace)"
+        return "the host observer needs root (it loads BPF programs)"
     if not os.path.exists("/sys/kernel/btf/vmlinux"):
         return "the kernel has no BTF (/sys/kernel/btf/vmlinux)"
+    if not build.ready() and (need := build.missing()):
+        return f"building the host observer needs Debian's {', '.join(need)} (make setup installs them)"
     if not os.path.isdir("/sys/kernel/tracing/events/raw_syscalls"):
         subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], capture_output=True)
         if not os.path.isdir("/sys/kernel/tracing/events/raw_syscalls"):
@@ -97,26 +100,24 @@ class Feed:
 
 
 class KernelObserver:
-    """The bpftrace process and the thread that sorts its lines into each watched box's :class:`Feed`."""
+    """The observer's process and the thread that sorts its lines into each watched box's :class:`Feed`."""
 
     def __init__(self) -> None:
         why = why_not()
         if why:
             raise ObserverError(why)
         try:
-            offset = member_offset("pid", "numbers")
-        except (LookupError, OSError) as exc:
-            raise ObserverError(f"the kernel's struct pid could not be read from its BTF: {exc}") from None
+            program = build.built()
+        except build.BuildError as exc:
+            raise ObserverError(str(exc)) from None
         self.feeds: dict[int, Feed] = {}
         self.lock = threading.Condition()
         self.synced = 0
         self.seq = 0
         self.failed = ""
         self._libc = _libc()
-        env = {**os.environ, "BPFTRACE_STRLEN": str(STRLEN), "BPFTRACE_PERF_RB_PAGES": "2048"}
-        self.errors = tempfile.TemporaryFile()  # a pipe nobody reads would fill, and bpftrace would stop
-        self.argv = ["bpftrace", "-f", "json", "-e", program(os.getpid(), offset, len(nspids()) - 1)]
-        self.env = env
+        self.errors = tempfile.TemporaryFile()  # a pipe nobody reads would fill, and the observer would stop
+        self.argv = [str(program), str(os.getpid()), str(len(nspids()) - 1)]
         self.proc: Any = None
         ready = threading.Event()
         self.thread = threading.Thread(target=self._pump, args=(ready,), name="riskgym-kernel-observer", daemon=True)
@@ -127,61 +128,69 @@ class KernelObserver:
             self.errors.seek(0)
             err = self.errors.read().decode("utf-8", "replace")
             lines = [x for x in err.splitlines() if "ERROR" in x and "RLIMIT_MEMLOCK" not in x]
-            raise ObserverError(f"bpftrace did not start: {(lines or [self.failed or 'no reason given'])[0][:200]}")
+            why = (lines or [self.failed or "no reason given"])[0][:200]
+            raise ObserverError(f"the host observer did not start: {why}")
 
     def alive(self) -> bool:
-        """Whether bpftrace still runs."""
+        """Whether the observer still runs."""
         return self.proc is not None and self.proc.poll() is None and not self.failed
 
     def _pump(self, ready: threading.Event) -> None:
-        """Start bpftrace and read it to its end.
+        """Start the observer and read it to its end.
 
         Started here, in the thread that lives as long as it does: the kernel's signal on the parent's death follows
         the thread that forked it (a worker thread's end would kill it).
         """
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self.errors, preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.errors,
+                                     preexec_fn=_die_with_parent)
         assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            try:
-                msg = json.loads(raw)
-            except ValueError:
-                continue
-            kind = msg.get("type")
-            if kind == "printf":
-                self._line(msg["data"], ready)
-            elif kind == "lost_events":
-                with self.lock:
-                    for feed in self.feeds.values():
-                        feed.lost += int((msg.get("data") or {}).get("events") or 1)
+        fd, rest = self.proc.stdout.fileno(), b""
+        while chunk := os.read(fd, 1 << 20):  # as much as the observer wrote at once (it writes in batches)
+            whole, _, rest = (rest + chunk).rpartition(b"\n")  # (no byte of a UTF-8 sequence is a newline)
+            if whole:
+                self._lines(whole.decode("utf-8", "surrogateescape").split("\n"), ready)
         with self.lock:
-            self.failed = self.failed or "bpftrace ended"
+            self.failed = self.failed or "the host observer ended"
             for feed in self.feeds.values():
                 feed.lost += 1
             self.lock.notify_all()
         ready.set()
 
-    def _line(self, data: str, ready: threading.Event) -> None:
-        text = data[:-1] if data.endswith("\n") else data
-        tag = text[:1]
-        if tag == "P":
-            fields = text.split("\t", 4)
-        elif tag in "SR":
-            fields = text.split("\t")
-            if tag == "S":
-                with self.lock:
-                    self.synced = max(self.synced, int(fields[2]))
-                    self.lock.notify_all()
-            return
-        elif tag == "B":
-            ready.set()
-            return
-        else:
-            fields = text.split("\t", 5 if tag == "A" else -1)
+    def _lines(self, texts: list[str], ready: threading.Event) -> None:
+        """Sort a batch of the observer's lines into the boxes' feeds (under the lock once)."""
+        batch: list[tuple[str, list[str]]] = []
+        synced = lost = 0
+        for text in texts:
+            tag = text[:1]
+            if tag == "P":
+                fields = text.split("\t", 4)
+                if len(fields) == 5 and "\\" in fields[4]:
+                    fields[4] = ESCAPED.sub(lambda m: chr(int(m[1], 16)), fields[4])
+                batch.append((fields[1], fields))
+            elif tag in "EFNXCQ":
+                fields = text.split("\t")
+                batch.append((fields[2], fields))
+            elif tag in "AHY":
+                fields = text.split("\t", 5)
+                batch.append((fields[1], fields))
+            elif tag == "S":
+                synced = max(synced, int(text.split("\t")[2]))
+            elif tag == "L":  # records the kernel's buffer had no room for
+                lost += int(text[2:] or 1)
+            elif tag == "B":
+                ready.set()
         with self.lock:
-            feed = self.feeds.get(int(fields[2] if tag in "ENXCQ" else fields[1]))
-            if feed is not None:
-                feed.lines.append(fields)
+            feeds = self.feeds
+            for ns, fields in batch:
+                box = feeds.get(int(ns))
+                if box is not None:
+                    box.lines.append(fields)
+            if lost:
+                for feed in feeds.values():
+                    feed.lost += lost
+            if synced:
+                self.synced = max(self.synced, synced)
+                self.lock.notify_all()
 
     def _prctl(self, what: int, value: int) -> None:
         self._libc.prctl(MAGIC, what, ctypes.c_ulong(value), 0, 0)
@@ -208,25 +217,22 @@ class KernelObserver:
             self.feeds.pop(ns, None)
 
     def sync(self, timeout: float = 10.0) -> bool:
-        """Wait until every line written before now has been read (False: bpftrace is gone or too slow)."""
-        for _ in range(2):
-            with self.lock:
-                self.seq += 1
-                want = self.seq
-            self._prctl(SYNC, want)
-            give_up = time.monotonic() + timeout
-            with self.lock:
-                while self.synced < want and not self.failed:
-                    left = give_up - time.monotonic()
-                    if left <= 0:
-                        return False
-                    self.lock.wait(left)
-                if self.failed:
+        """Wait until every line written before now has been read (False: the observer is gone or too slow)."""
+        with self.lock:
+            self.seq += 1
+            want = self.seq
+        self._prctl(SYNC, want)
+        give_up = time.monotonic() + timeout
+        with self.lock:
+            while self.synced < want and not self.failed:
+                left = give_up - time.monotonic()
+                if left <= 0:
                     return False
-        return True
+                self.lock.wait(left)
+            return not self.failed
 
     def close(self) -> None:
-        """Stop bpftrace (the kernel reaps it with this process; a second Ctrl-C must not land in a wait)."""
+        """Stop the observer (the kernel reaps it with this process; a second Ctrl-C must not land in a wait)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
 

@@ -11,12 +11,12 @@ import os
 
 
 def u32(register: int) -> int:
-    """A 32-bit argument (a descriptor, a flag) from the 64-bit register bpftrace printed."""
+    """A 32-bit argument (a descriptor, a flag) from the 64-bit register the observer wrote."""
     value = register & 0xFFFFFFFF
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Process:
     """What the reader knows of one process of the box (keyed by its host pid)."""
 
@@ -116,11 +116,11 @@ def records(lines: list[list[str]]) -> list[list[list[str]]]:
     last: dict[str, list[list[str]]] = {}
     for n, line in enumerate(lines):
         tag = line[0]
-        if tag in "ENXQC":
+        if tag in "EFNXQC":
             rec = [line]
             records.append((int(line[1]), n, rec))
-            if tag in "EX":
-                last[line[4] if tag == "E" else line[3]] = rec
+            if tag in "EFX":
+                last[line[3] if tag == "X" else line[4]] = rec
         elif tag in "PAHY" and line[2] in last:
             last[line[2]].append(line)
     records.sort(key=lambda r: (r[0], r[1]))

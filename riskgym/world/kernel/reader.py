@@ -38,7 +38,7 @@ QUIET = (0, signal.SIGCHLD, signal.SIGCONT, signal.SIGWINCH)
 CUT = 199
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Call:
     """A call in flight: its numbers from the E line, its strings and address from the lines after it."""
 
@@ -111,10 +111,17 @@ class KernelReader:
         elif tag == "C":
             if self._role(int(head[3]), 0) == "agent":
                 self.gaps.append(f"a 32-bit system call ({head[5]}) by pid {head[3]}: not read")
-        elif tag == "E":
-            pid, tid = int(head[3]), int(head[4])
-            call = Call(int(head[1]), pid, tid, int(head[5]), NAMES.get(int(head[7]), head[7]),
+        elif tag in "EF":  # a call began (F: one read by its numbers alone, written when it ended)
+            pid = int(head[3])
+            call = Call(int(head[1]), pid, int(head[4]), int(head[5]), NAMES.get(int(head[7]), head[7]),
                         [int(a) for a in head[8:12]])
+            if pid not in self.procs:
+                self._unseen(pid, call.nspid, int(head[6]))
+            if self.procs[pid].nspid != call.nspid:
+                self._fix_nspid(pid, call.nspid)
+            if tag == "F":
+                self._ended(call, int(head[12]), [int(x) for x in tail[0][3:5]] if tail and tail[0][0] == "Y" else [])
+                return
             for line in tail:
                 if line[0] == "P":
                     call.strings[int(line[3])] = line[4] if len(line) > 4 else ""
@@ -122,18 +129,13 @@ class KernelReader:
                     call.address = f"[{line[5]}]:{line[4]}" if line[3] == "10" else f"{line[5]}:{line[4]}"
                 elif line[0] == "H":
                     call.flags = int(line[3])
-            self.calls[tid] = call
-            if pid not in self.procs:
-                self._unseen(pid, call.nspid, int(head[6]))
-            if self.procs[pid].nspid != call.nspid:
-                self._fix_nspid(pid, call.nspid)
+            self.calls[call.tid] = call
         elif tag == "X":
-            ended = self.calls.pop(int(head[3])) if int(head[3]) in self.calls else None
+            ended = self.calls.pop(int(head[3]), None)
             if ended is not None:
-                call = ended
-                fds = [int(x) for x in tail[0][3:5]] if tail and tail[0][0] == "Y" else []
+                call = ended  # (paths read only now: their pages were not in memory when it began)
                 call.strings.update({int(line[3]): line[4] if len(line) > 4 else "" for line in tail if line[0] == "P"})
-                self._ended(call, int(head[5]), fds)
+                self._ended(call, int(head[5]), [])
 
     def _unseen(self, pid: int, nspid: int, level: int) -> None:
         """A process seen acting that nobody saw start.
