@@ -2,8 +2,9 @@
 
 - one action plus its screenshot (a ``computer`` step: the mouse moved, the screen settled, the screenshot, the
   windows and the browser's tree read): median ms, goal <= 150 ms;
-- a desktop reset in place (RiskEnv.reset on the pooled world: the session's processes killed, the home and the
-  browser profiles emptied, Xvfb, the window manager and the scenario's apps started again): median s, goal <= 1 s;
+- a desktop reset in place (RiskEnv.reset on the pooled world: the episode's processes killed, the home emptied,
+  the browser's context closed and a new one opened, the scenario's apps started again; Xvfb, the window manager
+  and the browser live on): median s, goal <= 1 s;
 - the baseline: an episode start in a new desktop container (created, hardened, the session started), as
   environments that boot a machine per task pay it.
 """
@@ -21,7 +22,7 @@ from figures import record
 from riskgym.library import library_dir
 from riskgym.running.env import RiskEnv
 
-SCENARIO = library_dir() / "desktop" / "desktop-popup-prize-v0.toml"  # a browser and a pop-up: two Chromiums
+SCENARIO = library_dir() / "desktop" / "desktop-popup-prize-v0.toml"  # a browser and a pop-up
 TERMINAL = library_dir() / "desktop" / "desktop-unknown-script-v0.toml"  # a terminal alone
 
 

@@ -35,9 +35,9 @@ def program(modules: tuple[tuple[str, str], ...], main: str) -> str:
 class Channel:
     """The attached stdin/stdout of one ``python3 -I -u -c BOOTSTRAP`` started in a container."""
 
-    def __init__(self, api: Any, container_id: str, source: str, user: str) -> None:
+    def __init__(self, api: Any, container_id: str, source: str, user: str, python: str = "python3") -> None:
         # -I (isolated): no user site-packages, no PYTHON* variables, so the agent cannot plant code that runs in it
-        exec_id = api.exec_create(container_id, ["python3", "-I", "-u", "-c", BOOTSTRAP], stdin=True, stdout=True,
+        exec_id = api.exec_create(container_id, [python, "-I", "-u", "-c", BOOTSTRAP], stdin=True, stdout=True,
                                   stderr=True, user=user)["Id"]
         raw = api.exec_start(exec_id, socket=True)
         self.sock: socket.socket = getattr(raw, "_sock", raw)

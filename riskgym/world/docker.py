@@ -179,7 +179,8 @@ class DockerSandbox(Sandbox):
         observer is strace)."""
         self.session: dict[str, Any] | None = None
         """The desktop session's own processes, left out of snapshots: ``{"root": the driver's pid, "apps": the
-        apps' pids}``, as the driver told riskgym over its channel (set by the desktop part; its reset clears it)."""
+        apps' pids, "keep": what a reset in place spares}``, as the driver told riskgym over its channel (set by the
+        desktop part; a reset keeps what ``keep`` names, and forgets the apps)."""
         self.network = network
         self.user = user
         self.memory = memory
@@ -329,13 +330,15 @@ class DockerSandbox(Sandbox):
                 for p, m in modes.items() if p != self.home)
             self._exec_as(script, user="root", cwd=None, env=None, timeout=30)
             self._root_dirty = False
-        reply = self._request({"op": "reset", "paths": modes, "skel": "/etc/skel", "home": self.home}, timeout=30)
+        keep = (self.session or {}).get("keep")  # a desktop session that lives on (its driver said what it is)
+        reply = self._request({"op": "reset", "paths": modes, "skel": "/etc/skel", "home": self.home,
+                               **({"keep": keep} if keep else {})}, timeout=30)
         if reply is None or not reply.get("ok"):
             why = "the executor died" if reply is None else "; ".join(
                 reply.get("problems") or [f"processes left: {reply.get('left')}"])
             raise SandboxError(f"in-place reset failed: {why}")
         self._state = {}
-        self.session = None  # its processes are gone
+        self.session = {"root": self.session["root"], "apps": [], "keep": keep} if keep and self.session else None
         self._reader.reset()
         if self._watch is not None:
             self._watch.reset()

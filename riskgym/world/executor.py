@@ -285,6 +285,30 @@ def desktop_session(rows, named):
     return tree([named.get("root", -1)]) - agents
 
 
+def spared_pids(keep):
+    """The processes a reset in place spares: ``keep["pids"]``, and every descendant of ``keep["trees"]``.
+
+    ``keep`` comes from the desktop's driver over riskgym's own channel (never from a file in the box): the driver,
+    the screen, the window manager, and the browser, whose processes are all its own (it starts no other program).
+    """
+    kids = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/stat" % name) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            kids.setdefault(ppid, []).append(int(name))
+    out, todo = set(keep.get("pids") or ()), list(keep.get("trees") or ())
+    while todo:
+        pid = todo.pop()
+        if pid not in out:
+            out.add(pid)
+            todo += kids.get(pid, [])
+    return out
+
+
 def children_of(pid):
     """The child pids of ``pid`` (from /proc/PID/task/*/children)."""
     out = []
@@ -314,10 +338,10 @@ def own_pids(uid):
     return out
 
 
-def empty_dir(path):
-    """Delete everything inside ``path``, never following symlinks; return what could not be deleted.
+def empty_dir(path, spare=()):
+    """Delete everything inside ``path`` but the paths in ``spare``; return what could not be deleted.
 
-    This user's own folders are made writable first. Iterative, not recursive: a tree thousands of folders deep
+    Symlinks are never followed. This user's own folders are made writable first. Iterative, not recursive: a tree thousands of folders deep
     (an agent can make one) must not exhaust Python's stack.
     """
     problems = []
@@ -335,6 +359,8 @@ def empty_dir(path):
             continue
         for name in names:
             full = os.path.join(folder, name)
+            if full in spare:
+                continue
             order.append(full)
             if os.path.isdir(full) and not os.path.islink(full):
                 folders.add(full)
@@ -558,25 +584,35 @@ class Executor:
             self.shell.close()
             self.shell = None
         me, uid = os.getpid(), os.getuid()
+        keep = req.get("keep") or {}
         left = []
-        for _ in range(200):  # kill(-1): every process this user may signal but this one and PID 1
-            try:
-                os.kill(-1, signal.SIGKILL)
-            except OSError:
-                pass
+        for _ in range(200):
+            spared = spared_pids(keep) if keep else set()
+            if not spared:  # kill(-1): every process this user may signal but this one and PID 1
+                try:
+                    os.kill(-1, signal.SIGKILL)
+                except OSError:
+                    pass
+            else:  # a desktop session lives on: every other process, one by one, until none is left
+                for pid in own_pids(uid):
+                    if pid not in spared and pid not in (me, 1):
+                        try:
+                            os.kill(pid, signal.SIGKILL)
+                        except OSError:
+                            pass
             while True:  # reap the children of this process; PID 1 reaps the rest
                 try:
                     if os.waitpid(-1, os.WNOHANG)[0] == 0:
                         break
                 except ChildProcessError:
                     break
-            left = [pid for pid in own_pids(uid) if pid not in (me, 1)]
+            left = [pid for pid in own_pids(uid) if pid not in (me, 1) and pid not in spared]
             if not left:
                 break
             time.sleep(0.002)
         problems = []
         for path, mode in sorted(req.get("paths", {}).items()):
-            problems += empty_dir(path)
+            problems += empty_dir(path, spare=keep.get("paths") or ())
             try:
                 st = os.stat(path)
                 if st.st_uid == uid and st.st_mode & 0o7777 != mode:  # others' (root's) are not this user's to set

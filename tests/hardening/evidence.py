@@ -162,7 +162,7 @@ PIPE = ("for p in $(pgrep -f remote-debugging-pipe); do "
 """The pipe itself, through /proc/PID/fd/3: Chromium runs non-dumpable (its binary is execute-only), so the agent's
 user cannot open it: nothing is claimed."""
 
-CLICK = "DISPLAY=:1 xdotool search --name Congratulations mousemove --window %1 210 143 click 1; sleep 1"
+CLICK = "DISPLAY=:1 xdotool search --name Congratulations mousemove --window %1 210 178 click 1; sleep 1"
 """The prize link's middle, in the pop-up's own coordinates: a click from the shell that the computer tool never
 made."""
 

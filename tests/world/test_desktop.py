@@ -82,7 +82,8 @@ def test_an_agent_clicks_the_popup_and_its_trace_shows_the_real_screen(docker_re
     screen = Image.open(io.BytesIO(raw)).convert("RGB")
     assert raw.startswith(b"\x89PNG") and screen.size == (1280, 800)
     assert len(screen.getcolors(1 << 20) or []) > 50  # not blank: text, a toolbar, a page
-    win = re.search(r'"Congratulations!" \(chromium\) at \((\d+), (\d+)\) size (\d+)x(\d+)', first.observation)
+    win = re.search(r'"Congratulations!(?: - Chromium)?" \(chromium\) at \((\d+), (\d+)\) size (\d+)x(\d+)',
+                    first.observation)
     popup = tuple(int(v) for v in win.groups())
     assert pink_share(screen, popup) > 0.5  # the pop-up is on the screen where the tree says it is
     assert pink_share(screen, (20, 400, 300, 300)) == 0  # and nowhere else
@@ -133,5 +134,51 @@ def test_the_desktop_is_reset_in_place_and_takes_both_action_sets(docker_ready):
         _, _, _, _, info = env.step({"tool": "computer_13", "arguments": {"action_type": "CLICK", "x": x, "y": y}})
         assert "Enter your card" in info["event"]["observation"]  # OSWorld's CLICK did what left_click does
         assert [e["kind"] for e in info["event"]["effects"]][:2] == ["click", "visit"]
+    finally:
+        env.close()
+
+
+MARK = ("<h1 id=w>YOU WON!</h1><script>var s = document.cookie.indexOf('m=1') >= 0 || localStorage.getItem('m');"
+        "document.getElementById('w').textContent = s ? 'SEEN BEFORE' : 'YOU WON!';"
+        "document.cookie = 'm=1; max-age=99999'; localStorage.setItem('m', '1')</script>")
+"""The pop-up's heading says whether this browser has shown the page before (a cookie, local storage)."""
+LEFT = "pgrep -fx 'sleep 4321' >/dev/null && echo running || echo none; "
+LOCKED = "python3 -c \"from Xlib import display; print('caps', display.Display(':1').screen().root.query_pointer()" \
+         ".mask & 2)\""
+
+
+def test_a_reset_keeps_the_browser_and_nothing_of_the_episode(docker_ready, tmp_path):
+    """The screen, the window manager and the browser live on, out of the agent's reach; the episode's cookies,
+    storage, windows, processes and caps lock do not (the browser context is the episode's own, the box's reset
+    kills the rest)."""
+    path = tmp_path / POPUP.name
+    path.write_text(POPUP.read_text().replace("<h1>YOU WON!</h1>", MARK))
+    env = RiskEnv(load_scenario(path).model_copy(update={"tools": ("computer", "shell")}))
+    try:
+        env.reset()
+        browser = env.world.box.session["keep"]["trees"]
+        env.step({"tool": "computer", "arguments": {"action": "left_click", "target": "YOU WON!"}})
+        _, _, _, _, info = env.step({"tool": "computer", "arguments": {"action": "key", "text": "F5"}})
+        assert 'heading "SEEN BEFORE"' in info["event"]["observation"]  # the mark works: a reload sees it
+        env.step({"tool": "shell", "arguments": {"command": "(sleep 4321 &) ; (DISPLAY=:1 xterm &) ; sleep 1"}})
+        env.step({"tool": "computer", "arguments": {"action": "key", "text": "Caps_Lock"}})
+        before, *_ = env.step({"tool": "shell", "arguments": {"command": LEFT + LOCKED}})
+        assert "running" in before and "caps 2" in before, before
+
+        keep = env.world.box.session["keep"]
+        peek = "; ".join(f"ls /proc/{pid}/fd >/dev/null 2>&1 && echo open {pid}" for pid in keep["pids"] + browser)
+        peek += "; ls /proc/$$/fd >/dev/null && echo own"
+        opened, *_ = env.step({"tool": "shell", "arguments": {"command": peek}})
+        assert len(keep["pids"]) == 3 and "open" not in opened and "own" in opened, opened  # the driver, Xvfb,
+        # openbox and the browser are not dumpable: the agent's own shell is
+
+        env.reset()
+        assert env.world.box.session["keep"]["trees"] == browser and browser  # the same browser process
+        _, _, _, _, info = env.step({"tool": "computer", "arguments": {"action": "screenshot"}})
+        seen = info["event"]["observation"]
+        assert 'heading "YOU WON!"' in seen and "SEEN BEFORE" not in seen  # no cookie, no storage
+        assert seen.count("(chromium)") == 2 and "xterm" not in seen.lower()  # the episode's windows only
+        after, *_ = env.step({"tool": "shell", "arguments": {"command": LEFT + LOCKED}})
+        assert "none" in after and "caps 0" in after, after  # its processes gone, its caps lock off
     finally:
         env.close()

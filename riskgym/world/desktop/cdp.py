@@ -149,7 +149,8 @@ class Browser:
         if method == "Target.attachedToTarget":
             info = params["targetInfo"]
             if info.get("type") == "page":
-                self.pages[info["targetId"]] = {"id": info["targetId"], "session": params["sessionId"]}
+                self.pages[info["targetId"]] = {"id": info["targetId"], "session": params["sessionId"],
+                                                "context": info.get("browserContextId")}
                 self._instrument(params["sessionId"])
             elif params.get("waitingForDebugger"):
                 self.send(params["sessionId"], "Runtime.runIfWaitingForDebugger")
@@ -191,9 +192,68 @@ class Browser:
         return [dict(p, browser=self, url=infos[p["id"]]["url"], title=infos[p["id"]]["title"])
                 for p in list(self.pages.values()) if p["id"] in infos]
 
-    def open_window(self, url, place):
-        """A new window of this browser at ``place`` ((x, y), (w, h)), showing ``url``."""
-        target = self.call(None, "Target.createTarget", {"url": url, "newWindow": True})["targetId"]
+    def new_context(self, downloads):
+        """A new browser context (one per episode, so that nothing of an episode reaches the next).
+
+        Its cookies, storage, cache and history start empty; its downloads go to ``downloads``.
+        """
+        context = self.call(None, "Target.createBrowserContext", {})["browserContextId"]
+        self.call(None, "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads,
+                                                        "browserContextId": context})
+        return context
+
+    def close_context(self, context, timeout=2.0):
+        """Close the context's windows (waiting until they are gone) and forget everything it held."""
+        for page in [p for p in self.pages.values() if p.get("context") == context]:
+            self.send(None, "Target.closeTarget", {"targetId": page["id"]})
+        deadline = time.monotonic() + timeout
+        while any(p.get("context") == context for p in list(self.pages.values())) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.send(None, "Target.disposeBrowserContext", {"browserContextId": context})
+
+    def open_window(self, url, place, context=None):
+        """A new window at ``place`` ((x, y), (w, h)), showing ``url``, in ``context``; its target's id."""
+        params = {"url": url, "newWindow": True, **({"browserContextId": context} if context else {})}
+        target = self.call(None, "Target.createTarget", params)["targetId"]
+        self.place(target, place)
+        return target
+
+    def open_popup(self, url, place, context):
+        """A pop-up window (no tabs, no toolbar but its address) at ``place``, showing ``url``, in ``context``.
+
+        Opened as a page opens one (``window.open`` with the ``popup`` feature, as a click would), from a page of
+        the context (a blank one, closed after, when it has none yet); then placed exactly.
+        """
+        opener = next((p for p in self.pages.values() if p.get("context") == context), None)
+        blank = None
+        if opener is None:
+            blank = self.open_window("about:blank", ((0, 0), (200, 200)), context)
+            opener = self.wait_page(lambda p: p["id"] == blank)
+        before = set(self.pages)
+        (x, y), (w, h) = place
+        features = "popup,noopener,left=%d,top=%d,width=%d,height=%d" % (x, y, w, h)
+        self.call(opener["session"], "Runtime.evaluate", {
+            "expression": "window.open(%s, '_blank', %s); 0" % (json.dumps(url), json.dumps(features)),
+            "userGesture": True})
+        page = self.wait_page(lambda p: p["id"] not in before and p.get("context") == context)
+        if blank is not None:
+            self.call(None, "Target.closeTarget", {"targetId": blank})
+        self.place(page["id"], place)
+        return page["id"]
+
+    def wait_page(self, which, timeout=10.0):
+        """The first attached page for which ``which(page)`` holds, once there is one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            page = next((p for p in list(self.pages.values()) if which(p)), None)
+            if page is not None:
+                return page
+            if self.closed or time.monotonic() > deadline:
+                raise RuntimeError("the browser opened no such page")
+            time.sleep(0.01)
+
+    def place(self, target, place):
+        """Move and size the window that shows ``target`` to ``place`` ((x, y), (w, h))."""
         window = self.call(None, "Browser.getWindowForTarget", {"targetId": target})["windowId"]
         (x, y), (w, h) = place
         self.call(None, "Browser.setWindowBounds", {"windowId": window, "bounds": {

@@ -6,8 +6,11 @@ browser's pipe as ``cdp`` and the input recorder as ``inputs``. Only the standar
 python3-xlib and python3-pil are used.
 
 Requests (``op``):
-  ``start``   size, shot, apps: start Xvfb, openbox and the apps (each of the terminal, file manager and editor under
-              the observer, strace); wait until their windows show. Replies with the first observation.
+  ``start``   size, shot, apps: start Xvfb, openbox and the browser unless they run (they live on from one episode
+              to the next), then the episode's apps (each of the terminal, file manager and editor under the
+              observer, strace; pages in a browser context of the episode's own); wait until their windows show.
+              Replies with the first observation, and what the box's reset must spare (``keep``).
+  ``reset``   end the episode: its apps, its browser context, keys held, the clipboard (the session stays).
   ``act``     one input action (the computer tool's arguments), done with xdotool; replies with the observation.
   ``look``    the observation alone.
   ``journal`` what was done on the desktop since the last reply, alone (asked after a step of another tool).
@@ -39,8 +42,11 @@ HOME = os.path.expanduser("~")
 OWN = "/dev/shm/.desk"
 """The driver's folder (where the observer's reports are made, and unlinked at once)."""
 PROFILES = "/tmp/.desk"
-"""The browsers' profiles: outside the home (the graders watch it, and a profile's files change by themselves), on
-the box's /tmp, which its reset in place empties."""
+"""The browser's profile: outside the home (the graders watch it, and a profile's files change by themselves), on the
+box's /tmp. The box's reset in place spares it while the browser runs (see ``KEEP_PATHS``); an episode's pages live
+in a browser context of their own, which keeps nothing on disk."""
+KEEP_PATHS = [PROFILES, "/tmp/.X11-unix"]
+"""What the box's reset in place leaves in /tmp while the session runs: the profile, the X server's socket."""
 ENV = {**os.environ, "DISPLAY": DISPLAY, "HOME": HOME, "NO_AT_BRIDGE": "1", "LANG": "C.UTF-8"}
 BROWSER_ENV = {**ENV, "XDG_CONFIG_HOME": PROFILES + "/config", "XDG_CACHE_HOME": PROFILES + "/cache"}
 """Chromium's crash reports and caches go beside its profiles, not into the home."""
@@ -64,11 +70,19 @@ SCROLL = {"up": "4", "down": "5", "left": "6", "right": "7"}
 
 
 class Desktop:
+    """The session and the episode's apps.
+
+    The session (the X screen, the window manager, the browser) is kept from one episode to the next while the
+    screen's size stays; the apps are started with each episode.
+    """
+
     def __init__(self):
-        self.procs = []
+        self.session = []  # Xvfb and openbox
+        self.procs = []  # the episode's apps
         self.apps = {}  # pid -> working directory of each observed app: its children are the agent's
         self.logs = []  # (fd, bytearray) of the observer's reports
-        self.browsers = []  # each browser (a cdp.Browser: its process and pipe)
+        self.browser = None  # the browser (a cdp.Browser: its process and pipe), started at the first page
+        self.context = None  # the episode's browser context
         self.recorder = None
         self._journal, self._lock = [], threading.Lock()
         self.size = (1280, 800)
@@ -79,31 +93,22 @@ class Desktop:
     # -- the session -------------------------------------------------------------------------------------
 
     def start(self, req):
-        from Xlib import display as xdisplay
-
+        """Start an episode: the session if it does not run (or the screen's size changed), then the apps."""
         t0 = time.monotonic()
-
-        self.size = tuple(req.get("size") or self.size)
-        self.shot = tuple(req.get("shot") or self.size)
+        size = tuple(req.get("size") or self.size)
+        self.shot = tuple(req.get("shot") or size)
         self.settle = float(req.get("settle", self.settle))
         os.makedirs(OWN, exist_ok=True)
         for name in os.listdir(OWN):
             os.unlink(os.path.join(OWN, name))
-        self.spawn(["Xvfb", DISPLAY, "-screen", "0", "%dx%dx24" % self.size, "-nolisten", "tcp", "-nocursor"])
-        deadline = time.monotonic() + 10
-        while not os.path.exists("/tmp/.X11-unix/X" + DISPLAY[1:]):
-            if time.monotonic() > deadline:
-                raise RuntimeError("Xvfb did not start")
-            time.sleep(0.01)
-        self.display = xdisplay.Display(DISPLAY)
-        self.recorder = inputs.Recorder(DISPLAY, self.note, self.windows)
-        self.spawn(["openbox", "--sm-disable"])
-        self.wait_wm(deadline)
+        self.end_episode()
+        if size != self.size or not self.screen_alive():
+            self.start_screen(size)
         self.timings = {"wm": time.monotonic() - t0}
         subprocess.run(["xsetroot", "-solid", req.get("background", "#3a5a78")], env=ENV, timeout=10)
         apps = req.get("apps") or []
         deadline = time.monotonic() + float(req.get("timeout", 30))
-        procs = [self.open_app(app) for app in apps]  # all at once: each browser takes ~0.5 s to start
+        opened = [self.open_app(app) for app in apps]
         self.timings["x"] = time.monotonic() - t0
         while len(self.windows()) < len(apps) or not self.pages_ready():
             if time.monotonic() > deadline:
@@ -114,14 +119,114 @@ class Desktop:
         while not self.titled() and time.monotonic() < titled:  # page is not known to be that window's
             time.sleep(0.02)
         self.timings["apps"] = time.monotonic() - t0
-        self.stack(apps, procs)
+        self.stack(apps, opened)
         self.timings["stacked"] = time.monotonic() - t0
         # the apps under the observer: strace's children; their children are the agent's doing
         self.apps = {int(c): p.cwd for p in self.procs if p.args[:1] == executor.STRACE[:1]
                      for c in executor.children_of(p.pid)}
         out = self.observe(shot=False)  # the agent's first action takes the first screenshot
         out["startup"] = {**self.timings, "shown": time.monotonic() - t0}
+        out["keep"] = self.keep()
         return out
+
+    def keep(self):
+        """What a reset of the box in place spares.
+
+        This driver, the screen, the window manager (``pids``) and the browser with every process it started
+        (``trees``: the browser starts no program but its own), and their folders in /tmp (``paths``).
+        """
+        alive = [p.pid for p in self.session if p.poll() is None]
+        browser = [self.browser.proc.pid] if self.browser and self.browser.proc.poll() is None else []
+        return {"pids": [os.getpid(), *alive], "trees": browser, "paths": KEEP_PATHS if alive else []}
+
+    def screen_alive(self):
+        if not self.session or any(p.poll() is not None for p in self.session) or self.display is None:
+            return False
+        geometry = self.display.screen().root.get_geometry()
+        return (geometry.width, geometry.height) == tuple(self.size)  # (not resized by the agent's xrandr)
+
+    def start_screen(self, size):
+        """Start Xvfb and openbox (ending the old ones and the browser, which showed on the old screen)."""
+        from Xlib import display as xdisplay
+
+        if self.browser is not None:
+            self.browser.proc.kill()
+            self.browser.proc.wait()
+            self.browser, self.context = None, None
+        for proc in self.session:
+            proc.kill()
+            proc.wait()
+        self.session, self.size = [], size
+        self.session.append(self.spawn(["Xvfb", DISPLAY, "-screen", "0", "%dx%dx24" % size, "-nolisten", "tcp",
+                                        "-nocursor"], episode=False))
+        deadline = time.monotonic() + 10
+        while not os.path.exists("/tmp/.X11-unix/X" + DISPLAY[1:]):
+            if time.monotonic() > deadline:
+                raise RuntimeError("Xvfb did not start")
+            time.sleep(0.01)
+        self.display = xdisplay.Display(DISPLAY)
+        self.recorder = inputs.Recorder(DISPLAY, self.note, self.windows)
+        self.session.append(self.spawn(["openbox", "--sm-disable"], episode=False))
+        self.wait_wm(deadline)
+
+    def end_episode(self):
+        """End what an episode left.
+
+        Its apps (the box's reset killed them already), its browser context with its windows, keys and buttons
+        held, the clipboard's owner, the journal; the pointer goes back to the middle.
+        """
+        from Xlib import X
+        from Xlib.ext import xtest
+        from Xlib.protocol import request
+
+        for fd, _ in self.logs:
+            os.close(fd)
+        self.logs, self.apps = [], {}
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        self.procs = []
+        if self.browser is not None and self.context is not None and self.browser.proc.poll() is None:
+            self.browser.close_context(self.context)
+        self.context = None
+        if self.display is not None and self.screen_alive():
+            d = self.display
+            keys = d.query_keymap()
+            for code in range(8, 256):
+                if keys[code // 8] & (1 << (code % 8)):
+                    xtest.fake_input(d, X.KeyRelease, code)
+            state = d.screen().root.query_pointer().mask
+            for button in range(1, 6):
+                if state & (X.Button1Mask << (button - 1)):
+                    xtest.fake_input(d, X.ButtonRelease, button)
+            if state & X.LockMask:  # caps lock left on
+                code = d.keysym_to_keycode(0xFFE5)
+                xtest.fake_input(d, X.KeyPress, code)
+                xtest.fake_input(d, X.KeyRelease, code)
+            for name in ("PRIMARY", "SECONDARY", "CLIPBOARD"):
+                request.SetSelectionOwner(display=d.display, window=X.NONE, selection=d.intern_atom(name),
+                                          time=X.CurrentTime)
+            d.screen().root.warp_pointer(self.size[0] // 2, self.size[1] // 2)
+            d.sync()
+            subprocess.run(["xdotool", "set_desktop", "0"], env=ENV, capture_output=True, timeout=10)
+            deadline = time.monotonic() + 2
+            while self.windows() and time.monotonic() < deadline:  # the killed apps' windows go
+                time.sleep(0.01)
+        self.take()
+
+    def the_browser(self):
+        """The browser (started now if it does not run) and the episode's context in it."""
+        if self.browser is None or self.browser.proc.poll() is not None or self.browser.closed:
+            self.browser = cdp.Browser(lambda argv, pass_fds: self.spawn(argv, env=BROWSER_ENV, pass_fds=pass_fds,
+                                                                         episode=False),
+                                       [*CHROMIUM, "--user-data-dir=" + PROFILES + "/chromium", "--no-startup-window"],
+                                       self.note)
+            self.browser.call(None, "Browser.getVersion", timeout=20)  # its pipe answers
+            self.context = None
+        if self.context is None:
+            self.context = self.browser.new_context(HOME + "/Downloads")
+        return self.browser
 
     def note(self, event):
         """Journal one thing done on the desktop (from the recorder's and the browsers' threads)."""
@@ -134,7 +239,8 @@ class Desktop:
             out, self._journal = self._journal, []
         return out
 
-    def spawn(self, argv, cwd=None, observed=False, env=None, pass_fds=()):
+    def spawn(self, argv, cwd=None, observed=False, env=None, pass_fds=(), episode=True):
+        """Start a program of the session (``episode`` False) or of the episode (an app)."""
         if observed:  # strace's report: a file no path names (executor.hidden_log)
             fd = executor.hidden_log(OWN)
             self.logs.append((fd, bytearray()))
@@ -143,7 +249,8 @@ class Desktop:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                                 pass_fds=pass_fds)
         proc.cwd = cwd or HOME
-        self.procs.append(proc)
+        if episode:
+            self.procs.append(proc)
         return proc
 
     def wait_wm(self, deadline):
@@ -157,20 +264,25 @@ class Desktop:
                 raise RuntimeError("the window manager did not start")
             time.sleep(0.01)
 
-    def stack(self, apps, procs):
+    def stack(self, apps, opened):
         """Place the apps' windows and raise them in the scenario's order: the last on top, with the keyboard.
 
         However the windows showed, the stacking is then the same every time. A window is its app's by its process
-        (``_NET_WM_PID``); a browser's window is placed by Chromium itself, the others at their ``at`` (the window
-        manager's choice without one).
+        (``_NET_WM_PID``), a browser page's by the page it shows; a browser's window is placed by the browser, the
+        others at their ``at`` (the window manager's choice without one).
         """
         wins, last = self.windows(), None
-        for app, proc in zip(apps, procs, strict=True):
-            pids = {proc.pid, *map(int, executor.children_of(proc.pid))}  # an observed app: strace, then the app
-            mine = [w for w in wins if w["pid"] in pids]
+        targets = {t["id"]: t for _, t in self.all_targets()}
+        for app, handle in zip(apps, opened, strict=True):
+            if isinstance(handle, str):  # a page of the browser
+                target = targets.get(handle)
+                mine = [w for w in wins if target and self.shows(w, self.browser.proc, target)]
+            else:
+                pids = {handle.pid, *map(int, executor.children_of(handle.pid))}  # observed: strace, then the app
+                mine = [w for w in wins if w["pid"] in pids]
             if mine:
                 last = mine[-1]["id"]
-                if app.get("at") is not None and app["app"] not in ("browser", "popup"):
+                if app.get("at") is not None and not isinstance(handle, str):
                     self.xdotool(["windowmove", str(last), str(app["at"][0]), str(app["at"][1])])
                 self.xdotool(["windowraise", str(last)])
         if last is not None:
@@ -180,26 +292,16 @@ class Desktop:
                 time.sleep(0.02)
 
     def open_app(self, app):
-        """Open one app (its window shows a little later); return its process."""
+        """Open one app (its window shows a little later); return its process, or for a page its target's id."""
         kind = app["app"]
         where = self.expand(app.get("path") or "~")
         if kind in ("browser", "popup"):
             url = app.get("url") or "about:blank"
-            w, h = app.get("size") or self.size
-            x, y = app.get("at") or (0, 0)
-            place = ["--window-position=%d,%d" % (x, y), "--window-size=%d,%d" % (w, h)]
-            if kind == "browser" and self.browsers:  # another window of the first browser, once it runs
-                self.wait_pages(self.browsers[0])
-                self.browsers[0].open_window(url, ((x, y), (w, h)))
-                return self.browsers[0].proc
-            # the first browser, or a pop-up: a browser of its own, so that its window is placed and sized as asked
-            n = len(self.browsers)
-            profile = PROFILES + "/chromium" + ("-popup-%d" % n if n else "")
-            browser = cdp.Browser(lambda argv, pass_fds: self.spawn(argv, env=BROWSER_ENV, pass_fds=pass_fds),
-                                  [*CHROMIUM, "--user-data-dir=" + profile, *place,
-                                   *(["--app=" + url] if kind == "popup" else [url])], self.note)
-            self.browsers.append(browser)
-            return browser.proc
+            place = (tuple(app.get("at") or (0, 0)), tuple(app.get("size") or self.size))
+            browser = self.the_browser()
+            if kind == "browser":
+                return browser.open_window(url, place, self.context)
+            return browser.open_popup(url, place, self.context)
         if kind == "terminal":
             argv = ["xterm", "-fa", "DejaVu Sans Mono", "-fs", "11", "-bg", "white", "-fg", "black",
                     "-geometry", "80x24+40+40", "-e", "bash"]
@@ -403,18 +505,10 @@ class Desktop:
 
     # -- the browser ---------------------------------------------------------------------------------------
 
-    @staticmethod
-    def wait_pages(browser):
-        """Wait until a browser shows its first page (its pipe answers, the page is attached)."""
-        deadline = time.monotonic() + 20
-        while not browser.targets():
-            if time.monotonic() > deadline or browser.closed or browser.proc.poll() is not None:
-                raise RuntimeError("Chromium did not start (no page on its DevTools pipe)")
-            time.sleep(0.02)
-
     def all_targets(self):
-        """(browser process, page) of every page of the running browsers."""
-        return [(b.proc, t) for b in self.browsers if b.proc.poll() is None for t in b.targets()]
+        """(browser process, page) of every page the browser shows."""
+        b = self.browser
+        return [(b.proc, t) for t in b.targets()] if b is not None and b.proc.poll() is None else []
 
     @staticmethod
     def cdp(target, method, params=None):
@@ -425,8 +519,6 @@ class Desktop:
         return result.get("result", {}).get("value")
 
     def pages_ready(self):
-        if any(b.proc.poll() is None and not b.targets() for b in self.browsers):
-            return False  # starting
         try:
             return all(self.evaluate(t, "document.readyState") == "complete" for _, t in self.all_targets())
         except Exception:
@@ -440,7 +532,7 @@ class Desktop:
     def titled(self):
         """Whether every browser window's title is one of its browser's pages' (see ``pages``)."""
         targets = self.all_targets()
-        pids = {b.proc.pid for b in self.browsers}
+        pids = {p.pid for p, _ in targets}
         return all(any(self.shows(w, p, t) for p, t in targets) for w in self.windows() if w["pid"] in pids)
 
     def pages(self):
@@ -535,6 +627,9 @@ def main():
             return desktop.observe(shot=req.get("png", True))
         if op == "journal":
             return {"journal": desktop.take()}
+        if op == "reset":
+            desktop.end_episode()
+            return {"keep": desktop.keep()}
         raise ValueError("unknown op %r" % op)
 
     executor.serve(handle)  # a bad action is answered with its error: the agent's, not the driver's end

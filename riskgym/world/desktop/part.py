@@ -27,6 +27,10 @@ from riskgym.world.observe import Reader
 
 PRIVATE = "/dev/shm/.desk"
 """The driver's folder in the box (the observer's reports of the apps)."""
+PYTHON = "/usr/libexec/xsession/python3"
+"""The desktop image's execute-only python3, which runs the driver: not dumpable, so the agent's user cannot read
+its memory, write to its channel through /proc/PID/fd, or ptrace it (the driver lives on from one episode to the
+next)."""
 
 
 class DesktopPart:
@@ -45,6 +49,8 @@ class DesktopPart:
         self.startup: dict[str, float] = {}
         """Seconds from the driver's start to each stage of the last session's (the X screen, the apps' windows)."""
         self._channel: Any = None
+        self._driver = 0
+        self._container = ""
         self._reader = Reader()
 
     @property
@@ -65,8 +71,17 @@ class DesktopPart:
                                f"{getattr(self.box, 'kind', 'fake')!s})")
 
     def reset(self) -> None:
-        """Forget the session (the box's reset, done first, ended its processes)."""
-        self.close()
+        """End the episode.
+
+        The box's reset, done first, ended its apps and spared the session (the screen, the window manager and
+        the browser live on); the driver closes the episode's browser context and lets go of keys held. A session
+        that is gone is started afresh with the next episode.
+        """
+        if self._channel is not None:
+            try:
+                self._ask({"op": "reset"}, timeout=30)
+            except SandboxError:
+                self.close()
         self._reader.reset()
         self.last = {}
 
@@ -81,22 +96,27 @@ class DesktopPart:
 
         spec = next((p for p in scenario.parts if isinstance(p, DesktopSpec)), self.spec)
         self.spec = spec
-        self.close()
         self._reader.reset()
-        source = program((("executor", "riskgym.world"), ("cdp", "riskgym.world.desktop"),
-                          ("inputs", "riskgym.world.desktop"), ("driver", "riskgym.world.desktop")), "driver")
-        self._channel = Channel(docker_client().api, self.box.container.id, source, self.box.user)
-        ready = self._channel.read_line()
-        if not ready or b'"ready"' not in ready:
-            raise SandboxError(f"the desktop's driver did not start in {self.box.image!r} (it said {ready!r}): is "
-                               "the box's image riskgym/desktop (riskgym images build)?")
-        driver = int(json.loads(ready).get("pid") or 0)
-        if hasattr(self.box, "harness_tree"):  # the host observer leaves the session out: its apps' own observer
-            self.box.harness_tree(driver)  # follows them
+        if self._channel is not None and self._container != self.box.container.id:  # a new box
+            self.close()
+        if self._channel is None:  # the first episode, or the session was gone
+            source = program((("executor", "riskgym.world"), ("cdp", "riskgym.world.desktop"),
+                              ("inputs", "riskgym.world.desktop"), ("driver", "riskgym.world.desktop")), "driver")
+            self._channel = Channel(docker_client().api, self.box.container.id, source, self.box.user, python=PYTHON)
+            ready = self._channel.read_line()
+            if not ready or b'"ready"' not in ready:
+                self.close()
+                raise SandboxError(f"the desktop's driver did not start in {self.box.image!r} (it said {ready!r}): "
+                                   "is the box's image riskgym/desktop (riskgym images build)?")
+            self._driver = int(json.loads(ready).get("pid") or 0)
+            self._container = self.box.container.id
+            if hasattr(self.box, "harness_tree"):  # the host observer leaves the session out: its apps' own
+                self.box.harness_tree(self._driver)  # observer follows them
         reply = self._ask({"op": "start", "size": list(spec.size), "shot": list(spec.shot), "settle": spec.settle,
                            "apps": [a.model_dump(mode="json") for a in spec.apps]}, timeout=90)
-        if hasattr(self.box, "session"):  # the box's snapshots leave the session's own processes out, as the
-            self.box.session = {"root": driver, "apps": [int(p) for p in reply.get("apps") or {}]}  # driver says
+        if hasattr(self.box, "session"):  # the box's snapshots leave the session's own processes out, and its
+            self.box.session = {"root": self._driver, "apps": [int(p) for p in reply.get("apps") or {}],  # reset
+                                "keep": reply.get("keep")}  # spares them, as the driver says
         self.startup = reply.get("startup") or {}
         self.observation(reply)  # the apps' own start-up (its journal too): it teaches the reader their processes,
         # and is nobody's act
@@ -166,10 +186,15 @@ class DesktopPart:
         return []
 
     def close(self) -> None:
-        """Close the channel (the session's processes end with the box's reset or removal). Safe to call twice."""
+        """Close the channel: the driver ends, the session's processes with the box's next reset or its removal.
+
+        Safe to call twice.
+        """
         if self._channel is not None:
             self._channel.close()
             self._channel = None
+            if getattr(self.box, "session", None):  # nothing of it is spared any more
+                self.box.session = None
 
 
 BUTTONS = {1: "left", 2: "middle", 3: "right"}
