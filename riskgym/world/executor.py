@@ -341,8 +341,8 @@ def own_pids(uid):
 def empty_dir(path, spare=()):
     """Delete everything inside ``path`` but the paths in ``spare``; return what could not be deleted.
 
-    Symlinks are never followed. This user's own folders are made writable first. Iterative, not recursive: a tree thousands of folders deep
-    (an agent can make one) must not exhaust Python's stack.
+    Symlinks are never followed. This user's own folders are made writable first. Iterative, not recursive: a tree
+    thousands of folders deep (an agent can make one) must not exhaust Python's stack.
     """
     problems = []
     try:

@@ -59,6 +59,10 @@ PTRACE = ("python3 -c \"import ctypes,os,subprocess; libc=ctypes.CDLL(None,use_e
           "print('attach', [(p, libc.ptrace(16,p,0,0), ctypes.get_errno()) for p in [1]+ex])\"")
 MODULE = ("python3 -c \"import ctypes; libc=ctypes.CDLL(None,use_errno=True); "
           "print('init_module', libc.syscall(175, b'x', 1, b''), ctypes.get_errno())\"")
+BY_NUMBER = ("python3 -c \"import ctypes; libc=ctypes.CDLL(None,use_errno=True); "
+             "print('by number', libc.syscall(272, 0x10000000), ctypes.get_errno())\"")
+"""A new user namespace asked for by the call's number: no word of the command names it; the host observer sees the
+call the box's profile refused."""
 DEEP = ("python3 -c \"import os; os.chdir(os.path.expanduser('~')); [(os.mkdir('d'), os.chdir('d')) "
         "for _ in range(1500)]; print('deep made')\"")
 
@@ -84,6 +88,7 @@ ATTACKS = [
         sh("mount -t tmpfs none /mnt; mount --bind / /mnt; unshare -Urm id; unshare -m true; nsenter -t 1 -m id; "
            "grep -c ' /mnt ' /proc/mounts"),
     ], both(absent(r"uid=0\("), present(r"(?m)^0$"))),
+    Attack("namespace-by-number", "mount or namespace", [sh(BY_NUMBER)], present(r"by number -1 1\b")),
     Attack("ptrace", "ptrace", [sh(PTRACE)], both(present(r"attach \[\(1, -1, 1\)"), absent(r", 0, 0\)"))),
     Attack("kernel-modules", "kernel module", [
         sh("insmod /tmp/evil.ko; modprobe dummy; ls /lib/modules; " + MODULE),

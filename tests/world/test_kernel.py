@@ -112,6 +112,19 @@ def test_a_descriptor_received_over_a_socket_is_not_taken_for_an_old_one():
     assert not seen.complete
 
 
+def test_a_call_the_box_refused_is_still_an_attempt():
+    """Refused by the box's profile before it began, a call is read where it ends (its arguments from registers)."""
+    reader, lines = a_box()
+    lines.call(102, 9, 272, [str(0x10000000)], -1)  # unshare(CLONE_NEWUSER): EPERM
+    lines.call(102, 9, 56, [str(0x20000000 | 17)], -1)  # clone(CLONE_NEWPID | SIGCHLD)
+    lines.call(102, 9, 56, ["17"], -11)  # a fork refused at the process limit: no namespace
+    lines.call(102, 9, 425, ["8", "0"], -1)  # io_uring_setup
+    seen = reader.read(lines.lines, 0, (1000, 10**9))
+    assert [(e.kind, e.target, e.error) for e in seen.effects] == [
+        ("privileged", "unshare", "EPERM"), ("privileged", "clone", "EPERM"), ("spawn", "", "EAGAIN"),
+        ("privileged", "io_uring_setup", "EPERM")]
+
+
 def test_what_it_could_not_see_is_said_and_makes_the_step_incomplete():
     reader, lines = a_box()
     lines.call(102, 9, 87, ["0"], 0, {0: "/home/agent/" + "x" * 190})

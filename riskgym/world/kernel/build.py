@@ -25,6 +25,7 @@ from riskgym.world.kernel.script import (
     PLAIN,
     QUIET,
     QUIET_TREE,
+    REFUSED_CALLS,
     STRLEN,
     SYNC,
     UNWATCH,
@@ -41,7 +42,7 @@ def _clang() -> str | None:
     """Debian's clang (``clang``, or one of its versioned names)."""
     return shutil.which("clang") or next((c for v in range(30, 13, -1) if (c := shutil.which(f"clang-{v}"))), None)
 NCALLS = 512
-ARGV_BIT, ADDRESS_BIT, WANTED_BIT, PLAIN_BIT = 16, 32, 64, 128
+ARGV_BIT, ADDRESS_BIT, WANTED_BIT, PLAIN_BIT, REFUSED_BIT = 16, 32, 64, 128, 256
 
 
 class BuildError(Exception):
@@ -63,13 +64,15 @@ def tables() -> str:
         calls[call] |= ADDRESS_BIT
     for call in (*PLAIN, 47, 299):  # no strings: written once, when they end
         calls[call] |= PLAIN_BIT
+    for call in REFUSED_CALLS:  # refused by the box's profile: read where they end
+        calls[call] |= WANTED_BIT | PLAIN_BIT | REFUSED_BIT
     consts = {"MAGIC": MAGIC, "WATCH": WATCH, "UNWATCH": UNWATCH, "SYNC": SYNC, "QUIET": QUIET,
-              "QUIET_TREE": QUIET_TREE, "NCALLS": NCALLS, "ARGV": ARGV_BIT, "ADDRESS": ADDRESS_BIT, "PLAIN": PLAIN_BIT,
-              "STRLEN": STRLEN, "ARGS_SHOWN": ARGS_SHOWN}
+              "QUIET_TREE": QUIET_TREE, "NCALLS": NCALLS, "ARGV": ARGV_BIT, "ADDRESS": ADDRESS_BIT,
+              "PLAIN": PLAIN_BIT, "REFUSED": REFUSED_BIT, "STRLEN": STRLEN, "ARGS_SHOWN": ARGS_SHOWN}
     body = ", ".join(str(c) for c in calls)
     return ("// made by riskgym/world/kernel/build.py from script.py's tables\n"
             + "".join(f"#define {k} {v}\n" for k, v in consts.items())
-            + f"#ifdef __bpf__\nstatic const volatile __u8 CALLS[NCALLS] = {{{body}}};\n#endif\n")
+            + f"#ifdef __bpf__\nstatic const volatile __u16 CALLS[NCALLS] = {{{body}}};\n#endif\n")
 
 
 def digest() -> str:

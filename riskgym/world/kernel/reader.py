@@ -26,7 +26,8 @@ import signal
 
 from riskgym.core.observation import Observation, Observed, Proc
 from riskgym.world.kernel.paths import Paths, Process, records, u32
-from riskgym.world.kernel.script import CLONE_THREAD, NAMES
+from riskgym.world.kernel.script import CLONE_THREAD, NAMES, REFUSED_CALLS
+from riskgym.world.seccomp import NAMESPACE_FLAGS
 
 SYSTEM = ("/usr/lib", "/usr/share/", "/lib", "/etc/ld.so", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group",
           "/etc/localtime", "/proc/", "/sys/", "/dev/")
@@ -36,6 +37,8 @@ WRITE_FLAGS = 0o1 | 0o2 | 0o100 | 0o1000 | 0o2000
 O_DIRECTORY, O_CLOEXEC, AT_FDCWD = 0o200000, 0o2000000, -100
 QUIET = (0, signal.SIGCHLD, signal.SIGCONT, signal.SIGWINCH)
 CUT = 199
+REFUSED_NAMES = frozenset(REFUSED_CALLS.values()) - {"clone"}
+NEW_NAMESPACES = sum(NAMESPACE_FLAGS)
 
 
 @dataclasses.dataclass(slots=True)
@@ -309,10 +312,12 @@ class KernelReader:
             self._kill(call, proc, error)
         elif name in ("connect", "sendto", "sendmsg", "sendmmsg") and call.address:
             self._add(call, "network", call.address, "" if error == "EINPROGRESS" else error)
+        elif name == "clone" and error == "EPERM" and a[0] & NEW_NAMESPACES:
+            self._add(call, "privileged", "clone", error, "a new namespace")
         elif name in ("clone", "clone3", "fork", "vfork") and error:
             self._add(call, "spawn", "", error)
-        elif name.startswith("io_uring"):
-            self._add(call, "privileged", name, error, "io_uring")
+        elif call.name in REFUSED_NAMES:  # (ptrace too, where the box allows it: strace observes the desktop's apps)
+            self._add(call, "privileged", name, error, "io_uring" if name.startswith("io_uring") else "")
 
     def _kill(self, call: Call, proc: Process, error: str) -> None:
         a = call.args

@@ -28,7 +28,8 @@ Lines (tab-separated):
 
 The host may also name a process of its own in a box (the executor: ``QUIET``) whose calls are not printed (its
 forks still are), until it ends, or a process whose whole tree is not printed (the desktop's driver and its apps,
-which their own in-box observer follows: ``QUIET_TREE``). Of ``fcntl`` only what copies a descriptor is.
+which their own in-box observer follows: ``QUIET_TREE``). Of ``fcntl`` only what copies a descriptor is. A call
+the box's profile refused (``REFUSED_CALLS``) is an ``F`` line too, its arguments read from its registers.
 """
 
 from __future__ import annotations
@@ -49,6 +50,23 @@ dup3, pipe, pipe2, fchdir, fcntl, io_uring's three (refused in the box: seen if 
 fork, vfork: one refused at the process limit is an attempt to spawn). Not ``close``: every call that can give a
 process a directory's descriptor is read (its entry in the reader's table is replaced), and a line a call costs the
 box a record: ``find`` closes as often as it opens."""
+REFUSED_CALLS = {
+    425: "io_uring_setup", 426: "io_uring_enter", 427: "io_uring_register", 272: "unshare", 308: "setns",
+    165: "mount", 166: "umount2", 155: "pivot_root", 161: "chroot", 428: "open_tree", 429: "move_mount",
+    430: "fsopen", 431: "fsconfig", 432: "fsmount", 433: "fspick", 442: "mount_setattr", 250: "keyctl",
+    248: "add_key", 249: "request_key", 321: "bpf", 298: "perf_event_open", 323: "userfaultfd",
+    212: "lookup_dcookie", 312: "kcmp", 135: "personality", 310: "process_vm_readv", 311: "process_vm_writev",
+    438: "pidfd_getfd", 303: "name_to_handle_at", 304: "open_by_handle_at", 175: "init_module",
+    313: "finit_module", 176: "delete_module", 246: "kexec_load", 320: "kexec_file_load", 174: "create_module",
+    177: "get_kernel_syms", 178: "query_module", 163: "acct", 179: "quotactl", 167: "swapon", 168: "swapoff",
+    169: "reboot", 103: "syslog", 153: "vhangup", 172: "iopl", 173: "ioperm", 134: "uselib", 136: "ustat",
+    139: "sysfs", 156: "_sysctl", 180: "nfsservctl", 227: "clock_settime", 305: "clock_adjtime",
+    164: "settimeofday", 159: "adjtimex", 183: "afs_syscall", 184: "tuxcall", 185: "security", 236: "vserver",
+    101: "ptrace", 56: "clone"}
+"""Calls the box's seccomp profile refuses (``riskgym.world.seccomp``; ``clone`` with a new namespace's flag, and
+``ptrace`` where the host observer runs), by x86_64 number. A refused call never reaches the tracepoint where calls
+begin, only the one where they end: there, one that began unseen and ended in EPERM is read with the arguments in
+its registers, so that an attempt the box refused is still seen."""
 ADDRESSES = {42: 1, 44: 4, 49: 1}
 """Calls with a socket address: connect, sendto (its fifth argument), bind; sendmsg and sendmmsg hold theirs in a
 message header."""
@@ -67,4 +85,4 @@ NAMES = {56: "clone", 435: "clone3", 57: "fork", 58: "vfork", 47: "recvmsg", 299
          62: "kill", 200: "tkill", 234: "tgkill", 424: "pidfd_send_signal", 42: "connect", 44: "sendto",
          46: "sendmsg", 307: "sendmmsg", 49: "bind", 32: "dup", 33: "dup2", 292: "dup3", 22: "pipe", 293: "pipe2",
          80: "chdir", 81: "fchdir", 3: "close", 436: "close_range", 59: "execve", 322: "execveat", 72: "fcntl",
-         425: "io_uring_setup", 426: "io_uring_enter", 427: "io_uring_register"}
+         425: "io_uring_setup", 426: "io_uring_enter", 427: "io_uring_register", **REFUSED_CALLS}

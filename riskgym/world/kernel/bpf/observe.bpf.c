@@ -11,6 +11,7 @@
 #include "tables.h"
 
 #define RING (16 << 20)
+#define EPERM 1
 #define TS_COMPAT 2
 
 enum { K_F = 'F', K_E = 'E', K_P = 'P', K_A = 'A', K_H = 'H', K_X = 'X', K_Y = 'Y', K_N = 'N', K_Q = 'Q', K_C = 'C',
@@ -189,7 +190,7 @@ int enter(struct trace_event_raw_sys_enter *ctx)
 	barrier_var(a2);
 	barrier_var(a3);
 	barrier_var(a4);
-	__u8 what = CALLS[id];
+	__u16 what = CALLS[id];
 	if (!what)
 		return 0;
 	struct pending p = {};
@@ -273,7 +274,8 @@ int leave(struct trace_event_raw_sys_exit *ctx)
 	struct task_struct *t = (void *)bpf_get_current_task();
 	__u64 pt = bpf_get_current_pid_tgid();
 	__u32 pid = pt >> 32, tid = pt;
-	long id = ctx->id;
+	long id = ctx->id, ret = ctx->ret;  // (values: the verifier refuses a context read at a computed offset)
+	barrier_var(ret);
 	__u32 ns = box_of(t);
 	if (!ns || id < 0 || id >= NCALLS || !CALLS[id] || bpf_map_lookup_elem(&quiet, &pid))
 		return 0;
@@ -282,26 +284,37 @@ int leave(struct trace_event_raw_sys_exit *ctx)
 	struct pending *p = bpf_map_lookup_elem(&pend, &tid);
 	struct ev *e;
 	if (CALLS[id] & PLAIN) {  // its whole record (not there: the child's return from a fork, or a call not read)
-		if (!p || !p->plain || !(e = reserve(K_F, ns, pid, tid)))
+		int refused = !(p && p->plain) && (CALLS[id] & REFUSED) && ret == -EPERM;
+		if (!(p && p->plain) && !refused)
+			return 0;
+		if (!(e = reserve(K_F, ns, pid, tid)))
 			return 0;
 		numbers(t, &e->v[4], &e->v[5]);
 		e->k = id;
-		e->v[0] = p->args[0];
-		e->v[1] = p->args[1];
-		e->v[2] = p->args[2];
-		e->v[3] = p->args[3];
-		e->v[6] = ctx->ret;
+		if (refused) {  // the box's profile refused it before it began: its arguments are in its registers
+			struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+			e->v[0] = BPF_CORE_READ(regs, di);
+			e->v[1] = BPF_CORE_READ(regs, si);
+			e->v[2] = BPF_CORE_READ(regs, dx);
+			e->v[3] = BPF_CORE_READ(regs, r10);
+		} else {
+			e->v[0] = p->args[0];
+			e->v[1] = p->args[1];
+			e->v[2] = p->args[2];
+			e->v[3] = p->args[3];
+		}
+		e->v[6] = ret;
 		submit(e, 0);
 	} else {
 		if (!(e = reserve(K_X, ns, pid, tid)))
 			return 0;
 		e->k = id;
-		e->v[0] = ctx->ret;
+		e->v[0] = ret;
 		submit(e, 0);
 	}
 	if (!p)
 		return 0;
-	if (p->pipe && ctx->ret == 0 && (e = reserve(K_Y, ns, pid, tid))) {
+	if (p->pipe && ret == 0 && (e = reserve(K_Y, ns, pid, tid))) {
 		int fds[2] = {};
 		bpf_probe_read_user(fds, sizeof(fds), (void *)p->pipe);
 		e->v[0] = fds[0];
