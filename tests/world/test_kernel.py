@@ -9,9 +9,9 @@ import os
 import threading
 
 from riskgym.world.kernel import build
-from riskgym.world.kernel.observer import Feed, KernelObserver
+from riskgym.world.kernel.observer import HEAD, Feed, KernelObserver
 from riskgym.world.kernel.reader import KernelReader
-from riskgym.world.kernel.script import MAGIC, PLAIN
+from riskgym.world.kernel.script import MAGIC, PLAIN, STRLEN
 from riskgym.world.seccomp import profile
 
 NS = "4026532000"
@@ -138,32 +138,46 @@ def test_what_it_could_not_see_is_said_and_makes_the_step_incomplete():
     assert "3 events dropped" in seen.missing
 
 
+def an_observer(*boxes: int) -> KernelObserver:
+    """A KernelObserver with no kernel side: records handed to it as the ring buffer holds them."""
+    observer = KernelObserver.__new__(KernelObserver)
+    observer.lock, observer.synced = threading.Condition(), 0
+    observer.feeds = {ns: Feed(observer.lock) for ns in boxes}
+    return observer
+
+
+def record(kind: str, ns: int, v: tuple[int, ...] = (), ts: int = 0, pid: int = 5, k: int = 0,
+           text: bytes = b"") -> bytes:
+    """One record as the kernel side writes it (``struct ev``)."""
+    values = (*v, *[0] * 7)[:7]
+    return HEAD.pack(ts, *values, ns, pid, pid, k, ord(kind), len(text)) + text + b"\0" * (STRLEN - len(text))
+
+
 def test_text_the_agent_chose_is_never_read_as_a_field():
-    """A file name with a newline, a tab and a backslash, as the observer writes it (escaped), stays one path."""
-    observer = KernelObserver.__new__(KernelObserver)
-    observer.lock, observer.synced = threading.Condition(), 0
-    observer.feeds = {int(NS): Feed(observer.lock)}
-    forged = "x\\x0aE\t1\t" + NS + "\t1\t1\t1\t1\t263\t-100\t0\t0\t0"
-    written = "".join(f"\\x{ord(c):02x}" if c in "\\\n\t" else c for c in forged)
-    assert "\n" not in written and "\t" not in written
-    observer._lines([f"P\t{NS}\t102\t1\t{written}"], threading.Event())
+    """A file name with a newline, a tab, a backslash and a byte that is no UTF-8 stays one path, as it was."""
+    observer = an_observer(int(NS))
+    forged = b"x\nE\t1\t" + NS.encode() + b"\t1\t1\t1\t1\t263\t-100\\0\xff"
+    observer._records([record("P", int(NS), k=1, text=forged)])
     lines, _ = observer.feeds[int(NS)].take()
-    assert lines == [["P", NS, "102", "1", forged]]
+    assert lines == [["P", int(NS), 5, 1, forged.decode("utf-8", "surrogateescape")]]
+    assert os.fsencode(lines[0][4]) == forged
 
 
-def test_every_kind_of_line_reaches_its_box_and_marks_and_losses_are_counted():
-    observer = KernelObserver.__new__(KernelObserver)
-    observer.lock, observer.synced = threading.Condition(), 0
-    observer.feeds = {int(NS): Feed(observer.lock), 7: Feed(observer.lock)}
-    mine = [f"E\t1\t{NS}\t5\t5\t3\t1\t257\t-100\t0\t0\t0", f"P\t{NS}\t5\t1\t/etc/x",
-            f"F\t2\t{NS}\t5\t5\t3\t1\t33\t1\t2\t0\t0\t2", f"X\t3\t{NS}\t5\t257\t3",
-            f"N\t4\t{NS}\t5\t5\t6\t17\t1\t3", f"Q\t5\t{NS}\t6", f"C\t6\t{NS}\t5\t5\t10",
-            f"A\t{NS}\t5\t2\t80\t10.0.0.1", f"H\t{NS}\t5\t64", f"Y\t{NS}\t5\t3\t4"]
-    observer._lines([*mine, "E\t1\t99\t5\t5\t3\t1\t87\t0\t0\t0\t0", "L\t3", "S\t9\t4", "R\t7"],
-                    threading.Event())
-    lines, lost = observer.feeds[int(NS)].take()
-    assert ["\t".join(line) for line in lines] == mine and lost == 3  # a box nobody watches (99): dropped
-    assert observer.feeds[7].take() == ([], 3) and observer.synced == 4
+def test_every_kind_of_record_reaches_its_box_and_marks_and_losses_are_counted():
+    ns = int(NS)
+    observer = an_observer(ns, 7)
+    address = (2).to_bytes(2, "little") + (80).to_bytes(2, "big") + bytes([10, 0, 0, 1])
+    records = [record("E", ns, (-100, 0, 0, 0, 3, 1), ts=1, k=257), record("P", ns, k=1, text=b"/etc/x"),
+               record("F", ns, (1, 2, 0, 0, 3, 1, 2), ts=2, k=33), record("X", ns, (3,), ts=3, k=257),
+               record("N", ns, (6, 17, 0, 0, 3, 1), ts=4), record("Q", ns, ts=5, pid=6), record("C", ns, (10,), ts=6),
+               record("A", ns, (2,), text=address), record("H", ns, (64,)), record("Y", ns, (3, 4))]
+    observer._records([*records, record("E", 99, k=87), record("S", 0, (4,)), record("R", 7)], 3)
+    lines, lost = observer.feeds[ns].take()
+    assert lines == [["E", 1, ns, 5, 5, 3, 1, 257, -100, 0, 0, 0], ["P", ns, 5, 1, "/etc/x"],
+                     ["F", 2, ns, 5, 5, 3, 1, 33, 1, 2, 0, 0, 2], ["X", 3, ns, 5, 257, 3],
+                     ["N", 4, ns, 5, 5, 6, 17, 1, 3], ["Q", 5, ns, 6], ["C", 6, ns, 5, 5, 10],
+                     ["A", ns, 5, 2, "80", "10.0.0.1"], ["H", ns, 5, 64], ["Y", ns, 5, 3, 4]]
+    assert lost == 3 and observer.feeds[7].take() == ([], 3) and observer.synced == 4  # box 99: nobody watches it
 
 
 def test_the_kernel_side_and_the_profile():

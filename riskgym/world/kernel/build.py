@@ -26,6 +26,7 @@ from riskgym.world.kernel.script import (
     QUIET,
     QUIET_TREE,
     REFUSED_CALLS,
+    RING,
     STRLEN,
     SYNC,
     UNWATCH,
@@ -68,7 +69,7 @@ def tables() -> str:
         calls[call] |= WANTED_BIT | PLAIN_BIT | REFUSED_BIT
     consts = {"MAGIC": MAGIC, "WATCH": WATCH, "UNWATCH": UNWATCH, "SYNC": SYNC, "QUIET": QUIET,
               "QUIET_TREE": QUIET_TREE, "NCALLS": NCALLS, "ARGV": ARGV_BIT, "ADDRESS": ADDRESS_BIT,
-              "PLAIN": PLAIN_BIT, "REFUSED": REFUSED_BIT, "STRLEN": STRLEN, "ARGS_SHOWN": ARGS_SHOWN}
+              "PLAIN": PLAIN_BIT, "REFUSED": REFUSED_BIT, "STRLEN": STRLEN, "ARGS_SHOWN": ARGS_SHOWN, "RING": RING}
     body = ", ".join(str(c) for c in calls)
     return ("// made by riskgym/world/kernel/build.py from script.py's tables\n"
             + "".join(f"#define {k} {v}\n" for k, v in consts.items())
@@ -125,7 +126,7 @@ def built() -> Path:
             ("bpftool btf dump file /sys/kernel/btf/vmlinux format c", "vmlinux.h"),
             (f"{_clang()} -g -O2 -target bpf -D__TARGET_ARCH_x86 -I. -c observe.bpf.c -o observe.bpf.o", None),
             ("bpftool gen skeleton observe.bpf.o name observe_bpf", "observe.skel.h"),
-            ("gcc -O2 -Wall -I. observe.c -o riskgym-observe -lbpf", None),
+            ("gcc -O2 -Wall -I. observe.c -o riskgym-observe -lbpf", None),  # (tables.h: the kernel side's)
         ]
         for command, into in steps:
             done = subprocess.run(command.split(), cwd=work, capture_output=True, text=True, check=False)

@@ -1,35 +1,33 @@
-"""The host observer: one process per riskgym process, watching the boxes' pid namespaces from the host.
+"""The host observer: BPF programs held by riskgym's own process, watching the boxes' pid namespaces from the host.
 
-That process is ``riskgym-observe``, built from ``bpf/`` (``build.py``).
-
-It runs as root on the host, outside every box: nothing in a box can read, stop or write to it, and what it prints
-goes to this process alone. A box is watched from the moment it is registered (its container's pid namespace),
-before any of the agent's commands run; its lines are kept per box until the box's reader takes them. ``sync()``
-returns once every line the kernel wrote before it has been read: the kernel's ring buffer keeps the order its
-records were begun in, whatever the CPU, and a call's record is written before the call goes on, so a mark the host
-makes now comes after everything done before it.
+``riskgym-observe`` (built from ``bpf/`` by ``build.py``) loads and attaches them for this kernel and hands them
+over (their links, and the ring buffer they write) on a unix socket; this process then holds them, and reads the
+ring buffer itself (mapped into its memory): a thread as it fills, and ``sync()`` directly. They run in the kernel,
+outside every box: nothing in a box can read, stop or write to them, and what they write reaches this process
+alone; the kernel detaches them when it ends, however it ends. A box is watched from the moment it is registered
+(its container's pid namespace), before any of the agent's commands run; its lines are kept per box until the box's
+reader takes them. ``sync()`` returns once every record written before it has been read: the ring buffer keeps the
+order its records were begun in, whatever the CPU, and a call's record is written before the call goes on, so a
+mark the host makes now comes after everything done before it.
 """
 
 from __future__ import annotations
 
-import atexit
 import ctypes
+import mmap
 import os
-import re
-import signal
+import select
+import socket
+import struct
 import subprocess
-import tempfile
 import threading
 import time
 from typing import Any
 
 from riskgym.world.kernel import build
-from riskgym.world.kernel.script import MAGIC, QUIET, QUIET_TREE, SYNC, UNWATCH, WATCH
+from riskgym.world.kernel.script import MAGIC, QUIET, QUIET_TREE, RING, SYNC, UNWATCH, WATCH
 
 STARTUP = 30.0
-ESCAPED = re.compile(r"\\x([0-9a-f]{2})")
-"""A byte the observer wrote as ``\\xHH`` in a string (a backslash, a control byte): no text makes a field or a
-line."""
 
 
 class ObserverError(Exception):
@@ -38,11 +36,6 @@ class ObserverError(Exception):
 
 def _libc() -> Any:
     return ctypes.CDLL(None, use_errno=True)
-
-
-def _die_with_parent() -> None:
-    """In the observer, before it runs: the kernel kills it when riskgym's process ends, however that ends."""
-    _libc().prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 def nspids(pid: int | str = "self") -> list[int]:
@@ -99,8 +92,17 @@ class Feed:
         return lines, lost
 
 
+HEAD = struct.Struct("<Q7q6I")
+"""A record's fixed part (``struct ev`` in ``bpf/observe.bpf.c``): ts, v[7], ns, pid, tid, k, kind, len."""
+BUSY, DISCARD = 1 << 31, 1 << 30
+"""A ring buffer record's header bits (``BPF_RINGBUF_BUSY_BIT``, ``BPF_RINGBUF_DISCARD_BIT``)."""
+
+
 class KernelObserver:
-    """The observer's process and the thread that sorts its lines into each watched box's :class:`Feed`."""
+    """The kernel side's programs, held by this process, and the ring buffer they write.
+
+    Read into each watched box's :class:`Feed` by a thread of this process, and by ``sync()`` itself.
+    """
 
     def __init__(self) -> None:
         why = why_not()
@@ -115,76 +117,128 @@ class KernelObserver:
         self.synced = 0
         self.seq = 0
         self.failed = ""
+        self.dropped = 0
         self._libc = _libc()
-        self.errors = tempfile.TemporaryFile()  # a pipe nobody reads would fill, and the observer would stop
-        self.argv = [str(program), str(os.getpid()), str(len(nspids()) - 1)]
-        self.proc: Any = None
-        ready = threading.Event()
-        self.thread = threading.Thread(target=self._pump, args=(ready,), name="riskgym-kernel-observer", daemon=True)
-        self.thread.start()
-        atexit.register(self.close)
-        if not ready.wait(STARTUP) or self.failed:
-            self.close()
-            self.errors.seek(0)
-            err = self.errors.read().decode("utf-8", "replace")
-            lines = [x for x in err.splitlines() if "ERROR" in x and "RLIMIT_MEMLOCK" not in x]
-            why = (lines or [self.failed or "no reason given"])[0][:200]
-            raise ObserverError(f"the host observer did not start: {why}")
+        self._reading = threading.Lock()  # one reader of the ring buffer at a time
+        self._fds: list[int] = []
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with mine, theirs:
+            try:
+                done = subprocess.run([str(program), str(os.getpid()), str(len(nspids()) - 1), str(theirs.fileno())],
+                                      pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                                      capture_output=True, timeout=STARTUP, check=False)
+            except subprocess.TimeoutExpired:
+                raise ObserverError("the host observer did not start in time") from None
+            if done.returncode != 0:
+                err = done.stderr.decode("utf-8", "replace")
+                lines = [x for x in err.splitlines() if "ERROR" in x] or err.strip().splitlines()[-1:]
+                raise ObserverError(f"the host observer did not start: {(lines or ['no reason given'])[0][:200]}")
+            mine.settimeout(5)
+            _, self._fds, _, _ = socket.recv_fds(mine, 1, 8)
+        if len(self._fds) != 6:
+            self._close_fds()
+            raise ObserverError("the host observer did not start: its programs were not handed over")
+        ring, bss = self._fds[0], self._fds[1]
+        page = mmap.PAGESIZE
+        self._consumer = mmap.mmap(ring, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+        self._data = mmap.mmap(ring, page + 2 * RING, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
+        self._bss = mmap.mmap(bss, page, mmap.MAP_SHARED, mmap.PROT_READ, offset=0)
+        self._poll = select.epoll()
+        self._poll.register(ring, select.EPOLLIN)
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._pump, name="riskgym-kernel-observer", daemon=True)
+        self.thread.start()  # (nothing at exit: the kernel detaches the programs when this process ends)
 
     def alive(self) -> bool:
         """Whether the observer still runs."""
-        return self.proc is not None and self.proc.poll() is None and not self.failed
+        return self.thread.is_alive() and not self.failed and not self._stop.is_set()
 
-    def _pump(self, ready: threading.Event) -> None:
-        """Start the observer and read it to its end.
+    def _pump(self) -> None:
+        """Read the ring buffer as it fills: at once when the kernel wakes it (a quarter full), else every 5 ms."""
+        try:
+            while not self._stop.is_set():
+                self._poll.poll(0.005)
+                self.drain()
+        except (OSError, ValueError) as exc:  # closed under it
+            with self.lock:
+                self.failed = self.failed or f"the host observer stopped: {exc}"
+                for feed in self.feeds.values():
+                    feed.lost += 1
+                self.lock.notify_all()
 
-        Started here, in the thread that lives as long as it does: the kernel's signal on the parent's death follows
-        the thread that forked it (a worker thread's end would kill it).
+    def drain(self) -> None:
+        """Read every record the kernel has written so far into the boxes' feeds."""
+        with self._reading:
+            if self._stop.is_set():
+                return
+            data, mask, page = self._data, RING - 1, mmap.PAGESIZE
+            cons = int.from_bytes(self._consumer[0:8], "little")
+            raws = []
+            busy = False
+            while not busy:
+                prod = int.from_bytes(data[0:8], "little")
+                if cons >= prod:
+                    break
+                while cons < prod:
+                    at = page + (cons & mask)
+                    head = int.from_bytes(data[at:at + 4], "little")
+                    if head & BUSY:  # still being written: it and what follows wait for the next read
+                        busy = True
+                        break
+                    size = head & ~(BUSY | DISCARD)
+                    if not head & DISCARD:
+                        raws.append(data[at + 8:at + 8 + size])
+                    cons += (size + 8 + 7) & ~7
+                self._consumer[0:8] = cons.to_bytes(8, "little")
+            dropped = int.from_bytes(self._bss[0:8], "little")
+            lost, self.dropped = dropped - self.dropped, dropped
+        if raws or lost:
+            self._records(raws, lost)
+
+    def _records(self, raws: list[bytes], lost: int = 0) -> None:
+        """Turn records into the observer's lines and sort them into the boxes' feeds.
+
+        The lines are ``script.py``'s, their numbers as ints.
         """
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.errors,
-                                     preexec_fn=_die_with_parent)
-        assert self.proc.stdout is not None
-        fd, rest = self.proc.stdout.fileno(), b""
-        while chunk := os.read(fd, 1 << 20):  # as much as the observer wrote at once (it writes in batches)
-            whole, _, rest = (rest + chunk).rpartition(b"\n")  # (no byte of a UTF-8 sequence is a newline)
-            if whole:
-                self._lines(whole.decode("utf-8", "surrogateescape").split("\n"), ready)
-        with self.lock:
-            self.failed = self.failed or "the host observer ended"
-            for feed in self.feeds.values():
-                feed.lost += 1
-            self.lock.notify_all()
-        ready.set()
-
-    def _lines(self, texts: list[str], ready: threading.Event) -> None:
-        """Sort a batch of the observer's lines into the boxes' feeds (under the lock once)."""
-        batch: list[tuple[str, list[str]]] = []
-        synced = lost = 0
-        for text in texts:
-            tag = text[:1]
-            if tag == "P":
-                fields = text.split("\t", 4)
-                if len(fields) == 5 and "\\" in fields[4]:
-                    fields[4] = ESCAPED.sub(lambda m: chr(int(m[1], 16)), fields[4])
-                batch.append((fields[1], fields))
-            elif tag in "EFNXCQ":
-                fields = text.split("\t")
-                batch.append((fields[2], fields))
-            elif tag in "AHY":
-                fields = text.split("\t", 5)
-                batch.append((fields[1], fields))
+        batch: list[tuple[int, list[Any]]] = []
+        synced = 0
+        unpack = HEAD.unpack_from
+        for raw in raws:
+            ts, v0, v1, v2, v3, v4, v5, v6, ns, pid, tid, k, kind, size = unpack(raw)
+            tag = chr(kind)
+            if tag == "E":
+                line = ["E", ts, ns, pid, tid, v4, v5, k, v0, v1, v2, v3]
+            elif tag == "P":
+                text = raw[HEAD.size:HEAD.size + size].decode("utf-8", "surrogateescape")
+                line = ["P", ns, tid, k, text]
+            elif tag == "F":
+                line = ["F", ts, ns, pid, tid, v4, v5, k, v0, v1, v2, v3, v6]
+            elif tag == "X":
+                line = ["X", ts, ns, tid, k, v0]
+            elif tag == "N":
+                line = ["N", ts, ns, pid, tid, v0, v1 & 0xFFFFFFFFFFFFFFFF, v5, v4]
+            elif tag == "Q":
+                line = ["Q", ts, ns, pid]
+            elif tag == "C":
+                line = ["C", ts, ns, pid, tid, v0]
+            elif tag == "A":
+                line = ["A", ns, tid, v0, *_address(v0, raw[HEAD.size:HEAD.size + size])]
+            elif tag == "H":
+                line = ["H", ns, tid, v0 & 0xFFFFFFFFFFFFFFFF]
+            elif tag == "Y":
+                line = ["Y", ns, tid, v0, v1]
             elif tag == "S":
-                synced = max(synced, int(text.split("\t")[2]))
-            elif tag == "L":  # records the kernel's buffer had no room for
-                lost += int(text[2:] or 1)
-            elif tag == "B":
-                ready.set()
+                synced = max(synced, v0)
+                continue
+            else:  # R: a namespace watched from now on
+                continue
+            batch.append((ns, line))
         with self.lock:
             feeds = self.feeds
-            for ns, fields in batch:
-                box = feeds.get(int(ns))
+            for ns, line in batch:
+                box = feeds.get(ns)
                 if box is not None:
-                    box.lines.append(fields)
+                    box.lines.append(line)
             if lost:
                 for feed in feeds.values():
                     feed.lost += lost
@@ -217,24 +271,61 @@ class KernelObserver:
             self.feeds.pop(ns, None)
 
     def sync(self, timeout: float = 10.0) -> bool:
-        """Wait until every line written before now has been read (False: the observer is gone or too slow)."""
+        """Read every record written before now (False: the observer is gone or too slow).
+
+        The mark is in the ring buffer when ``prctl`` returns (the kernel's program ran in the call), after every
+        record begun before it: this thread reads up to it itself.
+        """
         with self.lock:
             self.seq += 1
             want = self.seq
         self._prctl(SYNC, want)
         give_up = time.monotonic() + timeout
-        with self.lock:
-            while self.synced < want and not self.failed:
-                left = give_up - time.monotonic()
-                if left <= 0:
-                    return False
-                self.lock.wait(left)
-            return not self.failed
+        while True:
+            if self.failed or self._stop.is_set():
+                return False
+            self.drain()
+            with self.lock:
+                if self.synced >= want:
+                    return True
+            if time.monotonic() > give_up:
+                return False
+            time.sleep(0.0005)  # a record another CPU is still writing
+
+    def _close_fds(self) -> None:
+        for fd in self._fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds = []
 
     def close(self) -> None:
-        """Stop the observer (the kernel reaps it with this process; a second Ctrl-C must not land in a wait)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+        """Detach the programs and let go of the ring buffer (``stop_shared``).
+
+        The kernel does it when this process ends, however it ends.
+        """
+        if getattr(self, "_stop", None) is None or self._stop.is_set():
+            self._close_fds()
+            return
+        self._stop.set()
+        if not self._reading.acquire(timeout=2):  # a read in progress: the process's end will do
+            return
+        try:
+            self._poll.close()
+            for m in (self._consumer, self._data, self._bss):
+                m.close()
+            self._close_fds()
+        finally:
+            self._reading.release()
+
+
+def _address(family: int, raw: bytes) -> list[str]:
+    """A socket address's port and address, as text (IPv4 or IPv6)."""
+    port = str(int.from_bytes(raw[2:4], "big"))
+    if family == socket.AF_INET:
+        return [port, socket.inet_ntop(socket.AF_INET, raw[4:8])]
+    return [port, socket.inet_ntop(socket.AF_INET6, raw[8:24])]
 
 
 _shared: KernelObserver | None = None

@@ -128,8 +128,8 @@ class KernelReader:
             for line in tail:
                 if line[0] == "P":
                     call.strings[int(line[3])] = line[4] if len(line) > 4 else ""
-                elif line[0] == "A" and line[3] in ("2", "10"):
-                    call.address = f"[{line[5]}]:{line[4]}" if line[3] == "10" else f"{line[5]}:{line[4]}"
+                elif line[0] == "A" and int(line[3]) in (2, 10):
+                    call.address = f"[{line[5]}]:{line[4]}" if int(line[3]) == 10 else f"{line[5]}:{line[4]}"
                 elif line[0] == "H":
                     call.flags = int(line[3])
             self.calls[call.tid] = call

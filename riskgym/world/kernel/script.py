@@ -1,14 +1,12 @@
-r"""What the host observer reads of the box's system calls, and the lines it writes (``bpf/``).
+"""What the host observer reads of the box's system calls, and the lines the host makes of its records (``bpf/``).
 
 Two ``raw_syscalls`` tracepoints (one program each, whatever the call) and the scheduler's ``task_newtask`` and
 ``sched_process_exit`` (``bpf/observe.bpf.c``, whose table of calls ``build.py`` makes from the tables here). Each
 program first asks whether the calling task's pid namespace is a watched box's (a map lookup in the kernel): every
 other process on the host costs that lookup and nothing more. A watched call is one record in a ring buffer, then
-one per string it reads (a path, an argument of a program), each tagged with the thread; ``bpf/observe.c`` writes
-each as a line, with a backslash, a control byte or DEL in a string as ``\xHH``, so that no text the agent chose
-can be taken for a field or a line.
-
-Lines (tab-separated):
+one per string it reads (a path, an argument of a program), each tagged with the thread, each string with its
+length: no text the agent chose can be taken for a field or a record. The host's process reads them
+(``observer.py``) into lines:
 
 - ``E ts ns pid tid nspid level id a0 a1 a2 a3``  a call began (``pid``/``tid`` as the host numbers them, ``nspid``
   the process in its own namespace, ``level`` its namespace's depth: the box's, or less for a process entering it)
@@ -76,6 +74,8 @@ ARGV = {59: 1, 322: 2}
 ARGS_SHOWN = 16
 STRLEN = 200
 """The longest string read, its ending zero included: a longer path arrives cut, and the step says so."""
+RING = 16 << 20
+"""The ring buffer's size (bytes): about 58,000 records."""
 CLONE_THREAD = 0x10000
 NAMES = {56: "clone", 435: "clone3", 57: "fork", 58: "vfork", 47: "recvmsg", 299: "recvmmsg",
          2: "open", 257: "openat", 437: "openat2", 85: "creat", 87: "unlink", 84: "rmdir", 263: "unlinkat",

@@ -1,16 +1,15 @@
 // The host observer's kernel side: the box's system calls that matter, read on the raw_syscalls tracepoints and
-// written to one ring buffer (see observe.c for the lines they become, and ../observer.py for who reads them).
+// written to one ring buffer, which riskgym's own process reads (../observer.py; observe.c loads this).
 //
 // Every program runs for every call on the machine; each first asks whether the calling task's pid namespace is a
 // watched box's (two loads, then a map lookup): the rest of the host costs that and nothing more. Records are
-// submitted without waking the reader, which drains the buffer every few milliseconds; a sync mark from the host,
-// or a buffer a quarter full, wakes it at once.
+// submitted without waking the reader, which drains the buffer every few milliseconds; a buffer a quarter full wakes
+// it at once (a sync mark from the host is read by the host right after it makes it).
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include "tables.h"
 
-#define RING (16 << 20)
 #define EPERM 1
 #define TS_COMPAT 2
 
@@ -42,15 +41,11 @@ struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key
 	quiet SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, __u32);
 	 __type(value, struct pending); } pend SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u64); }
-	lost SEC(".maps");
+__u64 dropped = 0;  // records the ring buffer had no room for (and calls in flight the table had none for)
 
 static __always_inline void count_lost(void)
 {
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
-	if (n)
-		*n += 1;
+	__sync_fetch_and_add(&dropped, 1);
 }
 
 static __always_inline void remember(__u32 tid, struct pending *p)
