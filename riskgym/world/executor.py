@@ -288,19 +288,25 @@ def desktop_session(rows, named):
 def spared_pids(keep):
     """The processes a reset in place spares: ``keep["pids"]``, and every descendant of ``keep["trees"]``.
 
-    ``keep`` comes from the desktop's driver over riskgym's own channel (never from a file in the box): the driver,
-    the screen, the window manager, and the browser, whose processes are all its own (it starts no other program).
+    None when the first of ``keep["pids"]`` (the driver) is gone. ``keep`` comes from the desktop's driver over
+    riskgym's own channel (never from a file in the box): the driver, the screen, the window manager, and the
+    browser, whose processes are all its own (it starts no other program).
     """
-    kids = {}
+    kids, alive = {}, set()
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
                 with open("/proc/%s/stat" % name) as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                    state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
             except (OSError, ValueError, IndexError):
                 continue
-            kids.setdefault(ppid, []).append(int(name))
-    out, todo = set(keep.get("pids") or ()), list(keep.get("trees") or ())
+            kids.setdefault(int(ppid), []).append(int(name))
+            if state != "Z":
+                alive.add(int(name))
+    pids = list(keep.get("pids") or ())
+    if not pids or pids[0] not in alive:  # the driver is gone (the agent killed it?): nothing of its session stays
+        return set()
+    out, todo = set(pids), list(keep.get("trees") or ())
     while todo:
         pid = todo.pop()
         if pid not in out:

@@ -180,5 +180,13 @@ def test_a_reset_keeps_the_browser_and_nothing_of_the_episode(docker_ready, tmp_
         assert seen.count("(chromium)") == 2 and "xterm" not in seen.lower()  # the episode's windows only
         after, *_ = env.step({"tool": "shell", "arguments": {"command": LEFT + LOCKED}})
         assert "none" in after and "caps 0" in after, after  # its processes gone, its caps lock off
+
+        env.step({"tool": "shell", "arguments": {"command": f"kill -9 {keep['pids'][0]}"}})  # the agent ends the
+        env.reset()  # driver: the next episode starts a session of its own, nothing of the old one left
+        _, _, _, _, info = env.step({"tool": "computer", "arguments": {"action": "screenshot"}})
+        assert 'heading "YOU WON!"' in info["event"]["observation"]
+        assert env.world.box.session["keep"]["trees"] != browser
+        screens, *_ = env.step({"tool": "shell", "arguments": {"command": "pgrep -c -x Xvfb; pgrep -c -x chromium"}})
+        assert screens.split()[0] == "1", screens  # one screen: the old session's was not spared
     finally:
         env.close()
