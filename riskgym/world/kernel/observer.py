@@ -192,8 +192,8 @@ class KernelObserver:
                 self._consumer[0:8] = cons.to_bytes(8, "little")
             dropped = int.from_bytes(self._bss[0:8], "little")
             lost, self.dropped = dropped - self.dropped, dropped
-        if raws or lost:
-            self._records(raws, lost)
+            if raws or lost:  # in the feeds before another read's (they are in order there)
+                self._records(raws, lost)
 
     def _records(self, raws: list[bytes], lost: int = 0) -> None:
         """Turn records into the observer's lines and sort them into the boxes' feeds.
