@@ -10,6 +10,7 @@ import base64
 import functools
 import json
 import os
+import re
 import shlex
 import uuid
 from importlib import resources
@@ -32,6 +33,8 @@ DISK_MB = {"home": 256, "/tmp": 256, "/var/tmp": 64, "/dev/shm": 64, "other": 64
 """Each tmpfs's size in MiB. A tmpfs is memory, so the container's memory limit is raised by their sum: an agent
 that fills them all gets "No space left on device", and its processes still have their whole memory limit (without
 that, a full /tmp made every process in the container, the executor included, die of out-of-memory)."""
+KILLED = re.compile(r"^SIG(?:KILL|TERM|INT|QUIT|HUP|ABRT) pid (\d+)$")
+"""A kill effect's detail that names one process ending (not a group, not every process: ``pid -1``)."""
 PID1_USER = "65534"
 """PID 1 runs as nobody, not as the agent: the agent could otherwise ptrace it and live on through a reset."""
 
@@ -170,6 +173,8 @@ class DockerSandbox(Sandbox):
         (``ExecResult.observed``): from the host, in the kernel, where it can (root, BPF programs built here; see
         :mod:`riskgym.world.kernel`), else with strace in the box. Default: on, unless ``RISKGYM_OBSERVE=0``."""
         self._reader = Reader()
+        self._killed: set[int] = set()
+        """Processes (pids in the box) the agent's processes signalled this episode, as the observer saw."""
         self._watch: Any = None
         """The host observer's watch of this box (None: the in-box observer, or none)."""
         self.observer = "none"
@@ -338,6 +343,7 @@ class DockerSandbox(Sandbox):
                 reply.get("problems") or [f"processes left: {reply.get('left')}"])
             raise SandboxError(f"in-place reset failed: {why}")
         self._state = {}
+        self._killed = set()
         self.session = {"root": self.session["root"], "apps": [], "keep": keep} if keep and self.session else None
         self._reader.reset()
         if self._watch is not None:
@@ -427,6 +433,10 @@ class DockerSandbox(Sandbox):
             reply["observed"] = self._reader.read(reply.pop("seen"), started_in)
         if seen is not None:
             reply["observed"] = seen
+        observed = reply.get("observed")
+        if observed is not None:  # processes the agent killed: the post snapshot waits for their end
+            self._killed.update(int(m[1]) for e in observed.effects if e.kind == "kill" and not e.error
+                                and (m := KILLED.search(e.detail)))
         reply["stdout"] = base64.b64decode(reply.pop("stdout_b64"))
         reply["stderr"] = base64.b64decode(reply.pop("stderr_b64"))
         return reply
@@ -503,7 +513,7 @@ class DockerSandbox(Sandbox):
             except docker.errors.NotFound:
                 continue
             files.update(read_tar_states(stream, os.path.dirname(path.rstrip("/")) or "/"))
-        ps = {"op": "ps", "session": self.session}
+        ps = {"op": "ps", "session": self.session, "gone": sorted(self._killed)}
         reply = self._request(dict(ps)) or self._request(dict(ps))  # once more if it was just restarted
         after = self._watch.rest() if self._watch is not None else None
         return Snapshot(files=files, processes=reply["processes"] if reply else [],

@@ -315,6 +315,15 @@ def spared_pids(keep):
     return out
 
 
+def alive(pid):
+    """Whether process ``pid`` runs (a zombie does not)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def children_of(pid):
     """The child pids of ``pid`` (from /proc/PID/task/*/children)."""
     out = []
@@ -565,7 +574,7 @@ class Executor:
             self.env = req.get("env") or self.env
             return {"id": req.get("id"), "ok": True}
         if req.get("op") == "ps":
-            processes, parents = self.processes(req.get("session"))
+            processes, parents = self.processes(req.get("session"), req.get("gone") or ())
             return {"id": req.get("id"), "processes": processes, "parents": parents}
         if req.get("op") == "reset":
             return dict(self.reset(req), id=req.get("id"))
@@ -637,24 +646,30 @@ class Executor:
         self.private = self.make_private()
         return {"ok": not left and not problems, "left": left, "problems": problems[:20]}
 
-    def processes(self, session=None):
+    def processes(self, session=None, gone=()):
         """The box's processes (command lines) and each one's parent (an index, -1 for none), riskgym's own left out.
 
-        ``session``: a desktop's, left out too ({"root", "apps"}: see ``desktop_session``).
+        ``session``: a desktop's, left out too ({"root", "apps"}: see ``desktop_session``). A zombie is not running.
+        ``gone``: processes the agent killed: their end is waited for (2 s at most), so that whether one is still
+        listed does not depend on how fast the kernel ended it.
         """
+        deadline = time.monotonic() + 2
+        while gone and time.monotonic() < deadline and any(alive(pid) for pid in gone):
+            time.sleep(0.01)
         mine = {os.getpid(), 1}
         if self.shell is not None:
             mine.add(self.shell.proc.pid)
             if self.shell.observed:  # the observer's child: the shell server itself
                 mine.update(int(p) for p in children_of(self.shell.proc.pid))
-        ps = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], stdout=subprocess.PIPE)
+        ps = subprocess.run(["ps", "-eo", "pid=,ppid=,stat=,args="], stdout=subprocess.PIPE)
         out = ps.stdout.decode("utf-8", "replace")
         rows = []
         for line in out.splitlines():
-            parts = line.split(None, 2)
-            if len(parts) == 3 and int(parts[0]) not in mine and parts[2] != "ps -eo pid=,ppid=,args=":
-                if not (parts[1] == "1" and parts[2] == "sleep 1000000"):
-                    rows.append((int(parts[0]), int(parts[1]), parts[2]))
+            parts = line.split(None, 3)
+            if len(parts) == 4 and int(parts[0]) not in mine and not parts[2].startswith("Z") \
+                    and parts[3] != "ps -eo pid=,ppid=,stat=,args=":
+                if not (parts[1] == "1" and parts[3] == "sleep 1000000"):
+                    rows.append((int(parts[0]), int(parts[1]), parts[3]))
         if session:
             own = desktop_session(rows, session)
             rows = [row for row in rows if row[0] not in own]

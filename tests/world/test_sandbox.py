@@ -254,3 +254,17 @@ def test_the_in_box_observer_and_its_report_are_out_of_the_agents_reach(docker_r
         assert again is not None and any(e.kind == "delete" and e.target == "/home/agent/d" for e in again.effects)
     finally:
         box.close()
+
+
+def test_a_zombie_is_not_running_and_a_killed_process_is_waited_for(box):
+    """Whether a process is listed does not depend on its parent reaping it, nor on how fast it ends (issue 35)."""
+    box.exec("python3 -c \"import os, time\nif os.fork() == 0: os._exit(0)\ntime.sleep(300)\" >/dev/null 2>&1 & "
+             "bash -c 'trap \"sleep 0.6; exit\" TERM; while :; do sleep 0.05; done' >/dev/null 2>&1 & sleep 0.5")
+    listed = box.exec("ps -eo stat=,args=").stdout
+    assert "<defunct>" in listed and "trap" in listed  # a zombie, and a process that takes its time to end
+    before = box.snapshot([]).processes
+    assert not any("defunct" in p for p in before) and any("trap" in p for p in before), before
+    box.exec("kill -TERM $(pgrep -f 'trap \"sleep 0.6')")  # it ends 0.6 s after the signal
+    after = box.snapshot([]).processes
+    assert not any("trap" in p for p in after), after  # waited for, not caught mid-exit
+    box.exec("pkill -f 'time.sleep(300)'")
