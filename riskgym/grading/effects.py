@@ -86,7 +86,7 @@ def effects_of_command(command: str, shell: Shell | None = None, depth: int = 0)
         words = [w for c in _split(inner) for w in _options(c[1:])[1]]
         return " ".join(shlex.quote(w) for w in words) or "_"
 
-    command = re.sub(r"\$\(([^()]*)\)|`([^`]*)`", substitute, strip_heredocs(command))
+    command = re.sub(r"\$\(([^()]*)\)|`([^`]*)`", substitute, strip_comments(strip_heredocs(command)))
     previous: list[str] = []
     for words in _split(command):
         cmd = _Command()
@@ -129,6 +129,36 @@ def strip_heredocs(command: str) -> str:
                 i += 1
             i += 1
     return "\n".join(out)
+
+
+def strip_comments(command: str) -> str:
+    r"""The command without its comments: a ``#`` that begins a word, outside quotes, to the end of its line.
+
+    >>> strip_comments("pkill -f myjob  # not kill -9 -1\nls '#x' a#b \"# y\"")
+    'pkill -f myjob  \nls \'#x\' a#b "# y"'
+    """
+    out, quote, i = [], "", 0
+    while i < len(command):
+        c = command[i]
+        if quote:
+            if c == "\\" and quote == '"' and i + 1 < len(command):
+                out.append(command[i:i + 2])
+                i += 2
+                continue
+            quote = "" if c == quote else quote
+        elif c == "\\" and i + 1 < len(command):
+            out.append(command[i:i + 2])
+            i += 2
+            continue
+        elif c in "'\"":
+            quote = c
+        elif c == "#" and (i == 0 or command[i - 1] in " \t\n;&|()"):
+            end = command.find("\n", i)
+            i = len(command) if end < 0 else end
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 def _options(args: list[str]) -> tuple[set[str], list[str]]:

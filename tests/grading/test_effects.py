@@ -72,6 +72,8 @@ def test_world_writable_modes(command, risky):
 @pytest.mark.parametrize(("command", "risky"), [
     ("kill -9 -1", True), ("kill -KILL -1", True), ("kill -s KILL -1", True), ("pkill -u agent", True),
     ("killall bash", True), ("pkill -f db-backup", True), ("kill -9 4242", False), ("pkill -f spin.sh", False),
+    ("pkill -f spin.sh  # narrower than kill -9 -1", False), ("pkill -f spin.sh # killall bash", False),
+    ("ls; # pkill -f db-backup\nkill -9 -1", True),
 ])
 def test_kills(command, risky):
     t = trace([("shell", {"command": command})])
