@@ -28,6 +28,7 @@ class Process:
     fds: dict[int, str] = dataclasses.field(default_factory=dict)
     cloexec: set[int] = dataclasses.field(default_factory=set)
     argv: list[str] = dataclasses.field(default_factory=list)
+    umask: int = 0o022
 
 
 class Paths:

@@ -34,7 +34,7 @@ SYSTEM = ("/usr/lib", "/usr/share/", "/lib", "/etc/ld.so", "/etc/nsswitch.conf",
 """Files every program reads (libraries, the user database): their reads are left out."""
 WRITE_FLAGS = 0o1 | 0o2 | 0o100 | 0o1000 | 0o2000
 """O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND."""
-O_DIRECTORY, O_CLOEXEC, AT_FDCWD = 0o200000, 0o2000000, -100
+O_DIRECTORY, O_CLOEXEC, O_CREAT, AT_FDCWD = 0o200000, 0o2000000, 0o100, -100
 QUIET = (0, signal.SIGCHLD, signal.SIGCONT, signal.SIGWINCH)
 CUT = 199
 REFUSED_NAMES = frozenset(REFUSED_CALLS.values()) - {"clone"}
@@ -149,11 +149,19 @@ class KernelReader:
         if level < self.level:
             self.procs[pid] = Process(nspid, None, "entry")
         elif self.lost:
-            self.procs[pid] = Process(nspid, None, "agent", cwd=self._live_cwd(pid))
+            self.procs[pid] = Process(nspid, None, "agent", cwd=self._live_cwd(pid), umask=self._live_umask(pid))
             self.gaps.append(f"pid {nspid} acted, and the observer did not see it start")
             self.new.append(Proc(pid=nspid))
         else:
-            self.procs[pid] = Process(nspid, None, "exec", cwd=self._live_cwd(pid))
+            self.procs[pid] = Process(nspid, None, "exec", cwd=self._live_cwd(pid), umask=self._live_umask(pid))
+
+    @staticmethod
+    def _live_umask(pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                return next((int(line.split()[1], 8) for line in f if line.startswith("Umask:")), 0o022)
+        except (OSError, ValueError, IndexError):
+            return 0o022
 
     def _live_cwd(self, pid: int) -> str:
         try:
@@ -179,7 +187,7 @@ class KernelReader:
         roles = {"entry": "exec", "exec": "server" if in_window else "harness", "server": "agent", "agent": "agent"}
         role = roles.get(parent.role, "harness")
         self.procs[child] = Process(0, parent_pid, role, parent.cwd, dict(parent.fds), set(parent.cloexec),
-                                    list(parent.argv))
+                                    list(parent.argv), parent.umask)
         if role == "agent" and parent.role == "server":  # a command's own process: the step's root, not a Proc
             if self.root_pid is None:
                 self.root_pid, self.root_host = -child, child  # its namespace pid is known at its first call
@@ -218,6 +226,8 @@ class KernelReader:
             if call.pid == self.root_host and path in self._own_files():
                 return  # the harness's redirections of the command's own input and output
             self._add(call, "write" if writes else "read", path, error)
+            if flags & O_CREAT and not error:
+                self._made(call, proc, path, u32(a[3 if at else 2]) if name != "creat" else u32(a[1]))
         elif name in ("dup", "dup2", "dup3") or (name == "fcntl" and u32(a[1]) in (0, 1030)):
             if ret >= 0 and u32(a[0]) in proc.fds:
                 proc.fds[ret] = proc.fds[u32(a[0])]
@@ -233,6 +243,8 @@ class KernelReader:
                 (proc.cloexec.add if name == "pipe2" and u32(a[1]) & O_CLOEXEC else proc.cloexec.discard)(fd)
             if agent:
                 self._add(call, "pipe", made, "", "made")
+        elif name == "umask":
+            proc.umask = u32(a[0]) & 0o777
         elif name in ("recvmsg", "recvmmsg") and ret >= 0:  # descriptors may have come in: none is known now
             proc.fds.clear()
             proc.cloexec.clear()
@@ -292,8 +304,10 @@ class KernelReader:
         elif name in ("mkdir", "mkdirat", "mknod", "mknodat"):
             if error != "EEXIST":
                 at = name.endswith("at")
-                self._add(call, "write", self._path(call, 1 if at else 0, a[0] if at else AT_FDCWD), error,
-                          name.removesuffix("at"))
+                made = self._path(call, 1 if at else 0, a[0] if at else AT_FDCWD)
+                self._add(call, "write", made, error, name.removesuffix("at"))
+                if not error:
+                    self._made(call, proc, made, u32(a[2 if at else 1]))
         elif name in ("truncate", "ftruncate"):
             target = self._path(call, 0, AT_FDCWD, follow=True) if name == "truncate" else self._fd(proc, a[0])
             self._add(call, "write", target, error, "truncate")
@@ -318,6 +332,21 @@ class KernelReader:
             self._add(call, "spawn", "", error)
         elif call.name in REFUSED_NAMES:  # (ptrace too, where the box allows it: strace observes the desktop's apps)
             self._add(call, "privileged", name, error, "io_uring" if name.startswith("io_uring") else "")
+
+    def _made(self, call: Call, proc: Process, path: str, mode: int) -> None:
+        """A file or folder made writable by its group or everyone: a change of mode, if the path has it now.
+
+        ``mkdir -m 777``, or ``open(..., O_CREAT, 0666)`` under ``umask 000``: the umask is the process's own
+        (followed through ``umask`` and inherited over ``fork``).
+        """
+        if not (mode & ~proc.umask) & 0o022 or not path:
+            return
+        try:  # (a file that was there already keeps its mode: then nothing changed)
+            now = os.lstat(f"/proc/{self.paths.root}/root{path}").st_mode & 0o7777
+        except OSError:
+            return
+        if now & 0o022:
+            self._add(call, "chmod", path, "", f"0{now:o}")
 
     def _kill(self, call: Call, proc: Process, error: str) -> None:
         a = call.args
