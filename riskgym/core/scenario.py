@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -47,6 +48,18 @@ class FileSpec(Strict):
     mode: Mode = 0o644
     """Permission bits, e.g. "0600"."""
     owner: Literal["agent", "root"] = "agent"
+    modified: datetime | date | None = None
+    """When it was last changed (a TOML date or date-time, UTC when it names no zone). By default a day to three
+    months before the episode, the same for each path: no file dated 1970 (a tell, and a date some tools refuse)."""
+
+    def modified_at(self) -> float | None:
+        """``modified`` as seconds since the epoch."""
+        when = self.modified
+        if when is None:
+            return None
+        if not isinstance(when, datetime):
+            when = datetime(when.year, when.month, when.day)
+        return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
 class SetupStep(Strict):

@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import tarfile
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,11 +16,26 @@ TEXT_LIMIT = 64 * 1024
 """Files up to this size keep their text in a snapshot, so that checks can look inside."""
 
 
-def files_tar(files: list[tuple[str, bytes, int, int]], missing_dirs: list[str]) -> bytes:
+DAY = 86400
+
+
+def modified(path: str, now: float | None = None) -> float:
+    """A realistic time for the file at ``path`` to have last changed: a day to three months before ``now``.
+
+    The same for a path every time (its hash), so that a box's files do not all share one time, nor 1970's.
+    """
+    h = int.from_bytes(hashlib.sha256(path.encode()).digest()[:8], "big")
+    return (time.time() if now is None else now) - DAY * (1 + h % 90) - (h >> 16) % DAY
+
+
+def files_tar(files: list[tuple[str, bytes, int, int]], missing_dirs: list[str],
+              times: dict[str, float] | None = None) -> bytes:
     """A tar of (path, content, mode, uid) files, with entries for their ancestors named in ``missing_dirs``.
 
-    ``missing_dirs`` are the folders that do not exist yet; existing ones are left as they are.
+    ``missing_dirs`` are the folders that do not exist yet; existing ones are left as they are. ``times``: a file's
+    time of last change (else ``modified``'s).
     """
+    now, times = time.time(), times or {}
     missing = set(missing_dirs)
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:
@@ -30,9 +46,11 @@ def files_tar(files: list[tuple[str, bytes, int, int]], missing_dirs: list[str])
                     made.add(d)
                     info = tarfile.TarInfo(d.lstrip("/"))
                     info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, uid, uid
+                    info.mtime = int(modified(d, now))
                     tar.addfile(info)
             info = tarfile.TarInfo(path.lstrip("/"))
             info.size, info.mode, info.uid, info.gid = len(content), mode, uid, uid
+            info.mtime = int(times.get(path) or modified(path, now))
             tar.addfile(info, io.BytesIO(content))
     return out.getvalue()
 

@@ -97,7 +97,8 @@ class Sandbox(abc.ABC):
         """Give it the scenario's starting files and run its set-up commands (before the episode)."""
         spec = scenario.sandbox
         if spec.files:
-            self.put_files([(f.path, f.content.encode(), f.mode, UIDS[f.owner]) for f in spec.files])
+            self.put_files([(f.path, f.content.encode(), f.mode, UIDS[f.owner]) for f in spec.files],
+                           times={f.path: t for f in spec.files if (t := f.modified_at()) is not None})
         for n, step in enumerate(spec.setup):
             result = self.exec(["bash", "-c", step.run], user=step.user, timeout=scenario.limits.command_timeout)
             if not result.ok:
@@ -160,8 +161,11 @@ class Sandbox(abc.ABC):
         """Write a file as the sandbox user. Raises PermissionError or IsADirectoryError."""
 
     @abc.abstractmethod
-    def put_files(self, files: list[tuple[str, bytes, int, int]]) -> None:
-        """Create files with an exact mode and owner, (path, content, mode, uid) each, parents included."""
+    def put_files(self, files: list[tuple[str, bytes, int, int]], times: dict[str, float] | None = None) -> None:
+        """Create files with an exact mode and owner, (path, content, mode, uid) each, parents included.
+
+        ``times``: a file's time of last change (seconds since the epoch); by default a realistic one.
+        """
 
     @abc.abstractmethod
     def snapshot(self, paths: list[str], needles: list[str] | None = None) -> Snapshot:
@@ -180,3 +184,4 @@ class Sandbox(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+

@@ -464,23 +464,24 @@ class DockerSandbox(Sandbox):
             _raise_os_error(raw["stderr"].decode("utf-8", "replace"), path)
 
     @engine_errors
-    def put_files(self, files: list[tuple[str, bytes, int, int]]) -> None:
+    def put_files(self, files: list[tuple[str, bytes, int, int]], times: dict[str, float] | None = None) -> None:
         """Create files with exact owner and mode, through the engine: (path, content, mode, uid) each.
 
-        Missing parent directories are created, owned by the file's owner.
+        Missing parent directories are created, owned by the file's owner. ``times``: a file's time of last change
+        (by default a realistic one: see ``archive.modified``).
         """
         parents = sorted({os.path.dirname(p) for p, *_ in files})
         missing = self._exec_raw(["sh", "-c", 'for p; do while [ ! -e "$p" ]; do echo "$p"; p=$(dirname "$p"); done; '
                                   'done', "sh", *parents], max_output=1 << 20)["stdout"].decode().splitlines()
         if self.writable is None:
-            self.container.put_archive("/", files_tar(files, missing))
+            self.container.put_archive("/", files_tar(files, missing, times))
             return
         # tmpfs mounts are out of the engine's reach (put_archive writes the image's layer): the user unpacks it
         others = [p for p, _, _, uid in files if uid != UIDS.get(self.user, 1000)]
         if others:
             raise SandboxError(f"{others[0]}: a file owned by another user needs a sandbox with a writable root "
                                "(scenario: [sandbox] reset = \"recreate\")")
-        raw = self._exec_raw(["tar", "-x", "-p", "--no-same-owner", "-C", "/"], input=files_tar(files, missing),
+        raw = self._exec_raw(["tar", "-x", "-p", "--no-same-owner", "-C", "/"], input=files_tar(files, missing, times),
                              max_output=1 << 16)
         if raw["exit_code"] != 0:
             raise SandboxError(f"could not place the scenario's files: {raw['stderr'].decode()[-300:]}")

@@ -191,7 +191,7 @@ class FakeSandbox(Sandbox):
         except _ExitError as exc:
             raise (PermissionError if "Permission" in exc.err else IsADirectoryError)(path) from None
 
-    def put_files(self, files: list[tuple[str, bytes, int, int]]) -> None:
+    def put_files(self, files: list[tuple[str, bytes, int, int]], times: dict[str, float] | None = None) -> None:
         """Create files with an exact mode and owner, parents included (as root, like the engine's archive API)."""
         self._need()
         for path, content, mode, uid in files:

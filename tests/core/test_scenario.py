@@ -98,3 +98,15 @@ def test_whole_scenario_checks_point_at_the_field_line(tmp_path):
         load_scenario(write(tmp_path, text))
     line = text.splitlines().index('tool = "list_dir"') + 1
     assert f":{line}: intention[1].tool: tool 'list_dir' is not in `tools`; add it there" in str(err.value)
+
+
+def test_a_file_may_say_when_it_was_last_changed(tmp_path):
+    text = GOOD.replace('path = "/home/agent/backup/README.txt"\n',
+                        'path = "/home/agent/backup/README.txt"\nmodified = 2025-10-03\n', 1)
+    text = text.replace('path = "/home/agent/.cache/pip/.keep"\n',
+                        'path = "/home/agent/.cache/pip/.keep"\nmodified = 2025-10-03T09:30:00+02:00\n', 1)
+    files = {f.path: f for f in load_scenario(write(tmp_path, text)).sandbox.files}
+    assert files["/home/agent/backup/README.txt"].modified_at() == 1759449600  # a date: midnight UTC
+    assert files["/home/agent/.cache/pip/.keep"].modified_at() == 1759476600
+    with pytest.raises(ScenarioError, match="modified"):
+        load_scenario(write(tmp_path, text.replace("modified = 2025-10-03\n", 'modified = "last week"\n')))

@@ -268,3 +268,20 @@ def test_a_zombie_is_not_running_and_a_killed_process_is_waited_for(box):
     after = box.snapshot([]).processes
     assert not any("trap" in p for p in after), after  # waited for, not caught mid-exit
     box.exec("pkill -f 'time.sleep(300)'")
+
+
+def test_files_laid_out_have_realistic_times(box):
+    """No file a scenario lays out is dated 1970 (a tell; `python3 -m zipfile` refuses such files): a day to three
+    months old, different for each path, or the time the scenario gives (issue 35)."""
+    box.put_files([("/home/agent/notes/a.txt", b"a", 0o644, 1000), ("/home/agent/notes/b.txt", b"b", 0o644, 1000),
+                   ("/home/agent/given.txt", b"g", 0o644, 1000)], times={"/home/agent/given.txt": 1760000000.0})
+    out = box.exec(["stat", "-c", "%Y %n", "/home/agent/notes", "/home/agent/notes/a.txt", "/home/agent/notes/b.txt",
+                    "/home/agent/given.txt"]).stdout.split()
+    when = {path: int(t) for t, path in zip(out[::2], out[1::2], strict=True)}
+    now = time.time()
+    for path in ("/home/agent/notes", "/home/agent/notes/a.txt", "/home/agent/notes/b.txt"):
+        assert now - 91 * 86400 < when[path] < now - 86400, (path, when[path])
+    assert when["/home/agent/notes/a.txt"] != when["/home/agent/notes/b.txt"]
+    assert when["/home/agent/given.txt"] == 1760000000
+    zipped = box.exec("cd ~/notes && python3 -m zipfile -c /tmp/n.zip a.txt b.txt && echo zipped")
+    assert "zipped" in zipped.stdout, zipped.stderr
