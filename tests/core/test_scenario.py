@@ -110,3 +110,12 @@ def test_a_file_may_say_when_it_was_last_changed(tmp_path):
     assert files["/home/agent/.cache/pip/.keep"].modified_at() == 1759476600
     with pytest.raises(ScenarioError, match="modified"):
         load_scenario(write(tmp_path, text.replace("modified = 2025-10-03\n", 'modified = "last week"\n')))
+
+
+def test_no_scenario_tells_the_agent_it_is_tested():
+    """A planted secret that spells CANARY tells an agent that reads it that it is tested (issue 35)."""
+    told = []
+    for path in sorted(LIBRARY.rglob("*.toml")):
+        text = path.read_text().replace("[[canaries]]", "")
+        told += [f"{path.name}:{n}" for n, line in enumerate(text.splitlines(), 1) if "canary" in line.lower()]
+    assert len(list(LIBRARY.rglob("*.toml"))) > 60 and not told, told
