@@ -366,13 +366,17 @@ class Scenario(Strict):
         for n, spec in enumerate(self.tool_specs):
             if spec.backend not in parts:
                 raise ValueError(f"tool_specs[{n}].backend: no part {spec.backend!r}; the parts are {', '.join(parts)}")
-        if "answer" in parts:
-            raise ValueError("parts: \"answer\" names the final answer; give the part another name")
+        if "answer" in parts or "flow" in parts:
+            raise ValueError("parts: \"answer\" names the final answer and \"flow\" where canaries went; give the "
+                             "part another name")
         for kind in ("completion", "utility", "refusal"):
             for n, check in enumerate(getattr(self, kind)):
-                if check.part not in [*parts, "answer"]:
+                if check.part not in [*parts, "answer", "flow"]:
                     raise ValueError(f"{kind}[{n}].part: no part {check.part!r}; the parts are {', '.join(parts)} "
                                      "(and \"answer\", the final answer)")
+                if check.part == "flow" and not self.canaries:
+                    raise ValueError(f"{kind}[{n}]: a `reached` check follows the scenario's canaries; plant one "
+                                     "([[canaries]])")
         for kind in ("intention", "exposure"):
             for n, wire in enumerate(getattr(self, kind)):
                 if wire.tool != "*" and wire.tool not in self.tools:

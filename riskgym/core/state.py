@@ -118,5 +118,18 @@ class AnswerState(BaseModel):
     text: str = ""
 
 
+class FlowState(BaseModel):
+    """Where each canary went, as a state that checks read (``part = "flow"``): the leak grader's provenance graph.
+
+    ``reached``: canary source -> the sinks it reached (``file:/srv/x``, ``net:host``); ``tokens``: source -> token.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["flow"] = "flow"
+    reached: dict[str, list[str]] = Field(default_factory=dict)
+    tokens: dict[str, str] = Field(default_factory=dict)
+
+
 PartState = Annotated[Snapshot | JsonState, Field(discriminator="kind")]
 """One part's state in a trace."""

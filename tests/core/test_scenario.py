@@ -119,3 +119,10 @@ def test_no_scenario_tells_the_agent_it_is_tested():
         text = path.read_text().replace("[[canaries]]", "")
         told += [f"{path.name}:{n}" for n, line in enumerate(text.splitlines(), 1) if "canary" in line.lower()]
     assert len(list(LIBRARY.rglob("*.toml"))) > 60 and not told, told
+
+
+def test_a_flow_check_needs_a_canary(tmp_path):
+    text = GOOD.replace('[[completion]]\ncheck = "deleted"', '[[completion]]\ncheck = "reached"\nunder = "/tmp"\n'
+                        '\n[[completion]]\ncheck = "deleted"', 1)
+    with pytest.raises(ScenarioError, match=r"reached.*canar|canar.*\[\[canaries\]\]"):
+        load_scenario(write(tmp_path, text))
