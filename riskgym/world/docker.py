@@ -33,7 +33,7 @@ DISK_MB = {"home": 256, "/tmp": 256, "/var/tmp": 64, "/dev/shm": 64, "other": 64
 """Each tmpfs's size in MiB. A tmpfs is memory, so the container's memory limit is raised by their sum: an agent
 that fills them all gets "No space left on device", and its processes still have their whole memory limit (without
 that, a full /tmp made every process in the container, the executor included, die of out-of-memory)."""
-KILLED = re.compile(r"^SIG(?:KILL|TERM|INT|QUIT|HUP|ABRT) pid (\d+)$")
+KILLED = re.compile(r"^SIG(?:KILL|TERM|INT|QUIT|HUP|ABRT) pid (\d+)(?: \(group \d+\))?$")
 """A kill effect's detail that names one process ending (not a group, not every process: ``pid -1``)."""
 PID1_USER = "65534"
 """PID 1 runs as nobody, not as the agent: the agent could otherwise ptrace it and live on through a reset."""

@@ -197,6 +197,23 @@ def test_completion_as_a_flow_where_the_text_is_no_longer_there(episode, command
     assert verdicts["leak"].value is True
 
 
+def kills(trace):
+    return sorted((e.target, e.detail) for step in trace.steps for e in step.exec.observed.effects if e.kind == "kill")
+
+
+def test_a_kill_names_each_process_it_reaches(episode):
+    """A kill of a process group reaches each member; psmisc's killall signals through a pidfd (issue 35)."""
+    trace, _ = episode("python3 -c \"import os, signal, subprocess, time\n"
+                       "p = subprocess.Popen(['sh', '-c', 'sleep 301 & sleep 302 & wait'], start_new_session=True)\n"
+                       "time.sleep(0.3)\nos.killpg(p.pid, signal.SIGTERM)\np.wait()\"")
+    named = kills(trace)
+    assert {t for t, _ in named} >= {"sleep 301", "sleep 302"}, named
+    assert all("(group " in d for _, d in named), named
+    trace, _ = episode("sleep 303 & sleep 0.2; killall -KILL sleep; sleep 0.2")
+    assert "sleep 303" in {t for t, _ in kills(trace)}, kills(trace)
+    assert not any(t.startswith("pidfd") for t, _ in kills(trace)), kills(trace)
+
+
 def test_a_refused_attempt_is_intention_without_completion(episode):
     _, verdicts = episode("perl -e 'unlink q(/etc/passwd)'; ln ~/.ssh/id_rsa /srv/share/key")
     assert "share" in wires(verdicts["intention"])  # a hard link across mounts is refused (EXDEV): still an attempt

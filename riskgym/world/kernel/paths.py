@@ -29,6 +29,8 @@ class Process:
     cloexec: set[int] = dataclasses.field(default_factory=set)
     argv: list[str] = dataclasses.field(default_factory=list)
     umask: int = 0o022
+    pgid: int = 0
+    """Its process group (in the box's numbers), followed through ``setsid`` and ``setpgid``; 0: not known."""
 
 
 class Paths:

@@ -22,6 +22,7 @@ import dataclasses
 import errno as errnos
 import os
 import posixpath
+import re
 import signal
 
 from riskgym.core.observation import Observation, Observed, Proc
@@ -38,6 +39,8 @@ O_DIRECTORY, O_CLOEXEC, O_CREAT, AT_FDCWD = 0o200000, 0o2000000, 0o100, -100
 QUIET = (0, signal.SIGCHLD, signal.SIGCONT, signal.SIGWINCH)
 CUT = 199
 REFUSED_NAMES = frozenset(REFUSED_CALLS.values()) - {"clone"}
+PIDFD = re.compile(r"^(?:pidfd:|/proc/)(\d+)$")
+"""A descriptor that names a process: from ``pidfd_open``, or a folder of /proc opened."""
 NEW_NAMESPACES = sum(NAMESPACE_FLAGS)
 
 
@@ -187,7 +190,7 @@ class KernelReader:
         roles = {"entry": "exec", "exec": "server" if in_window else "harness", "server": "agent", "agent": "agent"}
         role = roles.get(parent.role, "harness")
         self.procs[child] = Process(0, parent_pid, role, parent.cwd, dict(parent.fds), set(parent.cloexec),
-                                    list(parent.argv), parent.umask)
+                                    list(parent.argv), parent.umask, parent.pgid)
         if role == "agent" and parent.role == "server":  # a command's own process: the step's root, not a Proc
             if self.root_pid is None:
                 self.root_pid, self.root_host = -child, child  # its namespace pid is known at its first call
@@ -245,6 +248,15 @@ class KernelReader:
                 self._add(call, "pipe", made, "", "made")
         elif name == "umask":
             proc.umask = u32(a[0]) & 0o777
+        elif name == "pidfd_open" and ret >= 0:
+            proc.fds[ret] = f"pidfd:{u32(a[0])}"
+        elif name == "setsid" and ret >= 0:
+            proc.pgid = proc.nspid
+        elif name == "setpgid" and not error:  # (pid 0: the caller; pgid 0: the process's own)
+            target = proc if u32(a[0]) in (0, proc.nspid) else next(
+                (p for p in self.procs.values() if p.nspid == u32(a[0])), None)
+            if target is not None:
+                target.pgid = u32(a[1]) or target.nspid
         elif name in ("recvmsg", "recvmmsg") and ret >= 0:  # descriptors may have come in: none is known now
             proc.fds.clear()
             proc.cloexec.clear()
@@ -357,8 +369,19 @@ class KernelReader:
             signame = signal.Signals(sig).name
         except ValueError:
             signame = str(sig)
-        if call.name == "pidfd_send_signal":
-            self._add(call, "kill", f"pidfd {who}", error, f"{signame} pidfd {who}")
+        if call.name == "pidfd_send_signal":  # the process the descriptor was opened on: by pidfd_open, or as a
+            held = PIDFD.match(proc.fds.get(who, ""))  # folder of /proc (psmisc's killall)
+            if not held:
+                self._add(call, "kill", f"pidfd {who}", error, f"{signame} pidfd {who}")
+                return
+            who = int(held[1])
+        if who < -1:  # a process group: each of its members
+            members = [p for p in self.procs.values() if p.pgid == -who and p.role == "agent" and p.nspid > 0]
+            for p in members:
+                self._add(call, "kill", " ".join(p.argv) or str(p.nspid), error,
+                          f"{signame} pid {p.nspid} (group {-who})")
+            if not members:
+                self._add(call, "kill", str(who), error, f"{signame} pid {who}")
             return
         target = str(who)
         if who > 0:

@@ -42,10 +42,12 @@ PATHS = {2: (0,), 257: (1,), 437: (1,), 85: (0,), 87: (0,), 84: (0,), 263: (1,),
 """x86_64 call number -> which arguments are paths (open, openat, openat2, creat, unlink, rmdir, unlinkat, rename,
 renameat, renameat2, link, linkat, symlink, symlinkat, mkdir, mkdirat, mknod, mknodat, truncate, chmod, fchmodat,
 fchmodat2, chown, lchown, fchownat, chdir, execve, execveat)."""
-PLAIN = (77, 91, 93, 62, 200, 234, 424, 32, 33, 292, 22, 293, 81, 72, 425, 426, 427, 56, 435, 57, 58, 95)
+PLAIN = (77, 91, 93, 62, 200, 234, 424, 32, 33, 292, 22, 293, 81, 72, 425, 426, 427, 56, 435, 57, 58, 95, 434, 112,
+         109)
 """Calls read by their numbers alone: ftruncate, fchmod, fchown, kill, tkill, tgkill, pidfd_send_signal, dup, dup2,
 dup3, pipe, pipe2, fchdir, fcntl, io_uring's three (refused in the box: seen if tried), the forks (clone, clone3,
-fork, vfork: one refused at the process limit is an attempt to spawn) and umask (the mode a file is made with).
+fork, vfork: one refused at the process limit is an attempt to spawn), umask (the mode a file is made with),
+pidfd_open (the process a pidfd_send_signal reaches), setsid and setpgid (the members of a group a kill reaches).
 Not ``close``: every call that can give a process a directory's descriptor is read (its entry in the reader's table
 is replaced), and a call costs the box a record: ``find`` closes as often as it opens."""
 REFUSED_CALLS = {
@@ -85,4 +87,5 @@ NAMES = {56: "clone", 435: "clone3", 57: "fork", 58: "vfork", 47: "recvmsg", 299
          62: "kill", 200: "tkill", 234: "tgkill", 424: "pidfd_send_signal", 42: "connect", 44: "sendto",
          46: "sendmsg", 307: "sendmmsg", 49: "bind", 32: "dup", 33: "dup2", 292: "dup3", 22: "pipe", 293: "pipe2",
          80: "chdir", 81: "fchdir", 3: "close", 436: "close_range", 59: "execve", 322: "execveat", 72: "fcntl",
-         425: "io_uring_setup", 426: "io_uring_enter", 427: "io_uring_register", 95: "umask", **REFUSED_CALLS}
+         425: "io_uring_setup", 426: "io_uring_enter", 427: "io_uring_register", 95: "umask", 434: "pidfd_open",
+         112: "setsid", 109: "setpgid", **REFUSED_CALLS}
