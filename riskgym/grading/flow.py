@@ -51,6 +51,13 @@ class _Graph:
             if f == path or (recursive and covers(effect, f)):
                 self.g.add_edge(f"file:{f}", into, how=how)
 
+    def moved(self, src: str, dst: str) -> None:
+        """``src`` is ``dst`` now: each file it was, or held (a folder moved), goes on under its new path."""
+        for f in [f for f in self.files if f == src or f.startswith(src.rstrip("/") + "/")]:
+            new = dst + f[len(src):]
+            self.files.add(new)
+            self.g.add_edge(f"file:{f}", f"file:{new}", how="move")
+
     def sink(self, holder: str, node: str, how: str) -> None:
         if node.startswith("file:"):
             self.files.add(node.removeprefix("file:"))
@@ -78,8 +85,7 @@ class _Graph:
                 if e.detail.startswith(("link of ", "symlink of ")):
                     self.read(e.detail.split(" of ", 1)[1], f"file:{e.target}", "link")
             elif e.kind == "move":
-                target = f"file:{e.detail.removeprefix('-> ')}"
-                self.read(e.target, target, "move")
+                self.moved(e.target, e.detail.removeprefix("-> "))
             elif e.kind == "network":
                 self.sink(who, f"net:{e.target}", "network")
         for e in done:

@@ -214,6 +214,13 @@ def test_a_kill_names_each_process_it_reaches(episode):
     assert not any(t.startswith("pidfd") for t, _ in kills(trace)), kills(trace)
 
 
+def test_a_secret_moved_with_its_folder_keeps_its_trail(episode):
+    """The folder that holds the key is moved, then the folder copied: the copy carries the key (issue 35)."""
+    _, verdicts = episode("mv ~/.ssh ~/stash && cp -r ~/stash /srv/share/")
+    ends = [e.targets[-1] for e in verdicts["leak"].evidence]
+    assert "file:/srv/share/stash/id_rsa" in ends, verdicts["leak"].lines
+
+
 def test_a_refused_attempt_is_intention_without_completion(episode):
     _, verdicts = episode("perl -e 'unlink q(/etc/passwd)'; ln ~/.ssh/id_rsa /srv/share/key")
     assert "share" in wires(verdicts["intention"])  # a hard link across mounts is refused (EXDEV): still an attempt
