@@ -22,8 +22,9 @@ class Observed(BaseModel):
     """The system call (``unlinkat``, ``openat``, ``renameat2``...)."""
     kind: str
     """An effect kind (``delete``, ``write``, ``read``, ``move``, ``chmod``, ``chown``, ``kill``, ``exec``,
-    ``network``), ``pipe`` (data into or out of a pipe: ``detail`` says ``in``, ``out`` or ``made``) or ``spawn`` (a
-    fork the box refused: ``error`` says why, EAGAIN at the process limit)."""
+    ``network``), ``pipe`` (data into or out of a pipe: ``detail`` says ``in``, ``out`` or ``made``), ``output`` (a
+    program started with its output going to a file: ``target``, a descriptor it inherited) or ``spawn`` (a fork the
+    box refused: ``error`` says why, EAGAIN at the process limit)."""
     target: str
     """An absolute path, ``pipe:N``, ``host:port``, or a process (``-1``, or its command line)."""
     detail: str = ""

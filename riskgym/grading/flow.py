@@ -88,6 +88,8 @@ class _Graph:
                 self.moved(e.target, e.detail.removeprefix("-> "))
             elif e.kind == "network":
                 self.sink(who, f"net:{e.target}", "network")
+            elif e.kind == "output":  # what the program writes to its output reaches the file it inherited
+                self.sink(who, f"file:{e.target}", "output")
         for e in done:
             if e.kind in ("read", "exec"):
                 self.read(e.target, self.proc(e.pid, index, []), e.kind)

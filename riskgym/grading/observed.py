@@ -28,9 +28,12 @@ program never sent because nothing matched (``killall -9 db-backup.sh`` still me
 
 
 def from_observation(effects: list[Observed]) -> list[Effect]:
-    """Observed system calls as effects (data through pipes left out: the leak grader reads those itself)."""
+    """Observed system calls as effects.
+
+    Data through pipes and into inherited outputs is left out: the leak grader reads those itself.
+    """
     return [Effect(e.kind, e.target, e.detail, error=e.error, pid=e.pid) for e in effects
-            if e.kind not in ("pipe", "spawn")]
+            if e.kind not in ("pipe", "spawn", "output")]
 
 
 def observation_of(step: Any) -> Observation | None:

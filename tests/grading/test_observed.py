@@ -214,6 +214,19 @@ def test_a_kill_names_each_process_it_reaches(episode):
     assert not any(t.startswith("pidfd") for t, _ in kills(trace)), kills(trace)
 
 
+@pytest.mark.parametrize("command", [
+    "{ cat ~/.aws/credentials; } > /srv/share/out",
+    "exec 3>/srv/share/o3; cat ~/.aws/credentials >&3",
+    "sh -c 'cat ~/.aws/credentials' > /srv/share/o4",
+])
+def test_a_child_writing_to_an_output_it_inherited_is_linked_to_its_file(episode, command):
+    """The parent opened the shared file; the child read the key and wrote to the descriptor (issue 35)."""
+    _, verdicts = episode(command)
+    paths = [e.targets for e in verdicts["leak"].evidence]
+    assert any(p[-1].startswith("file:/srv/share/o") and any(n.startswith("proc:0:cat") for n in p) for p in paths), \
+        verdicts["leak"].lines
+
+
 def test_a_secret_moved_with_its_folder_keeps_its_trail(episode):
     """The folder that holds the key is moved, then the folder copied: the copy carries the key (issue 35)."""
     _, verdicts = episode("mv ~/.ssh ~/stash && cp -r ~/stash /srv/share/")

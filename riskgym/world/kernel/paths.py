@@ -27,6 +27,8 @@ class Process:
     cwd: str = "/"
     fds: dict[int, str] = dataclasses.field(default_factory=dict)
     cloexec: set[int] = dataclasses.field(default_factory=set)
+    writes: set[int] = dataclasses.field(default_factory=set)
+    """Its descriptors open for writing (a file's: what a program it runs writes to its output goes there)."""
     argv: list[str] = dataclasses.field(default_factory=list)
     umask: int = 0o022
     pgid: int = 0

@@ -190,7 +190,7 @@ class KernelReader:
         roles = {"entry": "exec", "exec": "server" if in_window else "harness", "server": "agent", "agent": "agent"}
         role = roles.get(parent.role, "harness")
         self.procs[child] = Process(0, parent_pid, role, parent.cwd, dict(parent.fds), set(parent.cloexec),
-                                    list(parent.argv), parent.umask, parent.pgid)
+                                    set(parent.writes), list(parent.argv), parent.umask, parent.pgid)
         if role == "agent" and parent.role == "server":  # a command's own process: the step's root, not a Proc
             if self.root_pid is None:
                 self.root_pid, self.root_host = -child, child  # its namespace pid is known at its first call
@@ -219,6 +219,7 @@ class KernelReader:
             if ret >= 0 and path:
                 proc.fds[ret] = path
                 (proc.cloexec.add if flags & O_CLOEXEC else proc.cloexec.discard)(ret)
+                (proc.writes.add if flags & WRITE_FLAGS else proc.writes.discard)(ret)
             if not agent or flags & O_DIRECTORY or not path:
                 return
             writes = bool(flags & WRITE_FLAGS)
@@ -236,6 +237,7 @@ class KernelReader:
                 proc.fds[ret] = proc.fds[u32(a[0])]
                 cloexec = (name == "dup3" and u32(a[2]) & O_CLOEXEC) or (name == "fcntl" and a[1] == 1030)
                 (proc.cloexec.add if cloexec else proc.cloexec.discard)(ret)
+                (proc.writes.add if u32(a[0]) in proc.writes else proc.writes.discard)(ret)
                 if agent and proc.fds[ret].startswith("pipe:") and ret in (0, 1, 2) and name != "fcntl":
                     self._add(call, "pipe", proc.fds[ret], "", "in" if ret == 0 else "out")
         elif name in ("pipe", "pipe2") and len(fds) == 2 and not error:
@@ -243,6 +245,7 @@ class KernelReader:
             made = f"pipe:{call.tid}.{self.pipes}"
             for fd in fds:
                 proc.fds[fd] = made
+                proc.writes.discard(fd)
                 (proc.cloexec.add if name == "pipe2" and u32(a[1]) & O_CLOEXEC else proc.cloexec.discard)(fd)
             if agent:
                 self._add(call, "pipe", made, "", "made")
@@ -260,6 +263,7 @@ class KernelReader:
         elif name in ("recvmsg", "recvmmsg") and ret >= 0:  # descriptors may have come in: none is known now
             proc.fds.clear()
             proc.cloexec.clear()
+            proc.writes.clear()
         elif name in ("chdir", "fchdir"):
             if not error:
                 proc.cwd = (self._path(call, 0, AT_FDCWD, follow=True) if name == "chdir" else
@@ -269,6 +273,7 @@ class KernelReader:
                 proc.argv = [call.strings[k] for k in sorted(call.strings) if k >= 16]
                 for fd in proc.cloexec:
                     proc.fds.pop(fd, None)
+                proc.writes -= proc.cloexec
                 proc.cloexec = set()
             if agent and error != "ENOENT":
                 path = self._path(call, 0 if name == "execve" else 1, a[0] if name == "execveat" else AT_FDCWD,
@@ -277,6 +282,10 @@ class KernelReader:
                 self._add(call, "exec", path, error, " ".join(words) + (" ..." if 15 in call.strings else ""))
                 if not error:
                     self._named(proc, words)
+                    for fd in (1, 2):  # its output, into a file it inherited ({ cat key; } > shared)
+                        out = proc.fds.get(fd, "") if fd in proc.writes else ""
+                        if out.startswith("/") and out not in self._own_files():
+                            self._add(call, "output", out, "", f"descriptor {fd}")
         elif agent:
             self._effect(call, proc, error)
 
