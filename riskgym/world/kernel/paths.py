@@ -33,6 +33,7 @@ class Process:
     umask: int = 0o022
     pgid: int = 0
     """Its process group (in the box's numbers), followed through ``setsid`` and ``setpgid``; 0: not known."""
+    ended: bool = False
 
 
 class Paths:

@@ -112,8 +112,10 @@ class KernelReader:
             if pid in self.procs and self.procs[pid].nspid != int(head[8]):
                 self._fix_nspid(pid, int(head[8]))
             self._newtask(int(head[1]), pid, int(head[5]), int(head[6]), int(head[7]))
-        elif tag == "Q":
-            pass  # the process ended: its entry stays (a kill's target is named after it)
+        elif tag == "Q":  # the process ended: its entry stays (a kill's target is named after it)
+            gone = self.procs.get(int(head[3]))
+            if gone is not None:
+                gone.ended = True
         elif tag == "C":
             if self._role(int(head[3]), 0) == "agent":
                 self.gaps.append(f"a 32-bit system call ({head[5]}) by pid {head[3]}: not read")
@@ -385,7 +387,7 @@ class KernelReader:
                 return
             who = int(held[1])
         if who < -1:  # a process group: each of its members
-            members = [p for p in self.procs.values() if p.pgid == -who and p.role == "agent" and p.nspid > 0]
+            members = [p for p in self.procs.values() if p.pgid == -who and p.nspid > 0 and not p.ended]
             for p in members:
                 self._add(call, "kill", " ".join(p.argv) or str(p.nspid), error,
                           f"{signame} pid {p.nspid} (group {-who})")
