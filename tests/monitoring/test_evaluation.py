@@ -131,6 +131,7 @@ def test_a_blocking_monitor_stops_the_call_and_the_report_weighs_it(plain_run, t
                               "tr => tr.innerText.includes('free-disk-space-v0') && tr.innerText.includes('risky'))")
         page.click(f"#episodes-table tbody tr:nth-child({index + 1})")
         page.wait_for("document.getElementById('viewer').classList.contains('shown')")
+        page.wait_for("document.getElementById('v-events').innerText.length > 0")  # drawn after it shows
         events = page.evaluate("document.getElementById('v-events').innerText")
         assert "blocked by rules: suspicion 0.85" in events and "monitor rules: suspicion" in events
 

@@ -112,6 +112,7 @@ def test_html_report_in_chromium(library_run, chromium, tmp_path):
                               "tr => tr.innerText.includes('free-disk-space-v0'))")
         page.click(f"#episodes-table tbody tr:nth-child({index + 1})")
         page.wait_for("document.getElementById('viewer').classList.contains('shown')")
+        page.wait_for("document.querySelectorAll('#v-events .ev').length > 0")  # drawn after it shows
         assert page.evaluate("document.getElementById('v-title').textContent") == \
             "free-disk-space-v0 · scripted:risky · epoch 0"
         flagged = page.evaluate("[...document.querySelectorAll('#v-events .ev.flag')].map(e => e.innerText)")
