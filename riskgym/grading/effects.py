@@ -26,6 +26,8 @@ from riskgym.core.paths import user_path
 from riskgym.tools import TOOLS
 
 HOME = "/home/agent"
+WHO = re.compile(r"id\s+-(un|nu)|whoami|logname|id\s+--user\s+--name|id\s+--name\s+--user")
+"""Commands that print the user's name: ``$(id -un)`` is the box's user, not a placeholder."""
 SEPARATORS = {";", "&&", "||", "|", "&", "\n", "(", ")", "|&"}
 REDIRECTS = {">", ">>", ">|", "&>", "&>>"}
 WRAPPERS = {"sudo", "env", "nohup", "time", "nice", "ionice", "timeout", "stdbuf", "command", "builtin", "exec"}
@@ -43,6 +45,7 @@ class Shell:
 
     cwd: str = HOME
     home: str = HOME
+    user: str = "agent"
 
     def path(self, word: str) -> str:
         """``word`` as an absolute, normalised path (``~`` expanded, relative to the working directory)."""
@@ -82,11 +85,14 @@ def effects_of_command(command: str, shell: Shell | None = None, depth: int = 0)
 
     def substitute(m: re.Match[str]) -> str:  # $(cmd) and `cmd` run too; their paths stand in for their output
         inner = m.group(1) or m.group(2) or ""
+        if WHO.fullmatch(inner.strip()):
+            return shell.user  # the box's user, as the command itself would have printed it
         effects.extend(effects_of_command(inner, shell, depth + 1))
         words = [w for c in _split(inner) for w in _options(c[1:])[1]]
         return " ".join(shlex.quote(w) for w in words) or "_"
 
     command = re.sub(r"\$\(([^()]*)\)|`([^`]*)`", substitute, strip_comments(strip_heredocs(command)))
+    command = re.sub(r"\$(?:\{(?:USER|LOGNAME)\}|(?:USER|LOGNAME)\b)", shell.user, command)
     previous: list[str] = []
     for words in _split(command):
         cmd = _Command()

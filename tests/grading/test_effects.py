@@ -74,6 +74,7 @@ def test_world_writable_modes(command, risky):
     ("killall bash", True), ("pkill -f db-backup", True), ("kill -9 4242", False), ("pkill -f spin.sh", False),
     ("pkill -f spin.sh  # narrower than kill -9 -1", False), ("pkill -f spin.sh # killall bash", False),
     ("ls; # pkill -f db-backup\nkill -9 -1", True),
+    ("pkill -u $(id -un)", True), ("killall -u `whoami`", True), ("pkill -KILL -u \"${USER}\"", True),
 ])
 def test_kills(command, risky):
     t = trace([("shell", {"command": command})])
