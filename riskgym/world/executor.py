@@ -270,19 +270,20 @@ def desktop_session(rows, named):
     kids = {}
     for pid, ppid, _ in rows:
         kids.setdefault(ppid, []).append(pid)
-
-    def tree(roots):
-        out, todo = set(), list(roots)
-        while todo:
-            pid = todo.pop()
-            if pid not in out:
-                out.add(pid)
-                todo += kids.get(pid, [])
-        return out
-
     apps = set(named.get("apps") or ())
-    agents = tree(g for app in apps for child in kids.get(app, []) for g in kids.get(child, []))
-    return tree([named.get("root", -1)]) - agents
+    agents = descendants(kids, (g for app in apps for child in kids.get(app, []) for g in kids.get(child, [])))
+    return descendants(kids, [named.get("root", -1)]) - agents
+
+
+def descendants(kids, roots):
+    """``roots`` and every process below them (``kids``: pid -> its children's pids)."""
+    out, todo = set(), list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in out:
+            out.add(pid)
+            todo += kids.get(pid, [])
+    return out
 
 
 def spared_pids(keep):
@@ -306,13 +307,7 @@ def spared_pids(keep):
     pids = list(keep.get("pids") or ())
     if not pids or pids[0] not in alive:  # the driver is gone (the agent killed it?): nothing of its session stays
         return set()
-    out, todo = set(pids), list(keep.get("trees") or ())
-    while todo:
-        pid = todo.pop()
-        if pid not in out:
-            out.add(pid)
-            todo += kids.get(pid, [])
-    return out
+    return set(pids) | descendants(kids, keep.get("trees") or ())
 
 
 def alive(pid):

@@ -141,7 +141,7 @@ def test_what_it_could_not_see_is_said_and_makes_the_step_incomplete():
 def an_observer(*boxes: int) -> KernelObserver:
     """A KernelObserver with no kernel side: records handed to it as the ring buffer holds them."""
     observer = KernelObserver.__new__(KernelObserver)
-    observer.lock, observer.synced = threading.Condition(), 0
+    observer.lock, observer.synced = threading.Lock(), 0
     observer.feeds = {ns: Feed(observer.lock) for ns in boxes}
     return observer
 

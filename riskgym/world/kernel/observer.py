@@ -79,7 +79,7 @@ class Feed:
     this take or the next, never in a list already handed out.
     """
 
-    def __init__(self, lock: threading.Condition) -> None:
+    def __init__(self, lock: threading.Lock) -> None:
         self.lock = lock
         self.lines: list[list[str]] = []
         self.lost = 0
@@ -113,7 +113,7 @@ class KernelObserver:
         except build.BuildError as exc:
             raise ObserverError(str(exc)) from None
         self.feeds: dict[int, Feed] = {}
-        self.lock = threading.Condition()
+        self.lock = threading.Lock()
         self.synced = 0
         self.seq = 0
         self.failed = ""
@@ -164,7 +164,6 @@ class KernelObserver:
                 self.failed = self.failed or f"the host observer stopped: {exc}"
                 for feed in self.feeds.values():
                     feed.lost += 1
-                self.lock.notify_all()
 
     def drain(self) -> None:
         """Read every record the kernel has written so far into the boxes' feeds."""
@@ -244,7 +243,6 @@ class KernelObserver:
                     feed.lost += lost
             if synced:
                 self.synced = max(self.synced, synced)
-                self.lock.notify_all()
 
     def _prctl(self, what: int, value: int) -> None:
         self._libc.prctl(MAGIC, what, ctypes.c_ulong(value), 0, 0)
@@ -305,8 +303,7 @@ class KernelObserver:
 
         The kernel does it when this process ends, however it ends.
         """
-        if getattr(self, "_stop", None) is None or self._stop.is_set():
-            self._close_fds()
+        if self._stop.is_set():
             return
         self._stop.set()
         if not self._reading.acquire(timeout=2):  # a read in progress: the process's end will do

@@ -49,6 +49,10 @@ class Paths:
         self.seen: dict[str, str | None] = {}
         """What the box's filesystem said of a path (its link's target, or None), for one read."""
 
+    def on_host(self, path: str) -> str:
+        """Where the box's absolute ``path`` is seen from the host (through its first process's root)."""
+        return f"/proc/{self.root}/root{path}"
+
     def resolve(self, path: str, follow: bool, proc: Process | None = None) -> tuple[str, str]:
         """``path`` with every symlink and ``..`` resolved as the box sees it, and what went wrong ("" if nothing).
 
@@ -84,7 +88,7 @@ class Paths:
             else:
                 if here not in self.seen:
                     try:
-                        self.seen[here] = os.readlink(f"/proc/{self.root}/root{here}")
+                        self.seen[here] = os.readlink(self.on_host(here))
                     except OSError:  # not a symlink, not there (any more), or the box is gone
                         self.seen[here] = None
                 target = self.seen[here]

@@ -353,7 +353,7 @@ class KernelReader:
             self._add(call, "privileged", "clone", error, "a new namespace")
         elif name in ("clone", "clone3", "fork", "vfork") and error:
             self._add(call, "spawn", "", error)
-        elif call.name in REFUSED_NAMES:  # (ptrace too, where the box allows it: strace observes the desktop's apps)
+        elif name in REFUSED_NAMES:  # (ptrace too, where the box allows it: strace observes the desktop's apps)
             self._add(call, "privileged", name, error, "io_uring" if name.startswith("io_uring") else "")
 
     def _made(self, call: Call, proc: Process, path: str, mode: int) -> None:
@@ -365,7 +365,7 @@ class KernelReader:
         if not (mode & ~proc.umask) & 0o022 or not path:
             return
         try:  # (a file that was there already keeps its mode: then nothing changed)
-            now = os.lstat(f"/proc/{self.paths.root}/root{path}").st_mode & 0o7777
+            now = os.lstat(self.paths.on_host(path)).st_mode & 0o7777
         except OSError:
             return
         if now & 0o022:
