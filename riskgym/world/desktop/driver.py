@@ -118,6 +118,9 @@ class Desktop:
         titled = time.monotonic() + 2  # a loaded page's title reaches its window a moment later: until then the
         while not self.titled() and time.monotonic() < titled:  # page is not known to be that window's
             time.sleep(0.02)
+        layout = None  # a placed window is moved and sized a moment later, and its page laid out again after
+        while layout != (layout := self.layout()) and time.monotonic() < titled:
+            time.sleep(0.05)  # (under load): the tree's points are read once both held still
         self.timings["apps"] = time.monotonic() - t0
         self.stack(apps, opened)
         self.timings["stacked"] = time.monotonic() - t0
@@ -517,6 +520,14 @@ class Desktop:
     def evaluate(self, target, expression):
         result = self.cdp(target, "Runtime.evaluate", {"expression": expression, "returnByValue": True})
         return result.get("result", {}).get("value")
+
+    def layout(self):
+        """Every window's place and size, and every page's viewport as its renderer has it."""
+        try:
+            views = [self.evaluate(t, "[screenX, screenY, innerWidth, innerHeight]") for _, t in self.all_targets()]
+        except Exception:
+            views = None
+        return [(w["x"], w["y"], w["width"], w["height"]) for w in self.windows()], views
 
     def pages_ready(self):
         try:
