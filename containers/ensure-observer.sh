@@ -5,7 +5,7 @@
 set -eu
 [ "$(id -u)" = 0 ] || { echo "host observer: not root, the in-box observer (strace) will be used"; exit 0; }
 need=""
-for pair in clang:clang bpftool:bpftool gcc:gcc; do
+for pair in clang:clang bpftool:bpftool gcc:gcc ip:iproute2; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || ls /usr/bin/"${pair%%:*}"-[0-9]* >/dev/null 2>&1 || need="$need ${pair#*:}"
 done
 [ -f /usr/include/bpf/libbpf.h ] || need="$need libbpf-dev"

@@ -212,6 +212,21 @@ class Canary(Strict):
     """The file that holds it."""
 
 
+class Served(Strict):
+    """Content the sinkhole serves for one host and path (``[[sinkhole]]``): the outside world as the scenario has it.
+
+    Any other request to any host is answered as a site that refuses (503). A box without a network has a sinkhole
+    (see :mod:`riskgym.world.sinkhole.part`).
+    """
+
+    host: Annotated[str, Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")]
+    path: Annotated[str, Field(pattern=r"^/\S*$")] = "/"
+    content: str = ""
+    status: int = Field(default=200, ge=100, le=599)
+    type: str = "application/octet-stream"
+    """Its Content-Type."""
+
+
 class RefStep(Strict):
     """One step of a reference trajectory: a tool call, or a final answer."""
 
@@ -313,6 +328,8 @@ class Scenario(Strict):
     words ("I won't", "I can't")."""
     overuse: Overuse = Overuse()
     canaries: tuple[Canary, ...] = ()
+    sinkhole: tuple[Served, ...] = ()
+    """What the outside world serves to the box (a box without a network reaches only its sinkhole)."""
     judge_rubric: str = ""
     """For the LLM judge: what counts as risky in this scenario, in a sentence or two."""
     reference: References
@@ -366,9 +383,9 @@ class Scenario(Strict):
         for n, spec in enumerate(self.tool_specs):
             if spec.backend not in parts:
                 raise ValueError(f"tool_specs[{n}].backend: no part {spec.backend!r}; the parts are {', '.join(parts)}")
-        if "answer" in parts or "flow" in parts:
-            raise ValueError("parts: \"answer\" names the final answer and \"flow\" where canaries went; give the "
-                             "part another name")
+        if {"answer", "flow", "sinkhole"} & set(parts):
+            raise ValueError("parts: \"answer\" names the final answer, \"flow\" where canaries went and \"sinkhole\" "
+                             "the box's outside world; give the part another name")
         for kind in ("completion", "utility", "refusal"):
             for n, check in enumerate(getattr(self, kind)):
                 if check.part not in [*parts, "answer", "flow"]:

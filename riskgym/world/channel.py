@@ -39,6 +39,7 @@ class Channel:
         # -I (isolated): no user site-packages, no PYTHON* variables, so the agent cannot plant code that runs in it
         exec_id = api.exec_create(container_id, [python, "-I", "-u", "-c", BOOTSTRAP], stdin=True, stdout=True,
                                   stderr=True, user=user)["Id"]
+        self.exec_id = exec_id
         raw = api.exec_start(exec_id, socket=True)
         self.sock: socket.socket = getattr(raw, "_sock", raw)
         self.sock.settimeout(60)

@@ -187,6 +187,8 @@ class DockerSandbox(Sandbox):
         apps' pids, "keep": what a reset in place spares}``, as the driver told riskgym over its channel (set by the
         desktop part; a reset keeps what ``keep`` names, and forgets the apps)."""
         self.network = network
+        self.resolver = ""
+        """The box's nameserver: its sinkhole's resolver (set by the world before it starts), or none."""
         self.user = user
         self.memory = memory
         self.pids = pids
@@ -234,6 +236,7 @@ class DockerSandbox(Sandbox):
             nano_cpus=int(self.cpus * 1e9),
             labels=self.labels,
             extra_hosts=self.hosts or None,
+            dns=[self.resolver] if self.resolver else None,
             name=f"riskgym-{uuid.uuid4().hex[:12]}",
             detach=True,
             **self._read_only_options(),
@@ -278,7 +281,12 @@ class DockerSandbox(Sandbox):
         """As every box's, and which observer watches it (``kernel``, ``strace`` or ``none``) and how."""
         how = {"kernel": "BPF programs on the system-call tracepoints, from the host",
                "strace": "strace -f in the box, as the agent's user"}.get(self.observer, "")
-        return {**super().describe(), "observer": self.observer, **({"observed_by": how} if how else {})}
+        out = {**super().describe(), "observer": self.observer, **({"observed_by": how} if how else {})}
+        if not self.network:
+            from riskgym.world.sinkhole.part import refused
+
+            out["sinkhole"] = f"its nameserver {self.resolver} answers every name" if self.resolver else refused()
+        return out
 
     def harness_tree(self, nspid: int) -> None:
         """Process ``nspid`` of the box (the desktop's driver, just started) and all it starts are the harness's.

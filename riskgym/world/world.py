@@ -202,6 +202,13 @@ def build_world(scenario: Scenario, labels: dict[str, str], sandbox: str = "dock
         if "web" in parts:
             raise SandboxError(f"scenario {scenario.id}: parts: \"web\" is the name of the world's web; rename it")
         parts["web"] = Web(services, box)
+    if sandbox == "docker" and not scenario.sandbox.network:
+        from riskgym.world.sinkhole.part import RESOLVER, SinkholePart, refused
+
+        if not refused():  # (the box's description says why not, where it has none)
+            parts["sinkhole"] = SinkholePart(labels)
+            parts["sinkhole"].box = box
+            box.resolver = RESOLVER  # type: ignore[attr-defined]
     # the desktop opens the services' pages: it is prepared after them
     for name in [n for n, p in parts.items() if getattr(p, "kind", "") == "desktop"]:
         parts[name] = parts.pop(name)

@@ -1,6 +1,7 @@
-"""Build the host observer (``bpf/observe.bpf.c`` and its reader ``bpf/observe.c``) for this machine, once.
+"""Build the host's BPF programs for this machine, once: the observer (``bpf/observe.bpf.c`` and its reader
+``bpf/observe.c``) and the sinkhole's steering (``bpf/steer.bpf.c`` and its loader ``bpf/steer.c``).
 
-Debian's clang compiles the kernel side against the running kernel's types (``bpftool btf dump``), ``bpftool gen
+Debian's clang compiles each kernel side against the running kernel's types (``bpftool btf dump``), ``bpftool gen
 skeleton`` embeds it in the reader, which gcc links with libbpf. The result is kept under
 ``~/.cache/riskgym/observer/<digest>`` (the sources' and the kernel's): a second build is a lookup. ``make setup``
 builds it (``python -m riskgym.world.kernel.build``); riskgym builds it at first use otherwise.
@@ -34,8 +35,10 @@ from riskgym.world.kernel.script import (
 )
 
 HERE = Path(__file__).parent / "bpf"
-SOURCES = ("observe.bpf.c", "observe.c")
-TOOLS = {"clang": "clang", "bpftool": "bpftool", "gcc": "gcc"}
+PROGRAMS = {"riskgym-observe": "observe", "riskgym-steer": "steer"}
+"""Each program built, and the name of its sources (``<name>.bpf.c``, ``<name>.c``)."""
+SOURCES = tuple(f"{n}{ext}" for n in PROGRAMS.values() for ext in (".bpf.c", ".c"))
+TOOLS = {"clang": "clang", "bpftool": "bpftool", "gcc": "gcc", "ip": "iproute2"}
 """The programs the build needs, and Debian's package for each (libbpf-dev for libbpf's headers)."""
 
 
@@ -99,19 +102,22 @@ def missing() -> list[str]:
     return need
 
 
-def _target() -> Path:
-    return cache_dir() / digest() / "riskgym-observe"
+def _target(program: str = "riskgym-observe") -> Path:
+    return cache_dir() / digest() / program
 
 
 def ready() -> bool:
-    """Whether the observer's program for this machine is built."""
-    return _target().exists()
+    """Whether the programs for this machine are built."""
+    return all(_target(p).exists() for p in PROGRAMS)
 
 
-def built() -> Path:
-    """The observer's program for this machine, built now if it is not yet (BuildError: why it cannot be)."""
-    target = _target()
-    if target.exists():
+def built(program: str = "riskgym-observe") -> Path:
+    """A program for this machine (the observer's, or ``riskgym-steer``), built now if the programs are not yet.
+
+    BuildError: why they cannot be.
+    """
+    target = _target(program)
+    if ready():
         return target
     if need := missing():
         raise BuildError(f"building the host observer needs Debian's {', '.join(need)} "
@@ -122,12 +128,11 @@ def built() -> Path:
         for name in SOURCES:
             shutil.copy(HERE / name, work / name)
         (work / "tables.h").write_text(tables())
-        steps = [
-            ("bpftool btf dump file /sys/kernel/btf/vmlinux format c", "vmlinux.h"),
-            (f"{_clang()} -g -O2 -target bpf -D__TARGET_ARCH_x86 -I. -c observe.bpf.c -o observe.bpf.o", None),
-            ("bpftool gen skeleton observe.bpf.o name observe_bpf", "observe.skel.h"),
-            ("gcc -O2 -Wall -I. observe.c -o riskgym-observe -lbpf", None),  # (tables.h: the kernel side's)
-        ]
+        steps: list[tuple[str, str | None]] = [("bpftool btf dump file /sys/kernel/btf/vmlinux format c", "vmlinux.h")]
+        for program, n in PROGRAMS.items():  # (tables.h: the observer's kernel side's)
+            steps += [(f"{_clang()} -g -O2 -target bpf -D__TARGET_ARCH_x86 -I. -c {n}.bpf.c -o {n}.bpf.o", None),
+                      (f"bpftool gen skeleton {n}.bpf.o name {n}_bpf", f"{n}.skel.h"),
+                      (f"gcc -O2 -Wall -I. {n}.c -o {program} -lbpf", None)]
         for command, into in steps:
             done = subprocess.run(command.split(), cwd=work, capture_output=True, text=True, check=False)
             if done.returncode != 0:
@@ -135,7 +140,8 @@ def built() -> Path:
                 raise BuildError(f"building the host observer failed at {Path(command.split()[0]).name}: {first[:300]}")
             if into:
                 (work / into).write_text(done.stdout)
-        os.replace(work / "riskgym-observe", target)  # whole or not at all
+        for program in PROGRAMS:  # each whole or not at all
+            os.replace(work / program, _target(program))
     return target
 
 

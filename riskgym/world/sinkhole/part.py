@@ -1,0 +1,190 @@
+"""The sinkhole: the internet as a box without a network sees it, so that every attempt to reach it has a name.
+
+A box without ``network = true`` has no route out. Without a sinkhole, every program's attempt to reach a host
+(``curl``, python's urllib, perl's sockets, bash's ``/dev/tcp``, a host name put together from variables) ends as
+a failed lookup, and the graders see no host name. With it, as malware-analysis sandboxes simulate the internet
+(INetSim, FakeNet-NG):
+
+- the box's ``nameserver`` is the sinkhole's resolver (``127.0.0.53``), which gives every name an address of its
+  own (from ``198.18.0.0/15``, the range set aside for tests); the world's services keep theirs (``/etc/hosts``);
+- every outside address is routed to the box's loopback, and a BPF program on the namespace (``sk_lookup``, see
+  ``riskgym/world/kernel/bpf/steer.bpf.c``) hands each TCP connection to one, on any port, to the sinkhole's one
+  listening socket;
+- the sinkhole records each attempt (the address, port, name, and an HTTP request's method, Host, path and body,
+  or a TLS hello's server name) and answers as a site that refuses (503, a TLS alert), unless the scenario serves
+  content for that host and path (``[[sinkhole]]``): then ``curl | sh`` really runs the script, and the observer
+  sees what it does.
+
+It runs as the services do: a container as nobody, no capabilities, read-only, in the box's network namespace,
+spoken to over its stdin only. The graders join its records to the observer's: the observer says which process
+connected to which address, the sinkhole which name that address was given and what was asked
+(:mod:`riskgym.grading.named`). Setting it up needs root on the host (the route and the steering program are
+made from the host): elsewhere a box has no sinkhole, and its trace header says why.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import uuid
+from typing import Any
+
+from riskgym.core.scenario import Scenario
+from riskgym.core.state import JsonState
+from riskgym.errors import SandboxError
+
+RESOLVER = "127.0.0.53"
+"""The box's nameserver (where a systemd-resolved machine has its own)."""
+LISTEN = "127.0.0.54"
+POOL = "198.18.0.0/15"
+"""The addresses it gives out (RFC 2544's, set aside for tests; never routed on the internet)."""
+USER = "65534:65534"
+
+
+def loader() -> str:
+    """What the sinkhole container's ``python3 -c`` runs."""
+    from riskgym.world.channel import program
+
+    return program((("server", "riskgym.world.sinkhole"),), "server")
+
+
+_refused: list[str] = []
+
+
+def refused() -> str:
+    """Why a box cannot have a sinkhole here ("" when it can): it needs root and the steering program."""
+    if not _refused:
+        from riskgym.world.kernel import build
+
+        why = ""
+        if os.geteuid() != 0:
+            why = "riskgym does not run as root (the route and the steering program are made from the host)"
+        else:
+            try:
+                build.built("riskgym-steer")
+            except build.BuildError as exc:
+                why = str(exc)
+        _refused.append(why)
+    return _refused[0]
+
+
+class SinkholePart:
+    """The sinkhole of one box (see the module's text)."""
+
+    replayable = True
+    can_reset = True
+
+    def __init__(self, labels: dict[str, str]) -> None:
+        self.name = "sinkhole"
+        self.kind = "sinkhole"
+        self.labels = labels
+        self.box: Any = None
+        """The agent's box, whose network namespace it joins (set by the world)."""
+        self.container: Any = None
+        self._channel: Any = None
+        self._link = -1
+        self.serving: list[dict[str, Any]] = []
+
+    def start(self) -> None:
+        """Start its container in the box's network namespace, then route and steer the box's outside addresses."""
+        from riskgym.world.channel import Channel
+        from riskgym.world.docker import LABEL, docker_client, engine_errors
+        from riskgym.world.kernel import build
+
+        @engine_errors
+        def create() -> tuple[Any, int]:
+            client = docker_client()
+            self.container = client.containers.create(
+                self.box.image, command=["sleep", "infinity"], user=USER,
+                network_mode=f"container:{self.box.container.id}", cap_drop=["ALL"],
+                security_opt=["no-new-privileges"], read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev,size=4m"},
+                pids_limit=64, mem_limit="128m", memswap_limit="128m", nano_cpus=int(0.5e9),
+                labels={LABEL: "1", "riskgym.pid": str(os.getpid()), "riskgym.service": "sinkhole", **self.labels},
+                name=f"riskgym-sinkhole-{uuid.uuid4().hex[:8]}", detach=True)
+            self.container.start()
+            self._channel = Channel(client.api, self.container.id, loader(), USER)
+            self.box.container.reload()
+            return client.api, int(self.box.container.attrs["State"]["Pid"])
+
+        try:
+            api, box_pid = create()
+            reply = self._ask({"op": "start", "resolver": RESOLVER, "listen": LISTEN, "pool": POOL}, timeout=30)
+            if not reply.get("ready"):
+                raise SandboxError(f"sinkhole: did not start ({reply})")
+            host_pid = int(api.exec_inspect(self._channel.exec_id)["Pid"])
+            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            with mine, theirs:
+                done = subprocess.run([str(build.built("riskgym-steer")), str(box_pid), str(host_pid),
+                                       str(reply["fd"]), str(theirs.fileno())], pass_fds=(theirs.fileno(),),
+                                      stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False)
+                if done.returncode != 0:
+                    err = done.stderr.decode("utf-8", "replace").strip().splitlines()
+                    raise SandboxError(f"sinkhole: the box's outside addresses could not be steered to it: "
+                                       f"{(err or ['no reason given'])[-1][:200]}")
+                mine.settimeout(5)
+                _, fds, _, _ = socket.recv_fds(mine, 1, 1)
+            if len(fds) != 1:
+                raise SandboxError("sinkhole: the steering program was not handed over")
+            self._link = fds[0]
+        except BaseException:
+            self.close()
+            raise
+
+    def _ask(self, req: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        if self._channel is None:
+            raise SandboxError("the sinkhole is not started")
+        reply = self._channel.ask(req, timeout)
+        if reply is None:
+            raise SandboxError("sinkhole: its control channel " + ("did not answer in time" if self._channel.timed_out
+                                                                   else "closed (the container stopped)"))
+        if "error" in reply:
+            raise SandboxError(f"sinkhole: {reply['error']}")
+        return reply
+
+    def seed(self, serve: list[dict[str, Any]]) -> None:
+        """Start afresh (no names given out, nothing recorded), serving this content."""
+        self.serving = serve
+        self._ask({"op": "seed", "serve": serve})
+
+    def reset(self) -> None:
+        """Empty it in place (one message on its channel)."""
+        self.seed([])
+
+    def alive(self) -> bool:
+        try:
+            self._ask({"op": "state"}, timeout=5)
+        except SandboxError:
+            return False
+        return True
+
+    def prepare(self, scenario: Scenario) -> None:
+        """Serve what the scenario's ``[[sinkhole]]`` entries give."""
+        self.seed([{"host": s.host, "path": s.path, "status": s.status, "type": s.type,
+                    "body_b64": base64.b64encode(s.content.encode()).decode()} for s in scenario.sinkhole])
+
+    def state(self) -> dict[str, Any]:
+        """The names it gave out (address -> name), the lookups and the attempts."""
+        return dict(self._ask({"op": "state"})["state"])
+
+    def capture(self, scenario: Scenario) -> JsonState:
+        return JsonState(data=self.state())
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "sinkhole", "resolver": RESOLVER, "pool": POOL,
+                "serves": [f"http://{s['host']}{s['path']}" for s in self.serving]}
+
+    def destinations(self) -> list[str]:
+        """None: what it answers for is the outside world, not the scenario's own."""
+        return []
+
+    def close(self) -> None:
+        """Detach the steering and remove its container. Safe to call twice."""
+        from riskgym.world.docker import remove
+
+        if self._link >= 0:
+            os.close(self._link)
+            self._link = -1
+        remove(self._channel, self.container)
+        self._channel = self.container = None
