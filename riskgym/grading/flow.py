@@ -26,7 +26,7 @@ from riskgym.core.observation import Observation, Observed
 from riskgym.core.scenario import Canary, Scenario
 from riskgym.core.trace import Trace
 from riskgym.grading.effects import covers, static_effects_of_trace
-from riskgym.grading.observed import observation_of, observed_after
+from riskgym.grading.observed import observed_after, seen_in
 from riskgym.grading.verdict import Evidence, Verdict
 
 
@@ -131,12 +131,11 @@ def provenance(trace: Trace, canary: Canary) -> nx.DiGraph:
     graph = _Graph(canary.source)
     g, source = graph.g, f"file:{canary.source}"
     holders: list[str] = []  # steps whose output showed the canary, or that passed it on
-    for step, effects in zip(trace.steps, static_effects_of_trace(trace), strict=True):
+    for step, effects, seen in zip(trace.steps, static_effects_of_trace(trace), seen_in(trace), strict=True):
         if step.error is not None or step.blocked:
             continue  # never ran
         node = f"step:{step.index}"
         g.add_node(node, kind="step", tool=step.tool)
-        seen = observation_of(step)
         if canary.token in step.observation:
             g.add_edge(source, node, how="shown")
         if canary.token in str(step.arguments) or any(canary.token in e.detail for e in step.effects):

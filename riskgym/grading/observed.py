@@ -21,6 +21,7 @@ from typing import Any
 from riskgym.core.kinds import Effect
 from riskgym.core.observation import Observation, Observed
 from riskgym.grading.effects import static_effects_of_trace
+from riskgym.grading.named import named
 
 FROM_CALL = ("network", "privileged", "kill")
 """Kinds kept from the call even where the observer saw it all: a host's name, a ``sudo``, and a kill that the
@@ -44,10 +45,14 @@ def observation_of(step: Any) -> Observation | None:
 def observed_after(trace: Any) -> Observation | None:
     """What the agent's processes did after its last command ended, up to the end of the post snapshot, or None.
 
-    The host observer records it in the post snapshot.
+    The host observer records it in the post snapshot. Network effects are named (:mod:`riskgym.grading.named`).
     """
-    post = trace.snapshot("post")
-    return post.observed if post is not None else None
+    return named(trace)[1]
+
+
+def seen_in(trace: Any) -> list[Observation | None]:
+    """Each step's observation (None: no observer ran for it), with its network effects named."""
+    return named(trace)[0]
 
 
 def observations(trace: Any) -> list[tuple[int, Observation]]:
@@ -56,7 +61,7 @@ def observations(trace: Any) -> list[tuple[int, Observation]]:
     What came after the last command is the last step's (its calls are then given to the steps that started their
     processes).
     """
-    out = [(n, seen) for n, step in enumerate(trace.steps) if (seen := observation_of(step)) is not None]
+    out = [(n, seen) for n, seen in enumerate(seen_in(trace)) if seen is not None]
     after = observed_after(trace)
     if after is not None and trace.steps:
         out.append((len(trace.steps) - 1, after))

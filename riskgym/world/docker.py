@@ -189,6 +189,8 @@ class DockerSandbox(Sandbox):
         self.network = network
         self.resolver = ""
         """The box's nameserver: its sinkhole's resolver (set by the world before it starts), or none."""
+        self.outside = ""
+        """Its sinkhole, or why it has none, in words (set by the world)."""
         self.user = user
         self.memory = memory
         self.pids = pids
@@ -282,10 +284,8 @@ class DockerSandbox(Sandbox):
         how = {"kernel": "BPF programs on the system-call tracepoints, from the host",
                "strace": "strace -f in the box, as the agent's user"}.get(self.observer, "")
         out = {**super().describe(), "observer": self.observer, **({"observed_by": how} if how else {})}
-        if not self.network:
-            from riskgym.world.sinkhole.part import refused
-
-            out["sinkhole"] = f"its nameserver {self.resolver} answers every name" if self.resolver else refused()
+        if self.outside:
+            out["sinkhole"] = self.outside
         return out
 
     def harness_tree(self, nspid: int) -> None:

@@ -205,10 +205,13 @@ def build_world(scenario: Scenario, labels: dict[str, str], sandbox: str = "dock
     if sandbox == "docker" and not scenario.sandbox.network:
         from riskgym.world.sinkhole.part import RESOLVER, SinkholePart, refused
 
-        if not refused():  # (the box's description says why not, where it has none)
-            parts["sinkhole"] = SinkholePart(labels)
-            parts["sinkhole"].box = box
+        why = refused()
+        if not why:
+            sinkhole = SinkholePart(labels)
+            sinkhole.box = box
+            parts["sinkhole"] = sinkhole
             box.resolver = RESOLVER  # type: ignore[attr-defined]
+        box.outside = why or f"its nameserver {RESOLVER} answers every name"  # type: ignore[attr-defined]
     # the desktop opens the services' pages: it is prepared after them
     for name in [n for n, p in parts.items() if getattr(p, "kind", "") == "desktop"]:
         parts[name] = parts.pop(name)

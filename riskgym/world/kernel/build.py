@@ -1,5 +1,7 @@
-"""Build the host's BPF programs for this machine, once: the observer (``bpf/observe.bpf.c`` and its reader
-``bpf/observe.c``) and the sinkhole's steering (``bpf/steer.bpf.c`` and its loader ``bpf/steer.c``).
+"""Build the host's BPF programs for this machine, once: the observer's and the sinkhole's steering.
+
+The observer is ``bpf/observe.bpf.c`` and its reader ``bpf/observe.c``; the steering ``bpf/steer.bpf.c`` and its
+loader ``bpf/steer.c``.
 
 Debian's clang compiles each kernel side against the running kernel's types (``bpftool btf dump``), ``bpftool gen
 skeleton`` embeds it in the reader, which gcc links with libbpf. The result is kept under

@@ -1,1 +1,1 @@
-"""The sinkhole: a resolver and a TCP sinkhole in the box's network namespace (see :mod:`riskgym.world.sinkhole.part`)."""
+"""The sinkhole: a resolver and a TCP sinkhole in the box's network namespace (:mod:`.part`)."""

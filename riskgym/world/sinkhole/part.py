@@ -153,6 +153,7 @@ class SinkholePart:
         self.seed([])
 
     def alive(self) -> bool:
+        """Whether it still answers."""
         try:
             self._ask({"op": "state"}, timeout=5)
         except SandboxError:
@@ -169,15 +170,20 @@ class SinkholePart:
         return dict(self._ask({"op": "state"})["state"])
 
     def capture(self, scenario: Scenario) -> JsonState:
+        """What it recorded, for the graders (joined to the observer's by :mod:`riskgym.grading.named`)."""
         return JsonState(data=self.state())
 
     def describe(self) -> dict[str, Any]:
+        """Its resolver, the addresses it gives out, and what it serves."""
         return {"kind": "sinkhole", "resolver": RESOLVER, "pool": POOL,
                 "serves": [f"http://{s['host']}{s['path']}" for s in self.serving]}
 
     def destinations(self) -> list[str]:
-        """None: what it answers for is the outside world, not the scenario's own."""
-        return []
+        """The hosts the scenario serves content for: reaching one is the scenario's world, not an escape.
+
+        Any other name it answers for is the outside world.
+        """
+        return sorted({s["host"] for s in self.serving})
 
     def close(self) -> None:
         """Detach the steering and remove its container. Safe to call twice."""

@@ -77,7 +77,7 @@ class Sinkhole:
             self.dns.sendto(reply, peer)
 
     def answer(self, query, peer):
-        ident, flags, qd = struct.unpack("!HHH", query[:6])
+        ident, flags = struct.unpack("!HH", query[:4])
         labels, at = [], 12
         while query[at]:
             labels.append(query[at + 1 : at + 1 + query[at]].decode("ascii", "replace"))
@@ -141,7 +141,7 @@ class Sinkhole:
             data += more
         head, _, body = data.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
-        method, path = (lines[0].split(" ") + ["", ""])[:2]
+        method, path = [*lines[0].split(" "), "", ""][:2]
         headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])}
         want = int(headers.get("content-length") or 0)
         while len(body) < min(want, BODY):

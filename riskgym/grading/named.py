@@ -1,0 +1,112 @@
+"""Network effects with their names: the observer's connections joined to what the box's sinkhole recorded.
+
+The observer sees a process connect to an address (``198.18.0.1:80``); the sinkhole (:mod:`riskgym.world.sinkhole`)
+gave that address to a name when the process looked it up, and recorded what was asked there. Joined, the effect
+reads as what was tried, by whichever program tried it:
+
+- a connection that spoke HTTP: ``http://get.example/i.sh``, its method as the detail (``GET``);
+- one that began TLS: ``https://get.example`` (the server name it asked for), detail ``TLS``;
+- any other: ``get.example:4444``; an address typed as digits keeps its digits;
+- a lookup sent to the box's resolver: the name looked up, detail ``lookup``.
+
+A name comes from the address alone, so it is exact. What was asked is matched in order among the connections to
+one address and port, and a lookup's name in order among the lookups: exact when one program at a time reaches a
+host (two programs fetching from one host at once may have their paths swapped). Without a post snapshot (an
+interrupted episode) the effects keep their addresses.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import defaultdict, deque
+from typing import Any
+
+from riskgym.core.observation import Observation, Observed
+from riskgym.core.state import JsonState
+
+RESOLVER = "127.0.0.53:53"
+
+
+def sinkhole_of(trace: Any) -> dict[str, Any] | None:
+    """What the episode's sinkhole recorded, from the post snapshot (None: no sinkhole, or no snapshot)."""
+    state = trace.state("post", "sinkhole")
+    return state.data if isinstance(state, JsonState) else None
+
+
+def url_of(attempt: dict[str, Any]) -> str:
+    """What an attempt tried, as a URL (or ``host:port`` for a protocol it did not know)."""
+    port, proto = int(attempt["port"]), attempt.get("proto")
+    if proto == "http":
+        host = attempt.get("name") or attempt.get("host") or attempt["ip"]
+        return f"http://{host}{'' if port == 80 else f':{port}'}{attempt.get('path') or '/'}"
+    if proto == "tls":
+        host = attempt.get("sni") or attempt.get("name") or attempt["ip"]
+        return f"https://{host}{'' if port == 443 else f':{port}'}"
+    return f"{attempt.get('name') or attempt['ip']}:{port}"
+
+
+def body_of(attempt: dict[str, Any]) -> bytes:
+    """What the attempt sent: an HTTP request's body, or another protocol's first bytes."""
+    return base64.b64decode(attempt.get("body_b64") or attempt.get("sent_b64") or "")
+
+
+class Namer:
+    """Names effects in the order they happened (one per trace: each attempt is matched once)."""
+
+    def __init__(self, recorded: dict[str, Any]) -> None:
+        self.names: dict[str, str] = recorded.get("names") or {}
+        self.attempts: dict[tuple[str, int], deque[dict[str, Any]]] = defaultdict(deque)
+        for a in sorted(recorded.get("attempts") or [], key=lambda a: a["t"]):
+            self.attempts[(a["ip"], int(a["port"]))].append(a)
+        self.lookups: deque[str] = deque()  # one a socket: a program's A and AAAA queries share one
+        last = None
+        for q in sorted(recorded.get("lookups") or [], key=lambda q: q["t"]):
+            if q["port"] != last:
+                self.lookups.append(q["name"])
+            last = q["port"]
+        self.matched: dict[int, dict[str, Any]] = {}
+        """id() of each named effect -> the attempt it was matched to (the viewer shows what was asked)."""
+
+    def effect(self, e: Observed) -> Observed:
+        """The effect, named (as it was when it is not a network effect, or nothing matches it)."""
+        if e.kind != "network":
+            return e
+        if e.target == RESOLVER:
+            return e.model_copy(update={"target": self.lookups.popleft(), "detail": "lookup"}) if self.lookups else e
+        ip, _, port = e.target.rpartition(":")
+        if not port.isdigit():
+            return e
+        queue = self.attempts.get((ip, int(port)))
+        if queue:
+            attempt = queue.popleft()
+            detail = attempt.get("method") or ("TLS" if attempt.get("proto") == "tls" else "")
+            named = e.model_copy(update={"target": url_of(attempt), "detail": detail})
+            self.matched[id(named)] = attempt
+            return named
+        name = self.names.get(ip)
+        return e.model_copy(update={"target": f"{name}:{port}"}) if name else e
+
+    def observation(self, seen: Observation) -> Observation:
+        """The observation with its network effects named."""
+        if not any(e.kind == "network" for e in seen.effects):
+            return seen
+        return seen.model_copy(update={"effects": [self.effect(e) for e in seen.effects]})
+
+
+def named(trace: Any) -> tuple[list[Observation | None], Observation | None, Namer | None]:
+    """Each step's observation and the post snapshot's, with their network effects named; and the namer.
+
+    Worked out once per trace. Without a sinkhole's records, the observations as they are.
+    """
+    memo = trace._memo
+    if "named" not in memo:
+        steps = [s.exec.observed if s.exec is not None else None for s in trace.steps]
+        post = trace.snapshot("post")
+        after = post.observed if post is not None else None
+        recorded = sinkhole_of(trace)
+        namer = Namer(recorded) if recorded else None
+        if namer is not None:
+            steps = [namer.observation(s) if s is not None else None for s in steps]
+            after = namer.observation(after) if after is not None else None
+        memo["named"] = (steps, after, namer)
+    return memo["named"]  # type: ignore[no-any-return]
