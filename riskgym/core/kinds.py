@@ -94,6 +94,8 @@ for _kind in (
     EffectKind("kill", "a signal sent to a process", touches="process"),
     EffectKind("exec", "a program or script run"),
     EffectKind("network", "a network connection or request", sink=True, touches="net"),
+    EffectKind("lookup", "a host name looked up (the box's sinkhole answered it; target: the name)", changes=False,
+               touches="net"),
     EffectKind("privileged", "a privileged command (sudo, su, chmod, chown, ...)", touches="user"),
     EffectKind("pipe", "data into or out of a pipe between processes (seen by the observer)", changes=False,
                touches="pipe"),

@@ -7,7 +7,8 @@ reads as what was tried, by whichever program tried it:
 - a connection that spoke HTTP: ``http://get.example/i.sh``, its method as the detail (``GET``);
 - one that began TLS: ``https://get.example`` (the server name it asked for), detail ``TLS``;
 - any other: ``get.example:4444``; an address typed as digits keeps its digits;
-- a lookup sent to the box's resolver: the name looked up, detail ``lookup``.
+- a lookup sent to the box's resolver becomes a ``lookup`` of the name (no data leaves with it, and the program
+  has reached nothing yet).
 
 A name comes from the address alone, so it is exact. What was asked is matched in order among the connections to
 one address and port, and a lookup's name in order among the lookups: exact when one program at a time reaches a
@@ -71,8 +72,9 @@ class Namer:
         """The effect, named (as it was when it is not a network effect, or nothing matches it)."""
         if e.kind != "network":
             return e
-        if e.target == RESOLVER:
-            return e.model_copy(update={"target": self.lookups.popleft(), "detail": "lookup"}) if self.lookups else e
+        if e.target == RESOLVER:  # a lookup, not a connection: the connection that follows is the attempt
+            name = self.lookups.popleft() if self.lookups else "(a name the sinkhole did not record)"
+            return e.model_copy(update={"kind": "lookup", "target": name})
         ip, _, port = e.target.rpartition(":")
         if not port.isdigit():
             return e
@@ -83,8 +85,8 @@ class Namer:
             named = e.model_copy(update={"target": url_of(attempt), "detail": detail})
             self.matched[id(named)] = attempt
             return named
-        name = self.names.get(ip)
-        return e.model_copy(update={"target": f"{name}:{port}"}) if name else e
+        given = self.names.get(ip)
+        return e.model_copy(update={"target": f"{given}:{port}"}) if given else e
 
     def observation(self, seen: Observation) -> Observation:
         """The observation with its network effects named."""
@@ -110,3 +112,26 @@ def named(trace: Any) -> tuple[list[Observation | None], Observation | None, Nam
             after = namer.observation(after) if after is not None else None
         memo["named"] = (steps, after, namer)
     return memo["named"]  # type: ignore[no-any-return]
+
+
+def tried(trace: Any) -> list[list[str]]:
+    """Each step's attempts to reach the outside, in words: ``tried http://get.example/i.sh from curl: 503``.
+
+    What the processes a step started tried after the last step is the last step's. Empty without a sinkhole.
+    """
+    steps, after, namer = named(trace)
+    out: list[list[str]] = [[] for _ in steps]
+    if namer is None:
+        return out
+    programs = {p.pid: p.argv[0].rsplit("/", 1)[-1] for s in [*steps, after] if s is not None
+                for p in s.processes if p.argv}
+    for n, seen in enumerate([*steps, after]):
+        for e in seen.effects if seen is not None else []:
+            if e.kind != "network":
+                continue
+            attempt = namer.matched.get(id(e))
+            said = f" {e.detail}" if e.detail and e.detail != "TLS" else ""
+            answer = f": {attempt['answer']}" if attempt else f" (refused: {e.error})" if e.error else ""
+            who = programs.get(e.pid, f"pid {e.pid}")
+            out[min(n, len(out) - 1)].append(f"tried{said} {e.target} from {who}{answer}")
+    return out

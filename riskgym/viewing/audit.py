@@ -12,6 +12,7 @@ from typing import Any
 from riskgym.core.observation import Observation
 from riskgym.core.results import Emulation
 from riskgym.core.trace import Final, ModelTurn, Step, Trace, call_text
+from riskgym.grading.named import named, tried
 from riskgym.grading.verdict import Evidence, Verdict
 
 FLAGGED = ("intention", "completion", "leak", "escape", "judge")
@@ -69,6 +70,7 @@ def render_timeline(trace: Trace, row: dict[str, Any], instruction: str, console
     console.print(f"[dim]instruction[/] {escape(instruction)}")
     console.print("[dim]verdicts[/] " + "  ".join(_verdict(name, v) for name, v in verdicts.items()))
     flags = flags_by_step(verdicts)
+    seen, attempts, n = named(trace)[0], tried(trace), 0  # network effects with their names, and what was tried
     for event in trace.events:
         if isinstance(event, ModelTurn):
             text = (event.message.get("content") or "").strip()
@@ -93,8 +95,11 @@ def render_timeline(trace: Trace, row: dict[str, Any], instruction: str, console
             elif event.observation:
                 lines = _clip(event.observation, 8 if not full else 10**9).splitlines()
                 console.print("\n".join(f"     [dim]│[/] {escape(line)}" for line in lines))
-            if event.exec is not None and event.exec.observed is not None:
-                console.print(f"     [dim]{escape(seen_note(event.exec.observed, full))}[/]")
+            if (observed := seen[n]) is not None:
+                console.print(f"     [dim]{escape(seen_note(observed, full))}[/]")
+            for line in attempts[n]:
+                console.print(f"     [magenta]{escape(line)}[/]")
+            n += 1
             if event.emulation is not None:
                 console.print(f"     [dim]{escape(emulation_note(event.emulation, full))}[/]")
                 for said in event.emulation.contradictions:

@@ -23,6 +23,7 @@ from markupsafe import Markup, escape
 import riskgym
 from riskgym.core.results import ImagePart
 from riskgym.core.trace import Final, ModelTurn, Step, Trace
+from riskgym.grading.named import named, tried
 from riskgym.grading.runs import agreement, confusion, judges_of
 from riskgym.grading.stats import MIN_N
 from riskgym.monitoring.evaluate import FPRS
@@ -52,13 +53,16 @@ def trace_data(trace: Trace, row: dict[str, Any], instruction: str, blobs: str =
     for m in row.get("monitored") or []:
         monitored[m["step"]].append([m["monitor"], m["score"], m.get("reason", ""), bool(m.get("blocked"))])
     events: list[list[Any]] = []
+    observed, attempts = named(trace)[0], tried(trace)  # network effects named; what the sinkhole saw tried
+    steps: list[Step] = []
     for e in trace.events:
         if isinstance(e, ModelTurn):
             events.append(["m", e.turn, _clip((e.message.get("content") or "").strip()), len(e.calls),
                            e.prompt_tokens + e.completion_tokens, e.error or "", turn_note(e)])
         elif isinstance(e, Step):
-            seen = e.exec.observed if e.exec is not None else None
-            note = seen_note(seen) if seen is not None else ""
+            seen = observed[len(steps)]
+            note = " · ".join(([seen_note(seen)] if seen is not None else []) + attempts[len(steps)])
+            steps.append(e)
             if e.emulation is not None:  # how the output came about, and where it contradicts what came before
                 note = " · ".join([emulation_note(e.emulation), *(f"contradiction: {c}"
                                                                    for c in e.emulation.contradictions)])

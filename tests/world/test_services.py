@@ -46,11 +46,13 @@ def test_two_worlds_at_once_see_only_their_own_services_and_nothing_outside(dock
             box.reload()
             assert box.attrs["HostConfig"]["NetworkMode"] == "none"
             host = bridge_address(docker_client().networks.get("bridge").attrs["IPAM"])
-            for target in (host, "10.255.255.53", "1.1.1.1"):  # the host, its DNS server, the internet
-                out = shell(env, f"curl -s -m 3 http://{target}/ >/dev/null; echo rc=$?")
-                assert out.strip() in ("rc=7", "rc=28"), (target, out)  # could not connect: no route
-            assert shell(env, "cat /proc/net/route | wc -l").strip() == "1"  # the header only: no route at all
-            assert shell(env, "curl -s -m 3 http://example.com/ >/dev/null; echo rc=$?").strip() == "rc=6"
+            for target in (host, "10.255.255.53", "1.1.1.1", "example.com"):  # the host, a DNS server, the internet
+                out = shell(env, f"curl -s -m 3 -w ' %{{remote_ip}}' http://{target}/")
+                assert out.startswith("Service Unavailable"), (target, out)  # the box's sinkhole, nothing outside
+            assert shell(env, "cat /proc/net/route | wc -l").strip() == "1"  # the header only: no route out
+            tried = [(a["ip"], a["host"]) for a in env.world.parts["sinkhole"].state()["attempts"]]
+            assert tried[-4:-1] == [(host, host), ("10.255.255.53", "10.255.255.53"), ("1.1.1.1", "1.1.1.1")]
+            assert tried[-1][1] == "example.com" and tried[-1][0].startswith("198.18.")
     finally:
         for env in envs.values():
             env.close()
@@ -77,9 +79,10 @@ def test_shell_and_tools_reach_the_same_state_and_a_reset_empties_it(docker_read
         assert host["ReadonlyRootfs"] and host["PidsLimit"] and host["Memory"]
         assert service.attrs["Config"]["User"] == "65534:65534" and service.labels[LABEL] == "1"
         assert "/var/run/docker.sock" not in json.dumps(service.attrs["Mounts"])
-        # the graders' channel is not on the network: nothing in the box listens but the sites, on port 80
+        # the graders' channels are not on the network: nothing in the box listens but the sites, on port 80, and
+        # the sinkhole's one socket (127.0.0.54:9)
         listening = shell(env, "cat /proc/net/tcp | awk 'NR>1 && $4==\"0A\" {print $2}'").split()
-        assert sorted(listening) == ["0200007F:0050", "0300007F:0050"]
+        assert sorted(listening) == ["0200007F:0050", "0300007F:0050", "3600007F:0009"]
     finally:
         env.close()
 

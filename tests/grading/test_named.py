@@ -1,0 +1,53 @@
+"""The observer's connections joined to the sinkhole's records, without a box: names by address, what was asked in
+order per address and port, lookups as lookups, and nothing named where nothing was recorded."""
+
+from riskgym.core.observation import Observation, Observed
+from riskgym.grading.named import Namer, url_of
+
+RECORDED = {
+    "names": {"198.18.0.1": "get.example", "198.18.0.2": "paste.example"},
+    "lookups": [{"t": 1.0, "name": "get.example", "type": "A", "port": 5000},
+                {"t": 1.1, "name": "get.example", "type": "AAAA", "port": 5000},
+                {"t": 2.0, "name": "paste.example", "type": "A", "port": 5001}],
+    "attempts": [
+        {"t": 3.0, "ip": "198.18.0.1", "port": 80, "name": "get.example", "proto": "http", "method": "GET",
+         "host": "get.example", "path": "/b", "answer": "503"},
+        {"t": 1.5, "ip": "198.18.0.1", "port": 80, "name": "get.example", "proto": "http", "method": "GET",
+         "host": "get.example", "path": "/a", "answer": "200 (3 bytes served)"},
+        {"t": 4.0, "ip": "198.18.0.2", "port": 443, "name": "paste.example", "proto": "tls", "sni": "paste.example"},
+        {"t": 5.0, "ip": "203.0.113.9", "port": 22, "name": "", "proto": "tcp"},
+    ],
+}
+
+
+def net(pid, target, error=""):
+    return Observed(pid=pid, call="connect", kind="network", target=target, error=error)
+
+
+def test_connections_are_named_by_address_and_matched_in_order():
+    namer = Namer(RECORDED)
+    seen = namer.observation(Observation(observer="kernel", effects=[
+        net(7, "127.0.0.53:53"), net(7, "198.18.0.1:80"), net(8, "198.18.0.1:80"), net(9, "127.0.0.53:53"),
+        net(9, "198.18.0.2:443"), net(10, "203.0.113.9:22"), net(11, "198.18.0.2:25", "ECONNREFUSED"),
+        Observed(pid=7, call="openat", kind="read", target="/etc/hosts")]))
+    assert [(e.kind, e.target, e.detail) for e in seen.effects] == [
+        ("lookup", "get.example", ""), ("network", "http://get.example/a", "GET"),
+        ("network", "http://get.example/b", "GET"), ("lookup", "paste.example", ""),
+        ("network", "https://paste.example", "TLS"), ("network", "203.0.113.9:22", ""),
+        ("network", "paste.example:25", ""), ("read", "/etc/hosts", "")]
+    assert seen.effects[6].error == "ECONNREFUSED"  # named, and still refused
+
+
+def test_urls_keep_an_unusual_port_and_fall_back_to_what_is_known():
+    assert url_of({"ip": "198.18.0.1", "port": 8080, "proto": "http", "name": "a.example", "path": "/x"}) == \
+        "http://a.example:8080/x"
+    assert url_of({"ip": "203.0.113.9", "port": 80, "proto": "http", "name": "", "host": "", "path": "/"}) == \
+        "http://203.0.113.9/"
+    assert url_of({"ip": "198.18.0.3", "port": 8443, "proto": "tls", "name": "b.example", "sni": ""}) == \
+        "https://b.example:8443"
+
+
+def test_an_observation_without_network_effects_is_left_as_it_is():
+    seen = Observation(observer="kernel", effects=[Observed(pid=1, call="unlinkat", kind="delete", target="/a")])
+    assert Namer(RECORDED).observation(seen) is seen
+    assert Namer({}).effect(net(1, "198.18.0.9:80")).target == "198.18.0.9:80"  # nothing recorded: the address
