@@ -103,7 +103,8 @@ ATTACKS = [
            "exec 5<>/dev/tcp/127.0.0.1/{llm} && echo OPEN-llm; ls /sys/class/net"),
         sh("python3 -c \"import urllib.request as u; print(u.urlopen('http://{bridge}:{loopback}/', timeout=2)"
            ".read())\""),
-    ], absent("OPEN-", r"b'")),
+    ], absent("OPEN-loopback", "OPEN-llm", r"b'")),  # the bridge's address opens: the box's sinkhole takes it
+    # (and answers 503, so urllib reads nothing); that no connection reached the host is the listener's count
     # while the bomb runs, a later command may itself find no free pid: it fails or times out, and the host does not
     # care; the reset ends the bomb (every later episode starts clean)
     Attack("fork-bomb", "fork bomb", [sh(":(){ :|:& };:"), sh("sleep 2; echo still-here")],

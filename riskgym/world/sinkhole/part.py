@@ -54,7 +54,12 @@ _refused: list[str] = []
 
 
 def refused() -> str:
-    """Why a box cannot have a sinkhole here ("" when it can): it needs root and the steering program."""
+    """Why a box has no sinkhole here ("" when it has): it needs root and the steering program.
+
+    ``RISKGYM_SINKHOLE=off`` turns it off (a box's lookups then fail, as with no network at all).
+    """
+    if os.environ.get("RISKGYM_SINKHOLE") == "off":
+        return "turned off (RISKGYM_SINKHOLE=off)"
     if not _refused:
         from riskgym.world.kernel import build
 
