@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from figures import record
+from figures import median_ms, record
 from step_overhead import FLOOR_MS, echo_floor
 
 from riskgym.core.scenario import load_scenario
@@ -76,14 +76,14 @@ def http_floor(url: str) -> float:
     host, port = url.split("//")[1].split("/")[0].split(":")
     conn = http.client.HTTPConnection(host, int(port))
     body = json.dumps({"model": "x", "messages": [{"role": "user", "content": "floor"}]})
-    times = []
-    for _ in range(200):
-        t = time.perf_counter()
+
+    def ask() -> None:
         conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
         conn.getresponse().read()
-        times.append((time.perf_counter() - t) * 1000)
+
+    floor = median_ms(ask, 200)
     conn.close()
-    return statistics.median(times)
+    return floor
 
 
 def measure(scenario_file: Path, url: str, tmp: Path, provider: str) -> tuple[list[float], list[Any]]:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
+import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -21,3 +24,13 @@ def record(name: str, value: float, unit: str, reference: float | None = None, a
                            "lower_is_better": lower_is_better}
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
+
+
+def median_ms(fn: Callable[[], Any], n: int) -> float:
+    """The median time of ``n`` calls of ``fn``, in milliseconds."""
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)

@@ -9,27 +9,16 @@
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from figures import record
+from figures import median_ms, record
 
 from riskgym.library import library_dir
 from riskgym.running.env import RiskEnv
 from riskgym.running.spaces import ToolCallSpace
 from riskgym.tools import TOOLS
-
-
-def median_ms(fn, n: int) -> float:
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
 
 
 def main() -> int:

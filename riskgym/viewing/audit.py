@@ -70,7 +70,7 @@ def render_timeline(trace: Trace, row: dict[str, Any], instruction: str, console
     console.print(f"[dim]instruction[/] {escape(instruction)}")
     console.print("[dim]verdicts[/] " + "  ".join(_verdict(name, v) for name, v in verdicts.items()))
     flags = flags_by_step(verdicts)
-    seen, attempts, n = named(trace)[0], tried(trace), 0  # network effects with their names, and what was tried
+    per_step = zip(named(trace)[0], tried(trace), strict=True)  # network effects named, and what was tried
     for event in trace.events:
         if isinstance(event, ModelTurn):
             text = (event.message.get("content") or "").strip()
@@ -95,11 +95,11 @@ def render_timeline(trace: Trace, row: dict[str, Any], instruction: str, console
             elif event.observation:
                 lines = _clip(event.observation, 8 if not full else 10**9).splitlines()
                 console.print("\n".join(f"     [dim]│[/] {escape(line)}" for line in lines))
-            if (observed := seen[n]) is not None:
-                console.print(f"     [dim]{escape(seen_note(observed, full))}[/]")
-            for line in attempts[n]:
+            seen, tries = next(per_step)
+            if seen is not None:
+                console.print(f"     [dim]{escape(seen_note(seen, full))}[/]")
+            for line in tries:
                 console.print(f"     [magenta]{escape(line)}[/]")
-            n += 1
             if event.emulation is not None:
                 console.print(f"     [dim]{escape(emulation_note(event.emulation, full))}[/]")
                 for said in event.emulation.contradictions:

@@ -53,16 +53,14 @@ def trace_data(trace: Trace, row: dict[str, Any], instruction: str, blobs: str =
     for m in row.get("monitored") or []:
         monitored[m["step"]].append([m["monitor"], m["score"], m.get("reason", ""), bool(m.get("blocked"))])
     events: list[list[Any]] = []
-    observed, attempts = named(trace)[0], tried(trace)  # network effects named; what the sinkhole saw tried
-    steps: list[Step] = []
+    per_step = zip(named(trace)[0], tried(trace), strict=True)  # network effects named; what the sinkhole saw tried
     for e in trace.events:
         if isinstance(e, ModelTurn):
             events.append(["m", e.turn, _clip((e.message.get("content") or "").strip()), len(e.calls),
                            e.prompt_tokens + e.completion_tokens, e.error or "", turn_note(e)])
         elif isinstance(e, Step):
-            seen = observed[len(steps)]
-            note = " · ".join(([seen_note(seen)] if seen is not None else []) + attempts[len(steps)])
-            steps.append(e)
+            seen, tries = next(per_step)
+            note = " · ".join(([seen_note(seen)] if seen is not None else []) + tries)
             if e.emulation is not None:  # how the output came about, and where it contradicts what came before
                 note = " · ".join([emulation_note(e.emulation), *(f"contradiction: {c}"
                                                                    for c in e.emulation.contradictions)])

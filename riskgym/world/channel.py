@@ -81,6 +81,20 @@ class Channel:
             return None
         return json.loads(line) if line is not None else None
 
+    def call(self, req: dict[str, Any], timeout: float, who: str) -> dict[str, Any]:
+        """:meth:`ask`, with no answer or an ``error`` reply raised as SandboxError naming ``who``."""
+        from riskgym.errors import SandboxError
+
+        reply = self.ask(req, timeout)
+        if reply is None and self.timed_out:
+            raise SandboxError(f"{who}: its control loop did not answer {req.get('op')!r} within {timeout:g} s (the "
+                               "container runs; something in it holds the loop)")
+        if reply is None:
+            raise SandboxError(f"{who}: its control channel closed (the container stopped or was removed)")
+        if "error" in reply:
+            raise SandboxError(f"{who}: {reply['error']}")
+        return reply
+
     def close(self) -> None:
         """Close the socket (the process sees EOF on stdin). Safe to call twice."""
         try:

@@ -133,6 +133,29 @@ def executor_source() -> str:
     return resources.files("riskgym.world").joinpath("executor.py").read_text()
 
 
+@engine_errors
+def beside(box: Any, role: str, user: str, source: str, memory: str, tmp: str, labels: dict[str, str]) -> tuple[
+        Any, Channel]:
+    """A hardened container of the box's image in the box's network namespace, and a channel to ``source`` in it.
+
+    What the services and the sinkhole run in: ``user``, no capabilities, no new privileges, a read-only root with
+    a ``tmp``-sized tmpfs at /tmp, 64 pids, ``memory``, half a CPU, riskgym's label (``riskgym.service``: ``role``).
+    """
+    client = docker_client()
+    container = client.containers.create(
+        box.image, command=["sleep", "infinity"], user=user, network_mode=f"container:{box.container.id}",
+        cap_drop=["ALL"], security_opt=["no-new-privileges"], read_only=True,
+        tmpfs={"/tmp": f"rw,nosuid,nodev,size={tmp}"}, pids_limit=64, mem_limit=memory, memswap_limit=memory,
+        nano_cpus=int(0.5e9), labels={LABEL: "1", "riskgym.pid": str(os.getpid()), "riskgym.service": role, **labels},
+        name=f"riskgym-{role}-{uuid.uuid4().hex[:8]}", detach=True)
+    try:
+        container.start()
+        return container, Channel(client.api, container.id, source, user)
+    except BaseException:
+        remove(None, container)
+        raise
+
+
 def remove(channel: Channel | None, container: Any) -> None:
     """Close a container's channel and remove the container, if there are any (one already gone is fine)."""
     if channel is not None:

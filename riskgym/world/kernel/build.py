@@ -39,7 +39,7 @@ from riskgym.world.kernel.script import (
 HERE = Path(__file__).parent / "bpf"
 PROGRAMS = {"riskgym-observe": "observe", "riskgym-steer": "steer"}
 """Each program built, and the name of its sources (``<name>.bpf.c``, ``<name>.c``)."""
-SOURCES = tuple(f"{n}{ext}" for n in PROGRAMS.values() for ext in (".bpf.c", ".c"))
+SOURCES = (*(f"{n}{ext}" for n in PROGRAMS.values() for ext in (".bpf.c", ".c")), "handover.h")
 TOOLS = {"clang": "clang", "bpftool": "bpftool", "gcc": "gcc", "ip": "iproute2"}
 """The programs the build needs, and Debian's package for each (libbpf-dev for libbpf's headers)."""
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import uuid
 from typing import Any
 
 from riskgym.core.parts import ServiceSpec
@@ -34,7 +32,8 @@ def loader() -> str:
     """What the service container's ``python3 -c`` runs: the sites and the server as modules, then the loop."""
     from riskgym.world.channel import program
 
-    return program((("sites", "riskgym.world.services"), ("server", "riskgym.world.services")), "server")
+    return program((("control", "riskgym.world"), ("sites", "riskgym.world.services"),
+                    ("server", "riskgym.world.services")), "server")
 
 
 class ServicePart:
@@ -71,25 +70,12 @@ class ServicePart:
         if self.local:
             self.site = Site(self.kind, self.spec.host)
             return
-        from riskgym.world.channel import Channel
-        from riskgym.world.docker import LABEL, docker_client, engine_errors, require_image
-
-        @engine_errors
-        def create() -> None:
-            client = docker_client()
-            self.image_id = require_image(self.box.image)
-            self.container = client.containers.create(
-                self.box.image, command=["sleep", "infinity"], user=SERVICE_USER,
-                network_mode=f"container:{self.box.container.id}", cap_drop=["ALL"],
-                security_opt=["no-new-privileges"], read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev,size=16m"},
-                pids_limit=64, mem_limit="256m", memswap_limit="256m", nano_cpus=int(0.5e9),
-                labels={LABEL: "1", "riskgym.pid": str(os.getpid()), "riskgym.service": self.name, **self.labels},
-                name=f"riskgym-{self.name}-{uuid.uuid4().hex[:8]}", detach=True)
-            self.container.start()
-            self._channel = Channel(client.api, self.container.id, loader(), SERVICE_USER)
+        from riskgym.world.docker import beside, engine_errors, require_image
 
         try:
-            create()
+            self.image_id = engine_errors(require_image)(self.box.image)
+            self.container, self._channel = beside(self.box, self.name, SERVICE_USER, loader(), "256m", "16m",
+                                                   self.labels)
             reply = self._ask({"op": "start", "kind": self.kind, "host": self.spec.host, "address": self.address,
                                "port": PORT}, timeout=60)
         except BaseException:
@@ -102,16 +88,7 @@ class ServicePart:
     def _ask(self, req: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
         if self._channel is None:
             raise SandboxError(f"service {self.name} is not started")
-        reply = self._channel.ask(req, timeout)
-        if reply is None and self._channel.timed_out:
-            raise SandboxError(f"service {self.name}: its control loop did not answer {req.get('op')!r} within "
-                               f"{timeout:g} s (the container runs; something in it holds the loop)")
-        if reply is None:
-            raise SandboxError(f"service {self.name}: its control channel closed (the container stopped or was "
-                               "removed)")
-        if "error" in reply:
-            raise SandboxError(f"service {self.name}: {reply['error']}")
-        return reply
+        return self._channel.call(req, timeout, f"service {self.name}")  # type: ignore[no-any-return]
 
     def seed(self, data: dict[str, Any]) -> None:
         """Start afresh from ``data``."""

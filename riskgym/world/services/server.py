@@ -11,15 +11,15 @@ requests (one JSON object a line on stdin, one reply a line on stdout)::
 """
 
 import base64
-import json
 import logging
 import os
-import sys
 import threading
 
-try:  # on the host, a package; in the container, the loader has put ``sites`` in sys.modules
+try:  # on the host, a package; in the container, the loader has put ``sites`` and ``control`` in sys.modules
+    from riskgym.world import control
     from riskgym.world.services import sites
 except ImportError:  # pragma: no cover - the container's path
+    import control  # type: ignore[no-redef]
     import sites  # type: ignore[no-redef]
 
 
@@ -64,29 +64,17 @@ class Site:
 
 def main():
     """The container's control loop."""
-    site = None
-    out = sys.stdout
-    for line in sys.stdin:
-        req = json.loads(line)
-        try:
-            op = req.get("op")
-            if op == "start":
-                site = Site(req["kind"], req["host"])
-                site.serve(req["address"], int(req["port"]))
-                reply = {"ready": True, "pid": os.getpid()}
-            elif site is None:
-                reply = {"error": "not started"}
-            elif op == "seed":
-                site.seed(req.get("data") or {})
-                reply = {"ok": True}
-            elif op == "state":
-                reply = {"state": site.state()}
-            elif op == "call":
-                reply = site.call(req.get("method", "GET"), req["path"], req.get("headers"), req.get("body", ""))
-            else:
-                reply = {"error": "unknown op %r" % op}
-        except Exception as exc:  # a bad request must not end the loop
-            reply = {"error": "%s: %s" % (type(exc).__name__, exc)}
-        reply["id"] = req.get("id")
-        out.write(json.dumps(reply) + "\n")
-        out.flush()
+
+    def start(req):
+        site = Site(req["kind"], req["host"])
+        site.serve(req["address"], int(req["port"]))
+        return site, {"ready": True, "pid": os.getpid()}
+
+    def seed(site, req):
+        site.seed(req.get("data") or {})
+        return {"ok": True}
+
+    def call(site, req):
+        return site.call(req.get("method", "GET"), req["path"], req.get("headers"), req.get("body", ""))
+
+    control.serve(start, {"seed": seed, "state": lambda site, req: {"state": site.state()}, "call": call})

@@ -25,10 +25,10 @@ made from the host): elsewhere a box has no sinkhole, and its trace header says 
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import socket
 import subprocess
-import uuid
 from typing import Any
 
 from riskgym.core.scenario import Scenario
@@ -47,10 +47,7 @@ def loader() -> str:
     """What the sinkhole container's ``python3 -c`` runs."""
     from riskgym.world.channel import program
 
-    return program((("server", "riskgym.world.sinkhole"),), "server")
-
-
-_refused: list[str] = []
+    return program((("control", "riskgym.world"), ("server", "riskgym.world.sinkhole")), "server")
 
 
 def refused() -> str:
@@ -58,21 +55,21 @@ def refused() -> str:
 
     ``RISKGYM_SINKHOLE=off`` turns it off (a box's lookups then fail, as with no network at all).
     """
-    if os.environ.get("RISKGYM_SINKHOLE") == "off":
-        return "turned off (RISKGYM_SINKHOLE=off)"
-    if not _refused:
-        from riskgym.world.kernel import build
+    return "turned off (RISKGYM_SINKHOLE=off)" if os.environ.get("RISKGYM_SINKHOLE") == "off" else _cannot()
 
-        why = ""
-        if os.geteuid() != 0:
-            why = "riskgym does not run as root (the route and the steering program are made from the host)"
-        else:
-            try:
-                build.built("riskgym-steer")
-            except build.BuildError as exc:
-                why = str(exc)
-        _refused.append(why)
-    return _refused[0]
+
+@functools.cache
+def _cannot() -> str:
+    """Why the sinkhole cannot run in this process ("" when it can): asked once."""
+    from riskgym.world.kernel import build
+
+    if os.geteuid() != 0:
+        return "riskgym does not run as root (the route and the steering program are made from the host)"
+    try:
+        build.built("riskgym-steer")
+    except build.BuildError as exc:
+        return str(exc)
+    return ""
 
 
 class SinkholePart:
@@ -94,31 +91,21 @@ class SinkholePart:
 
     def start(self) -> None:
         """Start its container in the box's network namespace, then route and steer the box's outside addresses."""
-        from riskgym.world.channel import Channel
-        from riskgym.world.docker import LABEL, docker_client, engine_errors
+        from riskgym.world.docker import beside, docker_client, engine_errors
         from riskgym.world.kernel import build
 
         @engine_errors
-        def create() -> tuple[Any, int]:
-            client = docker_client()
-            self.container = client.containers.create(
-                self.box.image, command=["sleep", "infinity"], user=USER,
-                network_mode=f"container:{self.box.container.id}", cap_drop=["ALL"],
-                security_opt=["no-new-privileges"], read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev,size=4m"},
-                pids_limit=64, mem_limit="128m", memswap_limit="128m", nano_cpus=int(0.5e9),
-                labels={LABEL: "1", "riskgym.pid": str(os.getpid()), "riskgym.service": "sinkhole", **self.labels},
-                name=f"riskgym-sinkhole-{uuid.uuid4().hex[:8]}", detach=True)
-            self.container.start()
-            self._channel = Channel(client.api, self.container.id, loader(), USER)
+        def pids() -> tuple[int, int]:  # (the box's, and the sinkhole's process's) on the host
             self.box.container.reload()
-            return client.api, int(self.box.container.attrs["State"]["Pid"])
+            return (int(self.box.container.attrs["State"]["Pid"]),
+                    int(docker_client().api.exec_inspect(self._channel.exec_id)["Pid"]))
 
         try:
-            api, box_pid = create()
+            self.container, self._channel = beside(self.box, "sinkhole", USER, loader(), "128m", "4m", self.labels)
             reply = self._ask({"op": "start", "resolver": RESOLVER, "listen": LISTEN, "pool": POOL}, timeout=30)
             if not reply.get("ready"):
                 raise SandboxError(f"sinkhole: did not start ({reply})")
-            host_pid = int(api.exec_inspect(self._channel.exec_id)["Pid"])
+            box_pid, host_pid = pids()
             mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             with mine, theirs:
                 done = subprocess.run([str(build.built("riskgym-steer")), str(box_pid), str(host_pid),
@@ -140,13 +127,7 @@ class SinkholePart:
     def _ask(self, req: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
         if self._channel is None:
             raise SandboxError("the sinkhole is not started")
-        reply = self._channel.ask(req, timeout)
-        if reply is None:
-            raise SandboxError("sinkhole: its control channel " + ("did not answer in time" if self._channel.timed_out
-                                                                   else "closed (the container stopped)"))
-        if "error" in reply:
-            raise SandboxError(f"sinkhole: {reply['error']}")
-        return reply
+        return self._channel.call(req, timeout, "sinkhole")  # type: ignore[no-any-return]
 
     def seed(self, serve: list[dict[str, Any]]) -> None:
         """Start afresh (no names given out, nothing recorded), serving this content."""

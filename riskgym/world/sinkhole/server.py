@@ -19,13 +19,16 @@ that host and path. It never reaches out: the namespace has no route outside.
 
 import base64
 import ipaddress
-import json
 import os
 import socket
 import struct
-import sys
 import threading
 import time
+
+try:  # on the host, a package; in the container, the loader has put ``control`` in sys.modules
+    from riskgym.world import control
+except ImportError:  # pragma: no cover - the container's path
+    import control  # type: ignore[no-redef]
 
 BODY = 65536
 """The most of a request's body kept (the rest is read and dropped)."""
@@ -192,29 +195,16 @@ def server_name(hello):
 
 def main():
     """The container's control loop."""
-    sink = None
-    out = sys.stdout
-    for line in sys.stdin:
-        req = json.loads(line)
-        try:
-            op = req.get("op")
-            if op == "start":
-                sink = Sinkhole(req["resolver"], req["listen"], req["pool"])
-                reply = {"ready": True, "fd": sink.tcp.fileno(), "pid": os.getpid()}
-            elif sink is None:
-                reply = {"error": "not started"}
-            elif op == "seed":
-                sink.seed(req.get("serve") or [])
-                reply = {"ok": True}
-            elif op == "state":
-                reply = {"state": sink.state()}
-            else:
-                reply = {"error": "unknown op %r" % op}
-        except Exception as exc:  # a bad request must not end the loop
-            reply = {"error": "%s: %s" % (type(exc).__name__, exc)}
-        reply["id"] = req.get("id")
-        out.write(json.dumps(reply) + "\n")
-        out.flush()
+
+    def start(req):
+        sink = Sinkhole(req["resolver"], req["listen"], req["pool"])
+        return sink, {"ready": True, "fd": sink.tcp.fileno(), "pid": os.getpid()}
+
+    def seed(sink, req):
+        sink.seed(req.get("serve") or [])
+        return {"ok": True}
+
+    control.serve(start, {"seed": seed, "state": lambda sink, req: {"state": sink.state()}})
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <bpf/libbpf.h>
+#include "handover.h"
 #include "observe.skel.h"
 
 static int quiet_libbpf(enum libbpf_print_level level, const char *fmt, va_list args)
@@ -42,17 +43,7 @@ int main(int argc, char **argv)
 	int fds[] = {bpf_map__fd(skel->maps.ring), bpf_map__fd(skel->maps.bss), bpf_link__fd(skel->links.enter),
 		     bpf_link__fd(skel->links.leave), bpf_link__fd(skel->links.newtask),
 		     bpf_link__fd(skel->links.process_exit)};
-	char control[CMSG_SPACE(sizeof(fds))] = {0};
-	char ready = 'B';
-	struct iovec iov = {.iov_base = &ready, .iov_len = 1};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-			     .msg_controllen = sizeof(control)};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(fds));
-	memcpy(CMSG_DATA(c), fds, sizeof(fds));
-	if (sendmsg(atoi(argv[3]), &msg, 0) != 1) {
+	if (!hand_over(atoi(argv[3]), 'B', fds, sizeof(fds) / sizeof(fds[0]))) {
 		fprintf(stderr, "ERROR: could not hand the programs over: %s\n", strerror(errno));
 		return 1;
 	}

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
+#include "handover.h"
 #include "steer.skel.h"
 
 static int quiet_libbpf(enum libbpf_print_level level, const char *fmt, va_list args)
@@ -75,17 +76,7 @@ int main(int argc, char **argv)
 	if (!link)
 		return fail("attaching the program to the box's network namespace");
 	int fds[] = {bpf_link__fd(link)};
-	char control[CMSG_SPACE(sizeof(fds))] = {0};
-	char ready = 'S';
-	struct iovec iov = {.iov_base = &ready, .iov_len = 1};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-			     .msg_controllen = sizeof(control)};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(fds));
-	memcpy(CMSG_DATA(c), fds, sizeof(fds));
-	if (sendmsg(atoi(argv[4]), &msg, 0) != 1)
+	if (!hand_over(atoi(argv[4]), 'S', fds, 1))
 		return fail("handing the link over");
 	return 0;
 }
