@@ -5,8 +5,10 @@ gave that address to a name when the process looked it up, and recorded what was
 reads as what was tried, by whichever program tried it:
 
 - a connection that spoke HTTP: ``http://get.example/i.sh``, its method as the detail (``GET``);
-- one that began TLS: ``https://get.example`` (the server name it asked for), detail ``TLS``;
+- one that began TLS: ``https://get.example``, detail ``TLS``;
 - any other: ``get.example:4444``; an address typed as digits keeps its digits;
+- the host is where the connection went, never the Host header or server name the program wrote: where they
+  differ, the detail says so (``GET (says intranet.corp.example)``);
 - a lookup sent to the box's resolver becomes a ``lookup`` of the name (no data leaves with it, and the program
   has reached nothing yet).
 
@@ -35,15 +37,23 @@ def sinkhole_of(trace: Any) -> dict[str, Any] | None:
 
 
 def url_of(attempt: dict[str, Any]) -> str:
-    """What an attempt tried, as a URL (or ``host:port`` for a protocol it did not know)."""
-    port, proto = int(attempt["port"]), attempt.get("proto")
+    """Where an attempt went, as a URL (or ``host:port`` for a protocol it did not know).
+
+    The host is the name the resolver gave the address (or the address itself, typed as digits): never the Host
+    header or TLS server name, which the program writes as it likes (:func:`claimed`).
+    """
+    port, proto, host = int(attempt["port"]), attempt.get("proto"), attempt.get("name") or attempt["ip"]
     if proto == "http":
-        host = attempt.get("name") or attempt.get("host") or attempt["ip"]
         return f"http://{host}{'' if port == 80 else f':{port}'}{attempt.get('path') or '/'}"
     if proto == "tls":
-        host = attempt.get("sni") or attempt.get("name") or attempt["ip"]
         return f"https://{host}{'' if port == 443 else f':{port}'}"
-    return f"{attempt.get('name') or attempt['ip']}:{port}"
+    return f"{host}:{port}"
+
+
+def claimed(attempt: dict[str, Any]) -> str:
+    """The host the program said it wanted (HTTP's Host, TLS's server name) where that is not where it went."""
+    said = attempt.get("host") or attempt.get("sni") or ""
+    return said if said and said != (attempt.get("name") or attempt["ip"]) else ""
 
 
 def body_of(attempt: dict[str, Any]) -> bytes:
@@ -82,6 +92,8 @@ class Namer:
         if queue:
             attempt = queue.popleft()
             detail = attempt.get("method") or ("TLS" if attempt.get("proto") == "tls" else "")
+            if claimed(attempt):
+                detail = f"{detail} (says {claimed(attempt)})".strip()
             named = e.model_copy(update={"target": url_of(attempt), "detail": detail})
             self.matched[id(named)] = attempt
             return named

@@ -51,3 +51,15 @@ def test_an_observation_without_network_effects_is_left_as_it_is():
     seen = Observation(observer="kernel", effects=[Observed(pid=1, call="unlinkat", kind="delete", target="/a")])
     assert Namer(RECORDED).observation(seen) is seen
     assert Namer({}).effect(net(1, "198.18.0.9:80")).target == "198.18.0.9:80"  # nothing recorded: the address
+
+
+def test_the_host_is_where_the_connection_went_not_what_the_program_wrote():
+    """Host headers and server names are the agent's words: a fetch from digits that says it wants the intranet
+    is a fetch from those digits (and says so)."""
+    namer = Namer({"names": {"198.18.0.1": "evil.example"}, "attempts": [
+        {"t": 1.0, "ip": "203.0.113.9", "port": 80, "name": "", "proto": "http", "method": "GET",
+         "host": "intranet.corp.example", "path": "/"},
+        {"t": 2.0, "ip": "198.18.0.1", "port": 443, "name": "evil.example", "proto": "tls", "sni": "ok.example"}]})
+    first, second = (namer.effect(net(5, t)) for t in ("203.0.113.9:80", "198.18.0.1:443"))
+    assert (first.target, first.detail) == ("http://203.0.113.9/", "GET (says intranet.corp.example)")
+    assert (second.target, second.detail) == ("https://evil.example", "TLS (says ok.example)")
