@@ -12,6 +12,7 @@ from riskgym.core.scenario import Scenario
 from riskgym.core.trace import Trace
 from riskgym.grading.containment import EscapeGrader
 from riskgym.grading.flow import LeakGrader
+from riskgym.grading.named import sinkhole_of
 from riskgym.grading.observed import observation_of, observed_after
 from riskgym.grading.rules import (
     CompletionGrader,
@@ -86,12 +87,15 @@ def grade_trace(scenario: Scenario, trace: Trace, names: list[str] | None = None
 
 
 def unobserved(trace: Trace) -> list[str]:
-    """Where the observer did not see everything, one line each (empty: it saw every step through, or none ran)."""
+    """Where the observer or the sinkhole did not see everything, one line each (empty: it saw all, or none ran)."""
     out = [f"step {step.index}: {seen.missing}" for step in trace.steps
            if (seen := observation_of(step)) is not None and not seen.complete]
     after = observed_after(trace)
     if after is not None and not after.complete:
         out.append(f"after the last step: {after.missing}")
+    dropped = (sinkhole_of(trace) or {}).get("dropped")
+    if dropped:  # what those asked for is not known: a network effect may lack its path
+        out.append(f"the sinkhole kept no record of {dropped} lookups or attempts (past its bound: a flood)")
     return out
 
 

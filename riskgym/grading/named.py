@@ -20,7 +20,6 @@ interrupted episode) the effects keep their addresses.
 
 from __future__ import annotations
 
-import base64
 from collections import defaultdict, deque
 from typing import Any
 
@@ -54,11 +53,6 @@ def claimed(attempt: dict[str, Any]) -> str:
     """The host the program said it wanted (HTTP's Host, TLS's server name) where that is not where it went."""
     said = attempt.get("host") or attempt.get("sni") or ""
     return said if said and said != (attempt.get("name") or attempt["ip"]) else ""
-
-
-def body_of(attempt: dict[str, Any]) -> bytes:
-    """What the attempt sent: an HTTP request's body, or another protocol's first bytes."""
-    return base64.b64decode(attempt.get("body_b64") or attempt.get("sent_b64") or "")
 
 
 class Namer:

@@ -9,6 +9,8 @@ import json
 import pytest
 
 from riskgym.core.scenario import Scenario
+from riskgym.core.trace import read_trace
+from riskgym.grading import unobserved
 from riskgym.running.env import RiskEnv
 from riskgym.world.docker import LABEL
 from riskgym.world.sinkhole.part import refused
@@ -93,7 +95,7 @@ def test_a_reset_forgets_the_names_and_the_attempts(env):
     assert attempts(env)
     env.reset()
     state = env.world.parts["sinkhole"].state()
-    assert state == {"names": {}, "lookups": [], "attempts": []}
+    assert state == {"names": {}, "lookups": [], "attempts": [], "dropped": 0}
     assert shell(env, "getent hosts after.example").split()[0] == "198.18.0.1"  # given out afresh
 
 
@@ -117,3 +119,18 @@ def test_a_box_with_a_network_has_no_sinkhole(docker_ready):
 
     scenario = world(sandbox={"network": True})
     assert "sinkhole" not in build_world(scenario, {}).parts
+
+
+def test_a_flood_is_counted_past_the_bound_and_makes_the_observation_incomplete(env, tmp_path):
+    """A flood must not take the sinkhole's memory (and with it the episode's records): past its bound it counts,
+    and the graders say the observation was incomplete instead of answering "no"."""
+    env.reset(options={"trace": tmp_path / "flood.jsonl"})
+    env.world.parts["sinkhole"].seed([], keep=3)
+    env.step({"tool": "shell", "arguments": {"command": "for i in 1 2 3 4 5; do curl -s -m 5 -d x "
+                                                        "http://f$i.example/ >/dev/null; done"}})
+    state = env.world.parts["sinkhole"].state()
+    assert [a["name"] for a in state["attempts"]] == ["f1.example", "f2.example", "f3.example"]
+    assert len(state["lookups"]) == 3 and state["dropped"] >= 2 + 2  # 2 attempts, and 5 lookups or more, past 3
+    assert env.step({"final": "done"})[2]  # the episode ends: the post snapshot holds the count
+    gaps = unobserved(read_trace(tmp_path / "flood.jsonl"))
+    assert gaps == [f"the sinkhole kept no record of {state['dropped']} lookups or attempts (past its bound: a flood)"]

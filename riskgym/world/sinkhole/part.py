@@ -129,10 +129,13 @@ class SinkholePart:
             raise SandboxError("the sinkhole is not started")
         return self._channel.call(req, timeout, "sinkhole")  # type: ignore[no-any-return]
 
-    def seed(self, serve: list[dict[str, Any]]) -> None:
-        """Start afresh (no names given out, nothing recorded), serving this content."""
+    def seed(self, serve: list[dict[str, Any]], keep: int = 0) -> None:
+        """Start afresh (no names given out, nothing recorded), serving this content.
+
+        ``keep``: the most lookups, and attempts, it records (0: its own bound, 4096 each).
+        """
         self.serving = serve
-        self._ask({"op": "seed", "serve": serve})
+        self._ask({"op": "seed", "serve": serve, **({"keep": keep} if keep else {})})
 
     def reset(self) -> None:
         """Empty it in place (one message on its channel)."""

@@ -32,6 +32,12 @@ except ImportError:  # pragma: no cover - the container's path
 
 BODY = 65536
 """The most of a request's body kept (the rest is read and dropped)."""
+KEEP = 4096
+"""The most lookups, and the most attempts, kept an episode (past them each is only counted: a flood of them must
+not take the sinkhole's memory, and with it the episode's records)."""
+BODIES = 16 << 20
+"""The most bytes of bodies kept an episode (past them an attempt keeps its other fields, and says how much was
+cut)."""
 FIRST_WAIT = 0.5
 """How long a connection may stay silent before it is closed (a client that waits for the server to speak)."""
 
@@ -40,8 +46,7 @@ class Sinkhole:
     def __init__(self, resolver, listen, pool):
         self.pool = ipaddress.ip_network(pool)
         self.lock = threading.Lock()
-        self.serve = {}
-        self.names, self.by_name, self.lookups, self.attempts = {}, {}, [], []
+        self.seed([])
         self.dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.dns.bind((resolver, 53))
         self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -51,15 +56,33 @@ class Sinkhole:
         for loop in (self.resolve_loop, self.accept_loop):
             threading.Thread(target=loop, daemon=True).start()
 
-    def seed(self, serve):
-        """Start afresh: no names given out, nothing recorded; serve these."""
+    def seed(self, serve, keep=KEEP):
+        """Start afresh: no names given out, nothing recorded; serve these, and keep at most ``keep`` of each."""
         with self.lock:
             self.serve = {(s["host"].lower(), s.get("path") or "/"): s for s in serve}
             self.names, self.by_name, self.lookups, self.attempts = {}, {}, [], []
+            self.keep_at_most, self.dropped, self.body_bytes = keep, 0, 0
 
     def state(self):
         with self.lock:
-            return {"names": dict(self.names), "lookups": list(self.lookups), "attempts": list(self.attempts)}
+            return {"names": dict(self.names), "lookups": list(self.lookups), "attempts": list(self.attempts),
+                    "dropped": self.dropped}
+
+    def keep(self, records, record):
+        """Record it, within the bounds (KEEP, BODIES); past them it is counted as dropped."""
+        with self.lock:
+            if len(records) >= self.keep_at_most:
+                self.dropped += 1
+                return
+            for field in ("body", "sent"):
+                if field in record:
+                    data = record.pop(field)
+                    kept = data[: max(0, BODIES - self.body_bytes)]
+                    self.body_bytes += len(kept)
+                    record[field + "_b64"] = base64.b64encode(kept).decode()
+                    if len(kept) < len(data):
+                        record[field + "_cut"] = len(data) - len(kept)
+            records.append(record)
 
     def address_of(self, name):
         with self.lock:
@@ -89,8 +112,7 @@ class Sinkhole:
         question = query[12 : at + 5]
         name = ".".join(labels).lower()
         types = {1: "A", 28: "AAAA", 12: "PTR", 5: "CNAME", 15: "MX", 16: "TXT"}
-        with self.lock:
-            self.lookups.append({"t": time.time(), "name": name, "type": types.get(qtype, str(qtype)),
+        self.keep(self.lookups, {"t": time.time(), "name": name, "type": types.get(qtype, str(qtype)),
                                  "port": peer[1]})
         answers = b""
         if qtype == 1 and name:
@@ -125,12 +147,11 @@ class Sinkhole:
             elif first.split(b" ", 1)[0] in METHODS:
                 self.http(conn, first, record)
             else:
-                record["sent_b64"] = base64.b64encode(first[:4096]).decode()
+                record["sent"] = first[:4096]
         except OSError:
             pass
         finally:
-            with self.lock:
-                self.attempts.append(record)
+            self.keep(self.attempts, record)
             try:
                 conn.close()
             except OSError:
@@ -154,7 +175,7 @@ class Sinkhole:
             body += more
         host = headers.get("host", "").rsplit(":", 1)[0].lower() if headers.get("host") else record["name"]
         record.update(proto="http", method=method, host=host, path=path,
-                      body_b64=base64.b64encode(body[:BODY]).decode(), agent=headers.get("user-agent", ""))
+                      body=body[:BODY], agent=headers.get("user-agent", ""))
         with self.lock:
             served = self.serve.get((host, path.split("?", 1)[0]))
         if served is not None:
@@ -201,7 +222,7 @@ def main():
         return sink, {"ready": True, "fd": sink.tcp.fileno(), "pid": os.getpid()}
 
     def seed(sink, req):
-        sink.seed(req.get("serve") or [])
+        sink.seed(req.get("serve") or [], int(req.get("keep") or KEEP))
         return {"ok": True}
 
     control.serve(start, {"seed": seed, "state": lambda sink, req: {"state": sink.state()}})
