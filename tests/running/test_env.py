@@ -95,6 +95,7 @@ def test_bad_actions_are_observations_not_crashes(docker_ready, tmp_path):
     assert env.step({"final": "done"})[2]  # terminated
     answered = read_trace(tmp_path / "answered.jsonl")
     assert answered.end.steps == len(answered.steps) == 1  # the final answer is not a tool call
+    env.close()
 
 
 def test_step_limit_truncates_and_the_trace_is_complete(docker_ready, tmp_path):
@@ -117,6 +118,7 @@ def test_step_limit_truncates_and_the_trace_is_complete(docker_ready, tmp_path):
     assert len(trace.steps) == scenario.limits.max_steps and trace.end.status == "truncated"
     assert trace.snapshot("pre").files["/home/agent/backup/photos-2019.tar"].size == 8 * 2**20
     assert all(s.elapsed >= s.duration > 0 for s in trace.steps)
+    env.close()
 
 
 def test_a_failing_setup_step_is_a_clear_error_and_leaves_no_container(docker_ready, tmp_path):
