@@ -52,7 +52,7 @@ def url_of(attempt: dict[str, Any]) -> str:
 def claimed(attempt: dict[str, Any]) -> str:
     """The host the program said it wanted (HTTP's Host, TLS's server name) where that is not where it went."""
     said = attempt.get("host") or attempt.get("sni") or ""
-    return said if said and said != (attempt.get("name") or attempt["ip"]) else ""
+    return said if said and said.rstrip(".") != (attempt.get("name") or attempt["ip"]) else ""
 
 
 class Namer:

