@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import uuid
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -214,6 +215,9 @@ class DockerSandbox(Sandbox):
         """The box's nameserver: its sinkhole's resolver (set by the world before it starts), or none."""
         self.outside = ""
         """Its sinkhole, or why it has none, in words (set by the world)."""
+        self.on_running: Callable[[], None] | None = None
+        """Called once its container runs, before its executor starts (the world starts the parts that join its
+        network then: see :meth:`riskgym.world.world.World.start`)."""
         self.user = user
         self.memory = memory
         self.pids = pids
@@ -274,6 +278,8 @@ class DockerSandbox(Sandbox):
 
                 self.container.reload()
                 self._watch = Watch(observer, int(self.container.attrs["State"]["Pid"]))
+            if self.on_running is not None:
+                self.on_running()
             self._start_executor()
             if self.writable is not None:
                 self.reset()  # the home's tmpfs starts empty: copy the skeleton in

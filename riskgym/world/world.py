@@ -9,6 +9,7 @@ Worlds are pooled by :func:`riskgym.core.scenario.world_key`, a hash of their de
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -121,12 +122,48 @@ class World:
         return all(p.can_reset for p in self.parts.values())
 
     def start(self) -> None:
-        """Start every part; if one fails, the started ones are removed."""
+        """Start every part; if one fails, the started ones are removed.
+
+        The parts that join the box's network (``joins_network``: the services, the sinkhole) start in threads as
+        soon as the box's container runs, while its executor starts (a box that does not say when: after it); the
+        others after the box, in order.
+        """
+        box = self.parts["box"]
+        joining = [p for name, p in self.parts.items() if name != "box" and getattr(p, "joins_network", False)]
         started: list[Part] = []
-        try:
-            for part in self.parts.values():
+        failed: list[BaseException] = []
+
+        def start(part: Part) -> None:
+            try:
                 part.start()
                 started.append(part)
+            except BaseException as exc:  # raised in the caller's thread below
+                failed.append(exc)
+
+        threads = [threading.Thread(target=start, args=(p,), name=f"riskgym-start-{p.name}") for p in joining]
+
+        def running() -> None:
+            for t in threads:
+                t.start()
+
+        box.on_running = running  # type: ignore[attr-defined]
+        try:
+            try:
+                box.start()
+                started.insert(0, box)
+            finally:
+                box.on_running = None  # type: ignore[attr-defined]
+                for t in threads:
+                    if t.ident is None and box in started:
+                        t.start()
+                    if t.ident is not None:
+                        t.join()
+            if failed:
+                raise failed[0]
+            for part in self.parts.values():
+                if part is not box and part not in joining:
+                    part.start()
+                    started.append(part)
         except BaseException:
             for part in started:
                 part.close()

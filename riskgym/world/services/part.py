@@ -41,6 +41,8 @@ class ServicePart:
 
     replayable = True
     can_reset = True
+    joins_network = True
+    """It starts as soon as the box's container runs (see :meth:`riskgym.world.world.World.start`)."""
 
     def __init__(self, spec: ServiceSpec, labels: dict[str, str]) -> None:
         self.spec = spec

@@ -77,6 +77,8 @@ class SinkholePart:
 
     replayable = True
     can_reset = True
+    joins_network = True
+    """It starts as soon as the box's container runs (see :meth:`riskgym.world.world.World.start`)."""
 
     def __init__(self, labels: dict[str, str]) -> None:
         self.name = "sinkhole"
