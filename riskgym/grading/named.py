@@ -25,8 +25,10 @@ from typing import Any
 
 from riskgym.core.observation import Observation, Observed
 from riskgym.core.state import JsonState
+from riskgym.world.sinkhole import part as sinkhole
 
-RESOLVER = "127.0.0.53:53"
+RESOLVER = f"{sinkhole.RESOLVER}:53"
+"""Where the box's lookups go."""
 
 
 def sinkhole_of(trace: Any) -> dict[str, Any] | None:
