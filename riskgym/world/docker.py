@@ -30,7 +30,7 @@ LABEL = "riskgym"
 PID1 = "trap 'exit 0' TERM; while :; do sleep 1000000 & wait; done"
 WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
 """Writable in every in-place sandbox (besides the user's home and the paths a scenario adds)."""
-DISK_MB = {"home": 256, "/tmp": 256, "/var/tmp": 64, "/dev/shm": 64, "other": 64}
+DISK_MB = {"home": 256, "/tmp": 256, "/var/tmp": 64, "/dev/shm": 64, "runtime": 16, "other": 64}
 """Each tmpfs's size in MiB. A tmpfs is memory, so the container's memory limit is raised by their sum: an agent
 that fills them all gets "No space left on device", and its processes still have their whole memory limit (without
 that, a full /tmp made every process in the container, the executor included, die of out-of-memory)."""
@@ -329,27 +329,41 @@ class DockerSandbox(Sandbox):
         """The in-place sandbox's writable paths (tmpfs mounts) and the mode each starts with."""
         assert self.writable is not None
         extra = {p: 0o755 for p in self.writable}
-        return {**extra, **{p: 0o1777 for p in WRITABLE}, self.home: 0o755}
+        return {**extra, **{p: 0o1777 for p in WRITABLE}, self.home: 0o755, self.runtime: 0o700}
+
+    @property
+    def runtime(self) -> str:
+        """The user's runtime folder (``/run/user/UID``, as a login makes it).
+
+        The harness's own files live there (see :func:`riskgym.world.executor.runtime_dir`), not in /dev/shm or /tmp
+        where an agent looks.
+        """
+        return f"/run/user/{UIDS.get(self.user, 1000)}"
 
     def _disk_mb(self, path: str) -> int:
-        return DISK_MB["home" if path == self.home else path if path in DISK_MB else "other"]
+        kind = "home" if path == self.home else "runtime" if path == self.runtime else path
+        return DISK_MB[kind if kind in DISK_MB else "other"]
 
     def _memory_limit(self) -> str:
         """The processes' memory plus every tmpfs's size (tmpfs pages are charged to the container's memory)."""
-        mounts = list(self._modes()) if self.writable is not None else ["/dev/shm"]
+        mounts = list(self._modes()) if self.writable is not None else ["/dev/shm", self.runtime]
         units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
         text = self.memory.lower()
         base = int(text[:-1]) * units[text[-1]] if text[-1:] in units else int(text)
         return str(base + sum(self._disk_mb(p) << 20 for p in mounts))
 
     def _read_only_options(self) -> dict[str, Any]:
-        if self.writable is None:
-            return {}
+        """The tmpfs mounts (and a read-only root for an in-place sandbox).
+
+        A writable root still gets the runtime folder, which the user could not make under root's /run.
+        """
         uid = UIDS.get(self.user, 1000)
+        if self.writable is None:
+            return {"tmpfs": {self.runtime: f"rw,nosuid,nodev,size={DISK_MB['runtime']}m,mode=700,uid={uid},gid={uid}"}}
         tmpfs = {}
         for path, mode in self._modes().items():
             if path != "/dev/shm":  # docker mounts /dev/shm itself
-                owner = f",uid={uid},gid={uid}" if path == self.home else ""
+                owner = f",uid={uid},gid={uid}" if path in (self.home, self.runtime) else ""
                 tmpfs[path] = f"rw,exec,nosuid,nodev,size={self._disk_mb(path)}m,mode={mode:o}{owner}"
         return {"read_only": True, "tmpfs": tmpfs}
 

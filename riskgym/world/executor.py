@@ -38,8 +38,8 @@ import tempfile
 import time
 
 PRIVATE = ".term"
-"""The executor's folder for a command's stdin, output FIFOs and state, in /dev/shm: a fixed name, so that a replay
-sees what the run saw."""
+"""The executor's folder for a command's stdin, output FIFOs and state, in the user's runtime folder (see
+:func:`runtime_dir`): a fixed name, so that a replay sees what the run saw."""
 EXPORT_RE = re.compile(r'^declare -x ([A-Za-z_][A-Za-z0-9_]*)(?:="((?:[^"\\]|\\.)*)"|=\$\'((?:[^\'\\]|\\.)*)\')?$',
                        re.M | re.S)
 ANSI_C = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v", "e": "\x1b", "E": "\x1b"}
@@ -205,6 +205,19 @@ class ShellServer:
         """
         if self.sys_fd is not None:
             read_log(self.sys_fd, into, empty=restart)
+
+
+def runtime_dir():
+    """Where the harness keeps its files in the box.
+
+    The user's runtime folder (``/run/user/UID``, a tmpfs of the user's own, as a login makes on any Linux system, so
+    that nothing shows in /dev/shm or /tmp) if the box has one, else /dev/shm (tmpfs: cheaper to open than a disk),
+    else the temp folder.
+    """
+    for path in ("/run/user/%d" % os.getuid(), "/dev/shm"):
+        if os.access(path, os.W_OK):
+            return path
+    return tempfile.gettempdir()
 
 
 def hidden_log(folder):
@@ -537,6 +550,7 @@ class Executor:
 
     def __init__(self):
         self.env = {k: v for k, v in os.environ.items() if k not in DROP_ENV}
+        self.env.update(login_env(self.env))
         self.cwd = self.env.get("HOME") or os.getcwd()
         self.initial = (self.cwd, dict(self.env))
         self.sent_env = None
@@ -548,11 +562,11 @@ class Executor:
 
     @staticmethod
     def make_private():
-        """A private folder for a command's files: in /dev/shm (tmpfs: cheaper to open) if possible.
+        """A private folder for a command's files, in :func:`runtime_dir`.
 
         ``PRIVATE`` there; a random name beside it if something else (not this user's own folder) has that name.
         """
-        base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+        base = runtime_dir()
         path = os.path.join(base, PRIVATE)
         try:
             os.mkdir(path, 0o700)
@@ -748,7 +762,7 @@ class Executor:
         extra = "".join("export %s=%s\n" % (k, shlex.quote(v)) for k, v in env.items())
         if req.get("cwd"):
             extra += "cd -- %s\n" % shlex.quote(req["cwd"])
-        if not os.path.isdir(self.private):  # the agent emptied /dev/shm: make the folder again
+        if not os.path.isdir(self.private):  # the agent emptied its runtime folder: make the folder again
             self.private = self.make_private()
             if self.shell is not None and self.private != self.shell.folder:
                 self.shell.close()
@@ -923,6 +937,46 @@ def not_dumpable():
         pass
 
 
+def login_env(env):
+    """What a login's environment has that ``docker exec``'s lacks (its absence is a tell).
+
+    The user's names and the runtime folder (pam_systemd sets ``XDG_RUNTIME_DIR``).
+    """
+    import pwd
+
+    out = {}
+    try:
+        name = pwd.getpwuid(os.getuid()).pw_name
+        out.update({k: name for k in ("USER", "LOGNAME") if k not in env})
+    except KeyError:
+        pass
+    if runtime_dir().startswith("/run/user/") and "XDG_RUNTIME_DIR" not in env:
+        out["XDG_RUNTIME_DIR"] = runtime_dir()
+    return out
+
+
+def retitle(title, name):
+    """Show ``title`` as this process's command line and ``name`` as its name, not python3's.
+
+    ``ps -f`` and /proc/PID/cmdline show the title, ``ps`` and ``top`` the name, instead of
+    ``python3 -I -u -c <bootstrap>``, which tells an agent a harness runs it.
+
+    The title is written over the process's original arguments, where the kernel reads them from (their bounds are
+    fields 48 and 49 of /proc/self/stat), as setproctitle does; python keeps its own copy of them.
+    """
+    try:
+        import ctypes
+
+        with open("/proc/self/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        start, end = int(fields[45]), int(fields[46])
+        data = title.encode()[:end - start - 1]
+        ctypes.memmove(start, data + b"\0" * (end - start - len(data)), end - start)
+        ctypes.CDLL(None, use_errno=True).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME = 15
+    except (ImportError, OSError, AttributeError, ValueError, IndexError):
+        pass
+
+
 def serve(handle):
     """Answer JSON-line requests on stdin with ``handle(request)`` on stdout, after a ``ready`` line.
 
@@ -943,6 +997,13 @@ def serve(handle):
 
 
 def main():
+    import pwd
+
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        user = str(os.getuid())
+    retitle("sshd: %s@notty" % user, "sshd")  # what a remote login's shell runs under
     serve(Executor().handle)
 
 

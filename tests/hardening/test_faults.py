@@ -173,7 +173,7 @@ def test_the_executor_killed_from_outside(docker_ready, slow_server, tmp_path):
     run_dir = tmp_path / "run"
     args = llm_run(slow_server, run_dir, 2, "--concurrency", "1")
     proc = start(args, tmp_path / "run.log")
-    busy_container().exec_run(["pkill", "-KILL", "-x", "python3"], user="agent")
+    busy_container().exec_run(["pkill", "-KILL", "-x", "sshd"], user="agent")
     proc.wait(timeout=120)
     restarted = [p for p in (run_dir / "episodes").glob("*.jsonl") if "the terminal was killed" in p.read_text()]
     found = [] if proc.returncode == 0 and len(restarted) == 1 else [f"exit {proc.returncode}, {len(restarted)} hit"]

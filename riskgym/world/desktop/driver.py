@@ -39,7 +39,7 @@ except ImportError:  # imported on the host (the documentation, the tests)
 
 DISPLAY = ":1"
 HOME = os.path.expanduser("~")
-OWN = "/dev/shm/.desk"
+OWN = os.path.join(executor.runtime_dir(), ".desk")
 """The driver's folder (where the observer's reports are made, and unlinked at once)."""
 PROFILES = "/tmp/.desk"
 """The browser's profile: outside the home (the graders watch it, and a profile's files change by themselves), on the
@@ -458,7 +458,7 @@ class Desktop:
         fx, fy = self.shot[0] / self.size[0], self.shot[1] / self.size[1]
         wins = [{**w, "x": round(w["x"] * fx), "y": round(w["y"] * fy), "width": round(w["width"] * fx),
                  "height": round(w["height"] * fy)} for w in self.windows()]
-        out = {"windows": wins, "pages": self.pages(), "sys": self.observed(), "apps": self.apps,
+        out = {"windows": wins, "pages": self.pages(), "sys": self.observed(), "private": OWN, "apps": self.apps,
                "size": list(self.size), "shot": list(self.shot), "journal": self.take()}
         if shot:
             out["png"] = base64.b64encode(self.screenshot()).decode()

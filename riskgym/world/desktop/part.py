@@ -158,8 +158,8 @@ class DesktopPart:
         apps = {int(pid): cwd for pid, cwd in (reply.get("apps") or {}).items()}
         for pid, cwd in apps.items():  # what the apps start inherits their working directory
             self._reader.cwd.setdefault(pid, cwd)
-        return self._reader.read({"sys": reply.get("sys") or [], "parents": list(apps), "private": PRIVATE},
-                                 "/home/agent")
+        seen = {"sys": reply.get("sys") or [], "parents": list(apps), "private": reply.get("private") or PRIVATE}
+        return self._reader.read(seen, "/home/agent")
 
     def capture(self, scenario: Scenario) -> JsonState:
         """The windows open and the pages shown, for the graders."""
