@@ -19,6 +19,7 @@ import re
 from typing import Any
 
 from riskgym.core.observation import Observation, Observed, Proc
+from riskgym.world.kernel.paths import Paths
 
 LINE = re.compile(r"^(\d+) +(.*)$")
 FORKS = ("clone", "clone3", "fork", "vfork")
@@ -104,6 +105,7 @@ class Reader:
         self.argv: dict[int, list[str]] = {}
         self.alias: dict[int, int] = {}  # a thread -> its process
         self.agent: set[int] = set()  # the agent's processes: each command's own, what they start, and so on
+        self.paths = Paths(None, {})  # the symlinks the box's calls made: a path through one is where it leads
 
     def reset(self) -> None:
         """Forget everything (the box was reset)."""
@@ -137,6 +139,8 @@ class Reader:
         for pid, name, args, ret in calls:
             if pid in self.agent:  # the shell server's own calls (it forks each command) are not the agent's
                 self._call(pid, name, args, ret)
+            if ret.split(" ")[0] == "0":  # the box's links as its calls change them (the harness's too)
+                self._relink(pid, name, args + [""] * 4)
         return Observation(observer=seen.get("observer", "strace"), root=root, cut=bool(seen.get("sys_cut")),
                            processes=list(self.procs.values()), effects=self.effects)
 
@@ -169,11 +173,24 @@ class Reader:
         return out
 
     def _path(self, pid: int, path: str, dirfd: str | None = None) -> str:
+        """An argument's path, absolute, through the symlinks the box's calls made.
+
+        The last component is not followed: a delete through a link into a folder deletes in that folder; a delete
+        of the link deletes the link.
+        """
         path = unquote(path)
-        if path.startswith("/"):
-            return posixpath.normpath(path)
-        base = (fd_path(dirfd) if dirfd else None) or self.cwd.get(pid) or self.start_cwd
-        return posixpath.normpath(posixpath.join(base, path))
+        if not path.startswith("/"):
+            path = posixpath.join((fd_path(dirfd) if dirfd else None) or self.cwd.get(pid) or self.start_cwd, path)
+        return self.paths.resolve(path, follow=False)[0]
+
+    def _relink(self, pid: int, name: str, a: list[str]) -> None:
+        if name in ("symlink", "symlinkat"):
+            at = name == "symlinkat"
+            self.paths.made(self._path(pid, a[2], a[1]) if at else self._path(pid, a[1]), unquote(a[0]))
+        elif name in ("unlink", "rmdir", "rename"):
+            self.paths.changed(self._path(pid, a[0]), self._path(pid, a[1]) if name == "rename" else "")
+        elif name in ("unlinkat", "renameat", "renameat2"):
+            self.paths.changed(self._path(pid, a[1], a[0]), self._path(pid, a[3], a[2]) if name != "unlinkat" else "")
 
     def _add(self, pid: int, call: str, kind: str, target: str, ret: str, detail: str = "") -> None:
         if target.startswith("/dev/") and not target.startswith("/dev/shm/"):

@@ -83,3 +83,19 @@ def test_strings_and_arguments_as_strace_prints_them():
                                                                        "{a=1, b=2}"]
     assert unquote('"tab\\there\\n\\303\\251"') == "tab\there\né"
     assert unquote('"cut"...') == "cut"
+
+
+def test_a_delete_through_a_symlink_the_box_made_is_a_delete_where_it_leads():
+    obs = read([
+        '10 symlinkat("/home/agent/photos", AT_FDCWD</home/agent>, "p") = 0',
+        '10 unlinkat(AT_FDCWD</home/agent>, "p/a.jpg", 0) = 0',
+        '10 symlink("photos", "/home/agent/q") = 0',
+        '10 rename("/home/agent/q", "/home/agent/r") = 0',  # a moved link still leads there
+        '10 unlink("r/b.jpg") = 0',
+        '10 unlink("p") = 0',  # the link itself, and after that p is a plain path
+        '10 mkdir("p", 0755) = 0',
+        '10 unlink("p/c.jpg") = 0',
+    ])
+    assert [str(e) for e in obs.effects if e.kind == "delete"] == [
+        "delete /home/agent/photos/a.jpg", "delete /home/agent/photos/b.jpg", "delete /home/agent/p",
+        "delete /home/agent/p/c.jpg"]

@@ -39,15 +39,28 @@ class Process:
 class Paths:
     """One box's view of its paths: its root (``/proc/ROOT/root``), the symlinks its calls made, what was read."""
 
-    def __init__(self, root: int, procs: dict[int, Process]) -> None:
+    def __init__(self, root: int | None, procs: dict[int, Process]) -> None:
         self.root = root
-        """A host pid whose ``/proc/PID/root`` is the box's filesystem (its first process)."""
+        """A host pid whose ``/proc/PID/root`` is the box's filesystem (its first process); None: the filesystem
+        cannot be read from here (the in-box observer's reader), only the links the box's calls made are known."""
         self.procs = procs
         self.links: dict[str, str | None] = {}
         """The symlinks made (path -> target) and removed (path -> None) in the box as its calls went: a link gone
         by the time its calls are read is still followed as it was then."""
         self.seen: dict[str, str | None] = {}
         """What the box's filesystem said of a path (its link's target, or None), for one read."""
+
+    def made(self, path: str, target: str) -> None:
+        """The box made a symlink at ``path``."""
+        self.links[path] = target
+
+    def changed(self, gone: str, dst: str = "") -> None:
+        """The box unlinked ``gone``, or renamed it to ``dst``: the links at or under it are gone (or moved)."""
+        had = gone in self.links
+        moved = self.links.get(gone)
+        self.links.update({k: None for k in self.links if k == gone or k.startswith(gone + "/")})
+        if dst and (had or dst in self.links):
+            self.links[dst] = moved
 
     def on_host(self, path: str) -> str:
         """Where the box's absolute ``path`` is seen from the host (through its first process's root)."""
@@ -86,7 +99,9 @@ class Paths:
                 if target is None:
                     continue  # removed since it was made: a plain path now
             else:
-                if here not in self.seen:
+                if here not in self.seen and self.root is None:
+                    self.seen[here] = None
+                elif here not in self.seen:
                     try:
                         self.seen[here] = os.readlink(self.on_host(here))
                     except OSError:  # not a symlink, not there (any more), or the box is gone
