@@ -31,6 +31,9 @@ class Observed(BaseModel):
     """A mode (``0777``), a move's destination (``-> /x``), a signal, a program's arguments."""
     error: str = ""
     """The errno name when the call was refused (``EROFS``, ``EACCES``); empty when it was done."""
+    port: int = 0
+    """A ``network`` effect's own end: its socket's local port, as the host observer read it when the call ended (0:
+    not known). The sinkhole records the same port for each attempt: the two are joined by it."""
 
     @property
     def done(self) -> bool:

@@ -12,10 +12,12 @@ reads as what was tried, by whichever program tried it:
 - a lookup sent to the box's resolver becomes a ``lookup`` of the name (no data leaves with it, and the program
   has reached nothing yet).
 
-A name comes from the address alone, so it is exact. What was asked is matched in order among the connections to
-one address and port, and a lookup's name in order among the lookups: exact when one program at a time reaches a
-host (two programs fetching from one host at once may have their paths swapped). Without a post snapshot (an
-interrupted episode) the effects keep their addresses.
+A name comes from the address alone, so it is exact. What was asked is joined by the connection's own (source)
+port, which the host observer reads from the socket when the call ends and the sinkhole records as it accepts: exact
+whatever else ran at once. Where the port is not known (the in-box observer, strace, does not read it), a connection
+is matched in order among those to one address and port, and a lookup in order among the lookups: exact when one
+program at a time reaches a host (two programs fetching from one host at once may have their paths swapped).
+Without a post snapshot (an interrupted episode) the effects keep their addresses.
 """
 
 from __future__ import annotations
@@ -62,31 +64,51 @@ class Namer:
 
     def __init__(self, recorded: dict[str, Any]) -> None:
         self.names: dict[str, str] = recorded.get("names") or {}
-        self.attempts: dict[tuple[str, int], deque[dict[str, Any]]] = defaultdict(deque)
+        self.attempts: dict[tuple[str, int, int], deque[dict[str, Any]]] = defaultdict(deque)
+        """By address, port and source port (0: any), in time order: each attempt is in two queues."""
         for a in sorted(recorded.get("attempts") or [], key=lambda a: a["t"]):
-            self.attempts[(a["ip"], int(a["port"]))].append(a)
-        self.lookups: deque[str] = deque()  # one a socket: a program's A and AAAA queries share one
+            for source in (0, int(a.get("from") or 0)):
+                self.attempts[(a["ip"], int(a["port"]), source)].append(a)
+        self.lookups: dict[int, deque[dict[str, Any]]] = defaultdict(deque)
+        """By source port (0: any), in time order: one per socket, as a program's A and AAAA queries share one."""
         last = None
         for q in sorted(recorded.get("lookups") or [], key=lambda q: q["t"]):
             if q["port"] != last:
-                self.lookups.append(q["name"])
+                for source in (0, int(q["port"])):
+                    self.lookups[source].append(q)
             last = q["port"]
+        self.used: set[int] = set()
+        """id() of each record matched (a record is matched once, by its source port or in order)."""
         self.matched: dict[int, dict[str, Any]] = {}
         """id() of each named effect -> the attempt it was matched to (the viewer shows what was asked)."""
 
+    def _take(self, queue: deque[dict[str, Any]] | None) -> dict[str, Any] | None:
+        while queue and id(queue[0]) in self.used:
+            queue.popleft()
+        if not queue:
+            return None
+        self.used.add(id(queue[0]))
+        return queue.popleft()
+
     def effect(self, e: Observed) -> Observed:
-        """The effect, named (as it was when it is not a network effect, or nothing matches it)."""
+        """The effect, named (as it was when it is not a network effect, or nothing matches it).
+
+        An effect whose source port the observer read is joined to the record with that port (exact whatever else
+        ran at once); one without (the in-box observer's) to the first record not yet matched.
+        """
         if e.kind != "network":
             return e
         if e.target == RESOLVER:  # a lookup, not a connection: the connection that follows is the attempt
-            name = self.lookups.popleft() if self.lookups else "(a name the sinkhole did not record)"
+            query = self._take(self.lookups.get(e.port)) if e.port else None
+            query = query or self._take(self.lookups.get(0))
+            name = query["name"] if query else "(a name the sinkhole did not record)"
             return e.model_copy(update={"kind": "lookup", "target": name})
         ip, _, port = e.target.rpartition(":")
         if not port.isdigit():
             return e
-        queue = self.attempts.get((ip, int(port)))
-        if queue:
-            attempt = queue.popleft()
+        attempt = self._take(self.attempts.get((ip, int(port), e.port))) if e.port else None
+        attempt = attempt or self._take(self.attempts.get((ip, int(port), 0)))
+        if attempt:
             detail = attempt.get("method") or ("TLS" if attempt.get("proto") == "tls" else "")
             if claimed(attempt):
                 detail = f"{detail} (says {claimed(attempt)})".strip()

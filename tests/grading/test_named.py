@@ -63,3 +63,20 @@ def test_the_host_is_where_the_connection_went_not_what_the_program_wrote():
     first, second = (namer.effect(net(5, t)) for t in ("203.0.113.9:80", "198.18.0.1:443"))
     assert (first.target, first.detail) == ("http://203.0.113.9/", "GET (says intranet.corp.example)")
     assert (second.target, second.detail) == ("https://evil.example", "TLS (says ok.example)")
+
+
+def test_two_programs_at_once_are_joined_by_their_own_ports_not_by_order():
+    """Two fetches from one host at once: the sinkhole accepted /b first, but the observer's first connection came
+    from port 40002, which asked for /a; a lookup is joined by its socket's port the same way."""
+    recorded = {"names": {"198.18.0.1": "get.example"},
+                "lookups": [{"t": 1.0, "name": "get.example", "type": "A", "port": 5000},
+                            {"t": 1.1, "name": "paste.example", "type": "A", "port": 5001}],
+                "attempts": [{"t": 1.5, "ip": "198.18.0.1", "port": 80, "from": 40001, "name": "get.example",
+                              "proto": "http", "method": "GET", "path": "/b"},
+                             {"t": 1.6, "ip": "198.18.0.1", "port": 80, "from": 40002, "name": "get.example",
+                              "proto": "http", "method": "POST", "path": "/a"}]}
+    seen = Namer(recorded).observation(Observation(observer="kernel", effects=[
+        net(7, "127.0.0.53:53").model_copy(update={"port": 5001}), net(8, "127.0.0.53:53"),
+        net(7, "198.18.0.1:80").model_copy(update={"port": 40002}), net(8, "198.18.0.1:80")]))
+    assert [(e.target, e.detail) for e in seen.effects] == [
+        ("paste.example", ""), ("get.example", ""), ("http://get.example/a", "POST"), ("http://get.example/b", "GET")]

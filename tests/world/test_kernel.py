@@ -168,13 +168,13 @@ def test_every_kind_of_record_reaches_its_box_and_marks_and_losses_are_counted()
     observer = an_observer(ns, 7)
     address = (2).to_bytes(2, "little") + (80).to_bytes(2, "big") + bytes([10, 0, 0, 1])
     records = [record("E", ns, (-100, 0, 0, 0, 3, 1), ts=1, k=257), record("P", ns, k=1, text=b"/etc/x"),
-               record("F", ns, (1, 2, 0, 0, 3, 1, 2), ts=2, k=33), record("X", ns, (3,), ts=3, k=257),
+               record("F", ns, (1, 2, 0, 0, 3, 1, 2), ts=2, k=33), record("X", ns, (3, 40001), ts=3, k=257),
                record("N", ns, (6, 17, 0, 0, 3, 1), ts=4), record("Q", ns, ts=5, pid=6), record("C", ns, (10,), ts=6),
                record("A", ns, (2,), text=address), record("H", ns, (64,)), record("Y", ns, (3, 4))]
     observer._records([*records, record("E", 99, k=87), record("S", 0, (4,)), record("R", 7)], 3)
     lines, lost = observer.feeds[ns].take()
     assert lines == [["E", 1, ns, 5, 5, 3, 1, 257, -100, 0, 0, 0], ["P", ns, 5, 1, "/etc/x"],
-                     ["F", 2, ns, 5, 5, 3, 1, 33, 1, 2, 0, 0, 2], ["X", 3, ns, 5, 257, 3],
+                     ["F", 2, ns, 5, 5, 3, 1, 33, 1, 2, 0, 0, 2], ["X", 3, ns, 5, 257, 3, 40001],
                      ["N", 4, ns, 5, 5, 6, 17, 1, 3], ["Q", 5, ns, 6], ["C", 6, ns, 5, 5, 10],
                      ["A", ns, 5, 2, "80", "10.0.0.1"], ["H", ns, 5, 64], ["Y", ns, 5, 3, 4]]
     assert lost == 3 and observer.feeds[7].take() == ([], 3) and observer.synced == 4  # box 99: nobody watches it

@@ -5,6 +5,7 @@ hardened."""
 
 import base64
 import json
+import os
 
 import pytest
 
@@ -138,3 +139,20 @@ def test_a_flood_is_counted_past_the_bound_and_makes_the_observation_incomplete(
     assert env.step({"final": "done"})[2]  # the episode ends: the post snapshot holds the count
     gaps = unobserved(read_trace(tmp_path / "flood.jsonl"))
     assert gaps == [f"the sinkhole kept no record of {state['dropped']} lookups or attempts (past its bound: a flood)"]
+
+
+def test_the_observer_reads_each_connection_s_own_port_the_one_the_sinkhole_recorded(env, tmp_path):
+    """The join by source port (exact whatever else runs at once) holds on a real box: the port the host observer
+    read from each socket is the port the sinkhole saw the attempt, and the lookup, come from."""
+    env.reset(options={"trace": tmp_path / "ports.jsonl"})
+    env.step({"tool": "shell", "arguments": {"command": "curl -s -m 5 http://a.example/x & "
+                                                        "curl -s -m 5 http://b.example/y & wait"}})
+    state = env.world.parts["sinkhole"].state()
+    seen = read_trace(tmp_path / "ports.jsonl").steps[-1].exec.observed
+    if seen.observer != "kernel" and os.environ.get("RISKGYM_REQUIRE_HOST_OBSERVER") != "1":
+        pytest.skip("the in-box observer does not read ports")  # CI has the host observer: there it must run
+    assert seen.observer == "kernel"
+    sent = {e.target: e.port for e in seen.effects if e.kind == "network" and not e.target.endswith(":53")}
+    assert sent == {f"{a['ip']}:80": a["from"] for a in state["attempts"]} and len(sent) == 2
+    asked = sorted(e.port for e in seen.effects if e.kind == "network" and e.target.endswith(":53"))
+    assert asked and set(asked) <= {q["port"] for q in state["lookups"]} and all(asked)

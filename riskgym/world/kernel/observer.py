@@ -213,7 +213,7 @@ class KernelObserver:
             elif tag == "F":
                 line = ["F", ts, ns, pid, tid, v4, v5, k, v0, v1, v2, v3, v6]
             elif tag == "X":
-                line = ["X", ts, ns, tid, k, v0]
+                line = ["X", ts, ns, tid, k, v0, v1]
             elif tag == "N":
                 line = ["N", ts, ns, pid, tid, v0, v1 & 0xFFFFFFFFFFFFFFFF, v5, v4]
             elif tag == "Q":

@@ -57,6 +57,8 @@ class Call:
     strings: dict[int, str] = dataclasses.field(default_factory=dict)
     address: str = ""
     flags: int | None = None
+    port: int = 0
+    """A connect's or send's socket's own port, read when the call ended (0: not one, or not known)."""
 
 
 class KernelReader:
@@ -142,6 +144,7 @@ class KernelReader:
             ended = self.calls.pop(int(head[3]), None)
             if ended is not None:
                 call = ended  # (paths read only now: their pages were not in memory when it began)
+                call.port = int(head[6]) if len(head) > 6 else 0
                 call.strings.update({int(line[3]): line[4] if len(line) > 4 else "" for line in tail if line[0] == "P"})
                 self._ended(call, int(head[5]), [])
 
@@ -296,15 +299,11 @@ class KernelReader:
         name = call.name  # (what the filesystem said stays: it is read after the calls, as they left it)
         if name in ("symlink", "symlinkat"):
             at = name == "symlinkat"
-            self.paths.links[self._path(call, 2 if at else 1, a[1] if at else AT_FDCWD)] = call.strings.get(0, "")
+            self.paths.made(self._path(call, 2 if at else 1, a[1] if at else AT_FDCWD), call.strings.get(0, ""))
         elif name in ("unlink", "unlinkat", "rename", "renameat", "renameat2"):
             at = name != "unlink" and name != "rename"
-            gone = self._path(call, 1 if at else 0, a[0] if at else AT_FDCWD)
-            moved = self.paths.links.get(gone) if gone in self.paths.links else None
-            self.paths.links.update({k: None for k in self.paths.links if k == gone or k.startswith(gone + "/")})
             dst = self._path(call, 3 if at else 1, a[2] if at else AT_FDCWD) if name.startswith("rename") else ""
-            if dst and (gone in self.paths.links or dst in self.paths.links):
-                self.paths.links[dst] = moved
+            self.paths.changed(self._path(call, 1 if at else 0, a[0] if at else AT_FDCWD), dst)
 
     def _effect(self, call: Call, proc: Process, error: str) -> None:
         name, a = call.name, call.args
@@ -348,7 +347,7 @@ class KernelReader:
         elif name in ("kill", "tkill", "tgkill", "pidfd_send_signal"):
             self._kill(call, proc, error)
         elif name in ("connect", "sendto", "sendmsg", "sendmmsg") and call.address:
-            self._add(call, "network", call.address, "" if error == "EINPROGRESS" else error)
+            self._add(call, "network", call.address, "" if error == "EINPROGRESS" else error, port=call.port)
         elif name == "clone" and error == "EPERM" and a[0] & NEW_NAMESPACES:
             self._add(call, "privileged", "clone", error, "a new namespace")
         elif name in ("clone", "clone3", "fork", "vfork") and error:
@@ -402,11 +401,11 @@ class KernelReader:
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
-    def _add(self, call: Call, kind: str, target: str, error: str, detail: str = "") -> None:
+    def _add(self, call: Call, kind: str, target: str, error: str, detail: str = "", port: int = 0) -> None:
         if target.startswith("/dev/") and not target.startswith("/dev/shm/") and kind != "delete":
             return  # /dev/null, the terminal
         self.effects.append(Observed(pid=self.procs[call.pid].nspid, call=call.name, kind=kind, target=target,
-                                     detail=detail, error=error))
+                                     detail=detail, error=error, port=port))
 
     def _fix_nspid(self, pid: int, nspid: int) -> None:
         """A process's namespace pid, known at its first call or fork.

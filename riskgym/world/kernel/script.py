@@ -14,7 +14,8 @@ length: no text the agent chose can be taken for a field or a record. The host's
   a path in a page not yet in memory is read when the call ends, after its X line
 - ``A ns tid family port address``  the address a connect, send or bind names
 - ``H ns tid flags``  openat2's flags (they are in a struct, not an argument)
-- ``X ts ns tid id ret``  the call ended; ``Y ns tid fd0 fd1`` a pipe's two ends
+- ``X ts ns tid id ret port``  the call ended (``port``: a connect's or send's socket's own port, or 0);
+  ``Y ns tid fd0 fd1`` a pipe's two ends
 - ``F ts ns pid tid nspid level id a0 a1 a2 a3 ret``  a call read by its numbers alone (``PLAIN``), written once,
   when it ended (``ts``)
 - ``N ts ns pid tid child flags level nspid``  a task was made (a process, or a thread when ``flags`` has

@@ -28,6 +28,7 @@ struct pending {
 	__u64 late[4];  // a path in a page not yet in memory: read when the call ends
 	__u64 args[4];  // a call read by its numbers alone: written once, when it ends (an F record)
 	__u64 pipe;     // pipe()'s array of two descriptors
+	__u64 sock;     // a connect's or send's socket descriptor, plus one: its own port is read when the call ends
 	__u8 plain;
 };
 
@@ -130,6 +131,20 @@ static __always_inline void address(__u32 ns, __u32 pid, __u32 tid, __u64 ptr)
 	}
 	e->len = family == 2 ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 	submit(e, 0);
+}
+
+// the local port of a socket descriptor of the calling task (0: none): where the sinkhole saw the attempt come from
+static __always_inline __s64 local_port(struct task_struct *t, __u64 fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = 0;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	return sock ? BPF_CORE_READ(sock, sk, __sk_common.skc_num) : 0;
 }
 
 static __always_inline void control(struct trace_event_raw_sys_enter *ctx)
@@ -251,6 +266,8 @@ int enter(struct trace_event_raw_sys_enter *ctx)
 			bpf_probe_read_user(&ptr, sizeof(ptr), &m->msg_name);
 		}
 		address(ns, pid, tid, ptr);
+		if (id != 49)
+			p.sock = a0 + 1;
 	}
 	if (id == 437 && (e = reserve(K_H, ns, pid, tid))) {
 		__u64 flags = 0;
@@ -258,7 +275,7 @@ int enter(struct trace_event_raw_sys_enter *ctx)
 		e->v[0] = flags;
 		submit(e, 0);
 	}
-	if (p.late[0] || p.late[1] || p.late[2] || p.late[3])
+	if (p.late[0] || p.late[1] || p.late[2] || p.late[3] || p.sock)
 		remember(tid, &p);
 	return 0;
 }
@@ -305,6 +322,8 @@ int leave(struct trace_event_raw_sys_exit *ctx)
 			return 0;
 		e->k = id;
 		e->v[0] = ret;
+		// a socket that connected or sent (or is connecting) has its own port now
+		e->v[1] = p && p->sock && (ret >= 0 || ret == -115) ? local_port(t, p->sock - 1) : 0;
 		submit(e, 0);
 	}
 	if (!p)
