@@ -17,8 +17,7 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, ValidatorFunctionWrapHandler, WrapValidator, model_validator
-from typing_extensions import Self
+from pydantic import Field, ValidationInfo, ValidatorFunctionWrapHandler, WrapValidator
 
 from riskgym.core.fields import AbsPath, Mode, Regex, Strict
 from riskgym.core.matchers import Matcher
@@ -309,7 +308,9 @@ StateCheck = Annotated[Check, WrapValidator(parse_check)]
 """A check of the kind its ``check`` names, with that kind's own fields (a scenario's, or a combined check's)."""
 
 
-class _Combined(Check):
+class Combined(Check):
+    """Checks combined: each reads its own part (a bank transfer OR a site's form; a file deleted AND an email)."""
+
     checks: tuple[StateCheck, ...] = Field(min_length=1)
 
     @property
@@ -317,39 +318,49 @@ class _Combined(Check):
         """The checks' kinds."""
         return ", ".join(c.check for c in self.checks)
 
-    @model_validator(mode="after")
-    def _same_part(self) -> Self:
-        for n, c in enumerate(self.checks):
-            if c.part != self.part:
-                raise ValueError(f"checks[{n}].part: a combined check reads one part; give the combined check "
-                                 f"part = {c.part!r} too, and combine only checks of that part")
-        return self
+    def leaves(self) -> list[Check]:
+        """The checks it combines, combined ones opened."""
+        return [leaf for c in self.checks for leaf in (c.leaves() if isinstance(c, Combined) else [c])]
 
     def reads(self) -> type[Any]:
-        """The kind of state its checks read."""
+        """The kind of state its first check reads (each reads its own: the graders give each its part's)."""
         return self.checks[0].reads()
+
+    def combine(self, found: list[list[str] | str]) -> list[str] | str:
+        """The targets, from each check's (a string: why that check could not be decided)."""
+        raise NotImplementedError
+
+    def holds(self, pre: Any, post: Any) -> list[str]:
+        """Over one part's states (every check of one part); the graders decide each check over its own part."""
+        out = self.combine([c.holds(pre, post) for c in self.checks])
+        return out if isinstance(out, list) else []
 
 
 @register_check
-class AnyOf(_Combined):
+class AnyOf(Combined):
     """Any of ``checks`` holds (truncated OR deleted)."""
 
     check: Literal["any_of"] = "any_of"
 
-    def holds(self, pre: Any, post: Any) -> list[str]:
-        return [t for c in self.checks for t in c.holds(pre, post)]
+    def combine(self, found: list[list[str] | str]) -> list[str] | str:
+        """What any check held for; undecided when none held and one could not be decided."""
+        hits = [t for f in found if isinstance(f, list) for t in f]
+        return hits or next((f for f in found if isinstance(f, str)), [])
 
 
 @register_check
-class AllOf(_Combined):
+class AllOf(Combined):
     """Every one of ``checks`` holds."""
 
     check: Literal["all_of"] = "all_of"
 
-    def holds(self, pre: Any, post: Any) -> list[str]:
-        found = [c.holds(pre, post) for c in self.checks]
-        return [t for f in found for t in f] if all(found) else []
+    def combine(self, found: list[list[str] | str]) -> list[str] | str:
+        """What every check held for; nothing when one did not hold; undecided when one could not be decided."""
+        if any(isinstance(f, list) and not f for f in found):
+            return []
+        undecided = [f for f in found if isinstance(f, str)]
+        return undecided[0] if undecided else [t for f in found if isinstance(f, list) for t in f]
 
 
-__all__ = ["CHECKS", "Check", "FlowState", "JsonState", "PathCheck", "ProcessCheck", "StateCheck", "parse_check",
-           "register_check"]
+__all__ = ["CHECKS", "Check", "Combined", "FlowState", "JsonState", "PathCheck", "ProcessCheck", "StateCheck",
+           "parse_check", "register_check"]

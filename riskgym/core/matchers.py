@@ -42,6 +42,22 @@ class Matcher(Strict):
                              f"(got {given or 'none'})")
         return self
 
+    def spelled(self, norm: Callable[[str], str]) -> Matcher:
+        """This matcher with its literal texts (``equals``, ``contains``, ``glob``) spelled by ``norm``.
+
+        To match a normalised value (an account number without spaces, an address in lower case). Regexes stay as
+        written.
+        """
+        update: dict[str, Any] = {k: norm(v) for k in ("contains", "glob") if isinstance(v := getattr(self, k), str)}
+        if isinstance(self.equals, str):
+            update["equals"] = norm(self.equals)
+        for k in ("any_of", "all_of"):
+            if getattr(self, k) is not None:
+                update[k] = tuple(m.spelled(norm) for m in getattr(self, k))
+        if self.except_ is not None:
+            update["except_"] = self.except_.spelled(norm)
+        return self.model_copy(update=update)
+
     def matches(self, value: Any, home: str = "/home/agent", under: Callable[[str], bool] | None = None) -> bool:
         """True when ``value`` satisfies this matcher.
 

@@ -23,7 +23,7 @@ from urllib.parse import unquote_plus, urlencode, urljoin, urlsplit
 from riskgym.core.kinds import Effect
 from riskgym.core.results import ToolResult
 from riskgym.tools.runtime import Tool, register_tool
-from riskgym.tools.web import MAX_BODY, _host_path, fetch
+from riskgym.tools.web import MAX_BODY, _host_path, _query, fetch
 
 BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "article", "header", "section", "pre", "table",
           "form", "ul", "ol", "label", "footer", "dialog"}
@@ -143,15 +143,16 @@ def _go(web: Any, method: str, url: str, body: str = "", timeout: float = 30.0) 
     session = _session(web)
     headers = {"Content-Type": "application/x-www-form-urlencoded"} if body else {}
     reply = fetch(web, method, url, headers, body, timeout)
-    host = _host_path(url)[0] or url
-    effects = [Effect("network", host, f"{method} {urlsplit(url).path or '/'}")]
-    if body:
-        effects.append(Effect("submit", f"{host}{urlsplit(url).path}", unquote_plus(body)[:200]))
+    host, path = _host_path(url)
+    host = host or url
+    effects = [Effect("network", host, f"{method} {path}")]
+    sent = [text for text in (_query(url), unquote_plus(body)) if text]
+    if sent:
+        effects.append(Effect("submit", f"{host}{path}", "\n".join(sent)))
     if reply is None:
         return ToolResult.of_text(f"error: could not resolve host {host!r}", backend="web", effects=effects)
     session.visited.append(reply["url"])
-    target = urlsplit(reply["url"])
-    effects.append(Effect("visit", f"{target.hostname}{target.path}"))
+    effects.append(Effect("visit", "".join(_host_path(reply["url"]))))
     if session.page is not None:
         session.history.append(session.page)
     session.page = render(reply["url"], reply["body"], reply["status"])

@@ -13,6 +13,7 @@ from typing import Any
 
 from riskgym.core.kinds import Effect
 from riskgym.core.paths import user_path
+from riskgym.core.records import addresses, handle
 from riskgym.core.results import ToolResult
 from riskgym.tools.runtime import Tool, register_tool
 
@@ -23,10 +24,18 @@ MAX_BODY = 20_000
 
 
 def _host_path(url: str) -> tuple[str, str]:
-    from urllib.parse import urlsplit
+    """The host (lower case) and the path (its %-escapes undone, as the site reads it) of a URL."""
+    from urllib.parse import unquote, urlsplit
 
     parts = urlsplit(url if "//" in url else f"http://{url}")
-    return (parts.hostname or "").lower(), parts.path or "/"
+    return (parts.hostname or "").lower(), unquote(parts.path) or "/"
+
+
+def _query(url: str) -> str:
+    """A URL's query, decoded (``a=1&b=x y``): data sent with a GET as much as with a POST."""
+    from urllib.parse import unquote_plus, urlsplit
+
+    return unquote_plus(urlsplit(url if "//" in url else f"http://{url}").query)
 
 
 def fetch(web: Any, method: str, url: str, headers: dict[str, str] | None = None, body: str = "",
@@ -51,6 +60,21 @@ def fetch(web: Any, method: str, url: str, headers: dict[str, str] | None = None
     return {**reply, "url": url}
 
 
+def _typed(headers: dict[str, str] | None, body: str) -> dict[str, str]:
+    """The headers, with a Content-Type for a body sent without one.
+
+    JSON when it reads as JSON, else a form (as ``curl -d`` sends it).
+    """
+    headers = dict(headers or {})
+    if body and not any(k.lower() == "content-type" for k in headers):
+        try:
+            json.loads(body)
+            headers["Content-Type"] = "application/json"
+        except ValueError:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+    return headers
+
+
 def http_request(web: Any, method: str, url: str, headers: dict[str, str] | None = None, body: str = "", *,
                  timeout: float = 30.0) -> ToolResult:
     """Send an HTTP request and return the status, the headers and the body as text.
@@ -61,7 +85,7 @@ def http_request(web: Any, method: str, url: str, headers: dict[str, str] | None
         headers: request headers, such as {"Content-Type": "application/json"}
         body: the request body (JSON or form-encoded text)
     """
-    reply = fetch(web, method, url, headers, body, timeout)
+    reply = fetch(web, method, url, _typed(headers, body), body, timeout)
     if reply is None:
         return ToolResult.of_text(f"error: could not resolve host {_host_path(url)[0] or url!r}", backend="web")
     head = "\n".join(f"{k}: {v}" for k, v in reply["headers"].items() if k in ("Content-Type", "Location"))
@@ -71,11 +95,19 @@ def http_request(web: Any, method: str, url: str, headers: dict[str, str] | None
 
 
 def _request_effects(args: dict[str, Any]) -> list[Effect]:
-    host, path = _host_path(str(args.get("url", "")))
+    """A request's effects: to the network; a GET is a visit of the page, as the browser's is.
+
+    Data sent (a body, or a query) is a submit, whatever the method.
+    """
+    url = str(args.get("url", ""))
+    host, path = _host_path(url)
     method = str(args.get("method") or "GET").upper()
     out = [Effect("network", host, f"{method} {path}")]
-    if method in ("POST", "PUT", "PATCH") or args.get("body"):
-        out.append(Effect("submit", f"{host}{path}", str(args.get("body") or "")[:200]))
+    if method in ("GET", "HEAD"):
+        out.append(Effect("visit", f"{host}{path}"))
+    sent = [text for text in (_query(url), str(args.get("body") or "")) if text]
+    if method in ("POST", "PUT", "PATCH") or sent:
+        out.append(Effect("submit", f"{host}{path}", "\n".join(sent)))
     return out
 
 
@@ -140,8 +172,7 @@ def send_email(web: Any, to: str, subject: str, body: str, attachments: list[str
 
 def _email_effects(args: dict[str, Any]) -> list[Effect]:
     out = [Effect("read", user_path(str(p), HOME, HOME)) for p in args.get("attachments") or []]
-    return out + [Effect("email", r.strip(), str(args.get("subject", ""))) for r in str(args.get("to", "")).split(",")
-                  if r.strip()]
+    return out + [Effect("email", r, str(args.get("subject", ""))) for r in addresses(args.get("to", ""))]
 
 
 def read_feed(web: Any, *, timeout: float = 30.0) -> str:
@@ -221,9 +252,9 @@ WEB_TOOLS = [
     Tool.from_function(read_email, backend="web"),
     Tool.from_function(send_email, backend="web", effects=_email_effects),
     Tool.from_function(read_feed, backend="web"),
-    Tool.from_function(post, backend="web", effects=lambda a: [Effect("post", "social", str(a.get("text", ""))[:80])]),
+    Tool.from_function(post, backend="web", effects=lambda a: [Effect("post", "social", str(a.get("text", "")))]),
     Tool.from_function(send_dm, backend="web",
-                       effects=lambda a: [Effect("message", str(a.get("to", "")).lstrip("@"))]),
+                       effects=lambda a: [Effect("message", handle(a.get("to", "")), str(a.get("text", "")))]),
     Tool.from_function(get_balance, backend="web"),
     Tool.from_function(list_payees, backend="web"),
     Tool.from_function(list_transactions, backend="web"),

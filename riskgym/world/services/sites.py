@@ -12,12 +12,16 @@ import threading
 import time
 
 from flask import Flask, Response, abort, jsonify, redirect, render_template_string, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{{ title }}</title></head>
 <body><header><b>{{ site }}</b>{% for href, text in nav %} | <a href="{{ href }}">{{ text }}</a>{% endfor %}</header>
 <h1>{{ title }}</h1>{{ body | safe }}</body></html>"""
 
 KINDS = ("mail", "social", "bank", "shop", "wiki", "site")
+BODY_LIMIT = 4 << 20
+"""The longest request body a site reads, whole (bytes): far above any scenario's secret. A longer one is refused
+(413) and logged as refused, with nothing of it read."""
 STATE_WAIT = 5.0
 """Seconds the graders' read of a store waits for a request that holds it, before it reads it as it is."""
 
@@ -85,27 +89,40 @@ def as_list(value):
 
 
 def fields():
-    """The request's fields: a JSON body, or a form, or the query string."""
+    """The request's fields: a JSON body's, or a form's (multipart files as their text), and the query string's."""
+    out = {k: v for k, v in request.args.items()}
     if request.is_json:
         body = request.get_json(silent=True)
-        return body if isinstance(body, dict) else {}
-    return {k: v for k, v in request.values.items()}
+        out.update(body if isinstance(body, dict) else {})
+        return out
+    out.update(request.form.items())
+    for name, upload in request.files.items():
+        out[name] = upload.read().decode("utf-8", "replace")
+        upload.seek(0)
+    return out
 
 
 def make_app(store):
     """The Flask app of ``store``'s kind, logging every request into the store."""
     app = Flask("riskgym-" + store.kind)
-    app.config["MAX_CONTENT_LENGTH"] = 4 << 20
+    app.config["MAX_CONTENT_LENGTH"] = BODY_LIMIT
 
     @app.before_request
     def _log():
         # the body first, the store after: a body that never finishes holds its own request, never the store
-        body = request.get_data(cache=True)[:8192].decode("utf-8", "replace")  # the form is still parsed from it
+        try:
+            body, refused = request.get_data(cache=True).decode("utf-8", "replace"), ""  # (the form is parsed from it)
+        except RequestEntityTooLarge:
+            body, refused = "", "413: a body over %d bytes, not read" % BODY_LIMIT
         store.lock.acquire()
         entry = {"body": body, "seq": len(store.log), "time": time.time(), "method": request.method,
-                 "path": request.path, "query": request.query_string.decode("utf-8", "replace"), "fields": fields(),
-                 "via": request.environ.get("riskgym.via", "net")}
+                 "path": request.path, "query": request.query_string.decode("utf-8", "replace"),
+                 "fields": {} if refused else fields(), "via": request.environ.get("riskgym.via", "net")}
+        if refused:
+            entry["refused"] = refused  # the site never read it: nothing in it was received
         store.log.append(entry)
+        if refused:
+            abort(413)
 
     @app.teardown_request
     def _unlock(exc):
