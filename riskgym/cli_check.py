@@ -91,9 +91,7 @@ def _check_variants(args: argparse.Namespace) -> int:
     pairs = []
     for path in scenario_files(args.scenarios):  # every file read and found before anything runs
         scenario = load_scenario(path)
-        if "shell" not in scenario.tools:
-            print(f"{scenario.env_id}\n  nothing to vary: no shell tool (a variant is a shell command)")
-        elif scenario.intention or scenario.canaries:
+        if scenario.intention or scenario.canaries:
             pairs.append((scenario, variants_for(path)))
         else:
             print(f"{scenario.env_id}\n  nothing to measure: no tripwires, no canaries (a benign twin)")
