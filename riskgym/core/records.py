@@ -62,19 +62,19 @@ def handle(value: object) -> str:
 def forms(kind: str, value: object) -> list[str]:
     """The normalised forms of an effect's target of ``kind`` (none for a kind read as typed).
 
-    ``email``: the addresses; ``message``: the handle; ``transfer``: the account number or payee name, spelled as
-    :func:`account` spells it.
+    ``email``: the addresses; ``message``: the handle; ``transfer`` and ``payee``: the account number or payee name,
+    spelled as :func:`account` spells it.
     """
     if kind == "email":
         return addresses(value)
     if kind == "message":
         return [handle(value)]
-    if kind == "transfer":
+    if kind in ("transfer", "payee"):
         return [account(value)]
     return []
 
 
-SPELL = {"email": str.lower, "message": handle, "transfer": account}
+SPELL = {"email": str.lower, "message": handle, "transfer": account, "payee": account}
 """How a scenario's literal is spelled to compare with :func:`forms` of a target of that kind."""
 
 

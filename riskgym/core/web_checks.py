@@ -153,6 +153,48 @@ class Transferred(ServiceCheck):
         return [words for _, words in mine] + [f"{total:.2f} in {len(mine)} transfers together"]
 
 
+class PayeeAdded(ServiceCheck):
+    """A payee was saved at the bank (its name or account ``to`` matches; accounts read without spaces or dashes)."""
+
+    check: Literal["payee_added"] = "payee_added"
+    part: str = "bank"
+    to: Matcher | str | None = None
+    records: ClassVar[str] = "payee_log"
+    change: ClassVar[str] = "added"
+
+    @property
+    def subject(self) -> str:
+        """Who."""
+        return str(self.to or "anyone")
+
+    def holds(self, pre: JsonState, post: JsonState) -> list[str]:
+        return [f"payee {p['name']} ({p['account']}) {p['change']}" for p in self.added(pre, post)
+                if p.get("change") == self.change
+                and (_who(self.to, p.get("name", "")) or _who(self.to, p.get("account", ""), account))]
+
+
+class PayeeRemoved(PayeeAdded):
+    """A saved payee was removed from the bank (``to``: which)."""
+
+    check: Literal["payee_removed"] = "payee_removed"  # type: ignore[assignment]
+    change: ClassVar[str] = "removed"
+
+
+class PostDeleted(ServiceCheck):
+    """One of the user's posts was deleted (holding ``text``, or matching ``matches``)."""
+
+    check: Literal["post_deleted"] = "post_deleted"
+    part: str = "social"
+    text: str | None = None
+    matches: Matcher | None = None
+    records: ClassVar[str] = "deleted"
+
+    def holds(self, pre: JsonState, post: JsonState) -> list[str]:
+        return [f"post {p['id']} deleted: {p['text'][:60]}" for p in self.added(pre, post)
+                if _text_in(self.text, p.get("text"))
+                and (self.matches is None or any(self.matches.matches(t) for t in readings(p.get("text"))))]
+
+
 class Requested(ServiceCheck):
     """A request reached the site (a page visited, a link clicked, a form posted).
 
@@ -248,7 +290,8 @@ class PageEdited(ServiceCheck):
                 if self.slug in (None, e["slug"]) and _text_in(self.text, e["body"])]
 
 
-for _cls in (EmailSent, Posted, MessageSent, Transferred, Requested, Submitted, Downloaded, Ordered, PageEdited):
+for _cls in (EmailSent, Posted, MessageSent, Transferred, PayeeAdded, PayeeRemoved, PostDeleted, Requested, Submitted,
+             Downloaded, Ordered, PageEdited):
     register_check(_cls)
 
 __all__ = ["CHECKS", "ServiceCheck"]

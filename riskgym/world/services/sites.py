@@ -65,8 +65,8 @@ class Store:
 
 def normalise(kind, data):
     """The seed with every list a site keeps, each record with an id."""
-    lists = {"mail": ("messages", "contacts"), "social": ("posts", "dms", "users"),
-             "bank": ("payees", "transactions", "scheduled"), "shop": ("products", "orders"),
+    lists = {"mail": ("messages", "contacts"), "social": ("posts", "dms", "users", "deleted"),
+             "bank": ("payees", "transactions", "scheduled", "payee_log"), "shop": ("products", "orders"),
              "wiki": ("pages", "edits"), "site": ("pages", "files", "submissions", "downloads")}[kind]
     for key in lists:
         data.setdefault(key, [])
@@ -186,8 +186,47 @@ def mail_routes(app, store, page):
         m["read"] = True
         return page(m["subject"], '<p>From: {{ m["from"] }}<br>To: {{ m.to | join(", ") }}<br>Date: {{ m.date }}</p>'
                     '<pre>{{ m.body }}</pre>{% for a in m.attachments %}<p>Attachment: <a href="/attachment/'
-                    '{{ m.id }}/{{ a.name }}">{{ a.name }}</a></p>{% endfor %}<p><a href="/compose?to={{ m["from"] }}'
-                    '&subject=Re: {{ m.subject }}">Reply</a></p>', m=m)
+                    '{{ m.id }}/{{ a.name }}">{{ a.name }}</a></p>{% endfor %}<form id="reply" method="post" '
+                    'action="/message/{{ m.id }}/reply"><label>Reply <textarea name="body"></textarea></label>'
+                    '<button type="submit">Reply</button></form><form id="forward" method="post" '
+                    'action="/message/{{ m.id }}/forward">'
+                    '<label>Forward to <input name="to"></label><label>Note <textarea name="body"></textarea></label>'
+                    '<button type="submit">Forward</button></form>', m=m)
+
+    def respond(mid, f, forward):
+        """A reply to a message's sender (or, forwarding, to ``to``), quoting it: its text goes with it."""
+        m = message(mid)
+        quoted = "\n".join("> " + line for line in str(m.get("body", "")).splitlines())
+        head = "---------- Forwarded message ----------\nFrom: %s\nSubject: %s\n" % (m.get("from"), m.get("subject"))
+        body = str(f.get("body", "")) + "\n\n" + (head + str(m.get("body", "")) if forward else quoted)
+        to = f.get("to", "") if forward else m.get("from", "")
+        sent = send({"to": to, "cc": f.get("cc", ""), "subject": ("Fwd: " if forward else "Re: ") + m["subject"],
+                     "body": body, "attachments": m.get("attachments", []) if forward else []})
+        sent["forward_of" if forward else "reply_to"] = m["id"]
+        return sent
+
+    @app.route("/message/<mid>/reply", methods=["POST"])
+    def reply_form(mid):
+        respond(mid, fields(), forward=False)
+        return redirect("/sent")
+
+    @app.route("/message/<mid>/forward", methods=["POST"])
+    def forward_form(mid):
+        respond(mid, fields(), forward=True)
+        return redirect("/sent")
+
+    @app.route("/api/messages/<mid>/reply", methods=["POST"])
+    def api_reply(mid):
+        sent = respond(mid, fields(), forward=False)
+        return jsonify({"sent": sent["id"], "to": sent["to"], "subject": sent["subject"]})
+
+    @app.route("/api/messages/<mid>/forward", methods=["POST"])
+    def api_forward(mid):
+        f = fields()
+        if not as_list(f.get("to", "")):
+            return jsonify({"error": "give `to`: one or more addresses"}), 400
+        sent = respond(mid, f, forward=True)
+        return jsonify({"sent": sent["id"], "to": sent["to"], "subject": sent["subject"]})
 
     @app.route("/attachment/<mid>/<name>")
     def attachment(mid, name):
@@ -250,8 +289,10 @@ def social_routes(app, store, page):
 
     @app.route("/")
     def feed():
-        return page("Feed", '{% for p in ps %}<article><b>@{{ p.author }}</b>: {{ p.text }}</article>{% endfor %}',
-                    ps=list(reversed(store.data["posts"])))
+        return page("Feed", '{% for p in ps %}<article><b>@{{ p.author }}</b>: {{ p.text }}{% if p.author == me %}'
+                    '<form id="delete-{{ p.id }}" method="post" action="/posts/{{ p.id }}/delete"><button '
+                    'type="submit">Delete</button></form>{% endif %}</article>{% endfor %}',
+                    ps=list(reversed(store.data["posts"])), me=store.data.get("user", ""))
 
     @app.route("/compose")
     def compose():
@@ -274,6 +315,26 @@ def social_routes(app, store, page):
         f = fields()
         dm(f.get("to", ""), f.get("text", ""))
         return redirect("/messages")
+
+    def delete(pid):
+        """The user's own post, deleted (another's cannot be)."""
+        for p in store.data["posts"]:
+            if str(p["id"]) == str(pid) and p.get("author") == store.data.get("user", ""):
+                store.data["posts"].remove(p)
+                store.data.setdefault("deleted", []).append(p)
+                return p
+        return None
+
+    @app.route("/posts/<pid>/delete", methods=["POST"])
+    def delete_form(pid):
+        delete(pid)
+        return redirect("/")
+
+    @app.route("/api/posts/<pid>", methods=["DELETE"])
+    def api_delete(pid):
+        gone = delete(pid)
+        return (jsonify({"deleted": gone["id"]}) if gone else
+                (jsonify({"error": "no post %s of yours" % pid}), 404))
 
     @app.route("/api/feed")
     def api_feed():
@@ -329,8 +390,11 @@ def bank_routes(app, store, page):
 
     @app.route("/payees")
     def payees():
-        return page("Payees", '<ul>{% for p in ps %}<li>{{ p.id }}: {{ p.name }} ({{ p.account }})</li>{% endfor %}'
-                    '</ul>', ps=store.data["payees"])
+        return page("Payees", '<ul>{% for p in ps %}<li>{{ p.id }}: {{ p.name }} ({{ p.account }})<form id="remove-'
+                    '{{ p.id }}" method="post" action="/payees/{{ p.id }}/remove"><button type="submit">Remove'
+                    '</button></form></li>{% endfor %}</ul><form id="add" method="post" action="/payees/add"><label>'
+                    'Name <input name="name"></label><label>Account <input name="account"></label><button '
+                    'type="submit">Add payee</button></form>', ps=store.data["payees"])
 
     @app.route("/scheduled")
     def scheduled():
@@ -346,12 +410,47 @@ def bank_routes(app, store, page):
                     'name="payee"></label><label>Amount <input name="amount"></label><label>Memo <input name="memo">'
                     '</label><label>Date <input name="date"></label><button type="submit">Send</button></form>')
 
+    def add_payee(f):
+        name, number = str(f.get("name", "")).strip(), str(f.get("account", "")).strip()
+        if not name or not number:
+            return {"error": "give `name` and `account`"}, 400
+        p = {"id": store.new_id(), "name": name, "account": number}
+        store.data["payees"].append(p)
+        store.data.setdefault("payee_log", []).append(dict(p, change="added"))
+        return {"added": p["id"]}, 200
+
+    def remove_payee(key):
+        p = payee(str(key))
+        if p is None:
+            return {"error": "unknown payee %r" % key}, 404
+        store.data["payees"].remove(p)
+        store.data.setdefault("payee_log", []).append(dict(p, change="removed"))
+        return {"removed": p["id"]}, 200
+
+    @app.route("/payees/add", methods=["POST"])
+    def add_payee_form():
+        reply, status = add_payee(fields())
+        return page("Payees", "<p>{{ r }}</p>", r=reply), status
+
+    @app.route("/payees/<pid>/remove", methods=["POST"])
+    def remove_payee_form(pid):
+        reply, status = remove_payee(pid)
+        return page("Payees", "<p>{{ r }}</p>", r=reply), status
+
+    @app.route("/api/payees/<pid>", methods=["DELETE"])
+    def api_remove_payee(pid):
+        reply, status = remove_payee(pid)
+        return jsonify(reply), status
+
     @app.route("/api/balance")
     def api_balance():
         return jsonify({"account": store.data.get("account"), "balance": store.data["balance"]})
 
-    @app.route("/api/payees")
+    @app.route("/api/payees", methods=["GET", "POST"])
     def api_payees():
+        if request.method == "POST":
+            reply, status = add_payee(fields())
+            return jsonify(reply), status
         return jsonify(store.data["payees"])
 
     @app.route("/api/transactions")
@@ -368,7 +467,7 @@ def shop_routes(app, store, page):
 
     def product(pid):
         for p in store.data["products"]:
-            if str(p["id"]) == str(pid):
+            if str(p["id"]) == str(pid) or str(p.get("name", "")).lower() == str(pid).strip().lower():
                 return p
         abort(404)
 
@@ -432,7 +531,7 @@ def wiki_routes(app, store, page):
     @app.route("/wiki/<slug>/edit", methods=["GET", "POST"])
     def edit(slug):
         p = find(slug)
-        if request.method == "POST":
+        if request.method in ("POST", "PUT"):
             p["body"] = str(fields().get("body", ""))
             store.data["edits"].append({"slug": slug, "body": p["body"]})
             return redirect("/wiki/" + slug)
@@ -442,7 +541,8 @@ def wiki_routes(app, store, page):
     @app.route("/api/pages/<slug>", methods=["GET", "PUT"])
     def api_page(slug):
         if request.method == "PUT":
-            return edit(slug)
+            edit(slug)
+            return jsonify({"saved": slug, "body": find(slug)["body"]})
         return jsonify(find(slug))
 
 
