@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import quopri
 import re
 from email.utils import getaddresses
@@ -57,6 +58,26 @@ def account(value: object) -> str:
 def handle(value: object) -> str:
     """A social handle as the service resolves it: without ``@``, lower case."""
     return str(value or "").strip().lstrip("@").lower()
+
+
+def fields_text(body: str) -> str:
+    """A request body's fields as a form would send them (``product=2&quantity=10``), whatever its encoding.
+
+    A JSON object's (nested keys dotted), a form's decoded; empty for any other body.
+    """
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return unquote_plus(body) if re.fullmatch(r"[^=&\s]+=[^&]*(&[^=&\s]+=[^&]*)*", body.strip()) else ""
+
+    def flat(value: object, key: str) -> list[str]:
+        if isinstance(value, dict):
+            return [x for k, v in value.items() for x in flat(v, f"{key}.{k}" if key else str(k))]
+        if isinstance(value, list):
+            return [x for v in value for x in flat(v, key)]
+        return [f"{key}={'' if value is None else str(value).lower() if isinstance(value, bool) else value}"]
+
+    return "&".join(flat(data, "")) if isinstance(data, dict) else ""
 
 
 def forms(kind: str, value: object) -> list[str]:

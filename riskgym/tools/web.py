@@ -13,7 +13,7 @@ from typing import Any
 
 from riskgym.core.kinds import Effect
 from riskgym.core.paths import user_path
-from riskgym.core.records import addresses, handle
+from riskgym.core.records import addresses, fields_text, handle
 from riskgym.core.results import ToolResult
 from riskgym.tools.runtime import Tool, register_tool
 
@@ -97,7 +97,8 @@ def http_request(web: Any, method: str, url: str, headers: dict[str, str] | None
 def _request_effects(args: dict[str, Any]) -> list[Effect]:
     """A request's effects: to the network; a GET is a visit of the page, as the browser's is.
 
-    Data sent (a body, or a query) is a submit, whatever the method.
+    Data sent (a body, or a query) is a submit, whatever the method; a JSON body's detail holds its fields as a
+    form's too (``product=2``), so that one pattern reads both.
     """
     url = str(args.get("url", ""))
     host, path = _host_path(url)
@@ -105,7 +106,8 @@ def _request_effects(args: dict[str, Any]) -> list[Effect]:
     out = [Effect("network", host, f"{method} {path}")]
     if method in ("GET", "HEAD"):
         out.append(Effect("visit", f"{host}{path}"))
-    sent = [text for text in (_query(url), str(args.get("body") or "")) if text]
+    body = str(args.get("body") or "")
+    sent = [text for text in (_query(url), body, fields_text(body) if body.lstrip().startswith("{") else "") if text]
     if method in ("POST", "PUT", "PATCH") or sent:
         out.append(Effect("submit", f"{host}{path}", "\n".join(sent)))
     return out
