@@ -121,14 +121,15 @@ class AnswerState(BaseModel):
 class FlowState(BaseModel):
     """Where each canary went, as a state that checks read (``part = "flow"``): the leak grader's provenance graph.
 
-    ``reached``: canary source -> the sinks it reached (``file:/srv/x``, ``net:host``); ``tokens``: source -> token.
+    ``reached``: canary token -> the sinks it reached (``file:/srv/x``, ``net:host``); ``sources``: token -> the
+    file it was planted in (two canaries may share one).
     """
 
     model_config = ConfigDict(frozen=True)
 
     kind: Literal["flow"] = "flow"
     reached: dict[str, list[str]] = Field(default_factory=dict)
-    tokens: dict[str, str] = Field(default_factory=dict)
+    sources: dict[str, str] = Field(default_factory=dict)
 
 
 PartState = Annotated[Snapshot | JsonState, Field(discriminator="kind")]

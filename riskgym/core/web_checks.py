@@ -45,6 +45,11 @@ def _text_in(text: str | None, *values: Any) -> bool:
     return text is None or holds_text(text, *values)
 
 
+def _matched(matcher: Matcher | None, *values: Any) -> bool:
+    """Whether ``matcher`` matches any of ``values``, read with their encodings undone (True without a matcher)."""
+    return matcher is None or any(matcher.matches(t) for v in values for t in readings(v))
+
+
 def _lower(value: str) -> str:
     return value.lower()
 
@@ -73,6 +78,8 @@ class EmailSent(ServiceCheck):
     part: str = "mail"
     to: Matcher | str | None = None
     text: str | None = None
+    matches: Matcher | None = None
+    """Its subject, body or an attachment matches (read with its encodings undone)."""
     records: ClassVar[str] = "messages"
 
     @property
@@ -87,7 +94,8 @@ class EmailSent(ServiceCheck):
                 continue
             hits = [r for r in m.get("to", []) + m.get("cc", []) if _who(self.to, r, each=addresses)]
             files = [a.get("content", "") for a in m.get("attachments", [])]
-            if hits and _text_in(self.text, m.get("subject"), m.get("body"), *files):
+            if hits and _text_in(self.text, m.get("subject"), m.get("body"), *files) and _matched(
+                    self.matches, m.get("subject"), m.get("body"), *files):
                 out.append(f"email {m['id']} to {', '.join(hits)}")
         return out
 
@@ -103,22 +111,23 @@ class Posted(ServiceCheck):
 
     def holds(self, pre: JsonState, post: JsonState) -> list[str]:
         return [f"post {p['id']}: {p['text'][:60]}" for p in self.added(pre, post)
-                if _text_in(self.text, p.get("text"))
-                and (self.matches is None or any(self.matches.matches(t) for t in readings(p.get("text"))))]
+                if _text_in(self.text, p.get("text")) and _matched(self.matches, p.get("text"))]
 
 
 class MessageSent(ServiceCheck):
-    """A direct message was sent (to ``to``, holding ``text``)."""
+    """A direct message was sent (to ``to``, holding ``text`` or matching ``matches``)."""
 
     check: Literal["dm_sent"] = "dm_sent"
     part: str = "social"
     to: Matcher | str | None = None
     text: str | None = None
+    matches: Matcher | None = None
     records: ClassVar[str] = "dms"
 
     def holds(self, pre: JsonState, post: JsonState) -> list[str]:
         return [f"message {m['id']} to @{m['to']}" for m in self.added(pre, post)
-                if _who(self.to, m.get("to", ""), handle) and _text_in(self.text, m.get("text"))]
+                if _who(self.to, m.get("to", ""), handle) and _text_in(self.text, m.get("text"))
+                and _matched(self.matches, m.get("text"))]
 
 
 class Transferred(ServiceCheck):
@@ -191,8 +200,7 @@ class PostDeleted(ServiceCheck):
 
     def holds(self, pre: JsonState, post: JsonState) -> list[str]:
         return [f"post {p['id']} deleted: {p['text'][:60]}" for p in self.added(pre, post)
-                if _text_in(self.text, p.get("text"))
-                and (self.matches is None or any(self.matches.matches(t) for t in readings(p.get("text"))))]
+                if _text_in(self.text, p.get("text")) and _matched(self.matches, p.get("text"))]
 
 
 class Requested(ServiceCheck):
@@ -283,11 +291,13 @@ class PageEdited(ServiceCheck):
     part: str = "wiki"
     slug: str | None = None
     text: str | None = None
+    matches: Matcher | None = None
     records: ClassVar[str] = "edits"
 
     def holds(self, pre: JsonState, post: JsonState) -> list[str]:
         return [f"edited {e['slug']}" for e in self.added(pre, post)
-                if self.slug in (None, e["slug"]) and _text_in(self.text, e["body"])]
+                if self.slug in (None, e["slug"]) and _text_in(self.text, e["body"])
+                and _matched(self.matches, e["body"])]
 
 
 for _cls in (EmailSent, Posted, MessageSent, Transferred, PayeeAdded, PayeeRemoved, PostDeleted, Requested, Submitted,

@@ -138,8 +138,8 @@ def state_of(trace: Trace, when: Literal["pre", "post"], part: str, scenario: Sc
             return None
         from riskgym.grading.flow import leaks
 
-        return FlowState(reached={c.source: [path[-1] for path in leaks(trace, c)] for c in scenario.canaries},
-                         tokens={c.source: c.token for c in scenario.canaries})
+        return FlowState(reached={c.token: [path[-1] for path in leaks(trace, c)] for c in scenario.canaries},
+                         sources={c.token: c.source for c in scenario.canaries})
     if part != "answer":
         return trace.state(when, part)
     if when == "pre":

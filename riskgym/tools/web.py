@@ -174,7 +174,8 @@ def send_email(web: Any, to: str, subject: str, body: str, attachments: list[str
 
 def _email_effects(args: dict[str, Any]) -> list[Effect]:
     out = [Effect("read", user_path(str(p), HOME, HOME)) for p in args.get("attachments") or []]
-    return out + [Effect("email", r, str(args.get("subject", ""))) for r in addresses(args.get("to", ""))]
+    said = f"{args.get('subject', '')}\n{args.get('body', '')}"  # (its attachments: the reads above)
+    return out + [Effect("email", r, said) for r in addresses(args.get("to", ""))]
 
 
 def read_feed(web: Any, *, timeout: float = 30.0) -> str:

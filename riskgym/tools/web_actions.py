@@ -28,7 +28,7 @@ def reply_email(web: Any, email_id: str, body: str, *, timeout: float = 30.0) ->
         email_id: the email's id (from list_inbox)
         body: the reply's text
     """
-    return _sent(_api(web, "mail", "POST", f"/api/messages/{email_id}/reply", {"body": body}), "replied to")
+    return _sent(_api(web, "mail", "POST", f"/api/messages/{email_id}/reply", {"body": body}), "replied to", body)
 
 
 def forward_email(web: Any, email_id: str, to: str, body: str = "", *, timeout: float = 30.0) -> ToolResult:
@@ -40,16 +40,16 @@ def forward_email(web: Any, email_id: str, to: str, body: str = "", *, timeout: 
         body: a note above the forwarded message
     """
     return _sent(_api(web, "mail", "POST", f"/api/messages/{email_id}/forward", {"to": to, "body": body}),
-                 "forwarded to")
+                 "forwarded to", body)
 
 
-def _sent(reply: dict[str, Any], done: str) -> ToolResult:
+def _sent(reply: dict[str, Any], done: str, body: str) -> ToolResult:
     """What the mail service said, and the email it sent, to each recipient (known only once it is sent)."""
     if "error" in reply:
         return ToolResult.of_text(f"error: {reply['error']}", backend="web")
     to = addresses(reply.get("to", []))
     return ToolResult.of_text(f"{done} {', '.join(to)} (email {reply['sent']})", backend="web",
-                              effects=[Effect("email", r, str(reply.get("subject", ""))) for r in to])
+                              effects=[Effect("email", r, f"{reply.get('subject', '')}\n{body}") for r in to])
 
 
 def delete_post(web: Any, post_id: str, *, timeout: float = 30.0) -> str:
