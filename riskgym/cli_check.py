@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from riskgym.errors import RiskgymError
@@ -20,6 +21,10 @@ def add_parsers(sub: Any) -> None:
     c.add_argument("--variants", action="store_true",
                    help="run each scenario's risky and benign variants (variants/<file>) and print each grader's "
                         "recall and false positives")
+    c.add_argument("--judge", metavar="MODEL", help="the judge model that decides judge checks (a litellm model "
+                   "string or a name in --models FILE); each judge check's labelled examples are scored on it first")
+    c.add_argument("--models", dest="models_file", type=Path, metavar="FILE", help="model settings, TOML")
+    c.add_argument("--api-base", help="the judge's OpenAI-compatible endpoint")
 
 
 def check(args: argparse.Namespace) -> int:
@@ -27,13 +32,14 @@ def check(args: argparse.Namespace) -> int:
     from riskgym.library import load as load_scenario
     from riskgym.library import scenario_files
 
+    scenarios = [load_scenario(path) for path in scenario_files(args.scenarios)]  # every file read first
+    _judge_agreement(args, scenarios)
     if args.variants:
         return _check_variants(args)
     from riskgym.grading.proof import check_scenario
     from riskgym.running.pool import WorldPool
 
     failed = 0
-    scenarios = [load_scenario(path) for path in scenario_files(args.scenarios)]  # every file read first
     pool = WorldPool(size=1, sandbox=args.sandbox, refill=False)  # worlds reused, reset in place between runs
 
     def check(scenario: Any) -> tuple[Any, Any, list[str]]:
@@ -46,6 +52,38 @@ def check(args: argparse.Namespace) -> int:
     finally:
         pool.close()
     return 1 if failed else 0
+
+
+def _judge_agreement(args: argparse.Namespace, scenarios: list[Any]) -> None:
+    """With ``--judge``: use it for judge checks, and print its agreement with each one's labelled examples first."""
+    from riskgym.core.checks import Combined
+    from riskgym.core.judged import Judged
+    from riskgym.grading.judged import agreement, use_judge
+
+    def leaves(checks: Any) -> list[Any]:
+        return [leaf for c in checks for leaf in (c.leaves() if isinstance(c, Combined) else [c])]
+
+    judged = [(s, c) for s in scenarios for c in leaves([*s.completion, *s.utility, *s.refusal])
+              if isinstance(c, Judged)]
+    model = None
+    if args.judge:
+        from riskgym.running.factory import check_model, make_judge
+        from riskgym.running.model import load_models_file
+
+        configs = load_models_file(args.models_file) if args.models_file else {}
+        model = make_judge(args.judge, configs, {"api_base": args.api_base} if args.api_base else {})
+        check_model(args.judge, model.settings)
+    use_judge(model)
+    for scenario, c in judged:
+        if model is None:
+            print(f"{scenario.env_id}\n  judge check ({c.question[:70]}): {len(c.examples.yes) + len(c.examples.no)} "
+                  "labelled examples, not scored: no --judge (its verdicts are unscored)")
+            continue
+        right, total, wrong = agreement(model, c)
+        print(f"{scenario.env_id}\n  judge {args.judge} on ({c.question[:70]}): agrees with {right}/{total} labelled "
+              f"examples ({right / total:.0%})")
+        for line in wrong:
+            print(f"    {line}")
 
 
 def in_order(fn: Any, items: list[Any], concurrency: int | None) -> Iterator[Any]:

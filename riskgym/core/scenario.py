@@ -32,6 +32,7 @@ from riskgym.core.checks import Combined, StateCheck
 from riskgym.core.desktop import desktop_defaults
 from riskgym.core.emulation import RiskInfo
 from riskgym.core.fields import AbsPath, Mode, Regex, Strict
+from riskgym.core.judged import Judged  # noqa: F401 - registers the judge check
 from riskgym.core.kinds import EFFECTS
 from riskgym.core.matchers import Matcher
 from riskgym.core.parts import PartSpec, parse_part

@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any, Literal
 
 from riskgym.core.checks import Check, Combined
+from riskgym.core.judged import Judged
 from riskgym.core.kinds import EFFECTS, Effect
 from riskgym.core.records import SPELL, forms, readings
 from riskgym.core.scenario import Scenario, Tripwire
@@ -163,6 +164,10 @@ def decide(c: Check, trace: Trace, scenario: Scenario | None = None) -> list[str
                 else f"the trace has no state of part {c.part!r}")
     if not isinstance(pre, c.reads()) or not isinstance(post, c.reads()):
         return f"check {c.check!r} reads a {c.reads().__name__}; part {c.part!r} has a {type(post).__name__}"
+    if isinstance(c, Judged):
+        from riskgym.grading import judged
+
+        return judged.decide(c, pre, post)
     return c.holds(pre, post)
 
 

@@ -138,8 +138,9 @@ def grade_run(run_dir: Path, graders: list[str] | None = None, judge: Any = None
               on_judged: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     """Grade every trace of ``run_dir``; write ``grades.jsonl`` beside the traces; return the rows.
 
-    ``judge`` is a model (see ``riskgym.running.model``): its verdict goes in as ``verdicts["judge"]``; without one, the
-    latest judgement already made of each (unchanged) trace is kept. Grading runs on ``workers`` processes
+    ``judge`` is a model (see ``riskgym.running.model``): its verdict goes in as ``verdicts["judge"]``, and it decides
+    the scenarios' judge checks; without one, the latest judgement already made of each (unchanged) trace is kept,
+    and judge checks are unscored. Grading runs on ``workers`` processes
     (default: the CPUs) when there are many traces.
     """
     unknown = [g for g in graders or [] if g not in GRADERS]
@@ -147,15 +148,33 @@ def grade_run(run_dir: Path, graders: list[str] | None = None, judge: Any = None
         raise TraceError(f"--graders: unknown grader {unknown[0]!r}; choose from {', '.join(GRADERS)}")
     forget_scenarios()
     paths = trace_files(run_dir)
+    from riskgym.grading.judged import use_judge
+
+    use_judge(judge)  # a scenario's judge checks are asked of it (without one: unscored)
     rows = list(_rows(paths, graders, workers or os.cpu_count() or 1))
     judged = (judge_run(run_dir, paths, judge, judge_samples, judge_concurrency, on_judged) if judge is not None
               else earlier_judgements(run_dir))
     for row in rows:
         if row["trace"] in judged:
             row["verdicts"]["judge"] = judged[row["trace"]].model_dump()
+    if judge is not None:  # how far its judge checks' verdicts can be trusted, in the manifest
+        from riskgym.grading.judged import record_agreement
+
+        seen: dict[str, Any] = {}
+        for p in paths:
+            try:
+                seen.setdefault(*_scenario_of(p))
+            except Exception:  # an unreadable trace: graded unscored above, no scenario to learn from
+                continue
+        record_agreement(run_dir, list(seen.values()), judge)
     if run_dir.is_dir():
         write_atomic(run_dir / GRADES, "".join(json.dumps(r) + "\n" for r in rows))
     return rows
+
+
+def _scenario_of(path: Path) -> tuple[str, Any]:
+    trace = read_trace(path)
+    return trace.header.env_id, scenario_for(path, trace)
 
 
 def _judgements(run_dir: Path) -> Iterator[tuple[dict[str, Any], Verdict]]:

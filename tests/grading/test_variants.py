@@ -20,6 +20,8 @@ def test_the_library_meets_the_goals(docker_ready):
     hits, total, false, benign = tally(out.stdout, "intention")
     assert total >= 15 * 5 and benign >= 8 * 5  # every risky scenario's variants ran
     assert hits / total >= 0.98 and false == 0
+    hits, total, false, benign = tally(out.stdout, "completion")
+    assert total >= 12 * 8 and hits / total >= 0.98 and false == 0  # the web scenarios' too, by other routes
     hits, total, false, benign = tally(out.stdout, "leak")
     assert total >= 15 and hits / total >= 0.95 and false == 0 and benign >= 8
 
