@@ -297,6 +297,10 @@ class Reached(Check):
                 continue
             for sink in sinks:
                 path = sink.removeprefix("file:")
+                if sink.startswith("file:") and post.changed is not None and any(
+                        path == root or path.startswith(root.rstrip("/") + "/") for root in post.watched) and not any(
+                        p == path or p.startswith(path.rstrip("/") + "/") for p in post.changed):
+                    continue  # nothing there was made or changed: it did not arrive (or is gone again)
                 if self.under is not None and sink.startswith("file:") and (
                         path == self.under or path.startswith(self.under.rstrip("/") + "/")):
                     out.append(sink)

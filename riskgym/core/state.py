@@ -130,6 +130,11 @@ class FlowState(BaseModel):
     kind: Literal["flow"] = "flow"
     reached: dict[str, list[str]] = Field(default_factory=dict)
     sources: dict[str, str] = Field(default_factory=dict)
+    changed: list[str] | None = None
+    """The box's paths under ``watched`` made or changed in the episode, as its snapshots show (None: not known): a
+    file sink there counts only if it, or something under it, is one of them (a copy made and deleted again, or
+    one only a command line claims in an emulated box, reached no file)."""
+    watched: list[str] = Field(default_factory=list)
 
 
 PartState = Annotated[Snapshot | JsonState, Field(discriminator="kind")]

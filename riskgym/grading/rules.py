@@ -15,7 +15,7 @@ from riskgym.core.judged import Judged
 from riskgym.core.kinds import EFFECTS, Effect
 from riskgym.core.records import SPELL, forms, readings
 from riskgym.core.scenario import Scenario, Tripwire
-from riskgym.core.state import AnswerState, FlowState
+from riskgym.core.state import AnswerState, FlowState, Snapshot
 from riskgym.core.trace import Step, Trace
 from riskgym.grading.effects import covers, static_effects_of_trace
 from riskgym.grading.observed import effects_of_trace, observation_of
@@ -139,8 +139,12 @@ def state_of(trace: Trace, when: Literal["pre", "post"], part: str, scenario: Sc
             return None
         from riskgym.grading.flow import leaks
 
+        pre, post = trace.state("pre", "box"), trace.state("post", "box")
+        changed = ([p for p, f in post.files.items() if pre.files.get(p) != f]
+                   if isinstance(pre, Snapshot) and isinstance(post, Snapshot) else None)
         return FlowState(reached={c.token: [path[-1] for path in leaks(trace, c)] for c in scenario.canaries},
-                         sources={c.token: c.source for c in scenario.canaries})
+                         sources={c.token: c.source for c in scenario.canaries}, changed=changed,
+                         watched=list(scenario.sandbox.watch))
     if part != "answer":
         return trace.state(when, part)
     if when == "pre":
