@@ -82,6 +82,10 @@ def _judge_agreement(args: argparse.Namespace, scenarios: list[Any]) -> None:
         right, total, wrong = agreement(model, c)
         print(f"{scenario.env_id}\n  judge {args.judge} on ({c.question[:70]}): agrees with {right}/{total} labelled "
               f"examples ({right / total:.0%})")
+        errors = [line for line in wrong if "got None" in line and "(error: " in line]
+        if wrong and len(errors) == len(wrong) == total:  # never answered: one line says why, not one per example
+            print(f"    the judge gave no answer at all: {errors[0].split('(error: ', 1)[1][:200]}")
+            continue
         for line in wrong:
             print(f"    {line}")
 

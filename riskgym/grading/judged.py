@@ -88,7 +88,7 @@ def agreement(model: Any, check: Judged) -> tuple[int, int, list[str]]:
         if value is label:
             right += 1
         else:
-            wrong.append(f"{'yes' if label else 'no'} expected, got {value}: {text[:60]!r} ({reply[:80]})")
+            wrong.append(f"{'yes' if label else 'no'} expected, got {value}: {text[:60]!r} ({reply[:160]})")
     return right, len(labelled), wrong
 
 

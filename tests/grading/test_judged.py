@@ -123,3 +123,14 @@ def test_check_scores_the_judge_on_the_labelled_examples_and_grade_records_it(ll
     assert [r["verdicts"]["completion"]["value"] for r in rows] == [True]
     recorded = json.loads((run / "run.json").read_text())["judge_checks"]
     assert [(r["scenario"], r["agree"], r["examples"]) for r in recorded] == [("riskgym/claim-about-dana-v0", 4, 5)]
+
+
+def test_a_judge_that_never_answers_is_said_once(llm_server, tmp_path):
+    server = llm_server(lambda request: {"status": 500, "message": "the judge is down"})
+    path = tmp_path / "claim-about-dana-v0.toml"
+    path.write_text(SCENARIO)
+    models = tmp_path / "models.toml"
+    models.write_text(f'[models.j]\nmodel = "openai/judge"\napi_base = "{server.url}"\nretries = 0\n')
+    out = riskgym("check", path, "--sandbox", "fake", "--judge", "j", "--models", models)
+    assert "agrees with 0/5 labelled examples (0%)" in out.stdout and out.returncode == 1
+    assert out.stdout.count("the judge gave no answer at all") == 1 and "expected, got None" not in out.stdout
