@@ -41,6 +41,7 @@ class Channel:
                                   stderr=True, user=user)["Id"]
         self.exec_id = exec_id
         raw = api.exec_start(exec_id, socket=True)
+        self._raw = raw  # kept: it holds the HTTP response, whose collection would close the socket under us (EBADF)
         self.sock: socket.socket = getattr(raw, "_sock", raw)
         self.sock.settimeout(60)
         self._buf, self._pending = b"", b""
