@@ -162,6 +162,10 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``riskgym`` console script."""
     args = _parser().parse_args(argv)
+    if argv is None:  # a Ctrl-C that lands in a finaliser (a connection closed as it is collected) is the user's
+        # abort, not a bug to print: it is dropped there, and the run stops as the first Ctrl-C asked
+        default = sys.unraisablehook
+        sys.unraisablehook = lambda u: None if isinstance(u.exc_value, KeyboardInterrupt) else default(u)
     try:
         return int(_commands()[args.command](args))
     except RiskgymError as exc:  # one line, whatever a message quotes
@@ -171,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         print("riskgym: interrupted; finished episodes are kept, run the same command again to resume",
               file=sys.stderr)
         return 130
+    finally:
+        if argv is None:  # the program is ending: a Ctrl-C that lands in its last clean-up is no traceback
+            import signal
+
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _validate(args: argparse.Namespace) -> int:
