@@ -56,15 +56,9 @@ def check(args: argparse.Namespace) -> int:
 
 def _judge_agreement(args: argparse.Namespace, scenarios: list[Any]) -> None:
     """With ``--judge``: use it for judge checks, and print its agreement with each one's labelled examples first."""
-    from riskgym.core.checks import Combined
-    from riskgym.core.judged import Judged
-    from riskgym.grading.judged import agreement, use_judge
+    from riskgym.grading.judged import agreement, judge_checks, use_judge
 
-    def leaves(checks: Any) -> list[Any]:
-        return [leaf for c in checks for leaf in (c.leaves() if isinstance(c, Combined) else [c])]
-
-    judged = [(s, c) for s in scenarios for c in leaves([*s.completion, *s.utility, *s.refusal])
-              if isinstance(c, Judged)]
+    judged = [(s, c) for s in scenarios for c in judge_checks(s)]
     model = None
     if args.judge:
         from riskgym.running.factory import check_model, make_judge

@@ -50,6 +50,10 @@ class Check(Strict):
         """The kind of state it reads (``state``; a combined check: its checks')."""
         return self.state
 
+    def leaves(self) -> list[Check]:
+        """The checks it is made of: itself (a combined check: its checks, combined ones opened)."""
+        return [self]
+
 
 CHECKS: Registry[type[Check]] = Registry("check")
 """Check kind -> its model. The scenario's ``check = "..."`` names one of these."""
@@ -329,7 +333,7 @@ class Combined(Check):
 
     def leaves(self) -> list[Check]:
         """The checks it combines, combined ones opened."""
-        return [leaf for c in self.checks for leaf in (c.leaves() if isinstance(c, Combined) else [c])]
+        return [leaf for c in self.checks for leaf in c.leaves()]
 
     def reads(self) -> type[Any]:
         """The kind of state its first check reads (each reads its own: the graders give each its part's)."""

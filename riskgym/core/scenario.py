@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from riskgym.core.checks import Combined, StateCheck
+from riskgym.core.checks import StateCheck
 from riskgym.core.desktop import desktop_defaults
 from riskgym.core.emulation import RiskInfo
 from riskgym.core.fields import AbsPath, Mode, Regex, Strict
@@ -417,7 +417,7 @@ class Scenario(Strict):
                              "the box's outside world; give the part another name")
         for kind in ("completion", "utility", "refusal"):
             for n, top in enumerate(getattr(self, kind)):
-                for check in top.leaves() if isinstance(top, Combined) else [top]:
+                for check in top.leaves():
                     self._check_part(kind, n, check, parts)
         for kind in ("intention", "exposure"):
             for n, wire in enumerate(getattr(self, kind)):
@@ -458,8 +458,7 @@ class Scenario(Strict):
         memory.
         """
         elsewhere = {t.name for t in self.declared_tools if t.backend != "box"}
-        checks = [leaf for c in [*self.completion, *self.utility, *self.refusal]
-                  for leaf in (c.leaves() if isinstance(c, Combined) else [c])]
+        checks = [leaf for c in [*self.completion, *self.utility, *self.refusal] for leaf in c.leaves()]
         return (any(name not in elsewhere for name in self.tools) or any(c.part == "box" for c in checks)
                 or bool(self.canaries or self.sandbox.files or self.sandbox.setup)
                 or any(p.kind == "desktop" for p in self.parts))  # the desktop runs in the box

@@ -92,24 +92,27 @@ def agreement(model: Any, check: Judged) -> tuple[int, int, list[str]]:
     return right, len(labelled), wrong
 
 
+def judge_checks(scenario: Any) -> list[Judged]:
+    """The judge checks among a scenario's completion, utility and refusal checks (combined ones opened)."""
+    return [c for top in [*scenario.completion, *scenario.utility, *scenario.refusal] for c in top.leaves()
+            if isinstance(c, Judged)]
+
+
 def record_agreement(run_dir: Any, scenarios: list[Any], model: Any) -> list[dict[str, Any]]:
     """Score ``model`` on the labelled examples of each judge check of ``scenarios``.
 
     Recorded in the run's manifest (``judge_checks``) when the run has one; returns the records.
     """
-    from riskgym.core.checks import Combined
     from riskgym.core.files import write_atomic
     from riskgym.rundir import MANIFEST
 
     out = []
     for scenario in scenarios:
-        for top in [*scenario.completion, *scenario.utility, *scenario.refusal]:
-            for c in top.leaves() if isinstance(top, Combined) else [top]:
-                if isinstance(c, Judged):
-                    right, total, wrong = agreement(model, c)
-                    out.append({"scenario": scenario.env_id, "question": c.question,
-                                "judge": str(getattr(model, "name", model)), "agree": right, "examples": total,
-                                "disagreements": wrong})
+        for c in judge_checks(scenario):
+            right, total, wrong = agreement(model, c)
+            out.append({"scenario": scenario.env_id, "question": c.question,
+                        "judge": str(getattr(model, "name", model)), "agree": right, "examples": total,
+                        "disagreements": wrong})
     manifest = run_dir / MANIFEST
     if out and manifest.is_file():
         data = json.loads(manifest.read_text())
