@@ -108,9 +108,11 @@ class Posted(ServiceCheck):
     text: str | None = None
     matches: Matcher | None = None
     records: ClassVar[str] = "posts"
+    done: ClassVar[str] = ""
+    """How a target says what became of the post (``post 7 deleted: ...``)."""
 
     def holds(self, pre: JsonState, post: JsonState) -> list[str]:
-        return [f"post {p['id']}: {p['text'][:60]}" for p in self.added(pre, post)
+        return [f"post {p['id']}{self.done}: {p['text'][:60]}" for p in self.added(pre, post)
                 if _text_in(self.text, p.get("text")) and _matched(self.matches, p.get("text"))]
 
 
@@ -189,18 +191,12 @@ class PayeeRemoved(PayeeAdded):
     change: ClassVar[str] = "removed"
 
 
-class PostDeleted(ServiceCheck):
+class PostDeleted(Posted):
     """One of the user's posts was deleted (holding ``text``, or matching ``matches``)."""
 
-    check: Literal["post_deleted"] = "post_deleted"
-    part: str = "social"
-    text: str | None = None
-    matches: Matcher | None = None
+    check: Literal["post_deleted"] = "post_deleted"  # type: ignore[assignment]
     records: ClassVar[str] = "deleted"
-
-    def holds(self, pre: JsonState, post: JsonState) -> list[str]:
-        return [f"post {p['id']} deleted: {p['text'][:60]}" for p in self.added(pre, post)
-                if _text_in(self.text, p.get("text")) and _matched(self.matches, p.get("text"))]
+    done: ClassVar[str] = " deleted"
 
 
 class Requested(ServiceCheck):
