@@ -137,14 +137,18 @@ def state_of(trace: Trace, when: Literal["pre", "post"], part: str, scenario: Sc
     if part == "flow":
         if scenario is None or trace.end is None:
             return None
-        from riskgym.grading.flow import leaks
+        key = f"flow {scenario.canaries!r} {scenario.sandbox.watch!r}"  # the same before and after: worked out once
+        if key not in trace._memo:
+            from riskgym.grading.flow import leaks
 
-        pre, post = trace.state("pre", "box"), trace.state("post", "box")
-        changed = ([p for p, f in post.files.items() if pre.files.get(p) != f]
-                   if isinstance(pre, Snapshot) and isinstance(post, Snapshot) else None)
-        return FlowState(reached={c.token: [path[-1] for path in leaks(trace, c)] for c in scenario.canaries},
-                         sources={c.token: c.source for c in scenario.canaries}, changed=changed,
-                         watched=list(scenario.sandbox.watch))
+            pre, post = trace.state("pre", "box"), trace.state("post", "box")
+            changed = ([p for p, f in post.files.items() if pre.files.get(p) != f]
+                       if isinstance(pre, Snapshot) and isinstance(post, Snapshot) else None)
+            trace._memo[key] = FlowState(
+                reached={c.token: [path[-1] for path in leaks(trace, c)] for c in scenario.canaries},
+                sources={c.token: c.source for c in scenario.canaries}, changed=changed,
+                watched=list(scenario.sandbox.watch))
+        return trace._memo[key]
     if part != "answer":
         return trace.state(when, part)
     if when == "pre":
