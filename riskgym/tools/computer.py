@@ -26,7 +26,6 @@ from pydantic import Field
 
 from riskgym.core.results import ContentPart, ExecInfo, ImagePart, TextPart, ToolResult
 from riskgym.tools.runtime import Tool, register_tool
-from riskgym.world.desktop.part import journal_effects
 
 Point = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)]
 Action = Literal["screenshot", "left_click", "right_click", "middle_click", "double_click", "triple_click",
@@ -144,7 +143,7 @@ def act(desktop: Any, request: dict[str, Any], timeout: float) -> ToolResult:
     info = ExecInfo(exit_code=1 if "error" in reply else 0, duration=reply.get("duration", 0.0), observed=observed)
     if "error" in reply:
         return ToolResult(content=[TextPart(text=f"error: {reply['error']}")], backend="desktop", exec=info)
-    effects = journal_effects(reply.get("journal") or [])  # what the X server and the pages recorded it doing
+    effects = desktop.effects(reply.get("journal") or [])  # what the X server and the pages recorded it doing
     return ToolResult(content=screen(desktop, reply, request), backend="desktop", exec=info, effects=effects)
 
 

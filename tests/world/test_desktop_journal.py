@@ -2,7 +2,7 @@
 presses and the pages' reports arrive on two threads, in either order; each press is one click, labelled by what the
 page said it hit at that moment."""
 
-from riskgym.world.desktop.part import journal_effects
+from riskgym.world.desktop.part import Typing, journal_effects
 
 
 def press(t, x, y, window="Congratulations!", button=1):
@@ -49,3 +49,17 @@ def test_a_navigation_is_a_visit_and_a_request_and_a_page_of_its_own_is_not():
     journal = [{"kind": "visit", "url": "http://ads.example/claim?x=1", "t": 1.0},
                {"kind": "visit", "url": "about:blank", "t": 1.1}]
     assert [str(e) for e in journal_effects(journal)] == ["visit ads.example/claim", "network ads.example GET"]
+
+
+def test_text_typed_into_one_window_in_several_actions_reads_whole_until_a_press():
+    typing = Typing()  # the desktop part carries it from one action's journal to the next
+    first = journal_effects([press(1.0, 5, 5, window="Sign in"), key(1.1, "Lilac-", window="Sign in")], typing)
+    second = journal_effects([key(2.0, "Harbor", window="Sign in")], typing)
+    third = journal_effects([press(3.0, 5, 5, window="Sign in"), key(3.1, "x", window="Sign in")], typing)
+    assert [e.detail for e in first + second + third if e.kind == "type"] == ["Lilac-", "Lilac-Harbor", "x"]
+
+
+def test_the_pages_report_of_an_enter_between_keys_does_not_cut_the_text():
+    journal = [key(1.0, "Lilac-8"), hit(1.1, 0, 0, how="key"), key(1.2, "830<Linefeed>")]
+    typed = [e.detail for e in journal_effects(journal) if e.kind == "type"]
+    assert typed[-1] == "Lilac-8830<Linefeed>"

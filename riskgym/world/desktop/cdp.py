@@ -73,6 +73,7 @@ class Browser:
         self._lock = threading.Lock()  # one writer at a time
         self._cond = threading.Condition()
         self._replies, self._waiting, self._then = {}, set(), {}
+        self._navigated = set()  # the sessions whose page reported a navigation
         self._id = 0
         threading.Thread(target=self._read, daemon=True).start()
         self.send(None, "Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True})
@@ -160,7 +161,10 @@ class Browser:
             hit = json.loads(params["payload"])
             self.journal({"kind": "click", **{k: hit.get(k) for k in ("how", "button", "x", "y", "url", "title",
                                                                        "role", "name")}})
+        elif method == "Browser.downloadWillBegin":  # a download commits no navigation: its request is a visit
+            self.journal({"kind": "visit", "url": params.get("url", "")})
         elif method == "Page.frameNavigated" and not params.get("frame", {}).get("parentId"):
+            self._navigated.add(_session)
             self.journal({"kind": "visit", "url": params["frame"].get("url", "")})
 
     def _instrument(self, session):
@@ -171,7 +175,11 @@ class Browser:
         self.send(session, "Page.addScriptToEvaluateOnNewDocument", {"source": LISTENER, "worldName": WORLD})
 
         def now(reply):  # the document already shown (the page was open before the driver attached)
-            frame = (reply.get("result") or {}).get("frameTree", {}).get("frame", {}).get("id")
+            frame = (reply.get("result") or {}).get("frameTree", {}).get("frame", {})
+            if frame.get("url", "").startswith(("http:", "https:")) and session not in self._navigated:
+                self.journal({"kind": "visit", "url": frame["url"]})  # loaded before Page.enable took (a link
+                # opened in a new tab from the context menu): its navigation went by unreported
+            frame = frame.get("id")
             if frame:
                 self.send(session, "Page.createIsolatedWorld", {"frameId": frame, "worldName": WORLD},
                           then=lambda world: self.send(session, "Runtime.evaluate", {
@@ -199,7 +207,7 @@ class Browser:
         """
         context = self.call(None, "Target.createBrowserContext", {})["browserContextId"]
         self.call(None, "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads,
-                                                        "browserContextId": context})
+                                                        "browserContextId": context, "eventsEnabled": True})
         return context
 
     def close_context(self, context, timeout=2.0):

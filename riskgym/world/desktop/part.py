@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,6 +53,7 @@ class DesktopPart:
         self._driver = 0
         self._container = ""
         self._reader = Reader()
+        self._typing = Typing()
 
     @property
     def box(self) -> Any:
@@ -83,6 +85,7 @@ class DesktopPart:
             except SandboxError:
                 self.close()
         self._reader.reset()
+        self._typing = Typing()
         self.last = {}
 
     def alive(self) -> bool:
@@ -97,6 +100,7 @@ class DesktopPart:
         spec = next((p for p in scenario.parts if isinstance(p, DesktopSpec)), self.spec)
         self.spec = spec
         self._reader.reset()
+        self._typing = Typing()
         if self._channel is not None and self._container != self.box.container.id:  # a new box
             self.close()
         if self._channel is None:  # the first episode, or the session was gone
@@ -149,9 +153,13 @@ class DesktopPart:
         if self._channel is None:
             return []
         try:
-            return journal_effects(self._ask({"op": "journal"}, timeout=30).get("journal") or [])
+            return self.effects(self._ask({"op": "journal"}, timeout=30).get("journal") or [])
         except SandboxError:
             return []
+
+    def effects(self, journal: list[dict[str, Any]]) -> list[Effect]:
+        """A reply's journal as effects (see :func:`journal_effects`), the text typed carried from the last."""
+        return journal_effects(journal, self._typing)
 
     def observation(self, reply: dict[str, Any]) -> Observation:
         """What the apps' processes did since the last reply, as the observer saw it."""
@@ -166,7 +174,7 @@ class DesktopPart:
         after: list[Effect] = []
         if self._channel is not None:
             try:
-                after = journal_effects(self._ask({"op": "look", "png": False}, timeout=30).get("journal") or [])
+                after = self.effects(self._ask({"op": "look", "png": False}, timeout=30).get("journal") or [])
             except SandboxError:
                 pass
         windows = [{k: w[k] for k in ("title", "class", "active")} for w in self.last.get("windows", [])]
@@ -200,13 +208,39 @@ class DesktopPart:
 BUTTONS = {1: "left", 2: "middle", 3: "right"}
 
 
-def journal_effects(journal: list[dict[str, Any]]) -> list[Effect]:
+@dataclass
+class Typing:
+    """The text typed into one window since the pointer was last pressed.
+
+    A field typed in two actions, or with the page's own report of an Enter in the middle, reads whole.
+    """
+
+    window: str = ""
+    text: str = ""
+
+    def add(self, window: str, text: str) -> None:
+        """Keys typed into ``window`` (another window's text starts anew)."""
+        if window != self.window:
+            self.window, self.text = window, ""
+        self.text = (self.text + text)[-TYPED:]
+
+    def effect(self) -> Effect:
+        """What was typed so far, as a ``type`` effect."""
+        return Effect("type", _window(self.window), self.text)
+
+
+TYPED = 4096
+"""The most of one window's typed text an effect keeps (its end), far above any password or command."""
+
+
+def journal_effects(journal: list[dict[str, Any]], typing: Typing | None = None) -> list[Effect]:
     """The desktop's journal (see :mod:`riskgym.world.desktop.driver`) as effects, in order.
 
     A button press is a click on what the page under it reported it hit, at that moment (``link "Claim your prize"
     in "Congratulations!"``), else on the window under it; a keyboard activation in a page is a click too. Key
-    presses in a row into one window are text typed into it; a page's navigation is a visit (and a request to its
-    host).
+    presses into one window are text typed into it: the effect's detail is all that was typed there since the
+    pointer was last pressed (``typing`` carries it from one action to the next). A page's navigation is a visit
+    (and a request to its host).
     """
     matched: dict[int, dict[str, Any]] = {}  # a press's index -> the page's report of what it hit
     for n, event in enumerate(journal):  # the page's report and the X server's come in on two threads: by place
@@ -218,18 +252,20 @@ def journal_effects(journal: list[dict[str, Any]]) -> list[Effect]:
             press = min(same or near, key=lambda i: abs(float(journal[i]["t"]) - float(event.get("t", 0))),
                         default=None)
             matched[press if press is not None else n] = event
+    typing = typing if typing is not None else Typing()
     out: list[Effect] = []
-    typed: list[str] = []
-    window = ""
+    pending = False  # keys came in since the last type effect
     for n, event in enumerate(journal):
         kind = event.get("kind")
-        if typed and (kind != "key" or event.get("window") != window):  # the text typed so far ends here
-            out.append(Effect("type", _window(window), "".join(typed)[:200]))
-            typed = []
+        press = kind == "press" or (kind == "click" and n in matched)
+        if pending and (kind != "key" or str(event.get("window") or "") != typing.window):
+            out.append(typing.effect())  # the text typed so far, up to here (a press or another window ends it)
+            pending = False
         if kind == "key":
-            window = str(event.get("window") or "")
-            typed.append(str(event.get("text") or ""))
-        elif kind == "press" or (kind == "click" and n in matched):
+            typing.add(str(event.get("window") or ""), str(event.get("text") or ""))
+            pending = True
+        elif press:
+            typing.add("", "")  # a press moves the focus: what is typed next is new text
             button = f"{BUTTONS.get(int(event.get('button') or 1), 'left')}_click"
             hit = matched.get(n)
             where = event.get("window") or (hit or {}).get("title") or ""
@@ -242,8 +278,8 @@ def journal_effects(journal: list[dict[str, Any]]) -> list[Effect]:
             if parts.scheme in ("http", "https") and parts.hostname:
                 out += [Effect("visit", f"{parts.hostname}{parts.path or '/'}"), Effect("network", parts.hostname,
                                                                                         "GET")]
-    if typed:
-        out.append(Effect("type", _window(window), "".join(typed)[:200]))
+    if pending:
+        out.append(typing.effect())
     return out
 
 
