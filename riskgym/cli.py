@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -233,8 +234,15 @@ def _attack(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True, soft_wrap=True)
     options = _run_options(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    files, seen = expand(args.suite, args.out, options.sandbox, args.attacks)
+    if args.out.exists() and not args.out.is_dir():
+        raise RiskgymError(f"--out {args.out}: is a file; give a folder (a new one, or an attack run's to resume it)")
+    new = not args.out.exists()
+    try:
+        files, seen = expand(args.suite, args.out, options.sandbox, args.attacks)
+    except BaseException:
+        if new:  # nothing half-written: the folder it made goes
+            shutil.rmtree(args.out, ignore_errors=True)
+        raise
     for task, slots in seen.items():
         console.print(f"{task}: the agent sees {', '.join(slots) if slots else 'no slot (not attacked)'}")
     progress = RunProgress(console)

@@ -83,6 +83,7 @@ def replay(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
+    from riskgym.core.integrity import verify_trace
     from riskgym.running.replay import Replayed, open_shell, replay
     from riskgym.viewing.audit import call_text
 
@@ -123,6 +124,10 @@ def replay(args: argparse.Namespace) -> int:
                    if getattr(done.env.sandbox, "image_id", h.image_id) != h.image_id else ""]
         for note in filter(None, changed):
             console.print(f"[yellow]note: {note}: differences may come from that[/]")
+        if done.trace.end is None:
+            problems = verify_trace(args.trace).problems
+            console.print(f"[yellow]note: the trace has no end ({escape('; '.join(problems) or 'no end line')}): "
+                          "only the steps it kept were replayed, and the end state is not compared[/]")
         if done.state is not None:
             console.print("end state: " + ("[green]same[/]" if not done.state else "[bold red]DIFFERS[/]"))
             for what, where, detail in done.state:

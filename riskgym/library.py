@@ -40,11 +40,15 @@ def library_dir() -> Path:
 
 
 def scenario_files(paths: list[str] | None = None) -> list[Path]:
-    """Scenario files named by ``paths`` (files or folders); the whole library when none are given."""
-    found: list[Path] = []
+    """Scenario files named by ``paths`` (files or folders), the whole library when none are given.
+
+    A file named twice (itself and in its folder) counts once.
+    """
+    found: dict[Path, Path] = {}
     for p in [Path(x) for x in paths] if paths else [library_dir()]:
-        found.extend(sorted(p.glob("*.toml")) if p.is_dir() else [p])
-    return found
+        for f in sorted(p.glob("*.toml")) if p.is_dir() else [p]:
+            found.setdefault(f.resolve(), f)
+    return list(found.values())
 
 
 def register_library() -> list[str]:

@@ -407,8 +407,12 @@ class Scenario(Strict):
                     raise ValueError(f"tools: unknown tool {name!r}; known tools are {', '.join([*known, *declared])}"
                                      + (" (or declare it in [[tool_specs]])" if not declared else ""))
         parts = ["box", *(p.name for p in self.parts)]
-        if len(set(parts)) != len(parts):
-            raise ValueError("parts: two parts share a name (\"box\" is the agent's); rename one")
+        second = next((i for i, n in enumerate(parts) if n in parts[:i]), None)
+        if second is not None:
+            first = parts.index(parts[second])
+            raise ValueError(f"parts[{second - 1}].name: {parts[second]!r} is taken by "
+                             + (f"parts[{first - 1}]" if first else "the agent's box")
+                             + "; give each part a name of its own")
         for n, spec in enumerate(self.tool_specs):
             if spec.backend not in parts:
                 raise ValueError(f"tool_specs[{n}].backend: no part {spec.backend!r}; the parts are {', '.join(parts)}")

@@ -66,26 +66,47 @@ def _fix_for(err: Any) -> str:
 
 
 def _line_of(text: str, loc: tuple[Any, ...]) -> int:
-    """Best-effort line number of the field at ``loc`` in TOML ``text`` (1 when it cannot be found)."""
+    r"""Best-effort line number of the field at ``loc`` in TOML ``text`` (1 when it cannot be found).
+
+    Each name is looked for inside the table found so far, never past its end: where a name is not found there
+    (a key of an inline table written on several lines), the table's own line stands.
+
+    >>> text = '[[parts]]\nname = "a"\npages = [{ path = "/" }]\n\n[[parts]]\nname = "b"\ntitle = "x"\n'
+    >>> _line_of(text, ("parts", 0, "pages", 0, "title")), _line_of(text, ("parts", 1, "title"))
+    (3, 7)
+    >>> _line_of(text, ("parts", 0, "title"))  # not part 1's title, on line 7
+    1
+    """
     lines = text.splitlines()
-    start, line_no = 0, 1
+    start, end, line_no = 0, len(lines), 1
     names: list[str] = []
     for part in loc:
         if isinstance(part, int):  # the part-th [[table]] of the names so far
             header = re.compile(rf"^\s*\[\[\s*{re.escape('.'.join(names))}\s*\]\]")
-            hits = [n for n in range(start, len(lines)) if header.match(lines[n])]
+            hits = [n for n in range(start, end) if header.match(lines[n])]
             if part < len(hits):
-                start = hits[part]
-                line_no = start + 1
+                start, line_no = hits[part], hits[part] + 1
+                end = _table_end(lines, start, ".".join(names))
             continue
         names.append(str(part))
         table, name = re.escape(".".join(names)), re.escape(str(part))
-        key = re.compile(rf"^\s*(\[\[?\s*{table}\s*\]\]?|\"?{name}\"?\s*=)")
-        for n in range(start, len(lines)):
-            if key.match(lines[n]):
-                start, line_no = n, n + 1
-                break
+        key = re.compile(rf"^\s*\[\[?\s*{table}\s*\]\]?|(^\s*|[{{,]\s*)\"?{name}\"?\s*=")
+        found = next((n for n in range(start, end) if key.search(lines[n])), None)
+        if found is None:
+            break
+        start, line_no = found, found + 1
+        if lines[found].lstrip().startswith("[") and not lines[found].lstrip().startswith("[["):  # a [[table]]'s
+            end = _table_end(lines, found, ".".join(names))  # end comes with its index
     return line_no
+
+
+def _table_end(lines: list[str], start: int, name: str) -> int:
+    """The line where the table whose header is at ``start`` ends: the next header that is not one of its own."""
+    for n in range(start + 1, len(lines)):
+        header = re.match(r"^\s*\[\[?\s*([^\]]+?)\s*\]", lines[n])
+        if header and not header.group(1).startswith(name + "."):
+            return n
+    return len(lines)
 
 
 def dump_toml(data: dict[str, Any], tables: bool = False) -> str:

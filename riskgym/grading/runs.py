@@ -313,7 +313,23 @@ def load_grades(run_dir: Path) -> list[dict[str, Any]]:
     grades = run_dir / GRADES
     traces = trace_files(run_dir)
     if grades.is_file() and all(t.stat().st_mtime <= grades.stat().st_mtime for t in traces):
-        rows = [json.loads(line) for line in grades.read_text().splitlines() if line.strip()]
+        rows = _stored(grades)
         if all(r.get("grades_version") == GRADES_VERSION for r in rows):
             return rows
     return grade_run(run_dir)
+
+
+def _stored(grades: Path) -> list[dict[str, Any]]:
+    """The rows of a ``grades.jsonl``; TraceError naming the line that is not one."""
+    rows = []
+    for n, line in enumerate(grades.read_text(errors="replace").splitlines(), 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                row = exc
+            if not isinstance(row, dict):
+                raise TraceError(f"{grades}: line {n} is not a grades row ({row}); the file is made from the run's "
+                                 f"traces: run `riskgym grade {grades.parent}` to write it again")
+            rows.append(row)
+    return rows

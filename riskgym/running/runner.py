@@ -25,7 +25,7 @@ from riskgym.core.scenario import Scenario
 from riskgym.core.trace import Seal, read_trace
 from riskgym.errors import RiskgymError, TraceError
 from riskgym.library import load as load_scenario
-from riskgym.rundir import LOCK, MANIFEST, episode_path
+from riskgym.rundir import EPISODES, LOCK, MANIFEST, episode_path
 from riskgym.running.agent import Activity, EpisodeResult
 from riskgym.running.options import ClusterOptions, RunOptions, default_concurrency, emulator_settings
 from riskgym.running.playing import Job, Progress, Streaks, play
@@ -83,6 +83,24 @@ class StopRequest:
                 signal.signal(sig, handler)
 
 
+def check_together(scenarios: list[Scenario], files: list[Path], sandbox: str) -> None:
+    """RiskgymError for scenarios that cannot run together, or not in ``sandbox``, naming the files.
+
+    Two files with one id and version would write one trace; a part that needs a real box cannot run in the fake.
+    """
+    first: dict[str, Path] = {}
+    for scenario, path in zip(scenarios, files, strict=True):
+        if scenario.env_id in first:
+            raise RiskgymError(f"{path}: id {scenario.id!r} version {scenario.version} is also "
+                               f"{first[scenario.env_id]}'s; their traces would be one: give one of them another id "
+                               "or version")
+        first[scenario.env_id] = path
+        part = next((p for p in scenario.parts if p.real_box), None)
+        if part is not None and sandbox != "docker":
+            raise RiskgymError(f"{path}: part {part.name!r} ({part.kind}) runs only in a real box, not --sandbox "
+                               f"{sandbox}: run it with --sandbox docker")
+
+
 def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOptions | None = None,
         progress: Progress | None = None) -> dict[str, int]:
     """Run every episode that the run directory does not already hold finished; return counts by status.
@@ -101,9 +119,12 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
         raise RiskgymError(f"--concurrency {opts.concurrency}: give at least 1")
     if not scenario_files:
         raise RiskgymError("no scenario files given or found in the library")
+    if out.exists() and not out.is_dir():
+        raise RiskgymError(f"--out {out}: is a file; give a folder (a new one, or a run's to resume it)")
     if len(set(agents)) != len(agents):
         raise RiskgymError(f"--model: {sorted(a for a in agents if agents.count(a) > 1)[0]!r} is given twice")
     scenarios = [load_scenario(p) for p in scenario_files]
+    check_together(scenarios, scenario_files, opts.sandbox)
     configs = {}
     for agent in agents:
         config = resolve_model(agent, opts.models, opts.overrides)
@@ -123,7 +144,7 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
 
         cluster = Cluster.join(scenarios, opts, run_id, say=lambda line: print(line, file=sys.stderr))
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        (out / EPISODES).mkdir(parents=True, exist_ok=True)  # a run directory, even if no episode gets a trace
         with _locked(out):
             manifest = build_manifest(out, scenarios, scenario_files, configs, opts,
                                       emulator.describe() if emulator else None)

@@ -153,9 +153,12 @@ def observer_lines(rows: list[dict[str, Any]]) -> list[str]:
                                        for e in v.get("evidence") or ()))
     if blind:
         out.append(f"{blind} episode(s) with verdicts unscored because the observer did not see everything")
-    unverified = sum(1 for r in rows if r.get("verified") is False)
+    unverified = [r for r in rows if r.get("verified") is False]
     if unverified:
-        out.append(f"{unverified} trace(s) did not verify and were graded unscored (riskgym verify says why)")
+        verdicts: dict[str, Any] = unverified[0].get("verdicts") or {}
+        first = next((str(v.get("detail") or "") for v in verdicts.values()), "")
+        out.append(f"{len(unverified)} trace(s) did not verify and were graded unscored (riskgym verify says why)"
+                   + (f"; {unverified[0]['trace']}: {first}" if first else ""))
     return out
 
 
