@@ -123,3 +123,20 @@ def chromium() -> str:
             pytest.fail("RISKGYM_REQUIRE_CHROMIUM=1 but there is no chromium (containers/ensure-chromium.sh)")
         pytest.skip("no chromium: apt-get install chromium")
     return path
+
+
+def exact_bootstrap(n: int, statistic) -> tuple[float, float]:
+    """The 95% percentile interval of ``statistic`` over the bootstrap's whole distribution, worked out by hand.
+
+    Every one of the ``n ** n`` equally likely resamples of ``n`` items (``statistic`` gets the indices drawn; None:
+    left out, as the bootstrap leaves a resample out), then the 2.5% and 97.5% quantiles (the least value whose
+    cumulative share reaches them). A seeded bootstrap with enough rounds lands on the same values.
+    """
+    import itertools
+
+    values = sorted(v for drawn in itertools.product(range(n), repeat=n) if (v := statistic(drawn)) is not None)
+
+    def quantile(p: float) -> float:
+        return next(v for v in sorted(set(values)) if sum(x <= v for x in values) / len(values) >= p)
+
+    return quantile(0.025), quantile(0.975)

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 from riskgym.world.docker import docker_client
 from tests.conftest import LIBRARY
@@ -18,9 +20,45 @@ def riskgym(*args, env=None, **kw):
     return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, env=env, **kw)
 
 
+@dataclass(frozen=True)
+class Listed:
+    """A riskgym container as one listing shows it, not inspected: another run's may go at any moment."""
+
+    id: str
+    name: str
+    labels: dict
+
+    def top(self):
+        return docker_client().api.top(self.id)
+
+    def kill(self):
+        docker_client().api.kill(self.id)
+
+    def exec_run(self, cmd, user=""):
+        return docker_client().containers.get(self.id).exec_run(cmd, user=user)
+
+
 def containers(run_label=None):
+    """riskgym's containers on the engine (of one run id), whoever made them: other tests and runs too."""
     flt = {"label": ["riskgym=1"] + ([f"riskgym.run={run_label}"] if run_label else [])}
-    return docker_client().containers.list(all=True, filters=flt)
+    return [Listed(c["Id"], (c.get("Names") or ["/?"])[0].lstrip("/"), c.get("Labels") or {})
+            for c in docker_client().api.containers(all=True, filters=flt)]
+
+
+def mine(run_label=None):
+    """The containers this (test) process made (of one run id)."""
+    return [c for c in containers(run_label) if c.labels.get("riskgym.pid") == str(os.getpid())]
+
+
+def containers_of(run_dir=None, procs=()):
+    """The containers of one run directory's runs (the run ids its traces name) and of the processes ``procs``."""
+    ids = set()
+    for path in (Path(run_dir) / "episodes").glob("*.jsonl") if run_dir else ():
+        with path.open() as f:
+            ids.add(json.loads(f.readline() or "{}").get("run_id"))
+    pids = {str(p.pid) for p in procs}
+    return [c for c in containers() if c.labels.get("riskgym.run") in ids - {None, ""}
+            or c.labels.get("riskgym.pid") in pids]
 
 
 def test_check_passes_on_the_library(docker_ready):
@@ -85,8 +123,7 @@ def test_interrupted_run_leaves_no_container_and_resumes(docker_ready, tmp_path)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "run the same command again to resume" in err
-    mine = [c for c in containers() if c.labels.get("riskgym.pid") == str(proc.pid)]
-    assert mine == []
+    assert containers_of(procs=[proc]) == []
     resumed = subprocess.run(args, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     names = sorted(p.name for p in (run_dir / "episodes").glob("*.jsonl"))
@@ -150,3 +187,21 @@ def test_the_progress_bar_shows_what_each_worker_is_doing():
     progress.working(0, None)
     assert "ticket-injection" not in shown() and "free-disk-space-v0" in shown()
     progress.close()
+
+
+def test_two_runs_at_once_on_one_engine_both_complete(docker_ready, tmp_path):
+    """Each run prunes what dead runs left as it starts, while the other's containers come and go."""
+    from tests.conftest import STARTERS
+
+    procs = []
+    for n in range(2):
+        args = [*CLI, "run", *STARTERS[:3], "--agent", "scripted:risky", "--agent", "scripted:safe", "--out",
+                str(tmp_path / f"run{n}")]
+        procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        time.sleep(1.5)  # the second starts (and prunes) while the first's boxes start and reset
+    for n, proc in enumerate(procs):
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert "done: 6 completed, 0 truncated, 0 errors" in err, err
+        assert len(list((tmp_path / f"run{n}" / "episodes").glob("*.jsonl"))) == 6
+    assert containers_of(tmp_path / "run0") == containers_of(tmp_path / "run1") == []

@@ -597,14 +597,14 @@ def _result(raw: dict[str, Any]) -> ExecResult:
 
 def prune(run_id: str | None = None, *, dead_only: bool = False) -> int:
     """Remove riskgym's containers (of one run, or all; or only those whose creating process is gone)."""
-    client = docker_client()
+    api = docker_client().api
     filters = {"label": [f"{LABEL}=1"] + ([f"riskgym.run={run_id}"] if run_id else [])}
     removed = 0
-    for container in client.containers.list(all=True, filters=filters):
-        if dead_only and _pid_alive(container.labels.get("riskgym.pid", "")):
-            continue
+    for container in api.containers(all=True, filters=filters):  # one listing, no inspection of each: another
+        if dead_only and _pid_alive((container.get("Labels") or {}).get("riskgym.pid", "")):  # run's container
+            continue  # may go at any moment
         try:
-            container.remove(force=True)
+            api.remove_container(container["Id"], force=True)
             removed += 1
         except Exception:  # removed by someone else meanwhile
             pass

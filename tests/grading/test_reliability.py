@@ -10,6 +10,7 @@ from rich.console import Console
 
 from riskgym.grading.reliability import pass_hat_k, pass_k, reliability
 from riskgym.viewing.monitors import reliability_table
+from tests.conftest import exact_bootstrap
 
 
 @given(st.lists(st.booleans(), min_size=1, max_size=8), st.data())
@@ -42,6 +43,9 @@ def test_the_report_shows_pass_k_for_every_k_with_the_closed_form():
     assert all(math.isclose(p.value, e) for p, e in zip(table, expected, strict=True))
     assert table[2].short == 1 and "left out" in table[2].warning and table[0].scenarios == 3
     assert all(p.interval[0] <= p.value <= p.interval[1] for p in table)
+    values = [0.75, 0.25, 1.0]  # k=1's per scenario: the 27 resamples of their mean, counted
+    assert pass_k({"a": (3, 4), "b": (1, 4), "c": (2, 2)}, 1, rounds=4000).interval == exact_bootstrap(
+        3, lambda drawn: sum(values[i] for i in drawn) / 3) == (0.25, 1.0)
     console = Console(record=True, width=200)
     console.print(reliability_table(reliability(data, rounds=200)))
     lines = console.export_text().splitlines()

@@ -10,11 +10,13 @@ session, and its verdict, come from pytest's own outcomes as much as from the re
 - otherwise the line says ``NOT HELD: ...`` (what failed, errored, recorded nothing) and the session fails, even
   when every test passed (a category that recorded nothing proves nothing).
 
-Skipped hardening tests (allowed only without RISKGYM_REQUIRE_DOCKER=1) make the line say ``incomplete``.
+Skipped hardening tests make the line say ``incomplete``; under RISKGYM_REQUIRE_DOCKER=1 (CI), where every test must
+run, however it was skipped (``importorskip`` too), they are a loss.
 """
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -53,6 +55,8 @@ class Tally:
         lost += [f"{t.split('::')[-1]} ({o})" for t, o in self.outcomes.items() if o in ("failed", "error")]
         skipped = sum(o == "skipped" for o in self.outcomes.values())
         never = sum(t not in self.outcomes for t in self.tests)
+        if skipped and os.environ.get("RISKGYM_REQUIRE_DOCKER") == "1":  # CI: every one must run, however skipped
+            lost.append(f"{skipped} tests skipped under RISKGYM_REQUIRE_DOCKER=1")
         verdict = (f"NOT HELD: {', '.join(lost)}" if lost else f"incomplete: {skipped + never} tests not run"
                    if skipped or never else "nothing lost")
         return ["hardening: " + " · ".join(parts) + f" · {verdict}"], not lost

@@ -25,7 +25,7 @@ from riskgym.world.docker import bridge_address, docker_client
 from tests.conftest import harness_marks
 from tests.hardening.attacks import ATTACKS, Attack
 from tests.hardening.tally import record
-from tests.test_cli import containers, riskgym
+from tests.test_cli import containers_of, riskgym
 
 pytestmark = pytest.mark.hardening("escape")
 
@@ -113,7 +113,7 @@ def escape_run(docker_ready, tmp_path_factory):
     server.stop()
     host = {"returncode": out.returncode, "stderr": out.stderr, "listener_hits": listener.hits,
             "changed": [p for p, d in host_before.items() if digest(Path(p)) != d],
-            "left": [c.name for c in containers()], "canary_files": sorted(p.name for p in canary.parent.glob(
+            "left": [c.name for c in containers_of(run_dir)], "canary_files": sorted(p.name for p in canary.parent.glob(
                 canary.name + "*"))}
     canary.unlink()
     yield run_dir, words, host

@@ -21,7 +21,7 @@ from riskgym.running.scripted_server import ScriptedServer
 from riskgym.world.kernel import observer as kernel
 from tests.hardening.evidence import DESKTOP, HIDDEN, PHOTO, Hidden
 from tests.hardening.tally import record
-from tests.test_cli import containers, riskgym
+from tests.test_cli import containers_of, riskgym
 
 pytestmark = pytest.mark.hardening("evidence")
 
@@ -62,7 +62,7 @@ def run_all(hidden_harms: list[Hidden], scenario: Path, tmp_path_factory) -> tup
                   timeout=600)
     server.stop()
     assert out.returncode == 0, out.stderr[-2000:]
-    assert [c.name for c in containers()] == [], "containers were left behind"
+    assert [c.name for c in containers_of(run_dir)] == [], "containers were left behind"
     rows = {r["agent"]: r for r in map(json.loads, (run_dir / "grades.jsonl").read_text().splitlines())}
     return run_dir, rows
 

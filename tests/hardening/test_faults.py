@@ -16,7 +16,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import docker.errors
 import pytest
 
 from riskgym.core.integrity import verify_trace
@@ -25,7 +24,7 @@ from riskgym.running.scripted_server import ScriptedServer
 from riskgym.world.docker import prune
 from tests.conftest import STARTERS, skip_unless_required
 from tests.hardening.tally import record
-from tests.test_cli import CLI, containers, riskgym
+from tests.test_cli import CLI, containers_of, riskgym
 
 pytestmark = pytest.mark.hardening("fault")
 
@@ -61,16 +60,6 @@ def no_run_outlives_its_test():
             proc.kill()
             proc.wait()
             prune(dead_only=True)
-
-
-def live_containers() -> list:
-    """riskgym's containers; one removed while being listed is left out (the list and its inspections race)."""
-    for _ in range(10):
-        try:
-            return containers()
-        except docker.errors.NotFound:
-            continue
-    return containers()
 
 
 def shas(run_dir: Path) -> dict[str, str]:
@@ -109,16 +98,17 @@ def problems_at_the_end(run_dir: Path, episodes: int) -> list[str]:
     names = [Path(r["trace"]).name for r in rows]
     if sorted(names) != [p.name for p in traces]:
         found.append(f"grades.jsonl has {len(rows)} rows for {len(traces)} traces (duplicates or losses)")
-    if live_containers():
-        found.append(f"containers left: {[c.name for c in live_containers()]}")
+    left = containers_of(run_dir)
+    if left:
+        found.append(f"containers left: {[(c.name, c.labels) for c in left]}")
     return found
 
 
-def busy_container(timeout: float = 30.0):
-    """The first riskgym container running an episode's slow step."""
+def busy_container(proc: subprocess.Popen, timeout: float = 30.0):
+    """The first container of the run ``proc`` running an episode's slow step."""
     give_up = time.monotonic() + timeout
     while time.monotonic() < give_up:
-        for c in live_containers():
+        for c in containers_of(procs=[proc]):
             try:
                 if any("sleep 1.5" in " ".join(p) for p in c.top()["Processes"]):
                     return c
@@ -156,7 +146,7 @@ def test_a_container_killed_mid_episode(docker_ready, slow_server, tmp_path):
     run_dir = tmp_path / "run"
     args = llm_run(slow_server, run_dir, 3, "--concurrency", "1")
     proc = start(args, tmp_path / "run.log")
-    busy_container().kill()
+    busy_container(proc).kill()
     proc.wait(timeout=120)
     log = (tmp_path / "run.log").read_text()
     rows = [json.loads(line) for line in (run_dir / "grades.jsonl").read_text().splitlines()]
@@ -173,7 +163,7 @@ def test_the_executor_killed_from_outside(docker_ready, slow_server, tmp_path):
     run_dir = tmp_path / "run"
     args = llm_run(slow_server, run_dir, 2, "--concurrency", "1")
     proc = start(args, tmp_path / "run.log")
-    busy_container().exec_run(["pkill", "-KILL", "-x", "sshd"], user="agent")
+    busy_container(proc).exec_run(["pkill", "-KILL", "-x", "sshd"], user="agent")
     proc.wait(timeout=120)
     restarted = [p for p in (run_dir / "episodes").glob("*.jsonl") if "the terminal was killed" in p.read_text()]
     found = [] if proc.returncode == 0 and len(restarted) == 1 else [f"exit {proc.returncode}, {len(restarted)} hit"]
@@ -200,7 +190,7 @@ def test_the_docker_engine_restarted_mid_run(docker_ready, slow_server, tmp_path
     run_dir = tmp_path / "run"
     args = llm_run(slow_server, run_dir, 4, "--concurrency", "2")
     proc = start(args, tmp_path / "run.log")
-    busy_container()
+    busy_container(proc)
     os.kill(pid, signal.SIGTERM)
     while Path(f"/proc/{pid}").exists():
         time.sleep(0.1)
@@ -300,7 +290,7 @@ def test_signals_at_random_moments(docker_ready, tmp_path):
         # episodes were left, so the run cannot have finished its work
         if proc.returncode not in (130, -sig) or "Traceback" in log:
             mine.append(f"{kind}: exit {proc.returncode}: {log[-400:]}")
-        left = [c for c in live_containers() if c.labels.get("riskgym.pid") == str(proc.pid)]  # a SIGKILL's wait for
+        left = containers_of(procs=[proc])  # a SIGKILL's wait for
         if kind != "SIGKILL" and left:  # the next run that gets as far as pruning them
             mine.append(f"{kind}: containers left after the run exited")
         record("fault", kind, not mine)

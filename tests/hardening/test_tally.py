@@ -75,6 +75,16 @@ def test_a_module_that_does_not_collect(pytester, monkeypatch):
 
 
 def test_skipped_tests_are_not_nothing_lost(pytester, monkeypatch):
+    monkeypatch.delenv("RISKGYM_REQUIRE_DOCKER", raising=False)
     body = "def test_skipped():\n    pytest.skip('no engine')\n\n" + GOOD
     code, line = session(pytester, monkeypatch, test_escape=("escape", body))
     assert code == 0 and line.endswith("escape attempts: 2 tried, 2 contained · incomplete: 1 tests not run")
+
+
+def test_a_skip_under_require_docker_turns_the_tally_red_however_it_was_skipped(pytester, monkeypatch):
+    monkeypatch.setenv("RISKGYM_REQUIRE_DOCKER", "1")  # CI: every hardening test must run
+    body = "def test_skipped():\n    pytest.importorskip('a_module_nobody_has')\n\n" + GOOD
+    code, line = session(pytester, monkeypatch, test_escape=("escape", body))
+    assert code == 1
+    assert line.endswith("escape attempts: 2 tried, 2 contained · NOT HELD: 1 tests skipped under "
+                         "RISKGYM_REQUIRE_DOCKER=1")

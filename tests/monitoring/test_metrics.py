@@ -16,6 +16,7 @@ from riskgym.monitoring.metrics import (
     threshold_at,
     tpr_at_fpr,
 )
+from tests.conftest import exact_bootstrap
 
 # three risky steps and five benign ones; the hand computation is in each test
 RISKY = [0.9, 0.7, 0.4]
@@ -68,12 +69,19 @@ def test_without_both_classes_there_is_no_figure():
     assert tpr_at_fpr([0.3], [True], 0.01) is None
 
 
-def test_the_bootstrap_interval_holds_the_estimate():
+def test_the_bootstrap_interval_is_the_resamples_own():
     groups = [[(0.9, True), (0.2, False)], [(0.85, False), (0.7, True)], [(0.1, False)], [(0.8, True), (0.3, False)]]
-    lo, hi = bootstrap(groups, "auroc", rounds=300)
+    lo, hi = bootstrap(groups, "auroc", rounds=4000)
     flat = [x for g in groups for x in g]
     point = auroc([s for s, _ in flat], [y for _, y in flat])
     assert lo <= point <= hi and lo < hi
+
+    def resampled(drawn):
+        sample = [x for i in drawn for x in groups[i]]
+        return auroc([s for s, _ in sample], [y for _, y in sample])
+
+    assert (lo, hi) == exact_bootstrap(len(groups), resampled) == (0.25, 1.0)  # the 256 resamples, counted
+    assert bootstrap([[(0.9, True), (0.1, False)]] * 3, "auroc") == (1.0, 1.0)  # nothing varies: no width
 
 
 @given(st.lists(st.tuples(st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]), st.booleans()), min_size=2, max_size=12))

