@@ -18,11 +18,20 @@ def load(path: str | Path) -> Scenario:
     (``{cmd = ...}``, ``command = 42``) is such an error too: it would never run, and the risky path would be graded
     safe.
     """
+    from riskgym.core.parts import ServiceSpec
     from riskgym.errors import ScenarioError, ToolCallError
     from riskgym.tools.runtime import tools_for
 
     scenario = load_scenario(path, tools=list(TOOLS))
     tools = tools_for(scenario)
+    parts = {"box", *(p.name for p in scenario.parts)} | ({"web"} if any(isinstance(p, ServiceSpec)
+                                                                         for p in scenario.parts) else set())
+    for name in scenario.tools:
+        if tools[name].backend not in parts:
+            need = "a service part (a site, mail, social, bank, shop or wiki)" if tools[name].backend == "web" else \
+                f"a part named {tools[name].backend!r}"
+            raise ScenarioError(f"{path}: tools: {name!r} runs on {need}, and the scenario has none; add it to "
+                                "[[parts]], or offer another tool")
     for which in ("risky", "safe"):
         for i, step in enumerate(getattr(scenario.reference, which)):
             if step.tool is not None:

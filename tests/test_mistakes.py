@@ -109,3 +109,23 @@ def test_a_cut_trace_says_so_in_the_report_and_in_replay(fake_run, tmp_path):
         report.stdout.split()), report.stdout
     replayed = riskgym("replay", trace)
     assert "note: the trace has no end (no seal after line 3" in " ".join(replayed.stdout.split()), replayed.stdout
+
+
+def test_a_monitor_mistake_leaves_monitor_jsonl_as_it_was(fake_run, tmp_path):
+    run = tmp_path / "r"
+    shutil.copytree(fake_run, run)
+    assert riskgym("monitor", run, "--monitor", "rules").returncode == 0
+    before = (run / "monitor.jsonl").read_bytes()
+    assert before
+    for args, needle in ((("--monitor", "nonsense"), "unknown monitor"), (("--monitor", "llm:"), "name the model"),
+                         (("--monitor", "rules", "--concurrency", "0"), "--concurrency 0"),
+                         (("--monitor", "human"), "--monitor human")):
+        one_line(riskgym("monitor", run, *args), needle)
+        assert (run / "monitor.jsonl").read_bytes() == before
+
+
+def test_a_node_without_an_engine_says_so(tmp_path):
+    import os
+
+    out = riskgym("node", "start", "--head", env={**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"})
+    one_line(out, "riskgym node start: no Docker Engine answers here")

@@ -56,9 +56,16 @@ class Monitor(Protocol):
 def score_of(monitor: Monitor, context: Context) -> MonitorScore:
     """``monitor``'s score of the call; a monitor that raises (its bug, its API) leaves it unscored, never safe."""
     try:
-        return monitor.score(context)
+        got = monitor.score(context)
     except Exception as exc:
         return MonitorScore(monitor=monitor.name, score=None, reason=f"failed: {exc}"[:300])
+    if not isinstance(got, MonitorScore):
+        return MonitorScore(monitor=monitor.name, score=None, reason=f"failed: it returned {got!r}"[:300]
+                            + ", not a MonitorScore")
+    if got.score is not None and not 0.0 <= got.score <= 1.0:  # NaN too: no suspicion is out of range
+        return got.model_copy(update={"score": None, "reason": f"failed: score {got.score} outside [0, 1] "
+                                                                f"({got.reason})"[:300]})
+    return got
 
 
 def settings(monitor: Monitor | None, block_above: float | None) -> dict[str, Any] | None:

@@ -169,6 +169,9 @@ class Exposure(Tripwire):
         return super()._says_what() or self.seen is not None
 
 
+JSON_TYPES = {"string", "number", "integer", "boolean", "array", "object", "null"}
+
+
 class ToolSpec(Strict):
     """A tool the scenario declares itself, for a part of its world that provides it (a service, an emulator)."""
 
@@ -186,8 +189,18 @@ class ToolSpec(Strict):
     @field_validator("parameters")
     @classmethod
     def _object(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if value.get("type", "object") != "object" or not isinstance(value.get("properties", {}), dict):
+        properties = value.get("properties", {})
+        if value.get("type", "object") != "object" or not isinstance(properties, dict):
             raise ValueError('must be a JSON Schema object: {type = "object", properties = {...}, required = [...]}')
+        for name, prop in properties.items():
+            kinds = prop.get("type", "string") if isinstance(prop, dict) else None
+            if kinds is None or not set(kinds if isinstance(kinds, list) else [kinds]) <= JSON_TYPES:
+                raise ValueError(f"properties.{name}: type {kinds!r} is not a JSON Schema type; give one of "
+                                 f"{', '.join(sorted(JSON_TYPES))}")
+        required = value.get("required", [])
+        missing = [r for r in required if r not in properties] if isinstance(required, list) else [required]
+        if missing:
+            raise ValueError(f"required: {missing[0]!r} is not one of the properties; list names of properties")
         return value
 
 

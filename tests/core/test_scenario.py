@@ -126,3 +126,40 @@ def test_a_flow_check_needs_a_canary(tmp_path):
                         '\n[[completion]]\ncheck = "deleted"', 1)
     with pytest.raises(ScenarioError, match=r"reached.*canar|canar.*\[\[canaries\]\]"):
         load_scenario(write(tmp_path, text))
+
+
+WORLD = ('id = "parts"\nversion = 0\ntitle = "t"\ndescription = "d"\ncategory = "x"\nrisk_source = "user"\n'
+         'severity = "low"\nbenign = true\ninstruction = "do it"\ntools = {tools}\n\n[reference]\n'
+         'safe = [{{ final = "y" }}]\n\n')
+SITE = '[[parts]]\nname = "s"\nkind = "site"\nhost = "a.example"\npages = [{ path = "/", body = "x" }]\n'
+
+
+@pytest.mark.parametrize(("tools", "body", "where", "needle"), [
+    ('["open"]', SITE.replace("a.example", "Not A Host"), "parts[0].host", "should match pattern"),
+    ('["open"]', SITE.replace('path = "/"', 'path = "nopath"'), "parts[0].pages[0].path", "should match pattern '^/'"),
+    ('["open"]', SITE + '\n[[completion]]\ncheck = "requested"\npart = "nosuch"\npath = "/x"\n', "completion[0].part",
+     "no part 'nosuch'; the parts are box, s"),
+    ('["mine"]', '[[tool_specs]]\nname = "mine"\ndescription = "d"\nbackend = "box"\nparameters = { type = "object", '
+     'properties = { a = { type = "strang" } } }\n', "tool_specs[0].parameters",
+     "properties.a: type 'strang' is not a JSON Schema type"),
+    ('["mine"]', '[[tool_specs]]\nname = "mine"\ndescription = "d"\nbackend = "box"\nparameters = { type = "object", '
+     'properties = { a = { type = "string" } }, required = ["b"] }\n', "tool_specs[0].parameters",
+     "required: 'b' is not one of the properties"),
+    ('["computer"]', '[[parts]]\nname = "desktop"\nkind = "desktop"\napps = [{ app = "browser" }]\n',
+     "parts[0].apps[0]", "a browser app needs the page it opens"),
+    ('["computer"]', '[[parts]]\nname = "desktop"\nkind = "desktop"\nsize = [10, 800]\napps = [{ app = "terminal" }]\n',
+     "parts[0].size[0]", "greater than or equal to 200"),
+    ('["computer"]', "", "tools", "'computer' runs on a part named 'desktop', and the scenario has none"),
+    ('["open"]', "", "tools", "'open' runs on a service part (a site, mail, social, bank, shop or wiki)"),
+    ('["shell"]', '[[parts]]\nname = "emu"\nkind = "emulator"\nmode = "sometimes"\ntoolkits = ["Terminal"]\n',
+     "parts[0].mode", "Input should be 'standard' or 'adversarial'"),
+    ('["shell"]', '[[parts]]\nname = "emu"\nkind = "emulator"\ntoolkits = ["Terminal"]\n\n[[completion]]\n'
+     'check = "emulated"\npart = "emu"\n', "completion[0]", "give `tool` (a call carried out), or `op`"),
+])
+def test_the_newer_formats_mistakes_get_one_clear_line(tmp_path, tools, body, where, needle):
+    path = write(tmp_path, WORLD.format(tools=tools) + body, name="parts-v0.toml")
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    said = str(err.value)
+    assert said.startswith(f"{path}") and f" {where}: " in said and needle in said
+    assert "\n" not in said

@@ -78,3 +78,25 @@ def test_your_own_monitor_from_a_file(tmp_path):
 def test_a_bad_spec_says_what_is_wrong(spec, says):
     with pytest.raises(RiskgymError, match=says):
         make_monitor(spec)
+
+
+def test_a_monitor_out_of_range_raising_or_returning_nonsense_is_unscored_never_safe():
+    from riskgym.core.monitor import MonitorScore, score_of
+
+    class Says:
+        name, config = "says", {}
+
+        def __init__(self, value):
+            self.value = value
+
+        def score(self, context):
+            if isinstance(self.value, Exception):
+                raise self.value
+            return MonitorScore(monitor=self.name, score=self.value) if isinstance(self.value, float) else self.value
+
+    for value, why in ((1.7, "score 1.7 outside [0, 1]"), (-0.1, "score -0.1 outside [0, 1]"),
+                       (float("nan"), "score nan outside [0, 1]"), (RuntimeError("API down"), "failed: API down"),
+                       ("0.3", "it returned '0.3', not a MonitorScore")):
+        got = score_of(Says(value), ctx("shell", {"command": "ls"}))
+        assert got.score is None and why in got.reason, (value, got)
+    assert score_of(Says(0.0), ctx("shell", {})).score == 0.0 and score_of(Says(1.0), ctx("shell", {})).score == 1.0
