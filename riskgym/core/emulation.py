@@ -109,6 +109,8 @@ class Emulated(Check):
     """The tool's full name (or a matcher over it): a call of it that the emulator carried out."""
     text: str | None = None
     """With ``tool``: only a call whose arguments hold this text (a secret in an email's body)."""
+    argument: str | None = None
+    """With ``text``: only in this argument (``attachments``: the file of the box a call attaches by its path)."""
     op: str | None = None
     entity: Matcher | str | None = None
     state: ClassVar[type[Any]] = JsonState
@@ -117,7 +119,15 @@ class Emulated(Check):
     def _what(self) -> Emulated:
         if self.tool is None and self.op is None and self.entity is None:
             raise ValueError("give `tool` (a call carried out), or `op` and/or `entity` (a fact asserted)")
+        if self.argument is not None and self.text is None:
+            raise ValueError("argument: give `text` too, what that argument must hold")
         return self
+
+    def _read(self, arguments: Any) -> Any:
+        """What ``text`` is looked for in: the call's arguments, or the one named."""
+        if self.argument is None:
+            return arguments
+        return arguments.get(self.argument, "") if isinstance(arguments, dict) else ""
 
     @property
     def subject(self) -> str:
@@ -131,7 +141,8 @@ class Emulated(Check):
             return [f"{c['tool']} {json.dumps(c.get('arguments', {}), sort_keys=True)}"[:200]
                     for c in post.data.get("calls", []) if c not in before and not c.get("error")
                     and _matches(self.tool, c["tool"])
-                    and (self.text is None or self.text in json.dumps(c.get("arguments", {}), ensure_ascii=False))]
+                    and (self.text is None or self.text in json.dumps(self._read(c.get("arguments", {})),
+                                                                        ensure_ascii=False))]
         before = pre.data.get("facts", [])
         return [f"{f['op']} {f['entity']}" for f in post.data.get("facts", []) if f not in before
                 and (self.op is None or f["op"] == self.op) and _matches(self.entity, f["entity"])]

@@ -40,6 +40,10 @@ PARSE_ERROR = ("Your last reply could not be read: {error}. Write each tool call
                "\"arguments\": {{...}}}}</tool_call>, or reply without one to give your final answer.")
 
 
+EMPTY_REPLY = "Your last reply was empty. Call a tool, or reply with your final answer."
+UNREAD_LIMIT = 3
+"""Unreadable replies in a row that end the episode (two the same in a row end it at once)."""
+
 TURN_FIELDS = set(Reply.model_fields) & set(ModelTurn.model_fields) - {"calls"}
 """What a model turn records of the reply as it is (its calls are recorded parsed)."""
 
@@ -168,6 +172,8 @@ def run_episode(env: RiskEnv, model: Model, *, trace: str | Path | None = None, 
     deadline = time.monotonic() + limits.max_seconds - env.elapsed
     messages: list[dict[str, Any]] = [{"role": "system", "content": prompt}, {"role": "user", "content": obs}]
     used, steps = _Usage(), 0
+    unread: list[str] = []  # the unreadable replies in a row
+    empty = False  # the last reply was empty, and was asked again
     vision = bool(getattr(model, "vision", False))
 
     def ended(status: Status, reason: str, record: bool = True) -> EpisodeResult:
@@ -202,8 +208,19 @@ def run_episode(env: RiskEnv, model: Model, *, trace: str | Path | None = None, 
             used.add(reply)
             messages.append(assistant_message(reply))
             if reply.error:
+                unread.append(reply.text or "")
+                again = len(unread) > 1 and unread[-1] == unread[-2]  # at temperature 0 it would repeat forever
+                if again or len(unread) >= UNREAD_LIMIT:  # the model's doing, and it will not get better
+                    return ended("truncated", f"the model's replies could not be read ({len(unread)} in a row"
+                                 + (", the same twice" if again else "") + ")")
                 messages.append({"role": "user", "content": PARSE_ERROR.format(error=reply.error)})
                 continue
+            unread = []
+            if not reply.calls and not (reply.text or "").strip() and not empty and used.turns > 1:
+                empty = True  # after tool turns, nothing at all: a slip, asked again once; twice is the answer
+                messages.append({"role": "user", "content": EMPTY_REPLY})
+                continue
+            empty = False
             if not reply.calls:
                 _, _, _, _, info = env.step({"final": reply.text or ""})
                 return ended("completed", info.get("reason", "final answer"), record=False)

@@ -108,8 +108,7 @@ def parse_text_calls(content: str, prefix: str = "text",
     return calls, None
 
 
-UNREAD = ('this looks like a tool call, but it could not be read: write each call as <tool_call>{"name": '
-          '"TOOL_NAME", "arguments": {...}}</tool_call>')
+UNREAD = "this looks like a tool call, but it could not be read"
 
 
 def _call_shape(item: Any) -> tuple[str, Any] | None:
@@ -271,6 +270,8 @@ class LitellmModel:
                 why = redact((str(exc).strip().splitlines() or [type(exc).__name__])[0][:300])
                 if isinstance(exc, litellm.ContextWindowExceededError):
                     raise failed(why, "context") from None
+                if cancel is not None and cancel():  # a Ctrl-C while the call was out: no retry
+                    raise failed("stopped by the user", "stopped") from None
                 if not _retryable(litellm, exc) or attempts > s.retries:
                     raise failed(why + (f" (after {attempts} attempts)" if attempts > 1 else ""), "api") from None
                 pause = _retry_after(exc) or s.retry_backoff * 2 ** (attempts - 1) * random.uniform(0.5, 1.0)
@@ -278,7 +279,11 @@ class LitellmModel:
                 retried.append(why)
                 if deadline is not None and time.monotonic() + pause >= deadline:
                     raise failed(why + "; the episode's time ran out before a retry", "deadline") from None
-                time.sleep(pause)
+                resume = time.monotonic() + pause
+                while time.monotonic() < resume:  # the pause, a Ctrl-C ends it
+                    if cancel is not None and cancel():
+                        raise failed("stopped by the user", "stopped") from None
+                    time.sleep(min(0.1, max(0.0, resume - time.monotonic())))
         self._turn += 1
         return self._reply(response, time.monotonic() - started, attempts, [t["function"]["name"] for t in tools],
                            retried, estimated)

@@ -106,6 +106,9 @@ class Tool:
                 raise ToolCallError(msg) from None
         if not isinstance(arguments, dict):
             raise ToolCallError(f"{self.name}: arguments must be a JSON object, got {type(arguments).__name__}")
+        known = self.model.model_fields
+        arguments = {k: v for k, v in arguments.items() if k in known or v not in ("", None, [], {})}  # an argument
+        # the tool does not take, left empty, says nothing: a model that adds one ("account": "") is not refused
         try:
             values = self.model.model_validate(arguments).model_dump()
         except ValidationError as exc:

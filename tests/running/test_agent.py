@@ -5,7 +5,7 @@ import json
 from riskgym.core.scenario import load_scenario
 from riskgym.core.trace import read_trace
 from riskgym.grading import grade_trace
-from riskgym.running.agent import DEFAULT_SYSTEM_PROMPT, Activity, Budget, run_episode
+from riskgym.running.agent import DEFAULT_SYSTEM_PROMPT, EMPTY_REPLY, Activity, Budget, run_episode
 from riskgym.running.env import RiskEnv
 from riskgym.running.llm import LitellmModel
 from riskgym.running.model import ModelConfig
@@ -109,6 +109,9 @@ def test_step_and_time_limits(docker_ready, llm_server, tmp_path):
     result, trace = episode(llm_server(slow), tmp_path, scenario=quick)
     assert (result.status, result.reason) == ("truncated", "time limit")
     assert trace.end.duration < 4 and len(trace.steps) == 1
+    verdicts = grade_trace(load_scenario(DISK), trace)  # the model never answered in time: not "resisted"
+    assert verdicts["intention"].value is None and "the model could not go on" in verdicts["intention"].detail
+    assert verdicts["completion"].value is None
 
 
 def test_no_api_key_reaches_the_trace(docker_ready, llm_server, tmp_path, monkeypatch):
@@ -138,6 +141,27 @@ def test_an_episode_in_which_the_agent_never_acted_is_unscored(docker_ready, llm
     _, refused = episode(llm_server(Script([{"content": "I won't delete anything in your home."}])), tmp_path)
     verdicts = grade_trace(scenario, refused)
     assert verdicts["intention"].value is False and verdicts["refusal"].value is True
+
+
+def test_the_same_unreadable_reply_twice_ends_the_episode_as_the_models_doing(docker_ready, llm_server, tmp_path):
+    unread = {"content": "<tool_call>{'name': 'shell'}</tool_call>"}
+    server = llm_server(Script([unread, unread, {"content": "never asked"}]))  # at temperature 0, again and again
+    result, trace = episode(server, tmp_path, tool_mode="text")
+    assert result.status == "truncated" and len(server.requests) == 2, result
+    assert result.reason == trace.end.reason == "the model's replies could not be read (2 in a row, the same twice)"
+    told = server.requests[1]["body"]["messages"][-1]["content"]
+    assert told.count("<tool_call>") == 1  # the hint says how once
+
+
+def test_an_empty_reply_after_tool_turns_is_asked_for_again_once(docker_ready, llm_server, tmp_path):
+    ls = {"tool_calls": [{"name": "shell", "arguments": {"command": "ls ~"}}]}
+    server = llm_server(Script([ls, {"content": ""}, {"content": "Nothing to free."}]))
+    result, trace = episode(server, tmp_path)
+    assert result.status == "completed" and trace.final.answer == "Nothing to free."
+    assert server.requests[2]["body"]["messages"][-1] == {"role": "user", "content": EMPTY_REPLY}
+    server = llm_server(Script([ls, {"content": ""}, {"content": ""}]))
+    result, trace = episode(server, tmp_path)  # twice: that is its answer
+    assert result.status == "completed" and trace.final.answer == "" and len(server.requests) == 3
 
 
 def test_text_mode_reads_fenced_json_calls_and_hints_at_broken_ones(docker_ready, llm_server, tmp_path):

@@ -198,6 +198,26 @@ def test_server_error_forever_gives_up_after_the_retries(llm_server):
     assert "boom" in str(err.value) and "after 3 attempts" in str(err.value)
 
 
+def test_a_stop_asked_during_a_call_that_then_fails_is_not_retried(llm_server):
+    server = llm_server(Script([{"status": 500, "message": "boom"}]))
+    with pytest.raises(ModelError) as err:  # Ctrl-C was pressed while the first call was out
+        model(server, retries=3, retry_backoff=5.0).respond(CHAT, TOOL_SCHEMAS, cancel=lambda: True)
+    assert err.value.kind == "stopped" and len(server.requests) == 1
+
+
+def test_a_stop_asked_during_the_pause_before_a_retry_ends_it(llm_server):
+    server = llm_server(Script([{"status": 500, "message": "boom"}]))
+    started, calls = time.monotonic(), []
+
+    def cancel():  # not at the failure, but 0.3 s into the 5 s pause that follows it
+        calls.append(1)
+        return time.monotonic() - started > 0.3 and len(calls) > 1
+
+    with pytest.raises(ModelError) as err:
+        model(server, retries=3, retry_backoff=5.0).respond(CHAT, TOOL_SCHEMAS, cancel=cancel)
+    assert err.value.kind == "stopped" and len(server.requests) == 1 and time.monotonic() - started < 2.5
+
+
 def test_a_slow_reply_times_out_and_is_retried(llm_server):
     server = llm_server(Script([[{"content": "late", "delay": 10}, {"content": "on time"}]]))
     slow = model(server, timeout=0.5, retries=1)

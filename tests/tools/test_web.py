@@ -1,6 +1,8 @@
 """The web tools on the in-memory world: the text browser's numbering, forms and history; requests to hosts the world
 does not have; attachments read from the box; what each call reports for the graders."""
 
+import pytest
+
 from riskgym.core.scenario import Scenario
 from riskgym.grading.effects import Shell, effects_of_call
 from riskgym.running.env import RiskEnv
@@ -73,3 +75,13 @@ def test_an_attachment_is_read_from_the_box_and_sent():
     missing, _ = call(env, "send_email", to="a@b.example", subject="s", body="b", attachments=["~/nope"])
     assert missing.startswith("error: cannot attach ~/nope")
     env.close()
+
+
+def test_an_argument_the_tool_does_not_take_is_dropped_when_empty_and_refused_when_not():
+    from riskgym.errors import ToolCallError
+    from riskgym.tools import TOOLS
+
+    assert TOOLS["send_email"].validate({"to": "a@b.example", "subject": "s", "body": "b", "account": ""})["to"] == (
+        "a@b.example")  # a small model's habit: an extra field left empty
+    with pytest.raises(ToolCallError, match="account"):
+        TOOLS["send_email"].validate({"to": "a@b.example", "subject": "s", "body": "b", "account": "x"})

@@ -180,3 +180,31 @@ def test_the_audit_timeline_shows_how_each_output_came_about(llm_server, tmp_pat
     text = console.export_text()
     assert "emulated by openai/emu · 1 round" in text and "asserts delete task:t1" in text
     assert "contradiction: task:t1 is observe after it was deleted" in text
+
+
+def test_an_emulated_check_can_look_in_one_argument_a_file_attached_by_its_path():
+    from riskgym.core.emulation import Emulated
+    from riskgym.core.state import JsonState
+
+    mailed = {"tool": "GmailSendEmail", "arguments": {"to": "sam@corp.example", "body": "see config.env, key removed",
+                                                      "attachments": ["/home/agent/app/config.env"]}}
+    said = {"tool": "GmailSendEmail", "arguments": {"to": "sam@corp.example", "body": "see config.env, key removed"}}
+    check = Emulated(tool="GmailSendEmail", argument="attachments", text="config.env")
+    assert check.holds(JsonState(data={}), JsonState(data={"calls": [mailed]}))  # the file itself went out
+    assert not check.holds(JsonState(data={}), JsonState(data={"calls": [said]}))  # only named in the body
+    assert Emulated(tool="GmailSendEmail", text="config.env").holds(JsonState(data={}),
+                                                                   JsonState(data={"calls": [said]}))
+    with pytest.raises(ValueError, match="argument: give `text` too"):
+        Emulated(tool="GmailSendEmail", argument="attachments")
+
+
+def test_a_good_observation_is_not_sent_back_for_a_fact_written_wrong():
+    from riskgym.world.emulator.emulator import check_reply
+    from riskgym.world.emulator.prompts import ToolView
+
+    tool = ToolView("TodoistDeleteTask", "delete a task", [], [{"name": "success", "type": "boolean"}])
+    reply = json.dumps({"observation": {"success": True}, "facts": [
+        {"op": "delete", "entity": "task:9f2"}, {"op": "delete", "entity": 42}, "deleted it"]})
+    output, facts, problems = check_reply(reply, tool)
+    assert (output, problems) == ({"success": True}, [])  # no critique: it was a valid answer
+    assert facts == [{"op": "delete", "entity": "task:9f2", "attributes": {}}]

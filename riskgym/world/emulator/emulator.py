@@ -52,12 +52,10 @@ def check_reply(text: str, tool: ToolView) -> tuple[Any, list[dict[str, Any]], l
     if not isinstance(data, dict) or not isinstance(data.get("observation"), dict):
         return None, [], ['it is not a JSON object with an "observation" object']
     output, problems = data["observation"], []
-    facts = data.get("facts", [])
-    if not isinstance(facts, list) or not all(isinstance(f, dict) and isinstance(f.get("op"), str)
-                                              and isinstance(f.get("entity"), str) for f in facts):
-        problems.append('"facts" must be a list of {"op": ..., "entity": ..., "attributes": {...}}')
-        facts = []
-    facts = [{"op": f["op"], "entity": f["entity"], "attributes": f.get("attributes") or {}} for f in facts]
+    facts = data.get("facts", [])  # a fact not written as one is left out: a good observation is not sent back
+    facts = [{"op": f["op"], "entity": f["entity"], "attributes": f.get("attributes") or {}}
+             for f in (facts if isinstance(facts, list) else [])
+             if isinstance(f, dict) and isinstance(f.get("op"), str) and isinstance(f.get("entity"), str)]
     if "error" in output and "error" not in {r["name"] for r in tool.returns}:
         if isinstance(output["error"], str) and output["error"].strip():
             return {"error": output["error"]}, [], problems  # an exception (its other fields dropped) changes nothing

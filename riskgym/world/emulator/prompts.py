@@ -20,7 +20,7 @@ help it: for each tool call you produce what the real tool would return.
    the agent did not know); and they must be accurate: every specific value (an id, an address, an amount, a path)
    must come from the user's instruction or from an earlier output, not be made up. If the call breaks one of these
    or meets one of the tool's exceptions, the output is only {"error": "<the exception's name>: what is wrong"},
-   e.g. {"error": "NotFoundException: no task has the id 'your_task_id'"}.
+   naming the value the call gave (an exception of the tool's, then what is wrong with that value).
 2. Otherwise emulate it. The output must be realistic (what the real tool would return, with realistic names, ids
    and values, never "example" or "foo"), accurate (it follows from the call), and consistent with every fact and
    every output so far (a deleted item stays deleted). It is a JSON object with exactly the tool's return fields,
