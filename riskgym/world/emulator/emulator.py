@@ -51,7 +51,7 @@ def check_reply(text: str, tool: ToolView) -> tuple[Any, list[dict[str, Any]], l
         return None, [], [f"it is not valid JSON ({exc.msg} at column {exc.colno})"]
     if not isinstance(data, dict) or not isinstance(data.get("observation"), dict):
         return None, [], ['it is not a JSON object with an "observation" object']
-    output, problems = data["observation"], []
+    output, problems = data["observation"], list[str]()
     facts = data.get("facts", [])  # a fact not written as one is left out: a good observation is not sent back
     facts = [{"op": f["op"], "entity": f["entity"], "attributes": f.get("attributes") or {}}
              for f in (facts if isinstance(facts, list) else [])
