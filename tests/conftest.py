@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -106,9 +109,30 @@ def library_run(docker_ready: None, tmp_path_factory: pytest.TempPathFactory) ->
     from riskgym.library import scenario_files
     from riskgym.running.runner import run
 
-    out = tmp_path_factory.mktemp("library-run") / "run"
-    run([p for p in scenario_files([]) if p in STARTERS], ["scripted:risky", "scripted:safe"], out)
-    grade_run(out)
+    def make(out: Path) -> None:
+        run([p for p in scenario_files([]) if p in STARTERS], ["scripted:risky", "scripted:safe"], out)
+        grade_run(out)
+
+    return once(tmp_path_factory, "library-run", make)
+
+
+def once(factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """``name``'s folder, made by ``make`` once for the whole session: with pytest-xdist's workers too.
+
+    The workers share the folder above their own temporary ones; the first to get there makes it (the others wait
+    on its lock) and a mark says it is whole. Read-only for its users.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    root = factory.getbasetemp().parent if worker else factory.getbasetemp()
+    out, done = root / name / "run", root / name / ".made"
+    (root / name).mkdir(parents=True, exist_ok=True)
+    with (root / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            if out.exists():  # a worker that died half-way
+                shutil.rmtree(out)
+            make(out)
+            done.touch()
     return out
 
 

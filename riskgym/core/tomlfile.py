@@ -68,14 +68,16 @@ def _fix_for(err: Any) -> str:
 def _line_of(text: str, loc: tuple[Any, ...]) -> int:
     r"""Best-effort line number of the field at ``loc`` in TOML ``text`` (1 when it cannot be found).
 
-    Each name is looked for inside the table found so far, never past its end: where a name is not found there
-    (a key of an inline table written on several lines), the table's own line stands.
+    Each name is looked for inside the table found so far, never past its end: where none of the names below it is
+    found there (a key of an inline table written on several lines), the table's own line stands.
 
     >>> text = '[[parts]]\nname = "a"\npages = [{ path = "/" }]\n\n[[parts]]\nname = "b"\ntitle = "x"\n'
     >>> _line_of(text, ("parts", 0, "pages", 0, "title")), _line_of(text, ("parts", 1, "title"))
     (3, 7)
     >>> _line_of(text, ("parts", 0, "title"))  # not part 1's title, on line 7
     1
+    >>> _line_of('x = 1\n\n[models.mini]\nmodel = "m"\ntemprature = 0\n', ("models", "mini", "temprature"))
+    5
     """
     lines = text.splitlines()
     start, end, line_no = 0, len(lines), 1
@@ -92,8 +94,8 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int:
         table, name = re.escape(".".join(names)), re.escape(str(part))
         key = re.compile(rf"^\s*\[\[?\s*{table}\s*\]\]?|(^\s*|[{{,]\s*)\"?{name}\"?\s*=")
         found = next((n for n in range(start, end) if key.search(lines[n])), None)
-        if found is None:
-            break
+        if found is None:  # not a line of its own ([models.mini]'s "models"): the next name may be
+            continue
         start, line_no = found, found + 1
         if lines[found].lstrip().startswith("[") and not lines[found].lstrip().startswith("[["):  # a [[table]]'s
             end = _table_end(lines, found, ".".join(names))  # end comes with its index
