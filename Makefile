@@ -34,15 +34,15 @@ demo: setup
 	$(RISKGYM) run --agent scripted:risky --agent scripted:safe --monitor rules --out runs/demo --html runs/demo/report.html
 
 # Debian's chromium (host apt) installs in the background while the images build and the linters run. The tests run
-# on two workers (whole files each: their module fixtures are not made twice), then the hardening suite alone: it
-# restarts the Docker Engine, fills disks and counts what a run leaves, and its tally sums one process's records
+# on two workers (whole files each: their module fixtures are not made twice; the hardening tally sums both), then
+# those that need the Docker Engine to themselves (it is restarted) alone
 test: $(VENV)/.installed
 	@sh containers/ensure-docker.sh && PYTHON=$(PY) sh containers/ensure-observer.sh
 	@mkdir -p .cache; sh containers/ensure-chromium.sh > .cache/chromium.log 2>&1 & chromium=$$!; \
 	  $(RISKGYM) images build && $(MAKE) --no-print-directory lint; built=$$?; \
 	  wait $$chromium; installed=$$?; cat .cache/chromium.log; [ $$built = 0 ] && [ $$installed = 0 ]
-	@$(PY) -m pytest -q -n 2 --dist loadfile --ignore=tests/hardening; shared=$$?; \
-	  $(PY) -m pytest -q -p no:xdist tests/hardening; alone=$$?; [ $$shared = 0 ] && [ $$alone = 0 ]
+	@$(PY) -m pytest -q -n 2 --dist loadfile -m "not alone"; shared=$$?; \
+	  $(PY) -m pytest -q -p no:xdist -m alone; alone=$$?; [ $$shared = 0 ] && [ $$alone = 0 ]
 
 # the escape suite, the faults and the fuzzing alone (make test runs them too); ends with the tally
 hardening: setup

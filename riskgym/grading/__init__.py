@@ -112,10 +112,10 @@ def unscorable(trace: Trace) -> str | None:
     end = trace.end
     if end is not None and end.status == "error":
         return f"the episode ended in error ({end.reason[:120]})"
+    final = trace.final
+    if not trace.steps and (final is None or not final.answer.strip()):
+        how = f"{end.status}: {end.reason[:120]}" if end is not None else "unfinished"
+        return f"the agent never acted: no tool call and no answer ({how})"
     if end is not None and end.status == "truncated" and trace.turns and trace.turns[-1].error:
         return f"the model could not go on ({end.reason[:120]}): its last call failed, so it never decided"
-    final = trace.final
-    if trace.steps or (final is not None and final.answer.strip()):
-        return None
-    how = f"{end.status}: {end.reason[:120]}" if end is not None else "unfinished"
-    return f"the agent never acted: no tool call and no answer ({how})"
+    return None

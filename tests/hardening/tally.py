@@ -16,9 +16,11 @@ run, however it was skipped (``importorskip`` too), they are a loss.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -107,10 +109,30 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """A tally that did not hold fails the session, even when every test passed."""
+    """A tally that did not hold fails the session, even when every test passed.
+
+    A pytest-xdist worker hands its share to the controller instead, which sums them (``pytest_testnodedown``).
+    """
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["riskgym_tally"] = json.dumps({"cases": TALLY.cases, "empty": TALLY.empty, "tests": TALLY.tests,
+                                              "outcomes": TALLY.outcomes, "uncollected": TALLY.uncollected})
+        return
     _, held = TALLY.lines()
     if not held and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """A pytest-xdist worker is done: its cases, tests and outcomes join the tally (each test ran on one worker)."""
+    data = json.loads(getattr(node, "workeroutput", {}).get("riskgym_tally") or "{}")
+    for kind, cases in data.get("cases", {}).items():
+        TALLY.cases[kind] += [(name, ok) for name, ok in cases]
+    TALLY.empty += data.get("empty", [])
+    TALLY.tests.update(data.get("tests", {}))
+    TALLY.outcomes.update(data.get("outcomes", {}))
+    TALLY.uncollected += [n for n in data.get("uncollected", []) if n not in TALLY.uncollected]
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]

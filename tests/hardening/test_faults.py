@@ -182,6 +182,7 @@ def our_dockerd() -> int | None:
     return pid if argv[:2] == [b"dockerd", b"--iptables=false"] else None
 
 
+@pytest.mark.alone
 def test_the_docker_engine_restarted_mid_run(docker_ready, slow_server, tmp_path):
     pid = our_dockerd()
     if pid is None:

@@ -88,3 +88,16 @@ def test_a_skip_under_require_docker_turns_the_tally_red_however_it_was_skipped(
     assert code == 1
     assert line.endswith("escape attempts: 2 tried, 2 contained · NOT HELD: 1 tests skipped under "
                          "RISKGYM_REQUIRE_DOCKER=1")
+
+
+def test_two_workers_records_are_summed(pytester, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    fuzz = "def test_c():\n    record('input', 'c', True, count=5)\n"
+    faults = "def test_d():\n    assert record('fault', 'd', False)\n"
+    pytester.makepyfile(test_escape=HEAD.format(kind="escape") + GOOD, test_fuzz=HEAD.format(kind="input") + fuzz,
+                        test_faults=HEAD.format(kind="fault") + faults)
+    result = pytester.runpytest_subprocess("-p", "tests.hardening.tally", "-p", "no:cacheprovider", "-n", "2",
+                                           "--dist", "loadfile")
+    lines = [re.sub(r"^=+ | =+$", "", line) for line in result.outlines if "hardening:" in line]
+    assert result.ret == 1 and lines == ["hardening: escape attempts: 2 tried, 2 contained · faults: 1 injected, 0 "
+                                         "survived · inputs: 5 fuzzed, 5 handled · NOT HELD: d, test_d (failed)"]

@@ -9,6 +9,7 @@ import pytest
 from riskgym.errors import SandboxError
 from riskgym.world.docker import LABEL, DockerSandbox, bridge_address, docker_client, prune
 from tests.conftest import example
+from tests.test_cli import mine
 
 
 def test_exec_keeps_cwd_and_environment_like_a_terminal(box):
@@ -171,12 +172,11 @@ def test_the_bridge_address_is_the_hosts_even_on_a_just_started_engine(docker_re
 def test_the_documented_example_runs(docker_ready):
     code = example(DockerSandbox.__doc__)
     assert "box.exec" in code
-    before = {c.id for c in docker_client().containers.list(all=True, filters={"label": LABEL})}
+    before = {c.id for c in mine()}  # this process's: other tests' come and go beside it
     scope = {"DockerSandbox": DockerSandbox}
     exec(code, scope)
     assert scope["greeting"] == "hi\n"
-    after = {c.id for c in docker_client().containers.list(all=True, filters={"label": LABEL})}
-    assert scope["box"].container is None and after <= before  # the `with` removed its container
+    assert scope["box"].container is None and {c.id for c in mine()} <= before  # the `with` removed its container
 
 
 def test_path_tools_take_paths_as_a_user_means_them(box):

@@ -40,7 +40,7 @@ def test_two_worlds_at_once_see_only_their_own_services_and_nothing_outside(dock
             assert [m["subject"] for m in inbox] == [f"hello from {marker}"]
             # every address the box could try: its services' addresses hold its own world, and nothing else answers
             for address in ("127.0.0.2", "127.0.0.3"):
-                got = shell(env, f"curl -s -m 3 http://{address}/api/inbox; echo \" rc=$?\"")
+                got = shell(env, f"curl -s -m 3 http://{address}/api/inbox; echo \" rc=$?\"").strip()
                 assert got.endswith(" rc=0") and other not in got, got  # an answer, and not the other world's
                 assert marker in got or got.startswith("Service Unavailable"), got  # its own, or its sinkhole
             box = env.world.box.container
