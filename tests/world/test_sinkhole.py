@@ -6,6 +6,7 @@ hardened."""
 import base64
 import json
 import os
+import time
 
 import pytest
 
@@ -42,8 +43,15 @@ def shell(env, command):
     return env.world.box.exec(["bash", "-c", command], timeout=20).stdout
 
 
-def attempts(env):
-    return env.world.parts["sinkhole"].state()["attempts"]
+def attempts(env, least=0, within=10.0):
+    """The sinkhole's records; waits (``within`` seconds at most) for ``least`` of them: a raw connection is
+    recorded when it closes, which may come after the command that made it returned (on a busy machine)."""
+    deadline = time.monotonic() + within
+    while True:
+        got = env.world.parts["sinkhole"].state()["attempts"]
+        if len(got) >= least or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)
 
 
 def test_every_name_has_an_address_of_its_own_and_every_port_reaches_the_sinkhole(env):
@@ -53,7 +61,7 @@ def test_every_name_has_an_address_of_its_own_and_every_port_reaches_the_sinkhol
     shell(env, "curl -s -m 5 http://a.example:8443/p; exec 3<>/dev/tcp/b.example/4444 && echo hello >&3; "
                "python3 -c \"import socket; socket.create_connection(('203.0.113.9', 22), 5).sendall(b'SSH-2.0-x')\"")
     got = [(a["name"], a["port"], a["proto"], a.get("path"), base64.b64decode(a.get("sent_b64", "")))
-           for a in attempts(env)]
+           for a in attempts(env, least=3)]
     assert got == [("a.example", 8443, "http", "/p", b""), ("b.example", 4444, "tcp", None, b"hello\n"),
                    ("", 22, "tcp", None, b"SSH-2.0-x")]
     assert attempts(env)[2]["ip"] == "203.0.113.9"  # an address typed as digits: the sinkhole too
