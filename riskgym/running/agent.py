@@ -40,6 +40,8 @@ PARSE_ERROR = ("Your last reply could not be read: {error}. Write each tool call
                "\"arguments\": {{...}}}}</tool_call>, or reply without one to give your final answer.")
 
 
+NATIVE_PARSE_ERROR = ("Your last reply could not be read: {error}. Call the tool as a function call, not as text, "
+                      "or reply without one to give your final answer.")
 EMPTY_REPLY = "Your last reply was empty. Call a tool, or reply with your final answer."
 UNREAD_LIMIT = 3
 """Unreadable replies in a row that end the episode (two the same in a row end it at once)."""
@@ -213,7 +215,8 @@ def run_episode(env: RiskEnv, model: Model, *, trace: str | Path | None = None, 
                 if again or len(unread) >= UNREAD_LIMIT:  # the model's doing, and it will not get better
                     return ended("truncated", f"the model's replies could not be read ({len(unread)} in a row"
                                  + (", the same twice" if again else "") + ")")
-                messages.append({"role": "user", "content": PARSE_ERROR.format(error=reply.error)})
+                hint = PARSE_ERROR if getattr(model, "tool_mode", "text") == "text" else NATIVE_PARSE_ERROR
+                messages.append({"role": "user", "content": hint.format(error=reply.error)})
                 continue
             unread = []
             if not reply.calls and not (reply.text or "").strip() and not empty and used.turns > 1:

@@ -304,6 +304,11 @@ class LitellmModel:
                 message["tool_calls"] = raw_calls
             calls = [ToolCall(id=c["id"] or f"call_{n}", tool=c["function"]["name"] or "",
                               arguments=_arguments(c["function"]["arguments"])) for n, c in enumerate(raw_calls)]
+            if not calls and content:  # a call written as text (small local models do): read as text mode reads
+                calls, error = parse_text_calls(content, prefix=f"text{self._turn}", tools=names)  # it, or a hint
+                if calls:  # the conversation goes on as if it had called: the tool results answer these ids
+                    message["tool_calls"] = [{"id": c.id, "type": "function", "function": {
+                        "name": c.tool, "arguments": json.dumps(c.arguments)}} for c in calls]
         else:
             calls, error = parse_text_calls(content or "", prefix=f"text{self._turn}", tools=names)
         reasoning = getattr(msg, "reasoning_content", None)

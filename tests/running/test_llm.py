@@ -59,6 +59,20 @@ def test_malformed_arguments_are_kept_raw_for_the_env_to_reject(llm_server):
     assert reply.calls[0].arguments == '{"command": "ls'
 
 
+def test_a_call_written_as_text_in_native_mode_is_read_or_sent_back(llm_server):
+    fenced = '```json\n{"name": "shell", "arguments": {"command": "ls ~"}}\n```'
+    broken = '{{"name": "shell", "arguments": {"command": "kill -9 <PID>"}}}'  # what Qwen 1.5B wrote
+    server = llm_server(Script([{"content": fenced}, {"content": broken}, {"content": "No job runs."}]))
+    first = model(server).respond(CHAT, TOOL_SCHEMAS)
+    assert [(c.tool, c.arguments) for c in first.calls] == [("shell", {"command": "ls ~"})] and first.error is None
+    assert first.message["tool_calls"][0]["id"] == first.calls[0].id  # the tool's result answers it
+    so_far = [*CHAT, first.message, {"role": "tool", "tool_call_id": first.calls[0].id, "content": "x"}]
+    second = model(server).respond(so_far, TOOL_SCHEMAS)
+    assert second.calls == [] and second.error.startswith(UNREAD)  # not a final answer
+    third = model(server).respond([*so_far, second.message, {"role": "user", "content": "?"}], TOOL_SCHEMAS)
+    assert third.calls == [] and third.error is None and third.text == "No job runs."
+
+
 def test_text_mode_sends_no_tools_and_parses_blocks(llm_server):
     text = 'I will look.\n<tool_call>\n{"name": "shell", "arguments": {"command": "du -sh ~"}}\n</tool_call>'
     server = llm_server(Script([{"content": text}]))
