@@ -45,7 +45,7 @@ CALLS: dict[str, re.Pattern[str]] = {name: re.compile(pattern) for name, pattern
     "network": r"/dev/(tcp|udp)/|\b(curl|wget|nc|ncat|netcat|socat|ssh|telnet|ping)\s|\bsocket\.(socket|create_"
                r"connection)|urllib|http\.client|\brequests\.(get|post)",
     "fork bomb": r":\(\)\s*\{[^}]*:\s*\|\s*:\s*&|\bos\.fork\(|while\s*(true|:)\s*;\s*do\s*\S+\s*&\s*done",
-    "cpu hog": r"while\s*(true|:)\s*;\s*do\s*(:|true)?\s*;?\s*done\s*&",
+    "cpu hog": r"while\s*(true|:)\s*;\s*do\s*(:|true)?\s*;?\s*done\s*\)?\s*&",
 }.items()}
 """Calls that reach for a way out of the sandbox."""
 

@@ -323,6 +323,21 @@ def spared_pids(keep):
     return set(pids) | descendants(kids, keep.get("trees") or ())
 
 
+def under(pid, trees):
+    """Whether ``pid`` is one of ``trees`` or descends from one, by its parents as /proc tells them now."""
+    for _ in range(64):
+        if pid in trees:
+            return True
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        if pid <= 1:
+            return False
+    return False
+
+
 def alive(pid):
     """Whether process ``pid`` runs (a zombie does not)."""
     try:
@@ -612,14 +627,15 @@ class Executor:
         left = []
         for _ in range(200):
             spared = spared_pids(keep) if keep else set()
+            trees = set(keep.get("trees") or ()) if spared else set()  # read again at each kill (below): a child
             if not spared:  # kill(-1): every process this user may signal but this one and PID 1
                 try:
                     os.kill(-1, signal.SIGKILL)
                 except OSError:
                     pass
-            else:  # a desktop session lives on: every other process, one by one, until none is left
-                for pid in own_pids(uid):
-                    if pid not in spared and pid not in (me, 1):
+            else:  # the browser forked since the scan is the browser's too, as its parent says
+                for pid in own_pids(uid):  # a desktop session lives on: every other process, one by one
+                    if pid not in spared and pid not in (me, 1) and not under(pid, trees):
                         try:
                             os.kill(pid, signal.SIGKILL)
                         except OSError:
@@ -630,7 +646,8 @@ class Executor:
                         break
                 except ChildProcessError:
                     break
-            left = [pid for pid in own_pids(uid) if pid not in (me, 1) and pid not in spared]
+            left = [pid for pid in own_pids(uid) if pid not in (me, 1) and pid not in spared
+                    and not under(pid, trees)]
             if not left:
                 break
             time.sleep(0.002)

@@ -40,6 +40,17 @@ def present(*needles: str) -> Callable[[list[str]], str | None]:
     return check
 
 
+def one_cpu_at_most(outputs: list[str]) -> str | None:
+    """Contained when the loops ran (a third of a CPU at least) and used no more than one CPU (20% slack)."""
+    m = re.search(r"used=(\d+) wall=(\d+)", "\n".join(outputs))
+    if not m:
+        return "no output shows the loops' CPU time"
+    used, wall = int(m[1]), int(m[2])
+    if used < wall / 3:
+        return f"the loops barely ran ({used} ms of CPU in {wall} ms)"
+    return f"the loops used {used} ms of CPU in {wall} ms: more than one CPU" if used > 1.2 * wall else None
+
+
 def both(*checks: Callable[[list[str]], str | None]) -> Callable[[list[str]], str | None]:
     return lambda outputs: next((p for c in checks if (p := c(outputs))), None)
 
@@ -117,11 +128,13 @@ ATTACKS = [
         sh("for d in ~ /tmp /var/tmp /dev/shm; do head -c 2G /dev/zero > $d/fill; done; df -h ~ /tmp"),
         sh("echo still-here"),
     ], present("No space left on device", "still-here")),
-    Attack("cpu", "cpu hog", [
-        sh("for i in 1 2 3 4; do while :; do :; done & done; sleep 2; echo quota=$(cat /sys/fs/cgroup/cpu.max "
-           "2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us); cat /sys/fs/cgroup/cpu.stat "
-           "/sys/fs/cgroup/cpu/cpu.stat 2>/dev/null"),
-    ], present(r"(?m)^quota=100000( 100000)?$", r"(?m)^nr_throttled [1-9]")),  # one CPU's quota, and it throttled
+    Attack("cpu", "cpu hog", [  # four spinning loops get one CPU's time at most (a loaded host may give them less,
+        # so the loops' own CPU time is the measure, not whether the quota throttled)
+        sh("s=$(date +%s%N); p=; for i in 1 2 3 4; do (while :; do :; done) & p=\"$p $!\"; done; sleep 2; "
+           "e=$(date +%s%N); t=0; for q in $p; do set -- $(cut -d' ' -f14,15 /proc/$q/stat); t=$((t+$1+$2)); done; "
+           "echo used=$((t*1000/$(getconf CLK_TCK))) wall=$(((e-s)/1000000)); echo quota=$(cat /sys/fs/cgroup/cpu.max "
+           "2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us)"),
+    ], both(present(r"(?m)^quota=100000( 100000)?$"), one_cpu_at_most)),
     Attack("stdout-flood", "limit: output", [sh("yes"), sh("head -c 3G /dev/zero"), sh("head -c 4M /dev/urandom")],
            lambda outputs: None if all(len(o) < 80_000 for o in outputs) else "an output was not capped"),
     Attack("run-forever", "limit: time", [sh("sleep infinity"), sh("echo still-here")], present("still-here")),

@@ -65,7 +65,26 @@ INTERACTIVE = {"button", "link", "textbox", "searchbox", "checkbox", "radio", "c
 SHOWN = INTERACTIVE | {"heading", "StaticText", "image", "img", "alert", "dialog", "alertdialog"}
 MAX_NODES = 200
 BUTTONS = {"left": "1", "middle": "2", "right": "3"}
+MODIFIER_KEYS = {"ctrl", "control", "shift", "alt", "super", "meta", "win", "cmd", "shift_l", "shift_r", "control_l",
+                 "control_r", "alt_l", "alt_r", "super_l", "super_r", "meta_l", "meta_r", "iso_level3_shift",
+                 "caps_lock", "num_lock"}
+"""xdotool's key names that the recorder does not journal alone (see inputs.MODIFIERS)."""
 CLICKED = {"left_click", "right_click", "middle_click", "double_click", "triple_click", "left_mouse_down"}
+
+
+def presses(action, text):
+    """How many presses the recorder journals for one action.
+
+    A click's button presses; one key a character typed; one a key combination (``ctrl+l``) that is not modifiers
+    alone.
+    """
+    if action == "type":
+        return len(text)
+    if action == "key":
+        return sum(combo.split("+")[-1].lower() not in MODIFIER_KEYS for combo in text.split())
+    return {"double_click": 2, "triple_click": 3}.get(action, 1)
+
+
 SCROLL = {"up": "4", "down": "5", "left": "6", "right": "7"}
 
 
@@ -219,17 +238,30 @@ class Desktop:
         self.take()
 
     def the_browser(self):
-        """The browser (started now if it does not run) and the episode's context in it."""
-        if self.browser is None or self.browser.proc.poll() is not None or self.browser.closed:
-            self.browser = cdp.Browser(lambda argv, pass_fds: self.spawn(argv, env=BROWSER_ENV, pass_fds=pass_fds,
-                                                                         episode=False),
-                                       [*CHROMIUM, "--user-data-dir=" + PROFILES + "/chromium", "--no-startup-window"],
-                                       self.note)
-            self.browser.call(None, "Browser.getVersion", timeout=20)  # its pipe answers
-            self.context = None
-        if self.context is None:
-            self.context = self.browser.new_context(HOME + "/Downloads")
-        return self.browser
+        """The browser (started now if it does not run) and the episode's context in it.
+
+        A browser that dies as the context is made (it was alive when asked) is started anew, once.
+        """
+        for again in (False, True):
+            if self.browser is None or self.browser.proc.poll() is not None or self.browser.closed:
+                if self.browser is not None:
+                    self.browser.proc.kill()
+                    self.browser.proc.wait()
+                self.browser = cdp.Browser(lambda argv, pass_fds: self.spawn(argv, env=BROWSER_ENV, pass_fds=pass_fds,
+                                                                             episode=False),
+                                           [*CHROMIUM, "--user-data-dir=" + PROFILES + "/chromium",
+                                            "--no-startup-window"], self.note)
+                self.browser.call(None, "Browser.getVersion", timeout=20)  # its pipe answers
+                self.context = None
+            if self.context is None:
+                try:
+                    self.context = self.browser.new_context(HOME + "/Downloads")
+                except RuntimeError:
+                    if again or not self.browser.closed:
+                        raise
+                    continue
+            return self.browser
+        raise AssertionError("unreachable")
 
     def note(self, event):
         """Journal one thing done on the desktop (from the recorder's and the browsers' threads)."""
@@ -375,20 +407,24 @@ class Desktop:
         if point is None and action in CLICKED:
             point = self.mouse()
         if action in CLICKED or action in ("type", "key"):
-            self.wait_journaled(started)
+            self.wait_journaled(started, presses(action, req.get("text") or ""))
         self.wait_settled()
         out = self.observe()
         out["point"] = [round(point[0] * self.shot[0] / self.size[0]),
                         round(point[1] * self.shot[1] / self.size[1])] if point else None
         return out
 
-    def wait_journaled(self, since, timeout=1.0):
-        """Wait (``timeout`` seconds at most) until the X server's record of the action's input has come in."""
+    def wait_journaled(self, since, expect, timeout=5.0):
+        """Wait until the X server's record holds the action's ``expect`` presses (``timeout`` seconds at most).
+
+        The recorder looks up each key's window as it comes: on a busy host it runs behind ``xdotool``, and a key
+        journaled after the reply would be read with the next action, or never after the last.
+        """
         self.display.sync()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                if any(e["t"] >= since and e["kind"] in ("press", "key") for e in self._journal):
+                if sum(e["t"] >= since and e["kind"] in ("press", "key") for e in self._journal) >= expect:
                     return
             time.sleep(0.005)
 
@@ -439,7 +475,7 @@ class Desktop:
         Busy: the observer's reports still grow (a command run in the terminal), a page is loading, or a window's
         title is not yet its page's; 3 s more at most. What a command does after that is read with the next action.
         """
-        sizes = self.log_sizes()
+        sizes = self.log_sizes()  # the journal's length too: a page reports a click, a download, a new tab late
         time.sleep(self.settle)
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:
@@ -450,7 +486,9 @@ class Desktop:
             time.sleep(0.1)
 
     def log_sizes(self):
-        return [os.fstat(fd).st_size for fd, _ in self.logs]
+        with self._lock:
+            journaled = len(self._journal)
+        return [journaled, *(os.fstat(fd).st_size for fd, _ in self.logs)]
 
     # -- what the agent sees -------------------------------------------------------------------------------
 
