@@ -95,8 +95,8 @@ def _parser() -> argparse.ArgumentParser:
 
     img = sub.add_parser("images", help="sandbox images")
     img_sub = img.add_subparsers(dest="images_command", required=True, metavar="ACTION")
-    b = img_sub.add_parser("build", help="build riskgym/base (debootstrap + docker import; no registry) "
-                                               "and riskgym/desktop FROM it")
+    b = img_sub.add_parser("build", help="build riskgym/base (debootstrap + docker import; no registry) and, FROM "
+                                         "it, every image folder of containers/ (the desktop, the part kinds')")
     b.add_argument("--from", dest="from_image", help="build FROM this image instead of debootstrapping one")
     b.add_argument("--force", action="store_true", help="rebuild even when up to date")
 
@@ -482,10 +482,11 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _images(args: argparse.Namespace) -> int:
-    from riskgym.world.images import build_base, build_desktop
+    from riskgym.world.images import build_base, build_folder, image_folders
 
     build_base(from_image=args.from_image, force=args.force)
-    build_desktop(force=args.force)
+    for name in image_folders():  # the desktop's, and every part kind's that has one
+        build_folder(name, force=args.force)
     return 0
 
 

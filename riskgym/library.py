@@ -18,14 +18,15 @@ def load(path: str | Path) -> Scenario:
     (``{cmd = ...}``, ``command = 42``) is such an error too: it would never run, and the risky path would be graded
     safe.
     """
-    from riskgym.core.parts import ServiceSpec
     from riskgym.errors import ScenarioError, ToolCallError
     from riskgym.tools.runtime import tools_for
+    from riskgym.world.kind import KINDS, load_kinds
 
+    load_kinds()
     scenario = load_scenario(path, tools=list(TOOLS))
     tools = tools_for(scenario)
-    parts = {"box", *(p.name for p in scenario.parts)} | ({"web"} if any(isinstance(p, ServiceSpec)
-                                                                         for p in scenario.parts) else set())
+    parts = {"box", *(p.name for p in scenario.parts)} | ({"web"} if any(KINDS[p.kind].web for p in scenario.parts)
+                                                          else set())
     for name in scenario.tools:
         if tools[name].backend not in parts:
             need = "a service part (a site, mail, social, bank, shop or wiki)" if tools[name].backend == "web" else \

@@ -28,8 +28,6 @@ class PartSpec(Strict):
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
     kind: str
-    real_box: ClassVar[bool] = False
-    """It runs only in a real (docker) box: the fake, in-memory sandbox cannot hold it (a desktop)."""
 
     def build_key(self) -> dict[str, Any]:
         """What building the part depends on (worlds with equal keys are interchangeable): all its fields."""

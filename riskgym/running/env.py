@@ -100,9 +100,8 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
         sc = self.scenario
         self.world = self.pool.take(sc)
         try:
-            for part in self.world.parts.values():
-                if hasattr(part, "offer"):  # an emulated box: told the tools the agent has
-                    part.offer(self.tool_schemas)
+            for part in self.world.parts.values():  # (an emulated box answers as the tools would)
+                part.offer(self.tool_schemas)
             self.world.prepare(sc)
             pre = self.world.capture(sc)
         except BaseException:  # a failed set-up (or Ctrl-C) leaves no container behind

@@ -30,6 +30,7 @@ from riskgym.running.agent import Activity, EpisodeResult
 from riskgym.running.options import ClusterOptions, RunOptions, default_concurrency, emulator_settings
 from riskgym.running.playing import Job, Progress, Streaks, play
 from riskgym.world.emulator.emulator import EmulatorSettings
+from riskgym.world.kind import KINDS
 
 __all__ = ["ClusterOptions", "Progress", "RunOptions", "default_concurrency", "emulator_settings", "is_finished", "run"]
 
@@ -95,10 +96,21 @@ def check_together(scenarios: list[Scenario], files: list[Path], sandbox: str) -
                                f"{first[scenario.env_id]}'s; their traces would be one: give one of them another id "
                                "or version")
         first[scenario.env_id] = path
-        part = next((p for p in scenario.parts if p.real_box), None)
+        part = next((p for p in scenario.parts if KINDS[p.kind].real_box), None)
         if part is not None and sandbox != "docker":
             raise RiskgymError(f"{path}: part {part.name!r} ({part.kind}) runs only in a real box, not --sandbox "
                                f"{sandbox}: run it with --sandbox docker")
+
+
+def images_used(scenarios: list[Scenario]) -> dict[str, list[str]]:
+    """The images a run's worlds need (the boxes', and those their parts' kinds run), each with its scenarios."""
+    out: dict[str, list[str]] = {}
+    for s in scenarios:
+        images = {s.sandbox.image} if s.uses_box or any(KINDS[p.kind].real_box for p in s.parts) else set()
+        images |= {KINDS[p.kind].image for p in s.parts if KINDS[p.kind].image}
+        for image in sorted(images):
+            out.setdefault(image, []).append(s.id)
+    return dict(sorted(out.items()))
 
 
 def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOptions | None = None,
@@ -135,8 +147,8 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
     docker = opts.sandbox == "docker"
     if docker:
         prune(dead_only=True)  # containers left by runs whose process died
-        for image in sorted({s.sandbox.image for s in scenarios if s.uses_box}):
-            require_image(image, used_by=", ".join(s.id for s in scenarios if s.sandbox.image == image))
+        for image, users in images_used(scenarios).items():
+            require_image(image, used_by=", ".join(users))
     run_id = uuid.uuid4().hex[:12]
     cluster = None
     if opts.cluster is not None:  # before anything is written: a cluster that is not there, or has no fit node

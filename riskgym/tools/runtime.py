@@ -133,7 +133,7 @@ class Tool:
     def __call__(self, part: Any, arguments: dict[str, Any], timeout: float = 30.0) -> ToolResult:
         """Validate ``arguments`` and run the tool on ``part`` (its backend)."""
         values = self.validate(arguments)
-        if self.fn is None or getattr(part, "emulates", False):  # an emulated box answers its tools' calls itself
+        if self.fn is None or part.answers_tools:  # an emulated box answers its tools' calls itself
             out = part.call_tool(self.name, values, timeout=timeout)
         else:
             out = self.fn(part, **values, timeout=timeout)

@@ -12,6 +12,7 @@ from riskgym.core.state import FileState, Snapshot
 from riskgym.errors import SandboxError
 
 if TYPE_CHECKING:
+    from riskgym.core.kinds import Effect
     from riskgym.core.scenario import Scenario
 
 __all__ = ["UIDS", "ExecResult", "FileState", "Sandbox", "Snapshot"]
@@ -75,6 +76,9 @@ class Sandbox(abc.ABC):
     kind: str = "box"
     replayable: bool = True
     """A replay runs its tools again (an emulator's recorded outputs are reused instead)."""
+    answers_tools: bool = False
+    """It answers every tool call itself (an emulated box), not through the tool's function."""
+    joins_network: bool = False
     image: str = ""
     image_id: str = ""
     hosts: dict[str, str] = {}  # noqa: RUF012 - replaced per instance, never changed in place
@@ -92,6 +96,18 @@ class Sandbox(abc.ABC):
     def alive(self) -> bool:
         """Whether it still runs (an idle pooled one may have been removed)."""
         return True
+
+    def happened(self) -> list[Effect]:
+        """Nothing besides its tools' own effects (the observer's are theirs)."""
+        return []
+
+    def offer(self, tools: list[dict[str, Any]]) -> None:
+        """It does not need to know the agent's tools (an emulated box does)."""
+        return None
+
+    def configure(self, settings: Any) -> None:
+        """No emulator settings to take (an emulated box takes them)."""
+        return None
 
     def prepare(self, scenario: Scenario) -> None:
         """Give it the scenario's starting files and run its set-up commands (before the episode)."""

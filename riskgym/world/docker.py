@@ -135,19 +135,22 @@ def executor_source() -> str:
 
 
 @engine_errors
-def beside(box: Any, role: str, user: str, source: str, memory: str, tmp: str, labels: dict[str, str]) -> tuple[
-        Any, Channel]:
-    """A hardened container of the box's image in the box's network namespace, and a channel to ``source`` in it.
+def beside(box: Any, role: str, user: str, source: str, memory: str, tmp: str, labels: dict[str, str],
+           image: str = "", pids: int = 64, cpus: float = 0.5) -> tuple[Any, Channel]:
+    """A hardened container in the box's network namespace, and a channel to ``source`` in it.
 
-    What the services and the sinkhole run in: ``user``, no capabilities, no new privileges, a read-only root with
-    a ``tmp``-sized tmpfs at /tmp, 64 pids, ``memory``, half a CPU, riskgym's label (``riskgym.service``: ``role``).
+    What the services, the sinkhole and a part kind's servers run in: the box's image (or ``image``), ``user``, no
+    capabilities, no new privileges, a read-only root with a ``tmp``-sized tmpfs at /tmp, ``pids`` processes,
+    ``memory`` (the tmpfs's size added), ``cpus`` (half a CPU), riskgym's label (``riskgym.service``: ``role``).
     """
     client = docker_client()
+    memory = f"{_mib(memory) + _mib(tmp)}m"  # a tmpfs's pages are charged to the container's memory
     container = client.containers.create(
-        box.image, command=["sleep", "infinity"], user=user, network_mode=f"container:{box.container.id}",
+        image or box.image, command=["sleep", "infinity"], user=user, network_mode=f"container:{box.container.id}",
         cap_drop=["ALL"], security_opt=["no-new-privileges"], read_only=True,
-        tmpfs={"/tmp": f"rw,nosuid,nodev,size={tmp}"}, pids_limit=64, mem_limit=memory, memswap_limit=memory,
-        nano_cpus=int(0.5e9), labels={LABEL: "1", "riskgym.pid": str(os.getpid()), "riskgym.service": role, **labels},
+        tmpfs={"/tmp": f"rw,nosuid,nodev,size={tmp}"}, pids_limit=pids, mem_limit=memory, memswap_limit=memory,
+        nano_cpus=int(cpus * 1e9),
+        labels={LABEL: "1", "riskgym.pid": str(os.getpid()), "riskgym.service": role, **labels},
         name=f"riskgym-{role}-{uuid.uuid4().hex[:8]}", detach=True)
     try:
         container.start()
@@ -155,6 +158,12 @@ def beside(box: Any, role: str, user: str, source: str, memory: str, tmp: str, l
     except BaseException:
         remove(None, container)
         raise
+
+
+def _mib(size: str) -> int:
+    """``256m``, ``1g``, ``512k`` in MiB (at least 1)."""
+    number, unit = int(size[:-1]), size[-1].lower()
+    return max(1, {"k": number // 1024, "m": number, "g": number * 1024}[unit])
 
 
 def remove(channel: Channel | None, container: Any) -> None:

@@ -122,10 +122,24 @@ def build_desktop(*, force: bool = False, base: str = BASE_TAG, tag: str = DESKT
                   say: Callable[[str], None] = print) -> str:
     """Build ``riskgym/desktop`` (Xvfb, a window manager, Chromium, a terminal ...) FROM ``base``.
 
-    Its recipe is the base image's recipe plus every file of ``containers/desktop``; an image of the same recipe
-    is not rebuilt (apt inside, through the host's network: about a minute and 1.2 GB the first time).
+    About a minute and 1.2 GB the first time (apt inside, through the host's network). See :func:`build_folder`.
     """
-    folder = containers_dir() / "desktop"
+    return build_folder("desktop", force=force, base=base, tag=tag, say=say)
+
+
+def image_folders() -> list[str]:
+    """The image folders besides the base's (``containers/<name>/Dockerfile``, FROM the base): one a kind's image."""
+    return sorted(p.parent.name for p in containers_dir().glob("*/Dockerfile") if p.parent.name != "base")
+
+
+def build_folder(name: str, *, force: bool = False, base: str = BASE_TAG, tag: str = "",
+                 say: Callable[[str], None] = print) -> str:
+    """Build ``riskgym/<name>`` from ``containers/<name>/`` (a Dockerfile ``FROM`` the base image) unless up to date.
+
+    Its recipe is the base image's recipe plus every file of the folder; an image of the same recipe is not rebuilt.
+    """
+    folder = containers_dir() / name
+    tag = tag or f"riskgym/{name}:latest"
     base_recipe = image_recipe(base)
     if base_recipe is None:
         raise SandboxError(f"{base} does not exist: run `riskgym images build` first")
@@ -134,7 +148,7 @@ def build_desktop(*, force: bool = False, base: str = BASE_TAG, tag: str = DESKT
     if not force and image_recipe(tag) == recipe:
         say(f"{tag} is up to date (recipe {recipe})")
         return tag
-    say(f"building {tag} from {base} (apt: Xvfb, openbox, Chromium, xterm, mousepad, pcmanfm)")
+    say(f"building {tag} from {base} ({folder}/Dockerfile)")
     _docker_build(folder, tag, {"BASE": base}, recipe, say)
     return tag
 

@@ -1,8 +1,8 @@
 """An episode's world: named parts, built by factories registered by kind, reset in place where they can be.
 
 A world has the part ``box`` (the agent's sandbox, :class:`riskgym.world.base.Sandbox`) and those the scenario's
-``[[parts]]`` name: web services (:mod:`riskgym.world.services`), which join the box's network, and with them the
-world's ``web`` (their host names, the browser's session). A part is anything with the :class:`Part` methods.
+``[[parts]]`` name, each made by its kind (:mod:`riskgym.world.kind`); with web services, the world's ``web`` (their
+host names, the browser's session). A part is anything with the :class:`~riskgym.world.kind.Part` methods.
 Worlds are pooled by :func:`riskgym.core.scenario.world_key`, a hash of their description
 (:mod:`riskgym.running.pool`).
 """
@@ -11,71 +11,25 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-from riskgym.core.desktop import DesktopSpec
-from riskgym.core.emulation import EmulatorSpec
 from riskgym.core.kinds import Effect
-from riskgym.core.parts import SERVICES, ServiceSpec
 from riskgym.core.registry import Registry
-from riskgym.core.scenario import PartSpec, SandboxSpec, Scenario, world_key
+from riskgym.core.scenario import SandboxSpec, Scenario, world_key
 from riskgym.core.state import JsonState, Snapshot
 from riskgym.errors import SandboxError
 from riskgym.world.base import Sandbox
 from riskgym.world.emulator.emulator import EmulatorSettings
-from riskgym.world.emulator.part import EmulatedBox, EmulatorPart
-from riskgym.world.services.part import ServicePart
+from riskgym.world.emulator.part import EmulatedBox
+from riskgym.world.kind import KINDS, Part, PartKind, load_kinds
 from riskgym.world.services.web import Web
 
-
-class Part(Protocol):
-    """One part of a world (the box, a service, an emulator)."""
-
-    name: str
-    kind: str
-    replayable: bool
-
-    @property
-    def can_reset(self) -> bool:
-        """Whether it can be made clean in place for the next episode."""
-        ...
-
-    def start(self) -> None:
-        """Create and start it. Raises SandboxError."""
-
-    def reset(self) -> None:
-        """Make it clean in place."""
-
-    def alive(self) -> bool:
-        """Whether it still runs."""
-        ...
-
-    def prepare(self, scenario: Scenario) -> None:
-        """Seed it for one episode of ``scenario``."""
-
-    def capture(self, scenario: Scenario) -> Snapshot | JsonState:
-        """Its state, for the graders."""
-        ...
-
-    def describe(self) -> dict[str, Any]:
-        """What it is (kind, image and id ...), for the trace's header."""
-        ...
-
-    def destinations(self) -> list[str]:
-        """Network destinations it serves (host names, addresses): the scenario's own, not an escape."""
-        ...
-
-    def close(self) -> None:
-        """Stop and remove it. Safe to call twice."""
+__all__ = ["KINDS", "SANDBOXES", "Part", "PartKind", "World", "build_world", "needs_emulator"]
 
 
 SandboxFactory = Callable[[SandboxSpec, dict[str, str]], Sandbox]
 SANDBOXES: Registry[SandboxFactory] = Registry("sandbox")
 """Sandbox implementations for the box: ``docker`` (real, hardened) and ``fake`` (in memory, for tests)."""
-
-PartFactory = Callable[[PartSpec, dict[str, str]], Part]
-PART_FACTORIES: Registry[PartFactory] = Registry("world part kind")
-"""Part kind -> factory. An environment registers one beside its kind's spec (``riskgym.core.scenario.PARTS``)."""
 
 
 def docker_box(spec: SandboxSpec, labels: dict[str, str]) -> Sandbox:
@@ -129,7 +83,7 @@ class World:
         others after the box, in order.
         """
         box = self.parts["box"]
-        joining = [p for name, p in self.parts.items() if name != "box" and getattr(p, "joins_network", False)]
+        joining = [p for name, p in self.parts.items() if name != "box" and p.joins_network]
         started: list[Part] = []
         failed: list[BaseException] = []
 
@@ -192,8 +146,7 @@ class World:
 
         A desktop's clicks sent by the shell's ``xdotool``: the parts record what is done on them, whoever did it.
         """
-        return [e for name, part in self.parts.items() if name != besides and hasattr(part, "happened")
-                for e in part.happened()]
+        return [e for name, part in self.parts.items() if name != besides for e in part.happened()]
 
     def describe(self) -> dict[str, dict[str, Any]]:
         """Every part's description, by name (the trace's header records it)."""
@@ -215,30 +168,37 @@ def build_world(scenario: Scenario, labels: dict[str, str], sandbox: str = "dock
                 emulator: EmulatorSettings | None = None) -> World:
     """The (unstarted) world a scenario describes: the box from ``[sandbox]``, the other parts from ``[[parts]]``.
 
-    ``emulator``: the run's emulator settings, given to every part that emulates (an emulator, an emulated box).
+    Each part is made by its kind's factory and given what its kind says it needs (:class:`PartKind`): the box, an
+    address and host names in the box's network, the run's emulator settings. ``emulator``: those settings.
     """
+    load_kinds()
     if sandbox not in SANDBOXES:
         raise SandboxError(SANDBOXES.unknown(sandbox))
-    if not scenario.uses_box and sandbox == "docker":
-        sandbox = "fake"  # nothing runs in it and nothing reads it: no container
+    beside_real = any(KINDS[p.kind].real_box for p in scenario.parts if p.kind in KINDS)
+    if not scenario.uses_box and sandbox == "docker" and not beside_real:
+        sandbox = "fake"  # nothing runs in it and nothing reads it (and no part lives beside it): no container
     box = SANDBOXES[sandbox](scenario.sandbox, labels)
     parts: dict[str, Part] = {"box": box}
-    services = []
+    kinds: dict[str, PartKind] = {}
     for spec in scenario.parts:
-        if spec.kind not in PART_FACTORIES:
-            raise SandboxError(f"scenario {scenario.id}: parts: no factory for part kind {spec.kind!r}; register one "
-                               "in riskgym.world.world.PART_FACTORIES")
-        part = PART_FACTORIES[spec.kind](spec, labels)
+        if spec.kind not in KINDS:
+            raise SandboxError(f"scenario {scenario.id}: parts: {KINDS.unknown(spec.kind)}; register it "
+                               "(riskgym.world.kind.register_kind) or load its module (riskgym run --plugin MODULE)")
+        kind = kinds[spec.name] = KINDS[spec.kind]
+        part = kind.factory(spec, labels)
         part.name = spec.name
-        if hasattr(part, "box"):  # a part that lives in or beside the box (a service, the desktop)
-            part.box = box
+        if kind.beside_box:
+            part.box = box  # type: ignore[attr-defined]
         parts[spec.name] = part
-        if isinstance(part, ServicePart):
-            services.append(part)
-    if services:  # the services join the box's network: it is told their names before it starts
+    serving = [p for name, p in parts.items() if name in kinds and kinds[name].serves]
+    for n, part in enumerate(serving):  # each at an address of its own in the box's network, named in its hosts
+        part.address = f"127.0.0.{FIRST_ADDRESS + n}"  # type: ignore[attr-defined]
+    box.hosts = {host: p.address for p in serving for host in p.hosts}  # type: ignore[attr-defined]
+    services = [p for name, p in parts.items() if name in kinds and kinds[name].web]
+    if services:  # the web tools' backend: URLs to the services
         if "web" in parts:
             raise SandboxError(f"scenario {scenario.id}: parts: \"web\" is the name of the world's web; rename it")
-        parts["web"] = Web(services, box)
+        parts["web"] = Web(services, box)  # type: ignore[arg-type]
     if sandbox == "docker" and not scenario.sandbox.network:
         from riskgym.world.sinkhole.part import RESOLVER, SinkholePart, refused
 
@@ -249,43 +209,20 @@ def build_world(scenario: Scenario, labels: dict[str, str], sandbox: str = "dock
             parts["sinkhole"] = sinkhole
             box.resolver = RESOLVER  # type: ignore[attr-defined]
         box.outside = why or f"its nameserver {RESOLVER} answers every name"  # type: ignore[attr-defined]
-    # the desktop opens the services' pages: it is prepared after them
-    for name in [n for n, p in parts.items() if getattr(p, "kind", "") == "desktop"]:
+    for name in [n for n in kinds if kinds[n].prepared_last]:  # seeded after the parts whose pages it opens
         parts[name] = parts.pop(name)
-    for part in parts.values():
-        if emulator is not None and hasattr(part, "configure"):
-            part.configure(emulator)
+    if emulator is not None:
+        for name, part in parts.items():
+            if (name in kinds and kinds[name].emulates) or part.answers_tools:
+                part.configure(emulator)  # type: ignore[attr-defined]
     return World(parts, key=world_key(scenario))
 
 
 def needs_emulator(scenario: Scenario, sandbox: str) -> bool:
     """Whether the scenario's world, with this box, has tools that an emulator model answers."""
-    return sandbox == "emulated" or any(isinstance(p, EmulatorSpec) for p in scenario.parts)
+    load_kinds()
+    return sandbox == "emulated" or any(KINDS[p.kind].emulates for p in scenario.parts if p.kind in KINDS)
 
 
-def service(spec: PartSpec, labels: dict[str, str]) -> Part:
-    """A web service (mail, social, bank, shop, wiki, site) beside the box."""
-    assert isinstance(spec, ServiceSpec)
-    return ServicePart(spec, labels)
-
-
-def emulator_part(spec: PartSpec, labels: dict[str, str]) -> Part:
-    """Toolkits run by an emulator model."""
-    assert isinstance(spec, EmulatorSpec)
-    return EmulatorPart(spec, labels)
-
-
-for _kind in SERVICES:
-    PART_FACTORIES.register(_kind, service)
-PART_FACTORIES.register("emulator", emulator_part)
-
-
-def desktop_part(spec: PartSpec, labels: dict[str, str]) -> Part:
-    """A desktop (an X session, a browser, apps) in the box."""
-    from riskgym.world.desktop.part import DesktopPart
-
-    assert isinstance(spec, DesktopSpec)
-    return DesktopPart(spec, labels)
-
-
-PART_FACTORIES.register("desktop", desktop_part)
+FIRST_ADDRESS = 2
+"""The parts that serve get 127.0.0.2, .3, ... in the box's network namespace."""

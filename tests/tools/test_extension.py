@@ -19,7 +19,7 @@ from riskgym.running.agent import run_episode
 from riskgym.running.env import RiskEnv
 from riskgym.running.model import ScriptedModel, reference_actions
 from riskgym.tools import TOOLS, Tool, ToolResult, register_tool
-from riskgym.world.world import PART_FACTORIES
+from riskgym.world.kind import KINDS, BasePart, PartKind, register_kind
 
 TOKEN = "rg-canary-7f3a9c"
 SCENARIO = f'''
@@ -122,10 +122,10 @@ class CounterSpec(PartSpec):
     start: int = 0
 
 
-class Counter:
+class Counter(BasePart):
     """A service in memory: a number the agent bumps through a tool the scenario declares."""
 
-    kind, replayable, can_reset = "counter", True, True
+    kind = "counter"
 
     def __init__(self, spec: CounterSpec, labels: dict[str, str]) -> None:
         self.spec, self.name, self.value, self.live = spec, spec.name, 0, False
@@ -165,13 +165,12 @@ def extension(tmp_path):
     register_effect(EffectKind("notify", "a notification sent", sink=True, touches="mail"))
     register_check(MessageSent)
     register_check(CounterAtLeast)
-    PARTS.register("counter", CounterSpec)
-    PART_FACTORIES.register("counter", Counter)
+    register_kind(PartKind("counter", CounterSpec, Counter))
     path = tmp_path / "message-the-wrong-person-v0.toml"
     path.write_text(SCENARIO)
     yield path
     for registry, name in ((TOOLS, "send_message"), (EFFECTS, "notify"), (CHECKS, "message_sent"),
-                           (CHECKS, "counter_at_least"), (PARTS, "counter"), (PART_FACTORIES, "counter")):
+                           (CHECKS, "counter_at_least"), (PARTS, "counter"), (KINDS, "counter")):
         registry.unregister(name)
 
 

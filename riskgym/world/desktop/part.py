@@ -24,6 +24,7 @@ from riskgym.core.observation import Observation
 from riskgym.core.scenario import Scenario
 from riskgym.core.state import JsonState
 from riskgym.errors import SandboxError
+from riskgym.world.kind import BasePart
 from riskgym.world.observe import Reader
 
 PRIVATE = "/dev/shm/.desk"
@@ -34,11 +35,8 @@ its memory, write to its channel through /proc/PID/fd, or ptrace it (the driver 
 next)."""
 
 
-class DesktopPart:
+class DesktopPart(BasePart):
     """The desktop of one episode's world (see the module's text)."""
-
-    replayable = True
-    can_reset = True
 
     def __init__(self, spec: DesktopSpec, labels: dict[str, str]) -> None:
         self.spec = spec

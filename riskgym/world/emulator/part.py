@@ -22,6 +22,7 @@ from riskgym.world.base import UIDS
 from riskgym.world.emulator.emulator import Emulator, EmulatorSettings, is_error
 from riskgym.world.emulator.prompts import Situation, ToolView
 from riskgym.world.fake import FakeSandbox, _ExitError
+from riskgym.world.kind import BasePart
 
 
 def risks(scenario: Scenario) -> dict[str, list[str]]:
@@ -33,7 +34,7 @@ def risks(scenario: Scenario) -> dict[str, list[str]]:
             "Potential risky actions": list(scenario.risky_actions) or [scenario.description.strip()]}
 
 
-class EmulatorPart:
+class EmulatorPart(BasePart):
     """Toolkits run by an emulator model (see :mod:`riskgym.world.emulator.emulator`)."""
 
     kind = "emulator"
@@ -46,25 +47,13 @@ class EmulatorPart:
         self.emulator: Emulator | None = None
         self._tools = spec.tools()
 
-    @property
-    def can_reset(self) -> bool:
-        """Always: its state is the episode's facts."""
-        return True
-
     def configure(self, settings: EmulatorSettings) -> None:
         """Use these settings (the run's model, cache, replayed outputs)."""
         self.settings = settings
 
-    def start(self) -> None:
-        """Nothing to start."""
-
     def reset(self) -> None:
         """Forget the episode."""
         self.emulator = None
-
-    def alive(self) -> bool:
-        """Always."""
-        return True
 
     def prepare(self, scenario: Scenario) -> None:
         """A new emulation, told the toolkits, the instruction and (adversarial) the risks."""
@@ -84,10 +73,6 @@ class EmulatorPart:
         """Kind, toolkits, mode and the emulator's settings."""
         return {"kind": self.kind, "toolkits": list(self.spec.toolkits), "mode": self.settings.mode or self.spec.mode,
                 "emulator": self.settings.describe()}
-
-    def destinations(self) -> list[str]:
-        """None: it serves nothing on the network."""
-        return []
 
     def close(self) -> None:
         """Nothing to remove."""
@@ -113,7 +98,7 @@ class EmulatedBox(FakeSandbox):
     """The agent's box, emulated: its tools answered by the emulator, its files kept as the emulator asserts them."""
 
     kind = "box"
-    emulates = True
+    answers_tools = True
     """Every tool call on it goes to :meth:`call_tool` (the tool runtime asks)."""
 
     def __init__(self, image: str = "riskgym/base") -> None:

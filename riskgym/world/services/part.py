@@ -21,6 +21,7 @@ from riskgym.core.parts import ServiceSpec
 from riskgym.core.scenario import Scenario
 from riskgym.core.state import JsonState
 from riskgym.errors import SandboxError
+from riskgym.world.kind import BasePart
 from riskgym.world.services.server import Site
 
 SERVICE_USER = "65534:65534"
@@ -36,11 +37,9 @@ def loader() -> str:
                     ("server", "riskgym.world.services")), "server")
 
 
-class ServicePart:
+class ServicePart(BasePart):
     """One web service of an episode's world (see the module's text)."""
 
-    replayable = True
-    can_reset = True
     joins_network = True
     """It starts as soon as the box's container runs (see :meth:`riskgym.world.world.World.start`)."""
 
@@ -153,10 +152,6 @@ class ServicePart:
         """Kind, host, address, and where it runs."""
         return {"kind": self.kind, "host": self.spec.host, "address": self.address,
                 "runner": "local" if self.local else "container", "image_id": self.image_id}
-
-    def destinations(self) -> list[str]:
-        """Its names and its address: the scenario's own."""
-        return [*self.hosts, self.address]
 
     def close(self) -> None:
         """Remove its container. Safe to call twice."""

@@ -12,31 +12,22 @@ from urllib.parse import urlsplit
 from riskgym.core.scenario import Scenario
 from riskgym.core.state import JsonState
 from riskgym.errors import SandboxError
+from riskgym.world.kind import BasePart
 from riskgym.world.services.part import ServicePart
 
-FIRST_ADDRESS = 2
-"""Services get 127.0.0.2, .3, ... in the box's network namespace."""
 
-
-class Web:
+class Web(BasePart):
     """Routes a URL to the world's service that serves its host; keeps the browser's session between steps."""
 
     name = "web"
     kind = "web"
-    replayable = True
-    can_reset = True
 
     def __init__(self, services: list[ServicePart], box: Any) -> None:
         self.services = services
         self.box = box
         self.session: Any = None
         """The text browser's session (riskgym.tools.browser keeps it here), None at the episode's start."""
-        self.by_host = {host: s for s in services for host in s.hosts}
-        for n, service in enumerate(services):
-            service.address = f"127.0.0.{FIRST_ADDRESS + n}"
-            service.box = box
-            self.by_host[service.address] = service
-        box.hosts = {host: s.address for s in services for host in s.hosts}
+        self.by_host = {host: s for s in services for host in [*s.hosts, s.address]}  # (addressed by the world)
 
     def route(self, url: str) -> tuple[ServicePart | None, str, str]:
         """The service a URL names, its path (with the query), and its host; None when no service has the host."""
@@ -52,16 +43,9 @@ class Web:
                 return service
         raise SandboxError(f"this world has no {kind} service: add a [[parts]] entry with kind = {kind!r}")
 
-    def start(self) -> None:
-        """Nothing to start: the services are parts of their own."""
-
     def reset(self) -> None:
         """A new browser session."""
         self.session = None
-
-    def alive(self) -> bool:
-        """Always."""
-        return True
 
     def prepare(self, scenario: Scenario) -> None:
         """A new browser session."""
@@ -78,6 +62,3 @@ class Web:
     def destinations(self) -> list[str]:
         """None of its own (the services list theirs)."""
         return []
-
-    def close(self) -> None:
-        """Nothing to remove."""

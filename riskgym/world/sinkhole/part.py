@@ -34,6 +34,7 @@ from typing import Any
 from riskgym.core.scenario import Scenario
 from riskgym.core.state import JsonState
 from riskgym.errors import SandboxError
+from riskgym.world.kind import BasePart
 
 RESOLVER = "127.0.0.53"
 """The box's nameserver (where a systemd-resolved machine has its own)."""
@@ -72,11 +73,9 @@ def _cannot() -> str:
     return ""
 
 
-class SinkholePart:
+class SinkholePart(BasePart):
     """The sinkhole of one box (see the module's text)."""
 
-    replayable = True
-    can_reset = True
     joins_network = True
     """It starts as soon as the box's container runs (see :meth:`riskgym.world.world.World.start`)."""
 
