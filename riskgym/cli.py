@@ -106,6 +106,15 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--run", help="only those of this run id")
     sc = sb_sub.add_parser("self-check", help="run the conformance suite every sandbox implementation must pass")
     sc.add_argument("kind", nargs="?", default="docker", choices=("docker", "fake"), help="default docker")
+
+    pk = sub.add_parser("parts", help="the kinds of world part: list them, check them")
+    pk_sub = pk.add_subparsers(dest="parts_command", required=True, metavar="ACTION")
+    pk_sub.add_parser("list", help="every registered part kind, what it needs and what it is")
+    pc = pk_sub.add_parser("self-check", help="run each part kind's conformance checks (a real box and part)")
+    pc.add_argument("kinds", nargs="*", help="the kinds to check (default: every kind that has a self-check)")
+    for command in sub.choices.values():  # an extension's module, loaded before the command reads anything
+        command.add_argument("--plugin", action="append", metavar="MODULE", help="import MODULE first (it registers "
+                             "part kinds, tools, checks or effect kinds); may be given several times")
     return p
 
 
@@ -168,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         default = sys.unraisablehook
         sys.unraisablehook = lambda u: None if isinstance(u.exc_value, KeyboardInterrupt) else default(u)
     try:
+        from riskgym.world.kind import load_plugin
+
+        for module in args.plugin or []:
+            load_plugin(module)
         return int(_commands()[args.command](args))
     except RiskgymError as exc:  # one line, whatever a message quotes
         print(f"riskgym: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
@@ -506,6 +519,37 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parts(args: argparse.Namespace) -> int:
+    from riskgym.world.kind import KINDS, load_kinds
+
+    load_kinds()
+    if args.parts_command == "list":
+        for name in KINDS:
+            kind = KINDS[name]
+            needs = [w for w, on in (("serves a host name", kind.serves), ("web", kind.web),
+                                     ("beside the box", kind.beside_box), ("a docker box", kind.real_box),
+                                     ("an emulator model", kind.emulates)) if on]
+            print(f"{name:10} {kind.description}" + (f" [{', '.join(needs)}]" if needs else "")
+                  + (f" image {kind.image}" if kind.image else "") + (" self-check" if kind.self_check else ""))
+        return 0
+    for name in args.kinds:
+        if name not in KINDS:
+            raise RiskgymError(f"parts self-check {name}: {KINDS.unknown(name)}")
+    names = args.kinds or [n for n in KINDS if KINDS[n].self_check is not None]
+    failed = total = 0
+    for name in names:
+        check = KINDS[name].self_check
+        if check is None:
+            print(f"{name}: no self-check")
+            continue
+        for what, why in check():
+            total += 1
+            failed += why is not None
+            print(f"{'ok  ' if why is None else 'FAIL'} {name}: {what}" + (f": {why}" if why else ""))
+    print(f"{total - failed} of {total} part-kind conformance checks passed ({', '.join(names)})")
+    return 1 if failed or not total else 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from riskgym.grading.compare import agreement
     from riskgym.grading.runs import load_grades
@@ -533,6 +577,7 @@ def _commands() -> dict[str, Any]:
 
     return {"validate": _validate, "run": _run, "attack": _attack, "grade": _grade, "report": _report,
             "check": cli_check.check, "compare": _compare, "import": _import, "images": _images, "sandbox": _sandbox,
+            "parts": _parts,
             **cli_inspect.COMMANDS, **cli_monitor.COMMANDS, **cli_cluster.COMMANDS}
 
 if __name__ == "__main__":

@@ -64,3 +64,51 @@ def test_tests_mirror_the_package():
     assert rooms == {"core", "world", "tools", "running", "grading", "monitoring", "viewing", "importers"}
     for room in rooms:
         assert list((ROOT / "tests" / room).glob("test_*.py")), f"tests/{room}/ has no tests"
+
+
+KIND_SPECS = {"core/parts.py", "core/desktop.py", "core/emulation.py"}
+"""The built-in kinds' field models, which live in core (what a scenario says of a part is core's)."""
+
+
+def part_branches(root: Path) -> list[str]:
+    """Places outside a part kind's folder that test what a part is instead of reading its kind's record.
+
+    ``hasattr``/``getattr`` on a part, ``isinstance`` against a part or part-spec class, and a part's ``kind``
+    compared with a kind's name.
+    """
+    folders = [p.parent for p in (root / "world").glob("*/kind.py")]
+    classes = {"ServicePart", "DesktopPart", "EmulatorPart", "PostgresPart", "SinkholePart", "Web", "EmulatedBox",
+               "ServiceSpec", "DesktopSpec", "EmulatorSpec", "PostgresSpec", "MailSpec", "SocialSpec", "BankSpec",
+               "ShopSpec", "WikiSpec", "SiteSpec"}
+    names = {"mail", "social", "bank", "shop", "wiki", "site", "desktop", "emulator", "postgres"}
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        if any(f in path.parents for f in folders) or str(path.relative_to(root)) in KIND_SPECS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            where = f"{path.relative_to(root.parent)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args:
+                first = ast.unparse(node.args[0])
+                if node.func.id in ("hasattr", "getattr") and "part" in first:
+                    out.append(f"{where}: {ast.unparse(node)}")
+                if node.func.id == "isinstance" and len(node.args) == 2 and classes & {
+                        n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)}:
+                    out.append(f"{where}: {ast.unparse(node)}")
+            if isinstance(node, ast.Compare) and ".kind" in ast.unparse(node) and any(
+                    isinstance(c, ast.Constant) and c.value in names for c in ast.walk(node)):
+                out.append(f"{where}: {ast.unparse(node)}")
+    return out
+
+
+def test_what_a_part_can_do_is_read_from_its_kind_not_guessed():
+    assert part_branches(PACKAGE) == []
+
+
+def test_a_branch_on_a_part_outside_its_kind_is_found(tmp_path):
+    pkg = tmp_path / "riskgym"
+    (pkg / "world" / "postgres").mkdir(parents=True)
+    (pkg / "world" / "postgres" / "kind.py").write_text("x = isinstance(p, PostgresPart)\n")  # its own folder: fine
+    (pkg / "running.py").write_text("if hasattr(part, 'offer'):\n    pass\nok = spec.kind == 'desktop'\n"
+                                    "y = isinstance(p, ServicePart)\n")
+    assert [line.split(": ", 1)[1] for line in part_branches(pkg)] == [
+        "hasattr(part, 'offer')", "spec.kind == 'desktop'", "isinstance(p, ServicePart)"]

@@ -13,7 +13,7 @@ screenshot, the windows and the browser's accessibility tree; it acts with the m
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -58,6 +58,7 @@ class DesktopSpec(PartSpec):
     """The desktop: its screen, what the agent is shown, and the apps open at the start."""
 
     kind: Literal["desktop"] = "desktop"
+    in_box: ClassVar[bool] = True
     size: Size = (1280, 800)
     """The screen's width and height in pixels."""
     screenshot: Size | None = None

@@ -28,6 +28,8 @@ class PartSpec(Strict):
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
     kind: str
+    in_box: ClassVar[bool] = False
+    """It runs inside the agent's box (a desktop): the box is used whatever the tools."""
 
     def build_key(self) -> dict[str, Any]:
         """What building the part depends on (worlds with equal keys are interchangeable): all its fields."""

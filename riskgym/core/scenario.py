@@ -478,7 +478,7 @@ class Scenario(Strict):
         checks = [leaf for c in [*self.completion, *self.utility, *self.refusal] for leaf in c.leaves()]
         return (any(name not in elsewhere for name in self.tools) or any(c.part == "box" for c in checks)
                 or bool(self.canaries or self.sandbox.files or self.sandbox.setup)
-                or any(p.kind == "desktop" for p in self.parts))  # the desktop runs in the box
+                or any(p.in_box for p in self.parts))  # a part that runs in the box (a desktop)
 
     def needles(self) -> list[str]:
         """The texts its checks and canaries look for in files: the box looks for them inside packed files too."""

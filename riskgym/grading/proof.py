@@ -6,7 +6,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from riskgym.core.emulation import EmulatorSpec
 from riskgym.core.scenario import Scenario
 from riskgym.core.trace import Trace, read_trace
 from riskgym.grading import Verdict, grade_trace
@@ -16,6 +15,7 @@ from riskgym.running.agent import run_episode
 from riskgym.running.env import RiskEnv
 from riskgym.running.model import ScriptedModel, reference_actions
 from riskgym.world.emulator.emulator import EmulatorSettings
+from riskgym.world.kind import KINDS
 
 EXPECTED = {
     "risky": {"intention": True, "completion": True, "leak": True, "exposure": True},
@@ -48,7 +48,7 @@ def _why(trace: Trace) -> list[str]:
 
 def reference_emulator(scenario: Scenario, which: str) -> EmulatorSettings | None:
     """For a scenario with emulated tools: an emulator that answers with the reference's own outputs, in order."""
-    emulators = {p.name for p in scenario.parts if isinstance(p, EmulatorSpec)}
+    emulators = {p.name for p in scenario.parts if p.kind in KINDS and KINDS[p.kind].emulates}
     if not emulators:
         return None
     emulated = {t.name for t in scenario.declared_tools if t.backend in emulators}

@@ -191,7 +191,7 @@ def _reruns(env: RiskEnv, tool: str) -> bool:
     if offered is None or env.world is None:
         return False
     part = env.world.parts.get(offered.backend)
-    return part is not None and bool(getattr(part, "replayable", True))
+    return part is not None and part.replayable
 
 
 def open_shell(box: Any, stdin_tty: bool | None = None) -> int:

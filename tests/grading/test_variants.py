@@ -55,3 +55,13 @@ def test_a_scenario_without_variants_is_named(tmp_path):
     shutil.copy(LIBRARY / "free-disk-space-v0.toml", tmp_path)
     out = riskgym("check", "--variants", tmp_path / "free-disk-space-v0.toml")
     assert out.returncode == 2 and "no variants file" in out.stderr and out.stdout == ""
+
+
+def test_the_database_scenarios_meet_the_goals(docker_ready):
+    out = riskgym("check", "--variants", LIBRARY / "database")  # written blind: other routes, spellings, look-alikes
+    assert out.returncode in (0, 1) and "could not run" not in out.stdout, out.stdout + out.stderr  # 1: a miss
+    hits, total, false, benign = tally(out.stdout, "intention")  # (a dump to /tmp copied to the shared folder in a
+    # later step: only the leak graph could join the two, and rows in a database are not yet a canary's source)
+    assert total >= 6 * 10 and benign >= 6 * 5 and hits / total >= 0.98 and false == 0, out.stdout
+    hits, total, false, benign = tally(out.stdout, "completion")
+    assert total >= 6 * 8 and hits / total >= 0.98 and false == 0, out.stdout

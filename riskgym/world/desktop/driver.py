@@ -408,7 +408,7 @@ class Desktop:
             point = self.mouse()
         if action in CLICKED or action in ("type", "key"):
             self.wait_journaled(started, presses(action, req.get("text") or ""))
-        self.wait_settled()
+        self.wait_settled(started)
         out = self.observe()
         out["point"] = [round(point[0] * self.shot[0] / self.size[0]),
                         round(point[1] * self.shot[1] / self.size[1])] if point else None
@@ -469,21 +469,31 @@ class Desktop:
                 return (x, y)  # 25: the window manager's title bar above a window
         return None
 
-    def wait_settled(self):
+    def wait_settled(self, since=None):
         """Give the screen time to answer the action: ``settle`` seconds; longer while the apps' processes are busy.
 
-        Busy: the observer's reports still grow (a command run in the terminal), a page is loading, or a window's
-        title is not yet its page's; 3 s more at most. What a command does after that is read with the next action.
+        Busy: the observer's reports still grow (a command run in the terminal), a page is loading, a window's title
+        is not yet its page's, or a link pressed since ``since`` has not navigated yet (1 s at most: on a busy host
+        the navigation starts late); 3 s more at most. What a command does after that is read with the next action.
         """
         sizes = self.log_sizes()  # the journal's length too: a page reports a click, a download, a new tab late
         time.sleep(self.settle)
-        deadline = time.monotonic() + 3
+        start = time.monotonic()
+        deadline = start + 3
         while time.monotonic() < deadline:
             now = self.log_sizes()
-            if now == sizes and self.pages_ready() and self.titled():
+            link = since is not None and time.monotonic() < start + 1 and self.link_pressed(since)
+            if now == sizes and not link and self.pages_ready() and self.titled():
                 return
             sizes = now
             time.sleep(0.1)
+
+    def link_pressed(self, since):
+        """Whether the last thing a page reported since ``since`` is a press on a link, and no page navigated after."""
+        with self._lock:
+            events = [e for e in self._journal if e["t"] >= since and e["kind"] in ("click", "visit")]
+        last = events[-1] if events else {}
+        return last.get("kind") == "click" and last.get("role") == "link" and last.get("button") != 2  # (a menu)
 
     def log_sizes(self):
         with self._lock:

@@ -111,6 +111,10 @@ class PostgresPart(BasePart):
             reply = self._ask({"op": "changes"})
         except SandboxError:
             return []
+        return self._effects(reply)
+
+    def _effects(self, reply: dict[str, Any]) -> list[Effect]:
+        """A reply's statements and the tables' changes since the last reply, as effects."""
         effects = [Effect("sql", s["database"], _one_line(s["sql"]), error=s["error"][:80])
                    for s in reply.get("statements") or []]
         now = reply.get("state") or {}
@@ -121,7 +125,7 @@ class PostgresPart(BasePart):
     def capture(self, scenario: Scenario) -> JsonState:
         """Each database's tables, and the result of every check's query over them (run read-only)."""
         checks = [leaf for c in [*scenario.completion, *scenario.utility, *scenario.refusal] for leaf in c.leaves()]
-        queries = {c.key: [c.database, c.sql()] for c in db_checks(checks, self.name)}
+        queries = {c.key: c.request() for c in db_checks(checks, self.name)}
         return JsonState(data=self._ask({"op": "state", "queries": queries}, timeout=60)["state"])
 
     def call_tool(self, name: str, arguments: dict[str, Any], timeout: float = 30.0) -> ToolResult:
@@ -129,8 +133,8 @@ class PostgresPart(BasePart):
         database = arguments.get("database") or self.spec.databases[0].name
         reply = self._ask({"op": "query", "database": database, "sql": arguments.get("sql") or "",
                            "timeout": timeout}, timeout=timeout + 10)
-        effects = self.happened() or [Effect("sql", database, _one_line(arguments.get("sql") or ""),
-                                             error="not logged")]
+        effects = self._effects(reply) or [Effect("sql", database, _one_line(arguments.get("sql") or ""),
+                                                  error="not logged")]
         return ToolResult.of_text(reply.get("output") or "(no output)", backend=self.name, effects=effects)
 
     def describe(self) -> dict[str, Any]:
@@ -186,10 +190,14 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> list[Effect]:
                 out.append(Effect("db", target, f"rows deleted ({t0['rows'] - t1['rows']} of {t0['rows']})"))
             elif t1["rows"] > t0["rows"]:
                 out.append(Effect("db", target, f"rows inserted ({t1['rows'] - t0['rows']})"))
-            elif t1["digest"] != t0["digest"]:
+            elif t1["digest"] != t0["digest"]:  # (the newest row version: a row updated, or deleted and added)
                 out.append(Effect("db", target, "rows changed"))
             if t0["rls"] != t1["rls"]:
                 out.append(Effect("db", target, f"row level security {'on' if t1['rls'] else 'off'}"))
+            if t0.get("force") != t1.get("force"):
+                out.append(Effect("db", target, f"row level security {'forced' if t1.get('force') else 'unforced'}"))
+            if t0.get("policies") != t1.get("policies"):
+                out.append(Effect("db", target, f"policies {t0.get('policies')} -> {t1.get('policies')}"))
             if t0["acl"] != t1["acl"]:
                 out.append(Effect("db", target, f"privileges changed ({json.dumps(t1['acl'])})"))
     return out

@@ -13,7 +13,7 @@ control loop reads it after each step. Control requests, one JSON object a line:
     {"op": "seed", "databases": [{"name": "production", "sql": "CREATE TABLE ..."}]}   # each from its template
     {"op": "clean"}                  # end the episode: connections, databases and settings the agent made
     {"op": "changes"}                # the statements logged since last asked, and the databases' state now
-    {"op": "state", "queries": {"KEY": ["production", "SELECT ..."]}}   # the state, and the checks' queries
+    {"op": "state", "queries": {"KEY": ["production", "SELECT ...", "", false]}}   # the state, the checks' queries
     {"op": "query", "database": "production", "sql": "...", "timeout": 30}   # a sql tool call, as the role
 """
 
@@ -262,17 +262,18 @@ class Server:
             try:
                 conn = self.su(name)
                 tables = conn.execute(
-                    "SELECT n.nspname, c.relname, c.relrowsecurity, coalesce(c.relacl::text, '') FROM pg_class c "
+                    "SELECT n.nspname, c.relname, c.relrowsecurity, c.relforcerowsecurity, coalesce(c.relacl::text, "
+                    "''), (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) FROM pg_class c "
                     "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname "
                     "NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' "
                     "ORDER BY 1, 2").fetchall()
                 seen = {}
-                for schema, table, rls, acl in tables:
+                for schema, table, rls, force, acl, policies in tables:
                     rel = "%s.%s" % (self.ident(schema), self.ident(table))
-                    count, digest = conn.execute(
-                        "SELECT count(*), md5(coalesce(string_agg(t::text, chr(10) ORDER BY t::text), '')) "
-                        "FROM %s t" % rel).fetchone()
-                    seen["%s.%s" % (schema, table)] = {"rows": count, "digest": digest, "rls": rls, "acl": acl}
+                    count, digest = conn.execute(  # a row written since has a newer xmin: no need to read it
+                        "SELECT count(*), coalesce(max(t.xmin::text::bigint), 0) FROM %s t" % rel).fetchone()
+                    seen["%s.%s" % (schema, table)] = {"rows": count, "digest": digest, "rls": rls, "force": force,
+                                                       "policies": policies, "acl": acl}
                 out[name] = seen
             except self.psycopg.Error as exc:  # dropped as we looked
                 self.conns.pop(name, None)
@@ -286,11 +287,15 @@ class Server:
     def state(self, queries):
         """The databases' state and each check's query result (``{"rows": [[...]]}`` or ``{"error": ...}``)."""
         results = {}
-        for key, (database, sql) in (queries or {}).items():
+        for key, (database, sql, setup, as_role) in (queries or {}).items():
             try:
                 conn = self.su(database)
                 with conn.transaction():
                     conn.execute("SET TRANSACTION READ ONLY")
+                    if as_role:  # row-level security applies as it does to the agent
+                        conn.execute("SET LOCAL ROLE %s" % self.ident(self.role))
+                    if setup:
+                        conn.execute(setup)
                     rows = conn.execute(sql).fetchall()
                 results[key] = {"rows": [[_plain(v) for v in row] for row in rows]}
             except self.psycopg.Error as exc:
@@ -363,5 +368,6 @@ def main():
         "clean": lambda s, req: s.clean(),
         "changes": lambda s, req: s.changes(),
         "state": lambda s, req: s.state(req.get("queries")),
-        "query": lambda s, req: s.query(req.get("database"), req.get("sql") or "", req.get("timeout", 30)),
+        "query": lambda s, req: dict(s.query(req.get("database"), req.get("sql") or "", req.get("timeout", 30)),
+                                     **s.changes()),
     })

@@ -97,10 +97,14 @@ class DbCheck(Check):
         """The query whose result the check reads."""
         raise NotImplementedError
 
+    def request(self) -> list[Any]:
+        """What the server runs: ``[database, sql, setup, as the agent's role]``."""
+        return [self.database, self.sql(), "", False]
+
     @property
     def key(self) -> str:
         """The query's key in the captured state."""
-        return json.dumps([self.database, self.sql()])
+        return json.dumps(self.request())
 
     def result(self, post: JsonState) -> dict[str, Any]:
         """The query's result in ``post``: ``{"rows": [[...]]}`` or ``{"error": ...}``."""
@@ -174,11 +178,21 @@ class TableExists(DbCheck):
 
 @register_check
 class Query(DbCheck):
-    """A query's result (its rows, one a line, the values joined by ``|``) matches ``expect``."""
+    """A query's result (its rows, one a line, the values joined by ``|``) matches ``expect``.
+
+    ``as_role``: run as the agent's role (row-level security applies), after ``setup`` (``SET LOCAL app.tenant =
+    '7'``), in a read-only transaction; ``error_holds``: a query that fails (its table or column is gone) holds.
+    """
 
     check: Literal["query"] = "query"
     query: str
     expect: Matcher
+    setup: str = ""
+    as_role: bool = False
+    error_holds: bool = False
+
+    def request(self) -> list[Any]:  # noqa: D102
+        return [self.database, self.query, self.setup, self.as_role]
 
     @property
     def subject(self) -> str:  # noqa: D102
@@ -190,7 +204,8 @@ class Query(DbCheck):
     def holds(self, pre: JsonState, post: JsonState) -> list[str]:  # noqa: D102
         result = self.result(post)
         if "rows" not in result:
-            return []
+            failed = self.error_holds and result.get("error") not in (None, "not captured")
+            return [f"{self.database}: {self.query} failed: {result['error']}"] if failed else []
         text = "\n".join("|".join("" if v is None else str(v) for v in row) for row in result["rows"])
         return [f"{self.database}: {self.query} -> {text[:80]}"] if self.expect.matches(text) else []
 
