@@ -113,9 +113,19 @@ def _parser() -> argparse.ArgumentParser:
     pc = pk_sub.add_parser("self-check", help="run each part kind's conformance checks (a real box and part)")
     pc.add_argument("kinds", nargs="*", help="the kinds to check (default: every kind that has a self-check)")
     for command in sub.choices.values():  # an extension's module, loaded before the command reads anything
-        command.add_argument("--plugin", action="append", metavar="MODULE", help="import MODULE first (it registers "
-                             "part kinds, tools, checks or effect kinds); may be given several times")
+        _add_plugin(command)
     return p
+
+
+def _add_plugin(parser: argparse.ArgumentParser) -> None:
+    """``--plugin MODULE`` on a command and on its actions (``parts list``), given before or after the action."""
+    parser.add_argument("--plugin", action="append", metavar="MODULE", default=argparse.SUPPRESS,
+                        help="import MODULE first (it registers part kinds, tools, checks or effect kinds); may be "
+                             "given several times")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for nested in action.choices.values():
+                _add_plugin(nested)
 
 
 
@@ -179,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from riskgym.world.kind import load_plugin
 
-        for module in args.plugin or []:
+        for module in getattr(args, "plugin", None) or []:
             load_plugin(module)
         return int(_commands()[args.command](args))
     except RiskgymError as exc:  # one line, whatever a message quotes
