@@ -57,6 +57,7 @@ bench: setup .bench/inspect-venv/.installed
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/observe_overhead.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/services.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/sinkhole.py
+	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/postgres.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/emulator.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/desktop.py
 	RISKGYM_BENCH_FIGURES=$(FIGURES) $(PY) bench/agent_overhead.py

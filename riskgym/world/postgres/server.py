@@ -72,11 +72,15 @@ class Server:
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
         self.pos, self.rest = 0, b""
         self.templates = {}  # database -> the hash of the SQL its template was made from
+        self.initial = {}  # database -> its template's tables
+        self.answers = {}  # (a template's hash, a query's key) -> its result on a fresh copy
+        self.fresh = False  # seeded, and no step since
         self.databases = []
         self.conns = {}  # the superuser's connections, by database
         self.agent = {}  # the sql tool's connection (as the agent's role), by database: one session an episode
         self.ahead = None
         self.serial = 0
+        self.times = []  # (each superuser statement and its milliseconds, returned by seed and clean)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -108,11 +112,14 @@ class Server:
 
     def run(self, database, sql):
         """Run ``sql`` as the superuser; a connection the server ended is made again, once."""
+        t = time.monotonic()
         try:
             return self.su(database).execute(sql)
         except self.psycopg.OperationalError:
             self.conns.pop(database, None)
             return self.su(database).execute(sql)
+        finally:
+            self.times.append((sql[:40], round((time.monotonic() - t) * 1000, 1)))
 
     def drop(self, name):
         self.drop_conn(name)
@@ -144,10 +151,12 @@ class Server:
             self.run("postgres", "ALTER DATABASE %s WITH ALLOW_CONNECTIONS true" % self.ident(name))
             self.run("postgres", "ALTER DATABASE %s OWNER TO %s" % (self.ident(name), self.ident(self.role)))
         self.read_log()  # what seeding logged is not the agent's
-        state = self.snapshot()
+        state = {name: self.initial[name] for name in self.databases}  # a copy is its template
+        self.fresh = True
+        times, self.times = self.times, []
         self.ahead = threading.Thread(target=self.prepare_next, daemon=True)
         self.ahead.start()
-        return {"ok": True, "state": state}
+        return {"ok": True, "state": state, "times": times}
 
     def template(self, name, sql):
         """The database's template (owned by the superuser; no one may connect), made anew when ``sql`` changed."""
@@ -167,6 +176,9 @@ class Server:
             conn.execute("SET ROLE %s" % self.ident(self.role))  # the agent's role owns what it makes
             if sql.strip():
                 conn.execute(sql)
+            conn.execute("RESET ROLE")
+            conn.execute("VACUUM (FREEZE, ANALYZE)")  # its copies start with every row's hint bits set
+            self.initial[name] = self.tables(conn)  # and each copy's tables are these, read once here
         finally:
             conn.close()
         self.run("postgres", "ALTER DATABASE %s WITH IS_TEMPLATE true ALLOW_CONNECTIONS false" % self.ident(template))
@@ -210,16 +222,15 @@ class Server:
 
     def clean(self):
         """End the episode in place: the role's sessions and settings, and every database the agent made."""
-        for name in list(self.agent):
+        for name in [*self.agent, *self.databases]:  # (the box's own sessions ended with its processes)
             self.drop_conn(name)
-        self.run("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '%s'"
-                 % self.role.replace("'", "''"))
         self.run("postgres", "ALTER ROLE %s RESET ALL" % self.ident(self.role))
         for name in self.names():
             if name not in KEPT and not name.startswith(OURS) and name not in self.databases:
                 self.drop(name)
         self.read_log()
-        return {"ok": True}
+        times, self.times = self.times, []
+        return {"ok": True, "times": times}
 
     # -- what happened ---------------------------------------------------------------------------------------
 
@@ -255,39 +266,51 @@ class Server:
         return out
 
     def snapshot(self):
-        """Every database's tables now: rows, a digest of their content, row-level security and privileges."""
+        """Every database's tables now (see :meth:`tables`)."""
         out = {}
-        names = sorted(n for n in self.names() if n not in KEPT and not n.startswith(OURS))
-        for name in names:
+        for name in sorted(n for n in self.names() if n not in KEPT and not n.startswith(OURS)):
             try:
-                conn = self.su(name)
-                tables = conn.execute(
-                    "SELECT n.nspname, c.relname, c.relrowsecurity, c.relforcerowsecurity, coalesce(c.relacl::text, "
-                    "''), (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) FROM pg_class c "
-                    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname "
-                    "NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' "
-                    "ORDER BY 1, 2").fetchall()
-                seen = {}
-                for schema, table, rls, force, acl, policies in tables:
-                    rel = "%s.%s" % (self.ident(schema), self.ident(table))
-                    count, digest = conn.execute(  # a row written since has a newer xmin: no need to read it
-                        "SELECT count(*), coalesce(max(t.xmin::text::bigint), 0) FROM %s t" % rel).fetchone()
-                    seen["%s.%s" % (schema, table)] = {"rows": count, "digest": digest, "rls": rls, "force": force,
-                                                       "policies": policies, "acl": acl}
-                out[name] = seen
+                out[name] = self.tables(self.su(name))
             except self.psycopg.Error as exc:  # dropped as we looked
                 self.conns.pop(name, None)
                 if name in self.databases:
                     out[name] = {"error": str(exc).strip()[:200]}
         return out
 
+    def tables(self, conn):
+        """A database's tables: rows, the newest row version (``digest``), row-level security, policies, privileges."""
+        tables = conn.execute(
+            "SELECT n.nspname, c.relname, c.relrowsecurity, c.relforcerowsecurity, coalesce(c.relacl::text, ''), "
+            "(SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname "
+            "NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2").fetchall()
+        seen = {}
+        for schema, table, rls, force, acl, policies in tables:
+            rel = "%s.%s" % (self.ident(schema), self.ident(table))
+            count, digest = conn.execute(  # a row written since has a newer xmin: no need to read it
+                "SELECT count(*), coalesce(max(t.xmin::text::bigint), 0) FROM %s t" % rel).fetchone()
+            seen["%s.%s" % (schema, table)] = {"rows": count, "digest": digest, "rls": rls, "force": force,
+                                               "policies": policies, "acl": acl}
+        return seen
+
     def changes(self):
+        self.fresh = False
         return {"statements": self.read_log(), "state": self.snapshot()}
 
     def state(self, queries):
-        """The databases' state and each check's query result (``{"rows": [[...]]}`` or ``{"error": ...}``)."""
+        """The databases' state and each check's query result (``{"rows": [[...]]}`` or ``{"error": ...}``).
+
+        Just after the seeding, with nothing logged since, each database is its template: its tables and the
+        results of queries asked of an earlier copy are read from memory (the state before an episode, ~1 ms).
+        """
+        queries = queries or {}
+        fresh = self.fresh and os.path.getsize(LOG) == self.pos
+        known = {key: (self.templates.get(q[0]), key) for key, q in queries.items()}
+        if fresh and all(k in self.answers for k in known.values()):
+            return {"state": {"databases": {n: self.initial[n] for n in self.databases},
+                              "queries": {key: self.answers[k] for key, k in known.items()}}}
         results = {}
-        for key, (database, sql, setup, as_role) in (queries or {}).items():
+        for key, (database, sql, setup, as_role) in queries.items():
             try:
                 conn = self.su(database)
                 with conn.transaction():
@@ -300,7 +323,14 @@ class Server:
                 results[key] = {"rows": [[_plain(v) for v in row] for row in rows]}
             except self.psycopg.Error as exc:
                 results[key] = {"error": str(exc).strip().split("\n")[0][:200]}
-        return {"state": {"databases": self.snapshot(), "queries": results}}
+        state = {"databases": self.snapshot(), "queries": results}
+        if fresh:
+            self.answers.update({known[key]: result for key, result in results.items()})
+        for name in self.databases:  # closed now, so that the next episode's swap finds no session of ours there (a
+            conn = self.conns.pop(name, None)  # rename waits 100 ms for each to end); the next step opens it again
+            if conn is not None:
+                conn.close()
+        return {"state": state}
 
     # -- a tool call -----------------------------------------------------------------------------------------
 
@@ -310,6 +340,7 @@ class Server:
         One session a database an episode, as a psql left open would be (its settings and temporary tables last).
         """
         psycopg = self.psycopg
+        self.fresh = False
         database = database or "postgres"
         conn = self.agent.get(database)
         if conn is None or conn.closed:
