@@ -95,6 +95,8 @@ def desktop_defaults(data: Any) -> Any:
     if not isinstance(data, dict):
         return data
     parts = data.get("parts") or ()
+    if not isinstance(parts, (list, tuple)):  # not a list: the field's own validation says so
+        return data
     if not any((p.get("kind") if isinstance(p, dict) else getattr(p, "kind", None)) == "desktop" for p in parts):
         return data
     sandbox = data.get("sandbox") or {}
