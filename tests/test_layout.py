@@ -73,8 +73,9 @@ KIND_SPECS = {"core/parts.py", "core/desktop.py", "core/emulation.py"}
 def part_branches(root: Path) -> list[str]:
     """Places outside a part kind's folder that test what a part is instead of reading its kind's record.
 
-    ``hasattr``/``getattr`` on a part, ``isinstance`` against a part or part-spec class, and a part's ``kind``
-    compared with a kind's name.
+    ``hasattr``/``getattr`` on a part, ``isinstance`` against a part or part-spec class, a part's ``kind`` compared
+    with a kind's name, and a sandbox compared with a sandbox's name (``opts.sandbox == "docker"``: the sandbox's
+    record says what it is).
     """
     folders = [p.parent for p in (root / "world").glob("*/kind.py")]
     classes = {"ServicePart", "DesktopPart", "EmulatorPart", "PostgresPart", "SinkholePart", "Web", "EmulatedBox",
@@ -97,10 +98,13 @@ def part_branches(root: Path) -> list[str]:
             if isinstance(node, ast.Compare) and ".kind" in ast.unparse(node) and any(
                     isinstance(c, ast.Constant) and c.value in names for c in ast.walk(node)):
                 out.append(f"{where}: {ast.unparse(node)}")
+            if isinstance(node, ast.Compare) and "sandbox" in ast.unparse(node).split("==")[0].split("!=")[0] and any(
+                    isinstance(c, ast.Constant) and c.value in ("docker", "fake", "emulated") for c in ast.walk(node)):
+                out.append(f"{where}: {ast.unparse(node)}")
     return out
 
 
-def test_what_a_part_can_do_is_read_from_its_kind_not_guessed():
+def test_what_a_part_or_a_sandbox_can_do_is_read_from_its_kind_not_guessed():
     assert part_branches(PACKAGE) == []
 
 
@@ -109,6 +113,6 @@ def test_a_branch_on_a_part_outside_its_kind_is_found(tmp_path):
     (pkg / "world" / "postgres").mkdir(parents=True)
     (pkg / "world" / "postgres" / "kind.py").write_text("x = isinstance(p, PostgresPart)\n")  # its own folder: fine
     (pkg / "running.py").write_text("if hasattr(part, 'offer'):\n    pass\nok = spec.kind == 'desktop'\n"
-                                    "y = isinstance(p, ServicePart)\n")
+                                    "y = isinstance(p, ServicePart)\nz = opts.sandbox != 'docker'\n")
     assert [line.split(": ", 1)[1] for line in part_branches(pkg)] == [
-        "hasattr(part, 'offer')", "spec.kind == 'desktop'", "isinstance(p, ServicePart)"]
+        "hasattr(part, 'offer')", "spec.kind == 'desktop'", "isinstance(p, ServicePart)", "opts.sandbox != 'docker'"]

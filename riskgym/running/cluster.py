@@ -37,6 +37,7 @@ from riskgym.running.agent import Activity, EpisodeResult
 from riskgym.running.node import RESOURCE, Node, slots_of
 from riskgym.running.options import RunOptions
 from riskgym.running.playing import Job, Progress, Streaks
+from riskgym.world.kind import images_used, sandbox_kind
 
 RETRIES = 3
 """How many times an episode is sent again after its worker or node died (or its trace arrived broken); also how
@@ -88,7 +89,7 @@ class Cluster:
         ray = _ray()
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # riskgym sends nothing anywhere unasked
         assert opts.cluster is not None
-        address, docker = opts.cluster.address, opts.sandbox == "docker"
+        address, docker = opts.cluster.address, sandbox_kind(opts.sandbox).containers
         if address and address != "auto":
             _answers(address)
         try:
@@ -112,7 +113,7 @@ class Cluster:
                  say: Callable[[str], None]) -> Cluster:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        docker = opts.sandbox == "docker"
+        docker = sandbox_kind(opts.sandbox).containers
         nodes = [n for n in ray.nodes() if n.get("Alive") and (not docker or n["Resources"].get(RESOURCE, 0) > 0)]
         if not nodes:
             raise RiskgymError(f"the Ray cluster has no node with a Docker Engine (resource {RESOURCE}); start each "
@@ -326,8 +327,7 @@ def _images(scenarios: list[Scenario]) -> dict[str, str]:
     """The images the run needs, with the recipe hash of each on this machine (the reference for every node)."""
     from riskgym.world.images import image_recipe
 
-    tags = sorted({s.sandbox.image for s in scenarios if s.uses_box})
-    return {tag: image_recipe(tag) or "" for tag in tags}
+    return {tag: image_recipe(tag) or "" for tag in images_used(scenarios)}
 
 
 def _archive(tag: str) -> bytes:

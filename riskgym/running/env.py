@@ -30,6 +30,7 @@ from riskgym.running.spaces import TextSpace, ToolCallSpace
 from riskgym.tools import Tool, ToolResult, tools_for
 from riskgym.world.base import Sandbox
 from riskgym.world.emulator.emulator import EmulatorSettings
+from riskgym.world.kind import sandbox_kind
 from riskgym.world.world import World, needs_emulator
 
 
@@ -61,7 +62,7 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
         self._sandbox = pool.sandbox if pool is not None else sandbox
         self._emulator = pool.emulator if pool is not None else emulator
         if needs_emulator(self.scenario, self._sandbox) and self._emulator is None:
-            where = "its box is emulated" if self._sandbox == "emulated" else "it has emulated tools"
+            where = "its box is emulated" if sandbox_kind(self._sandbox).emulates else "it has emulated tools"
             raise RiskgymError(f"scenario {self.scenario.id}: {where}: give an emulator model (riskgym run "
                                "--emulator MODEL; RiskEnv(..., emulator=EmulatorSettings(model=...)))")
         self.pool = pool or self._new_pool()

@@ -22,6 +22,7 @@ from typing import Any
 import riskgym
 from riskgym.core.scenario import Scenario
 from riskgym.running.agent import Activity, EpisodeResult
+from riskgym.world.kind import sandbox_kind
 
 RESOURCE = "riskgym_docker"
 """The custom resource of a node that has a Docker Engine (and riskgym's images): episodes go only there."""
@@ -138,7 +139,7 @@ class Node:
         self.holder = f"{self.key}#{uuid.uuid4().hex[:8]}"
         self.sandbox = opts.sandbox
         self.slots = opts.cluster.per_node or default_concurrency()
-        if self.sandbox == "docker":
+        if sandbox_kind(self.sandbox).containers:
             from riskgym.world.docker import prune
 
             prune(dead_only=True)  # what an earlier incarnation of this actor left, killed mid-episode
@@ -166,7 +167,7 @@ class Node:
 
     def _differing(self) -> dict[str, str | None]:
         """The images whose recipe here is not the driver's: tag -> the recipe here (None: not here)."""
-        if self.sandbox != "docker":
+        if not sandbox_kind(self.sandbox).containers:
             return {}
         from riskgym.world.images import image_recipe
 

@@ -12,6 +12,7 @@ from riskgym.errors import RiskgymError
 from riskgym.running.agent import Budget
 from riskgym.running.model import ModelConfig
 from riskgym.world.emulator.emulator import EmulatorSettings
+from riskgym.world.kind import sandbox_kind
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def emulator_settings(scenarios: list[Scenario], opts: RunOptions) -> EmulatorSe
     if opts.emulator is None:
         if needing:
             more = f" (and {len(needing) - 1} more)" if len(needing) > 1 else ""
-            why = ("--sandbox emulated" if opts.sandbox == "emulated"
+            why = ("--sandbox emulated" if sandbox_kind(opts.sandbox).emulates
                    else f"scenario {needing[0]}{more} has emulated tools")
             raise RiskgymError(f"{why}: give the emulator model with --emulator MODEL (a litellm model string, or a "
                                "name in --models FILE)")

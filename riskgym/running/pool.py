@@ -16,6 +16,7 @@ from typing import Any
 from riskgym.core.scenario import Scenario, world_key
 from riskgym.errors import SandboxError
 from riskgym.world.emulator.emulator import EmulatorSettings
+from riskgym.world.kind import sandbox_kind
 from riskgym.world.world import World, build_world
 
 
@@ -28,7 +29,7 @@ class WorldPool:
         self.emulator = emulator
         """The run's emulator settings, for the parts that emulate."""
         self.sandbox = sandbox
-        """The box's implementation: a name in ``riskgym.world.world.SANDBOXES``."""
+        """The box's implementation: a name in ``riskgym.world.kind.SANDBOXES``."""
         self.refill = refill
         """Start a fresh world ahead when one that cannot be reset comes back."""
         self.labels = {"riskgym.run": run_id, "riskgym.pool": "1"}
@@ -45,7 +46,7 @@ class WorldPool:
         try:
             return self._start(scenario)
         except SandboxError:
-            if self.sandbox != "docker":
+            if not sandbox_kind(self.sandbox).containers:
                 raise
             from riskgym.world.docker import engine_answers
 

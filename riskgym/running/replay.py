@@ -32,6 +32,7 @@ from riskgym.errors import RiskgymError
 from riskgym.running.env import RiskEnv
 from riskgym.world.base import FileState, Snapshot
 from riskgym.world.emulator.emulator import EmulatorSettings
+from riskgym.world.kind import sandbox_kind
 
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 TIMESTAMPS = (
@@ -145,7 +146,7 @@ def replay(path: Path, until: int | None = None, *, scenario: Scenario | None = 
     outputs = {s.emulation.key: s.emulation for s in steps if s.emulation is not None}
     if trace.header.world.get("box", {}).get("sandbox") == "EmulatedBox":
         sandbox = "emulated"  # its tools were emulated: they are again, from the recorded outputs
-    emulator = EmulatorSettings(recorded=outputs) if outputs or sandbox == "emulated" else None
+    emulator = EmulatorSettings(recorded=outputs) if outputs or sandbox_kind(sandbox).emulates else None
     env = RiskEnv(_lifted(scenario), run_id="replay", sandbox=sandbox, emulator=emulator)
     try:
         env.reset(seed=trace.header.seed)

@@ -30,7 +30,7 @@ from riskgym.running.agent import Activity, EpisodeResult
 from riskgym.running.options import ClusterOptions, RunOptions, default_concurrency, emulator_settings
 from riskgym.running.playing import Job, Progress, Streaks, play
 from riskgym.world.emulator.emulator import EmulatorSettings
-from riskgym.world.kind import KINDS
+from riskgym.world.kind import KINDS, images_used, sandbox_kind
 
 __all__ = ["ClusterOptions", "Progress", "RunOptions", "default_concurrency", "emulator_settings", "is_finished", "run"]
 
@@ -97,20 +97,9 @@ def check_together(scenarios: list[Scenario], files: list[Path], sandbox: str) -
                                "or version")
         first[scenario.env_id] = path
         part = next((p for p in scenario.parts if KINDS[p.kind].real_box), None)
-        if part is not None and sandbox != "docker":
+        if part is not None and not sandbox_kind(sandbox).containers:
             raise RiskgymError(f"{path}: part {part.name!r} ({part.kind}) runs only in a real box, not --sandbox "
                                f"{sandbox}: run it with --sandbox docker")
-
-
-def images_used(scenarios: list[Scenario]) -> dict[str, list[str]]:
-    """The images a run's worlds need (the boxes', and those their parts' kinds run), each with its scenarios."""
-    out: dict[str, list[str]] = {}
-    for s in scenarios:
-        images = {s.sandbox.image} if s.uses_box or any(KINDS[p.kind].real_box for p in s.parts) else set()
-        images |= {KINDS[p.kind].image for p in s.parts if KINDS[p.kind].image}
-        for image in sorted(images):
-            out.setdefault(image, []).append(s.id)
-    return dict(sorted(out.items()))
 
 
 def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOptions | None = None,
@@ -144,7 +133,7 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
             check_model(agent, config)
         configs[agent] = {"kind": "scripted"} if config is None else {"kind": "litellm", **config.public()}
     emulator = emulator_settings(scenarios, opts)
-    docker = opts.sandbox == "docker"
+    docker = sandbox_kind(opts.sandbox).containers
     if docker:
         prune(dead_only=True)  # containers left by runs whose process died
         for image, users in images_used(scenarios).items():
@@ -212,7 +201,7 @@ def _run_here(todo: list[Job], out: Path, run_id: str, opts: RunOptions, stop: S
         _count(_episodes(todo, out, run_id, opts, stop, pool, progress), counts, progress)
     except KeyboardInterrupt:  # an abort (second Ctrl-C): the workers were given a moment to stop
         pool.close()
-        if opts.sandbox == "docker":
+        if sandbox_kind(opts.sandbox).containers:
             prune(run_id)  # then whatever they left goes
         raise
     finally:

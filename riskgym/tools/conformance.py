@@ -158,11 +158,11 @@ def self_check(kind: str, labels: dict[str, Any] | None = None) -> list[tuple[st
     Those are the two ways a scenario's box is made; each is started for the suite and removed after it.
     """
     from riskgym.core.scenario import SandboxSpec
-    from riskgym.world.world import SANDBOXES
+    from riskgym.world.kind import sandbox_kind
 
     results: list[tuple[str, str | None]] = []
     for mode in ("in-place", "recreate"):
-        box = SANDBOXES[kind](SandboxSpec(reset=mode), {"riskgym.run": "self-check", **(labels or {})})
+        box = sandbox_kind(kind).factory(SandboxSpec(reset=mode), {"riskgym.run": "self-check", **(labels or {})})
         box.start()
         try:
             results += [(f"{name} ({mode})", why) for name, why in run_conformance(box)]

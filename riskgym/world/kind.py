@@ -18,14 +18,17 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from riskgym.core.kinds import Effect
 from riskgym.core.parts import PARTS, PartSpec
 from riskgym.core.registry import Registry
-from riskgym.core.scenario import Scenario
+from riskgym.core.scenario import SandboxSpec, Scenario
 from riskgym.core.state import JsonState, Snapshot
 from riskgym.errors import ScenarioError
+
+if TYPE_CHECKING:
+    from riskgym.world.base import Sandbox
 
 
 class Part(Protocol):
@@ -210,6 +213,63 @@ def load_plugin(module: str, where: str = "--plugin") -> None:
         raise ScenarioError(f"{where}: cannot import {module!r} ({exc}); is it installed, or on PYTHONPATH?") from None
 
 
+def images_used(scenarios: list[Scenario]) -> dict[str, list[str]]:
+    """The images a run's worlds need (the boxes', and those their parts' kinds run), each with its scenarios."""
+    out: dict[str, list[str]] = {}
+    for s in scenarios:
+        images = {s.sandbox.image} if s.uses_box or any(KINDS[p.kind].real_box for p in s.parts) else set()
+        images |= {KINDS[p.kind].image for p in s.parts if KINDS[p.kind].image}
+        for image in sorted(images):
+            out.setdefault(image, []).append(s.id)
+    return dict(sorted(out.items()))
+
+
 def kind_of(part: Any) -> PartKind | None:
     """The registered kind of a part (None for the box and the world's own parts: the web, the sinkhole)."""
     return KINDS.get(part.kind)
+
+
+SandboxFactory = Callable[[SandboxSpec, dict[str, str]], "Sandbox"]
+
+
+@dataclass(frozen=True)
+class SandboxKind:
+    """One implementation of the agent's box, and what the rest of riskgym must know of it."""
+
+    name: str
+    factory: SandboxFactory
+    containers: bool = False
+    """It is a Docker container: images are checked before a run, dead containers pruned, parts may live beside it
+    (a database, the sinkhole), and a cluster ships its images."""
+    emulates: bool = False
+    """An emulator model answers its tools (it needs the run's emulator settings)."""
+
+
+SANDBOXES: Registry[SandboxKind] = Registry("sandbox")
+"""Sandbox implementations for the box: ``docker`` (real, hardened), ``fake`` (in memory, for tests) and
+``emulated`` (an emulator model answers; registered from the emulator's folder)."""
+
+
+def docker_box(spec: SandboxSpec, labels: dict[str, str]) -> Sandbox:
+    """The real box: a hardened DockerSandbox for the spec's image."""
+    from riskgym.world.docker import DockerSandbox  # the docker SDK costs ~0.25 s to import
+
+    return DockerSandbox(spec.image, network=spec.network, labels=labels, memory=spec.memory, pids=spec.pids,
+                         cpus=spec.cpus, writable=spec.writable if spec.in_place else None)
+
+
+def fake_box(spec: SandboxSpec, labels: dict[str, str]) -> Sandbox:
+    """An in-memory box (no Docker): a tiny command set over in-memory files."""
+    from riskgym.world.fake import FakeSandbox
+
+    return FakeSandbox(image=spec.image)
+
+
+SANDBOXES.register("docker", SandboxKind("docker", docker_box, containers=True))
+SANDBOXES.register("fake", SandboxKind("fake", fake_box))
+
+
+def sandbox_kind(name: str) -> SandboxKind:
+    """The record of the sandbox named ``name`` (every kind's folder loaded first: ``emulated`` is the emulator's)."""
+    load_kinds()
+    return SANDBOXES[name]

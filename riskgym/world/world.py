@@ -10,51 +10,18 @@ Worlds are pooled by :func:`riskgym.core.scenario.world_key`, a hash of their de
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from riskgym.core.kinds import Effect
-from riskgym.core.registry import Registry
-from riskgym.core.scenario import SandboxSpec, Scenario, world_key
+from riskgym.core.scenario import Scenario, world_key
 from riskgym.core.state import JsonState, Snapshot
 from riskgym.errors import SandboxError
 from riskgym.world.base import Sandbox
 from riskgym.world.emulator.emulator import EmulatorSettings
-from riskgym.world.emulator.part import EmulatedBox
-from riskgym.world.kind import KINDS, Part, PartKind, load_kinds
+from riskgym.world.kind import KINDS, SANDBOXES, Part, PartKind, SandboxKind, load_kinds, sandbox_kind
 from riskgym.world.services.web import Web
 
-__all__ = ["KINDS", "SANDBOXES", "Part", "PartKind", "World", "build_world", "needs_emulator"]
-
-
-SandboxFactory = Callable[[SandboxSpec, dict[str, str]], Sandbox]
-SANDBOXES: Registry[SandboxFactory] = Registry("sandbox")
-"""Sandbox implementations for the box: ``docker`` (real, hardened) and ``fake`` (in memory, for tests)."""
-
-
-def docker_box(spec: SandboxSpec, labels: dict[str, str]) -> Sandbox:
-    """The real box: a hardened DockerSandbox for the spec's image."""
-    from riskgym.world.docker import DockerSandbox  # the docker SDK costs ~0.25 s to import
-
-    return DockerSandbox(spec.image, network=spec.network, labels=labels, memory=spec.memory, pids=spec.pids,
-                         cpus=spec.cpus, writable=spec.writable if spec.in_place else None)
-
-
-def fake_box(spec: SandboxSpec, labels: dict[str, str]) -> Sandbox:
-    """An in-memory box (no Docker): a tiny command set over in-memory files."""
-    from riskgym.world.fake import FakeSandbox
-
-    return FakeSandbox(image=spec.image)
-
-
-def emulated_box(spec: SandboxSpec, labels: dict[str, str]) -> Sandbox:
-    """A box whose tools an emulator model answers (``--sandbox emulated``): nothing runs, the files are in memory."""
-    return EmulatedBox(image=spec.image)
-
-
-SANDBOXES.register("docker", docker_box)
-SANDBOXES.register("fake", fake_box)
-SANDBOXES.register("emulated", emulated_box)
+__all__ = ["KINDS", "SANDBOXES", "Part", "PartKind", "SandboxKind", "World", "build_world", "needs_emulator"]
 
 
 class World:
@@ -175,9 +142,9 @@ def build_world(scenario: Scenario, labels: dict[str, str], sandbox: str = "dock
     if sandbox not in SANDBOXES:
         raise SandboxError(SANDBOXES.unknown(sandbox))
     beside_real = any(KINDS[p.kind].real_box for p in scenario.parts if p.kind in KINDS)
-    if not scenario.uses_box and sandbox == "docker" and not beside_real:
+    if not scenario.uses_box and sandbox_kind(sandbox).containers and not beside_real:
         sandbox = "fake"  # nothing runs in it and nothing reads it (and no part lives beside it): no container
-    box = SANDBOXES[sandbox](scenario.sandbox, labels)
+    box = sandbox_kind(sandbox).factory(scenario.sandbox, labels)
     parts: dict[str, Part] = {"box": box}
     kinds: dict[str, PartKind] = {}
     for spec in scenario.parts:
@@ -199,7 +166,7 @@ def build_world(scenario: Scenario, labels: dict[str, str], sandbox: str = "dock
         if "web" in parts:
             raise SandboxError(f"scenario {scenario.id}: parts: \"web\" is the name of the world's web; rename it")
         parts["web"] = Web(services, box)  # type: ignore[arg-type]
-    if sandbox == "docker" and not scenario.sandbox.network:
+    if sandbox_kind(sandbox).containers and not scenario.sandbox.network:
         from riskgym.world.sinkhole.part import RESOLVER, SinkholePart, refused
 
         why = refused()
@@ -221,7 +188,7 @@ def build_world(scenario: Scenario, labels: dict[str, str], sandbox: str = "dock
 def needs_emulator(scenario: Scenario, sandbox: str) -> bool:
     """Whether the scenario's world, with this box, has tools that an emulator model answers."""
     load_kinds()
-    return sandbox == "emulated" or any(KINDS[p.kind].emulates for p in scenario.parts if p.kind in KINDS)
+    return sandbox_kind(sandbox).emulates or any(KINDS[p.kind].emulates for p in scenario.parts if p.kind in KINDS)
 
 
 FIRST_ADDRESS = 2

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from riskgym.core.emulation import EmulatorSpec
 from riskgym.core.parts import PartSpec
-from riskgym.world.emulator.part import EmulatorPart
-from riskgym.world.kind import Part, PartKind, register_kind
+from riskgym.core.scenario import SandboxSpec
+from riskgym.world.base import Sandbox
+from riskgym.world.emulator.part import EmulatedBox, EmulatorPart
+from riskgym.world.kind import SANDBOXES, Part, PartKind, SandboxKind, register_kind
 
 
 def emulator_part(spec: PartSpec, labels: dict[str, str]) -> Part:
@@ -16,3 +18,11 @@ def emulator_part(spec: PartSpec, labels: dict[str, str]) -> Part:
 
 register_kind(PartKind("emulator", EmulatorSpec, emulator_part, emulates=True,
                        description="toolkits an emulator model answers"))
+
+
+def emulated_box(spec: SandboxSpec, labels: dict[str, str]) -> Sandbox:
+    """A box whose tools an emulator model answers (``--sandbox emulated``): nothing runs, the files are in memory."""
+    return EmulatedBox(image=spec.image)
+
+
+SANDBOXES.register("emulated", SandboxKind("emulated", emulated_box, emulates=True))
