@@ -41,7 +41,7 @@ test: $(VENV)/.installed
 	@mkdir -p .cache; sh containers/ensure-chromium.sh > .cache/chromium.log 2>&1 & chromium=$$!; \
 	  $(RISKGYM) images build && $(MAKE) --no-print-directory lint; built=$$?; \
 	  wait $$chromium; installed=$$?; cat .cache/chromium.log; [ $$built = 0 ] && [ $$installed = 0 ]
-	@$(PY) -m pytest -q -n 2 --dist loadfile -m "not alone"; shared=$$?; \
+	@$(PY) -m pytest -q -n 2 --dist loadfile -m "not alone" --durations=12; shared=$$?; \
 	  $(PY) -m pytest -q -p no:xdist -m alone; alone=$$?; [ $$shared = 0 ] && [ $$alone = 0 ]
 
 # the escape suite, the faults and the fuzzing alone (make test runs them too); ends with the tally
