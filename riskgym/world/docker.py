@@ -14,14 +14,13 @@ import re
 import shlex
 import uuid
 from collections.abc import Callable
-from importlib import resources
 from typing import Any
 
 from riskgym.core.observation import Observation
 from riskgym.errors import SandboxError
 from riskgym.world.archive import TEXT_LIMIT, files_tar, read_tar_states
 from riskgym.world.base import UIDS, ExecResult, FileState, Sandbox, Snapshot
-from riskgym.world.channel import Channel
+from riskgym.world.channel import Channel, program
 from riskgym.world.observe import Reader
 from riskgym.world.seccomp import profile
 
@@ -128,10 +127,15 @@ def engine_errors(fn: Any) -> Any:
     return wrapper
 
 
+EXECUTOR = (("box_reset", "riskgym.world"), ("box_observe", "riskgym.world"), ("box_files", "riskgym.world"),
+            ("box_shell", "riskgym.world"), ("executor", "riskgym.world"))
+"""The executor's files, in the order they load (each after those it imports)."""
+
+
 @functools.lru_cache(maxsize=1)
 def executor_source() -> str:
-    """The executor's source, run by ``python3 -c`` inside the container."""
-    return resources.files("riskgym.world").joinpath("executor.py").read_text()
+    """What ``python3 -c`` runs inside the container: the executor's files as modules, then its loop."""
+    return program(EXECUTOR, "executor")
 
 
 @engine_errors

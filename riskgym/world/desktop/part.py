@@ -93,7 +93,7 @@ class DesktopPart(BasePart):
     def prepare(self, scenario: Scenario) -> None:
         """Start the session and the scenario's apps; wait until their windows show."""
         from riskgym.world.channel import Channel, program
-        from riskgym.world.docker import docker_client
+        from riskgym.world.docker import EXECUTOR, docker_client
 
         spec = next((p for p in scenario.parts if isinstance(p, DesktopSpec)), self.spec)
         self.spec = spec
@@ -102,7 +102,7 @@ class DesktopPart(BasePart):
         if self._channel is not None and self._container != self.box.container.id:  # a new box
             self.close()
         if self._channel is None:  # the first episode, or the session was gone
-            source = program((("executor", "riskgym.world"), ("cdp", "riskgym.world.desktop"),
+            source = program((*EXECUTOR, ("cdp", "riskgym.world.desktop"),
                               ("inputs", "riskgym.world.desktop"), ("driver", "riskgym.world.desktop")), "driver")
             self._channel = Channel(docker_client().api, self.box.container.id, source, self.box.user, python=PYTHON)
             ready = self._channel.read_line()
