@@ -561,6 +561,7 @@ class DockerSandbox(Sandbox):
         """
         import docker.errors
 
+        self._request({"op": "settle", "session": self.session})  # a job left in the background does its work first
         files: dict[str, FileState] = {}
         mounts = list(self._modes()) if self.writable is not None else []
         on_tmpfs = [p for p in paths if any(p == m or p.startswith(m.rstrip("/") + "/") for m in mounts)]

@@ -120,6 +120,8 @@ class Executor:
             self.cwd = req.get("cwd") or self.cwd
             self.env = req.get("env") or self.env
             return {"id": req.get("id"), "ok": True}
+        if req.get("op") == "settle":
+            return {"id": req.get("id"), "settled": self.settle(req.get("session"), float(req.get("timeout") or 1.5))}
         if req.get("op") == "ps":
             processes, parents = self.processes(req.get("session"), req.get("gone") or ())
             return {"id": req.get("id"), "processes": processes, "parents": parents}
@@ -195,6 +197,41 @@ class Executor:
         self.private = self.make_private()
         return {"ok": not left and not problems, "left": left, "problems": problems[:20]}
 
+    def mine(self):
+        """The harness's own processes: this one, PID 1, the shell server (and, observed, the observer's child)."""
+        mine = {os.getpid(), 1}
+        if self.shell is not None:
+            mine.add(self.shell.proc.pid)
+            if self.shell.observed:  # the observer's child: the shell server itself
+                mine.update(int(p) for p in children_of(self.shell.proc.pid))
+        return mine
+
+    def settle(self, session=None, timeout=1.5):
+        """Wait (``timeout`` seconds at most) until none of the agent's processes runs or is about to (state R or D).
+
+        Before a snapshot: a job the last command left in the background (``nohup rm ... &``) does what it was
+        started for first, however busy the host (a desktop's own session is left out). False when one still ran.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            mine, rows = self.mine(), []
+            for pid in own_pids(os.getuid()):
+                try:
+                    with open("/proc/%d/stat" % pid) as f:
+                        state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
+                    with open("/proc/%d/cmdline" % pid, "rb") as f:
+                        args = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+                except (OSError, ValueError):
+                    continue
+                if pid not in mine:
+                    rows.append((pid, int(ppid), args, state))
+            own = desktop_session([r[:3] for r in rows], session) if session else set()
+            if not any(r[3] in ("R", "D") for r in rows if r[0] not in own):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+
     def processes(self, session=None, gone=()):
         """The box's processes (command lines) and each one's parent (an index, -1 for none), riskgym's own left out.
 
@@ -205,11 +242,7 @@ class Executor:
         deadline = time.monotonic() + 2
         while gone and time.monotonic() < deadline and any(alive(pid) for pid in gone):
             time.sleep(0.01)
-        mine = {os.getpid(), 1}
-        if self.shell is not None:
-            mine.add(self.shell.proc.pid)
-            if self.shell.observed:  # the observer's child: the shell server itself
-                mine.update(int(p) for p in children_of(self.shell.proc.pid))
+        mine = self.mine()
         ps = subprocess.run(["ps", "-eo", "pid=,ppid=,stat=,args="], stdout=subprocess.PIPE)
         out = ps.stdout.decode("utf-8", "replace")
         rows = []
