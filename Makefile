@@ -33,14 +33,15 @@ demo: setup
 	@rm -rf runs/demo
 	$(RISKGYM) run --agent scripted:risky --agent scripted:safe --monitor rules --out runs/demo --html runs/demo/report.html
 
-# Debian's chromium (host apt) installs in the background while the images build and the linters run. The tests run
-# on two workers (whole files each: their module fixtures are not made twice; the hardening tally sums both), then
-# those that need the Docker Engine to themselves (it is restarted) alone
+# Debian's chromium (host apt) installs and the linters run in the background while the images build (those FROM
+# the base at once). The tests run on two workers (whole files each: their module fixtures are not made twice; the
+# hardening tally sums both), then those that need the Docker Engine to themselves (it is restarted) alone
 test: $(VENV)/.installed
 	@sh containers/ensure-docker.sh && PYTHON=$(PY) sh containers/ensure-observer.sh
 	@mkdir -p .cache; sh containers/ensure-chromium.sh > .cache/chromium.log 2>&1 & chromium=$$!; \
-	  $(RISKGYM) images build && $(MAKE) --no-print-directory lint; built=$$?; \
-	  wait $$chromium; installed=$$?; cat .cache/chromium.log; [ $$built = 0 ] && [ $$installed = 0 ]
+	  $(MAKE) --no-print-directory lint > .cache/lint.log 2>&1 & lint=$$!; \
+	  $(RISKGYM) images build; built=$$?; wait $$lint; linted=$$?; cat .cache/lint.log; \
+	  wait $$chromium; installed=$$?; cat .cache/chromium.log; [ $$built = 0 ] && [ $$linted = 0 ] && [ $$installed = 0 ]
 	@$(PY) -m pytest -q -n 2 --dist loadfile -m "not alone" --durations=12; shared=$$?; \
 	  $(PY) -m pytest -q -p no:xdist -m alone; alone=$$?; [ $$shared = 0 ] && [ $$alone = 0 ]
 

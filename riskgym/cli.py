@@ -505,11 +505,18 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _images(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
     from riskgym.world.images import build_base, build_folder, image_folders
 
     build_base(from_image=args.from_image, force=args.force)
-    for name in image_folders():  # the desktop's, and every part kind's that has one
-        build_folder(name, force=args.force)
+    folders = image_folders()  # the desktop's, and every part kind's that has one: FROM the base, built at once
+
+    def build(name: str) -> str:
+        return build_folder(name, force=args.force, say=lambda line: print(f"[{name}] {line.strip()}", flush=True))
+
+    with ThreadPoolExecutor(max(1, len(folders))) as pool:
+        list(pool.map(build, folders))
     return 0
 
 

@@ -89,12 +89,11 @@ class PostgresPart(BasePart):
         self._ask({"op": "clean"})
 
     def alive(self) -> bool:
-        """Whether its control loop answers."""
+        """Whether its control loop answers and its server runs."""
         try:
-            self._ask({"op": "changes"}, timeout=5)
+            return bool(self._ask({"op": "alive"}, timeout=5).get("ok"))
         except SandboxError:
             return False
-        return True
 
     def prepare(self, scenario: Scenario) -> None:
         """Every database anew from its template (the scenario's SQL, run once per world)."""

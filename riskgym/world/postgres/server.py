@@ -12,6 +12,7 @@ control loop reads it after each step. Control requests, one JSON object a line:
     {"op": "start", "address": "127.0.0.2", "port": 5432, "role": "app"}
     {"op": "seed", "databases": [{"name": "production", "sql": "CREATE TABLE ..."}]}   # each from its template
     {"op": "clean"}                  # end the episode: connections, databases and settings the agent made
+    {"op": "alive"}                  # whether the server still runs
     {"op": "changes"}                # the statements logged since last asked, and the databases' state now
     {"op": "state", "queries": {"KEY": ["production", "SELECT ...", "", false]}}   # the state, the checks' queries
     {"op": "query", "database": "production", "sql": "...", "timeout": 30}   # a sql tool call, as the role
@@ -398,6 +399,7 @@ def main():
     control.serve(start, {
         "seed": lambda s, req: s.seed(req.get("databases") or []),
         "clean": lambda s, req: s.clean(),
+        "alive": lambda s, req: {"ok": s.proc.poll() is None},
         "changes": lambda s, req: s.changes(),
         "state": lambda s, req: s.state(req.get("queries")),
         "query": lambda s, req: dict(s.query(req.get("database"), req.get("sql") or "", req.get("timeout", 30)),
