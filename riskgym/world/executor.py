@@ -41,37 +41,24 @@ import tempfile
 import time
 
 try:  # on the host, a package; in the container, the loader has put each part in sys.modules
-    from riskgym.world.box_files import copy_tree, stat_tree
-    from riskgym.world.box_observe import (
-        KILL_RE,
-        STRACE,
-        SYS_LIMIT,
-        desktop_session,
-        hidden_log,
-        observed_lines,
-        observer_works,
-        read_log,
-        runtime_dir,
-        traced,
-    )
-    from riskgym.world.box_reset import alive, children_of, empty_dir, own_pids, spared_pids, under
-    from riskgym.world.box_shell import DROP_ENV, ShellServer, expendable, parse_state
+    from riskgym.world import box_files, box_observe, box_reset, box_shell
 except ImportError:  # pragma: no cover - the container's path
-    from box_files import copy_tree, stat_tree  # type: ignore[no-redef]
-    from box_observe import (  # type: ignore[no-redef]
-        KILL_RE,
-        STRACE,
-        SYS_LIMIT,
-        desktop_session,
-        hidden_log,
-        observed_lines,
-        observer_works,
-        read_log,
-        runtime_dir,
-        traced,
-    )
-    from box_reset import alive, children_of, empty_dir, own_pids, spared_pids, under  # type: ignore[no-redef]
-    from box_shell import DROP_ENV, ShellServer, expendable, parse_state  # type: ignore[no-redef]
+    import box_files  # type: ignore[no-redef]
+    import box_observe  # type: ignore[no-redef]
+    import box_reset  # type: ignore[no-redef]
+    import box_shell  # type: ignore[no-redef]
+
+copy_tree, stat_tree = box_files.copy_tree, box_files.stat_tree
+KILL_RE, STRACE, SYS_LIMIT = box_observe.KILL_RE, box_observe.STRACE, box_observe.SYS_LIMIT
+desktop_session, hidden_log, observed_lines = (box_observe.desktop_session, box_observe.hidden_log,
+                                              box_observe.observed_lines)
+observer_works, read_log, runtime_dir, traced = (box_observe.observer_works, box_observe.read_log,
+                                                 box_observe.runtime_dir, box_observe.traced)
+alive, children_of, empty_dir, own_pids, spared_pids, under = (box_reset.alive, box_reset.children_of,
+                                                               box_reset.empty_dir, box_reset.own_pids,
+                                                               box_reset.spared_pids, box_reset.under)
+DROP_ENV, ShellServer, expendable, parse_state = (box_shell.DROP_ENV, box_shell.ShellServer, box_shell.expendable,
+                                                  box_shell.parse_state)
 
 __all__ = ["STRACE", "Executor", "children_of", "hidden_log", "main", "observed_lines", "read_log", "runtime_dir",
            "serve", "spared_pids", "traced", "under"]
