@@ -224,10 +224,6 @@ def images_used(scenarios: list[Scenario]) -> dict[str, list[str]]:
     return dict(sorted(out.items()))
 
 
-def kind_of(part: Any) -> PartKind | None:
-    """The registered kind of a part (None for the box and the world's own parts: the web, the sinkhole)."""
-    return KINDS.get(part.kind)
-
 
 SandboxFactory = Callable[[SandboxSpec, dict[str, str]], "Sandbox"]
 

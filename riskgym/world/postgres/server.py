@@ -82,7 +82,6 @@ class Server:
         self.agent = {}  # the sql tool's connection (as the agent's role), by database: one session an episode
         self.ahead = None
         self.serial = 0
-        self.times = []  # (each superuser statement and its milliseconds, returned by seed and clean)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -114,14 +113,11 @@ class Server:
 
     def run(self, database, sql):
         """Run ``sql`` as the superuser; a connection the server ended is made again, once."""
-        t = time.monotonic()
         try:
             return self.su(database).execute(sql)
         except self.psycopg.OperationalError:
             self.conns.pop(database, None)
             return self.su(database).execute(sql)
-        finally:
-            self.times.append((sql[:40], round((time.monotonic() - t) * 1000, 1)))
 
     def drop(self, name):
         self.drop_conn(name)
@@ -155,10 +151,9 @@ class Server:
         self.read_log()  # what seeding logged is not the agent's
         state = {name: self.initial[name] for name in self.databases}  # a copy is its template
         self.fresh = True
-        times, self.times = self.times, []
         self.ahead = threading.Thread(target=self.prepare_next, daemon=True)
         self.ahead.start()
-        return {"ok": True, "state": state, "times": times}
+        return {"ok": True, "state": state}
 
     def template(self, name, sql):
         """The database's template (owned by the superuser; no one may connect), made anew when ``sql`` changed."""
@@ -231,8 +226,7 @@ class Server:
             if name not in KEPT and not name.startswith(OURS) and name not in self.databases:
                 self.drop(name)
         self.read_log()
-        times, self.times = self.times, []
-        return {"ok": True, "times": times}
+        return {"ok": True}
 
     # -- what happened ---------------------------------------------------------------------------------------
 
