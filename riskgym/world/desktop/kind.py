@@ -15,5 +15,12 @@ def desktop_part(spec: PartSpec, labels: dict[str, str]) -> Part:
     return DesktopPart(spec, labels)
 
 
+def self_check() -> list[tuple[str, str | None]]:
+    """A desktop and the page it opens: a screenshot of the set size, a click and typed text recorded, a reset."""
+    from riskgym.world.desktop.conformance import run
+
+    return run()
+
+
 register_kind(PartKind("desktop", DesktopSpec, desktop_part, beside_box=True, prepared_last=True, real_box=True,
-                       description="an X session, a browser and apps in the box"))
+                       self_check=self_check, description="an X session, a browser and apps in the box"))
