@@ -54,8 +54,9 @@ def _screenshot(reply: dict[str, Any]) -> str | None:
     image = Image.open(io.BytesIO(base64.b64decode(reply.get("png") or ""))).convert("RGB")
     if image.size != SIZE:
         return f"the screenshot is {image.size[0]}x{image.size[1]}, the screen {SIZE[0]}x{SIZE[1]}"
-    small = image.resize((64, 40))
-    share = sum(max(abs(p[i] - BLUE[i]) for i in range(3)) < 30 for p in small.getdata()) / (64 * 40)
+    raw = image.resize((64, 40)).tobytes()
+    pixels = [raw[i:i + 3] for i in range(0, len(raw), 3)]
+    share = sum(max(abs(p[i] - BLUE[i]) for i in range(3)) < 30 for p in pixels) / len(pixels)
     return None if share > 0.3 else f"the page's blue is {share:.0%} of the screenshot: it does not show the page"
 
 
