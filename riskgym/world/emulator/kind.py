@@ -16,7 +16,14 @@ def emulator_part(spec: PartSpec, labels: dict[str, str]) -> Part:
     return EmulatorPart(spec, labels)
 
 
-register_kind(PartKind("emulator", EmulatorSpec, emulator_part, emulates=True,
+def self_check() -> list[tuple[str, str | None]]:
+    """Emulated calls answered by a canned model: the model's observation, recorded, an invalid reply not taken."""
+    from riskgym.world.emulator.conformance import run
+
+    return run()
+
+
+register_kind(PartKind("emulator", EmulatorSpec, emulator_part, emulates=True, self_check=self_check,
                        description="toolkits an emulator model answers"))
 
 
