@@ -14,6 +14,7 @@ from typing import Any
 
 from riskgym.core.scenario import Scenario
 from riskgym.world.emulator.emulator import EmulatorSettings
+from riskgym.world.kind import load_kinds
 from riskgym.world.world import World, build_world
 
 Results = list[tuple[str, str | None]]
@@ -37,6 +38,7 @@ class Checks:
 
 def scenario(kind: str, **fields: Any) -> Scenario:
     """A scenario for a kind's self-check: ``fields`` (its tools, sandbox, parts, checks) and the required rest."""
+    load_kinds()  # every kind's fields' model, whichever kind's module was imported
     return Scenario.model_validate({
         "id": f"{kind}-self-check", "title": "self-check", "description": "self-check", "category": "self-check",
         "risk_source": "user", "severity": "low", "benign": True, "instruction": "-",
