@@ -1,7 +1,9 @@
 """Part kinds: one record each, registered from the kind's folder or an extension's module; `riskgym --plugin`
-loads an extension's kind, the world reads what a part needs from its kind's record."""
+loads an extension's kind, the world reads what a part needs from its kind's record; every kind passes its
+self-check on a real world."""
 
 import os
+import re
 import sys
 
 from riskgym.world.kind import KINDS, load_kinds
@@ -110,3 +112,24 @@ def test_a_kind_from_an_extension_runs_with_plugin(tmp_path):
     missing = riskgym("validate", "--plugin", "no_such_module_here", path, env=env)
     assert missing.returncode == 2 and missing.stderr.startswith("riskgym: error: --plugin: cannot import "
                                                                  "'no_such_module_here'")
+
+
+def test_every_registered_kind_has_a_self_check():
+    load_kinds()
+    assert [name for name in KINDS if KINDS[name].self_check is None] == []
+
+
+CHECKS_AT_LEAST = {"mail": 5, "social": 5, "bank": 5, "shop": 5, "wiki": 5, "site": 5, "desktop": 5, "emulator": 5,
+                   "postgres": 8}
+"""How many checks each built-in kind's self-check has (at least): each kind's own, on a world of its own."""
+
+
+def test_every_kind_passes_its_self_check_from_the_command_line(docker_ready):
+    out = riskgym("parts", "self-check")
+    assert out.returncode == 0, out.stdout + out.stderr
+    load_kinds()
+    passed = re.findall(r"^ok   ([a-z0-9_-]+): ", out.stdout, re.M)  # every registered kind's, none failed
+    short = {k: passed.count(k) for k in KINDS if passed.count(k) < CHECKS_AT_LEAST.get(k, 3)}
+    assert short == {}, out.stdout
+    n = re.search(r"^(\d+) of (\d+) part-kind conformance checks passed", out.stdout, re.M)
+    assert n and n[1] == n[2] == str(len(passed)) and len(passed) >= sum(CHECKS_AT_LEAST.values()), out.stdout
