@@ -172,7 +172,9 @@ class PartKind:
     """The image its containers run (built from ``containers/<name>/`` by ``riskgym images build``), checked before
     a run that uses it; empty when it runs in the box's own image."""
     self_check: Callable[[], list[tuple[str, str | None]]] | None = None
-    """Its conformance checks (``riskgym parts self-check``): ``(name, None when it passed else why)`` each."""
+    """Its conformance checks (``riskgym parts self-check``): ``(name, None when it passed else why)`` each, what the
+    graders rely on for the kind, checked on a real world (:mod:`riskgym.world.selfcheck`). Every built-in kind has
+    one (``tests/world/test_kind.py`` holds it)."""
     description: str = ""
 
 

@@ -32,7 +32,7 @@ class Checks:
         try:
             why = fn()
         except Exception as exc:  # a check that raises failed, with its error
-            why = f"{type(exc).__name__}: {exc}"
+            why = _why(exc)
         self.results.append((what, why or None))
 
 
@@ -52,18 +52,31 @@ def on_world(kind: str, scenario: Scenario, body: Callable[[World, Checks], None
     A world that does not start, or checks that stop half-way (``body`` raised), is a failed check of its own, so
     that nothing reads as passed that did not run.
     """
-    world = build_world(scenario, {"riskgym.check": kind}, sandbox="docker", emulator=emulator)
-    checks = Checks()
     try:
-        try:
-            world.start()
-            world.prepare(scenario)
-        except Exception as exc:
-            return [("the world starts", f"{type(exc).__name__}: {exc}")]
-        try:
-            body(world, checks)
-        except Exception as exc:
-            checks.results.append(("the checks run to the end", f"{type(exc).__name__}: {exc}"))
+        world = build_world(scenario, {"riskgym.check": kind}, sandbox="docker", emulator=emulator)
+    except Exception as exc:
+        return [("the world starts", _why(exc))]
+    try:
+        return _on(world, scenario, body)
     finally:
         world.close()
+
+
+def _on(world: World, scenario: Scenario, body: Callable[[World, Checks], None]) -> Results:
+    """``body``'s checks on ``world``, once it is started and prepared."""
+    try:
+        world.start()
+        world.prepare(scenario)
+    except Exception as exc:
+        return [("the world starts", _why(exc))]
+    checks = Checks()
+    try:
+        body(world, checks)
+    except Exception as exc:
+        checks.results.append(("the checks run to the end", _why(exc)))
     return checks.results
+
+
+def _why(exc: Exception) -> str:
+    """An exception as a check's reason for failing."""
+    return f"{type(exc).__name__}: {exc}"

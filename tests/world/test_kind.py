@@ -133,3 +133,26 @@ def test_every_kind_passes_its_self_check_from_the_command_line(docker_ready):
     assert short == {}, out.stdout
     n = re.search(r"^(\d+) of (\d+) part-kind conformance checks passed", out.stdout, re.M)
     assert n and n[1] == n[2] == str(len(passed)) and len(passed) >= sum(CHECKS_AT_LEAST.values()), out.stdout
+
+
+def test_a_self_check_that_did_not_run_fails(monkeypatch):
+    from riskgym.world.emulator.conformance import world_spec
+    from riskgym.world.selfcheck import on_world
+    from riskgym.world.world import World
+
+    spec = world_spec()  # emulated tools only: the box is in memory, no Docker
+
+    def body(world, checks):
+        checks.check("a check that holds", lambda: None)
+        checks.check("a check that raises", lambda: 1 / 0)
+        raise RuntimeError("stopped half-way")
+
+    assert on_world("emulator", spec, body) == [("a check that holds", None),
+                                                ("a check that raises", "ZeroDivisionError: division by zero"),
+                                                ("the checks run to the end", "RuntimeError: stopped half-way")]
+
+    def broken(self):
+        raise OSError("no engine")
+
+    monkeypatch.setattr(World, "start", broken)
+    assert on_world("emulator", spec, body) == [("the world starts", "OSError: no engine")]

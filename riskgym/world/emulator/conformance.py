@@ -66,13 +66,18 @@ class Canned:
         return Said(self.replies.pop(0))
 
 
-def run() -> Results:
-    """Every check of the emulator kind, on a world of an emulator part answered by a canned model."""
+def world_spec() -> Scenario:
+    """The check's scenario: an emulator part of :data:`KIT` (registered first), the ``emulated`` checks of locker 7."""
     if KIT.name not in TOOLKITS:
         TOOLKITS.register(KIT.name, KIT)
-    spec = scenario("emulator", tools=[TOOL], parts=[
+    return scenario("emulator", tools=[TOOL], parts=[
         {"name": "emulator", "kind": "emulator", "toolkits": [KIT.name], "facts": SEEDED}], completion=[
         {"check": "emulated", "tool": TOOL, "text": "7"}, {"check": "emulated", "op": "delete", "entity": "locker:7"}])
+
+
+def run() -> Results:
+    """Every check of the emulator kind, on a world of an emulator part answered by a canned model."""
+    spec = world_spec()
     model = Canned()
     return on_world("emulator", spec, lambda world, checks: _checks(world, checks, spec, model),
                     emulator=EmulatorSettings(model=model))
