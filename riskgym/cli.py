@@ -13,6 +13,7 @@ from riskgym.errors import RiskgymError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from riskgym.grading.row import GradeRow
     from riskgym.running.agent import Activity, EpisodeResult
     from riskgym.running.runner import RunOptions
 
@@ -56,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                    help="stream the judge's replies (default: with --api-base)")
 
+    from riskgym import cli_cluster, cli_inspect, cli_monitor
+
     rep = sub.add_parser("report", help="print a run's results per agent, with intervals (several runs: side by side)")
     rep.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="one run, or several to put side by "
                      "side (an agent found in more than one is named AGENT@RUN)")
@@ -67,8 +70,8 @@ def _parser() -> argparse.ArgumentParser:
                      "runs")
     rep.add_argument("--html", type=Path, metavar="FILE", help="also write one self-contained HTML page: rates, charts "
                      "and every episode's trace")
+    cli_inspect.grade_flag(rep)
 
-    from riskgym import cli_cluster, cli_inspect, cli_monitor
 
     cli_inspect.add_parsers(sub)
     cli_monitor.add_parsers(sub)
@@ -79,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
                          "and overall, how often each verdict agrees, with a 95%% interval and Cohen's kappa.")
     cmp.add_argument("run_a", type=Path, metavar="RUN_A", help="e.g. the run on real boxes")
     cmp.add_argument("run_b", type=Path, metavar="RUN_B", help="e.g. the same run with --sandbox emulated")
+    cli_inspect.grade_flag(cmp)
 
     imp = sub.add_parser("import", help="convert another benchmark's cases into scenarios")
     imp_sub = imp.add_subparsers(dest="import_command", required=True, metavar="SOURCE")
@@ -226,6 +230,7 @@ def _run(args: argparse.Namespace) -> int:
     from riskgym.library import scenario_files
     from riskgym.running.runner import run
     from riskgym.viewing.report import render
+    from riskgym.viewing.summary import Report
 
     console = Console(stderr=True, soft_wrap=True)
     options = _run_options(args)
@@ -240,20 +245,21 @@ def _run(args: argparse.Namespace) -> int:
                   f"{counts['sandboxes started']} sandboxes started, {counts['resets']} resets in place"
                   + (f"; on {counts['nodes']} Ray node{'s' * (counts['nodes'] != 1)}, {counts['retried']} "
                      "episodes sent again after a worker or node was lost" if "nodes" in counts else ""))
-    render(grade_run(args.out), title=f"riskgym run {args.out}")
+    rows = grade_run(args.out)
+    render(Report(rows), title=f"riskgym run {args.out}")
     if args.html:
-        _write_html(args.out, args.html)
+        _write_html(args.out, args.html, rows)
     return 0
 
 
 def _attack(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from riskgym.grading.attacks import attack_metrics
     from riskgym.grading.runs import grade_run
     from riskgym.running.attack import expand
     from riskgym.running.runner import run
     from riskgym.viewing.report import render_attacks
+    from riskgym.viewing.summary import Report
 
     console = Console(stderr=True, soft_wrap=True)
     options = _run_options(args)
@@ -274,16 +280,18 @@ def _attack(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     rows = grade_run(args.out)
-    render_attacks(attack_metrics(rows), title=f"riskgym attack {args.suite.stem} -> {args.out}")
+    render_attacks(Report(rows).attacks, title=f"riskgym attack {args.suite.stem} -> {args.out}")
     if args.html:
-        _write_html(args.out, args.html)
+        _write_html(args.out, args.html, rows)
     return 0
 
 
-def _write_html(run_dir: Path, out: Path, interval: str = "wilson") -> None:
+def _write_html(run_dir: Path, out: Path, rows: list[GradeRow], interval: str = "wilson") -> None:
+    """The page of ``rows`` (the run's grades, as the terminal's report showed them)."""
+    from riskgym.monitoring.offline import with_offline
     from riskgym.viewing.html import write_report
 
-    n = write_report(run_dir, out, interval)
+    n = write_report(run_dir, out, interval, with_offline(rows, [run_dir]))
     size = out.stat().st_size
     shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
     print(f"wrote {out}: the HTML report of {n} episodes ({shown}); open it in a browser")
@@ -447,7 +455,7 @@ def _grade(args: argparse.Namespace) -> int:
             print(f"riskgym: stopped; the verdicts judged so far are kept in {args.run_dir / 'judge.jsonl'} (the same "
                   "command goes on from there)", file=sys.stderr)
         raise
-    unverified = [r["trace"] for r in rows if r.get("verified") is False]
+    unverified = [r.trace for r in rows if not r.verified]
     print(f"graded {len(rows)} episodes; wrote {args.run_dir / 'grades.jsonl'}" + (
         f"; {len(unverified)} traces did not verify and were graded unscored ({', '.join(unverified[:3])}"
         f"{', ...' if len(unverified) > 3 else ''}: riskgym verify says why)" if unverified else ""))
@@ -462,12 +470,12 @@ def _said_judged(n: int, total: int) -> None:
         print(f"judged {n}/{total} (kept in judge.jsonl as they come)", file=sys.stderr, flush=True)
 
 
-def judge_agreement(rows: list[dict[str, Any]], judge: str) -> list[str]:
+def judge_agreement(rows: list[GradeRow], judge: str) -> list[str]:
     """The judge against the rules (intention): raw agreement, Cohen's kappa and the 2x2 table."""
     from riskgym.grading.runs import agreement, confusion
 
     kappa, n = agreement(rows)
-    unscored = sum(1 for r in rows if r["verdicts"].get("judge", {}).get("value") is None)
+    unscored = sum(1 for r in rows if r.verdict("judge").value is None)
     if not n:
         return [f"judge {judge} vs rule (intention): no episode scored by both; {unscored} unscored by the judge"]
     cells = confusion(rows)
@@ -483,24 +491,25 @@ def judge_agreement(rows: list[dict[str, Any]], judge: str) -> list[str]:
 def _report(args: argparse.Namespace) -> int:
     from riskgym.grading.runs import load_runs
     from riskgym.viewing.report import render, render_compare
+    from riskgym.viewing.summary import Report
 
     runs = " ".join(map(str, args.run_dirs))
     if args.html and len(args.run_dirs) > 1:
         raise RiskgymError(f"--html: give one run directory, not {len(args.run_dirs)} (the page shows one run)")
     from riskgym.monitoring.offline import with_offline
 
-    rows = with_offline(load_runs(args.run_dirs), args.run_dirs)
+    rows = with_offline(load_runs(args.run_dirs, args.grade), args.run_dirs)
     if args.compare:
-        agents = {r["agent"] for r in rows}
+        agents = {r.agent for r in rows}
         for agent in args.compare:
             if agent not in agents:
                 raise RiskgymError(f"--compare {agent!r}: no such agent in {runs}; there are "
                                    f"{', '.join(sorted(agents))}")
         render_compare(rows, *args.compare)
         return 0
-    render(rows, title=f"riskgym report {runs}", interval=args.interval, by=args.by)
+    render(Report(rows, args.interval), title=f"riskgym report {runs}", by=args.by)
     if args.html:
-        _write_html(args.run_dirs[0], args.html, args.interval)
+        _write_html(args.run_dirs[0], args.html, rows, args.interval)
     return 0
 
 
@@ -576,7 +585,8 @@ def _compare(args: argparse.Namespace) -> int:
         if not (run_dir / "episodes").is_dir():
             raise RiskgymError(f"{run_dir}: not a run directory (no episodes/); give two directories `riskgym run "
                                "--out` wrote")
-    render_agreement(agreement(load_grades(args.run_a), load_grades(args.run_b)), str(args.run_a), str(args.run_b))
+    render_agreement(agreement(load_grades(args.run_a, args.grade), load_grades(args.run_b, args.grade)),
+                     str(args.run_a), str(args.run_b))
     return 0
 
 

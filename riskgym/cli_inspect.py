@@ -14,6 +14,12 @@ WHERE_HELP = ("FIELD=VALUE, repeatable (AND); a,b for either, * as a wildcard. F
               "refusal, leak, escape, judge = yes|no|-")
 
 
+def grade_flag(parser: argparse.ArgumentParser) -> None:
+    """``--grade``: a view reads the grades as written, and grades a run first only when asked."""
+    parser.add_argument("--grade", action="store_true", help="grade a run first where its grades.jsonl is missing or "
+                        "not its traces' (without it, that is an error saying so)")
+
+
 def add_parsers(sub: Any) -> None:
     """Add the commands' parsers to the ``riskgym`` parser's subparsers."""
     v = sub.add_parser("verify", help="check that traces are as they were written (hash chain and seal)")
@@ -32,12 +38,14 @@ def add_parsers(sub: Any) -> None:
     a.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE", help=WHERE_HELP)
     a.add_argument("--list", action="store_true", help="list the matching episodes instead of their timelines")
     a.add_argument("--full", action="store_true", help="whole outputs and model messages, not their first lines")
+    grade_flag(a)
 
     q = sub.add_parser("query", help="filter and count episodes across every run under a folder (indexed)")
     q.add_argument("root", type=Path, nargs="?", default=Path("runs"), help="the folder of runs (default runs)")
     q.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE", help=WHERE_HELP)
     q.add_argument("--by", default="agent", help="group by these fields, comma-separated (default agent)")
     q.add_argument("--list", action="store_true", help="list the matching episodes instead of counting them")
+    grade_flag(q)
 
     e = sub.add_parser("export", help="per-episode results as CSV or JSONL, or a Markdown leaderboard")
     e.add_argument("run_dir", type=Path)
@@ -47,6 +55,7 @@ def add_parsers(sub: Any) -> None:
     e.add_argument("--jsonl", type=Path, metavar="FILE", help="the full grades rows (- for standard output)")
     e.add_argument("--markdown", type=Path, metavar="FILE", help="the leaderboard, one row per agent (- for "
                    "standard output)")
+    grade_flag(e)
 
 
 def verify(args: argparse.Namespace) -> int:
@@ -155,19 +164,19 @@ def audit(args: argparse.Namespace) -> int:
     if args.path.is_file():
         rows, folder = [grade_one(args.path)], args.path.parent
     else:
-        rows, folder = load_grades(args.path), args.path / EPISODES
+        rows, folder = load_grades(args.path, args.grade), args.path / EPISODES
     db = connect(":memory:")
     add_rows(db, ".", rows)
     chosen = {r["trace"] for r in select(db, filters)}
-    matching = [r for r in rows if r["trace"] in chosen]
+    matching = [r for r in rows if r.trace in chosen]
     if args.list or not matching:
         if matching:
             render_episodes(matching, console)
         console.print(f"{len(matching)} of {len(rows)} episodes match")
         return 0
     for row in matching:
-        trace = read_trace(folder / row["trace"])
-        render_timeline(trace, row, scenario_for(folder / row["trace"], trace).instruction, console, args.full)
+        trace = read_trace(folder / row.trace)
+        render_timeline(trace, row, scenario_for(folder / row.trace, trace).instruction, console, args.full)
     if len(rows) > 1:
         console.print(f"{len(matching)} of {len(rows)} episodes match")
     return 0
@@ -181,7 +190,7 @@ def query(args: argparse.Namespace) -> int:
     from riskgym.viewing.report import rate_cell, wide_console
 
     filters = parse_filters(args.where)
-    db, changed, runs = update(args.root)
+    db, changed, runs = update(args.root, args.grade)
     console = wide_console()
     by = [b.strip() for b in args.by.split(",") if b.strip()]
     if args.list:
@@ -214,12 +223,13 @@ def export(args: argparse.Namespace) -> int:
     from riskgym.core.files import write_atomic
     from riskgym.grading.runs import load_grades
     from riskgym.viewing.export import to_csv, to_jsonl, to_markdown, to_turns_csv
+    from riskgym.viewing.summary import Report
 
     wanted = [(args.csv, to_csv), (args.turns, lambda rows: to_turns_csv(rows, args.run_dir)),
-              (args.jsonl, to_jsonl), (args.markdown, to_markdown)]
+              (args.jsonl, to_jsonl), (args.markdown, lambda rows: to_markdown(Report(rows)))]
     if not any(path for path, _ in wanted):
         raise RiskgymError("export: say what to write: --csv FILE, --turns FILE, --jsonl FILE and/or --markdown FILE")
-    rows = load_grades(args.run_dir)
+    rows = load_grades(args.run_dir, args.grade)
     for path, render in wanted:
         if path is None:
             continue

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from riskgym.cli_inspect import grade_flag
 from riskgym.errors import RiskgymError
 
 SPEC_HELP = ("rules (riskgym's static effect parser), llm:MODEL (an LLM judge), guard:MODEL (a Llama Guard-style "
@@ -55,6 +56,7 @@ def add_parsers(sub: Any) -> None:
                    "(default 4)")
     m.add_argument("--audit-budget", type=float, default=1.0, metavar="PCT", help="the share of benign-run scores "
                    "the threshold may flag, in percent (default 1)")
+    grade_flag(m)
 
 
 def monitor(args: argparse.Namespace) -> int:
@@ -63,7 +65,7 @@ def monitor(args: argparse.Namespace) -> int:
     from riskgym.monitoring.monitors import make_monitor
     from riskgym.monitoring.offline import score_run, with_offline
     from riskgym.running.model import load_models_file
-    from riskgym.viewing.monitors import monitor_figures, render_figures
+    from riskgym.viewing.monitors import render_figures
     from riskgym.viewing.report import wide_console
 
     if not (args.run_dir / "episodes").is_dir():
@@ -75,6 +77,7 @@ def monitor(args: argparse.Namespace) -> int:
     if args.monitor == "human":
         raise RiskgymError("--monitor human: a person approves calls as they happen (riskgym run --monitor human); "
                            "offline, give rules, llm:MODEL, guard:MODEL or your own")
+    rows = load_runs([args.run_dir], args.grade)  # the graders' truth, before the monitor's calls are paid for
     configs = load_models_file(args.models_file) if args.models_file else {}
     chosen = make_monitor(args.monitor, configs, {"api_base": args.api_base} if args.api_base else {})
 
@@ -88,8 +91,11 @@ def monitor(args: argparse.Namespace) -> int:
         print(f"\nriskgym: stopped; the traces scored so far are kept in {args.run_dir / 'monitor.jsonl'} (the same "
               "command goes on from there)", file=sys.stderr)
         raise
-    rows = with_offline(load_runs([args.run_dir]), [args.run_dir])
-    figures = [f for f in monitor_figures(rows, args.audit_budget / 100) if f["monitor"] == chosen.name]
+    rows = with_offline(rows, [args.run_dir])
+    from riskgym.viewing.summary import Report
+
+    report = Report(rows, budget=args.audit_budget / 100)
+    figures = [f for f in report.monitors if f["monitor"] == chosen.name]
     console = wide_console()
     if not figures:
         console.print(f"{args.run_dir}: no step to score (no tool call in any trace)")

@@ -36,6 +36,11 @@ def test_a_corrupted_grades_line_is_named_by_report_export_and_query(fake_run, t
     for args in (("report", run), ("export", run, "--csv", tmp_path / "x.csv"), ("query", tmp_path)):
         one_line(riskgym(*args), "grades.jsonl: line 2 is not a grades row")
     assert not (tmp_path / "x.csv").exists()
+    lines = (run / "grades.jsonl").read_text().splitlines()
+    (run / "grades.jsonl").write_text(lines[0] + '\n{"grades_version": 9, "verdicts": {}}\n')  # JSON, not a row
+    for args in (("report", run), ("export", run, "--csv", tmp_path / "x.csv"), ("audit", run)):
+        one_line(riskgym(*args), "grades.jsonl: line 2 is not a grades row (")
+    assert not (tmp_path / "x.csv").exists()
     assert riskgym("grade", run).returncode == 0  # the fix the line gives works
     assert riskgym("report", run).returncode == 0
 
@@ -98,13 +103,33 @@ def test_errors_point_at_the_line_of_their_own_table_and_name_the_duplicate(tmp_
     one_line(riskgym("validate", path), f"{path}:22: parts[1].name: 'a' is taken by parts[0]; give each part a name")
 
 
+def test_a_view_never_grades_a_run_unless_asked(fake_run, tmp_path):
+    """report (and its page), export, audit and query read grades.jsonl as written; stale grades are named, not
+    quietly replaced, and --grade is the one way to grade from a view."""
+    import os
+
+    run = tmp_path / "r"
+    shutil.copytree(fake_run, run)
+    grades = run / "grades.jsonl"
+    trace = next((run / "episodes").glob("*.jsonl"))
+    os.utime(trace, (grades.stat().st_mtime + 5, grades.stat().st_mtime + 5))  # a trace newer than its grades
+    before = (grades.read_bytes(), grades.stat().st_mtime_ns)
+    page = tmp_path / "page.html"
+    for args in (("report", run, "--html", page), ("export", run, "--csv", "-"), ("audit", run), ("query", tmp_path)):
+        one_line(riskgym(*args), f"{grades}: a trace is newer than the grades: run `riskgym grade {run}` first")
+    assert (grades.read_bytes(), grades.stat().st_mtime_ns) == before and not page.exists()
+    assert riskgym("report", run, "--grade", "--html", page).returncode == 0 and page.is_file()
+    assert grades.stat().st_mtime_ns != before[1]
+    assert riskgym("report", run).returncode == 0  # current again: read as written
+
+
 def test_a_cut_trace_says_so_in_the_report_and_in_replay(fake_run, tmp_path):
     run = tmp_path / "r"
     shutil.copytree(fake_run, run)
     (run / "grades.jsonl").unlink()
     trace = next((run / "episodes").glob("*.jsonl"))
     trace.write_text("".join(trace.read_text().splitlines(keepends=True)[:3]))
-    report = riskgym("report", run)
+    report = riskgym("report", run, "--grade")
     assert report.returncode == 0 and f"{trace.name}: the trace does not verify (no seal after line 3" in " ".join(
         report.stdout.split()), report.stdout
     replayed = riskgym("replay", trace)

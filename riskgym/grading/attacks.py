@@ -11,12 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from riskgym.grading.row import GradeRow
 from riskgym.grading.stats import wilson
-
-
-def _value(row: dict[str, Any], metric: str) -> bool | None:
-    v = row.get("verdicts", {}).get(metric, {})
-    return v.get("value") if isinstance(v, dict) else None
 
 
 def _rate(values: list[bool | None]) -> dict[str, Any]:
@@ -27,21 +23,21 @@ def _rate(values: list[bool | None]) -> dict[str, Any]:
             "unscored": len(values) - n}
 
 
-def attack_metrics(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def attack_metrics(rows: list[GradeRow]) -> dict[str, dict[str, Any]]:
     """Per agent: utility without attack, utility under attack, targeted attack success; per template too."""
-    tasks = {r["attack"]["user_task"] for r in rows if r.get("attack")}
+    tasks = {r.attack["user_task"] for r in rows if r.attack}
     clean: dict[str, list[bool | None]] = defaultdict(list)
     under: dict[str, list[bool | None]] = defaultdict(list)
     success: dict[str, list[bool | None]] = defaultdict(list)
     by_template: dict[tuple[str, str], list[bool | None]] = defaultdict(list)
     for row in rows:
-        agent = row["agent"]
-        if row.get("attack"):
-            under[agent].append(_value(row, "utility"))
-            success[agent].append(_value(row, "completion"))
-            by_template[(agent, row["attack"]["template"])].append(_value(row, "completion"))
-        elif row["scenario"].rsplit("-v", 1)[0] in tasks:
-            clean[agent].append(_value(row, "utility"))
+        agent = row.agent
+        if row.attack:
+            under[agent].append(row.value("utility"))
+            success[agent].append(row.value("completion"))
+            by_template[(agent, row.attack["template"])].append(row.value("completion"))
+        elif row.scenario.rsplit("-v", 1)[0] in tasks:
+            clean[agent].append(row.value("utility"))
     out = {}
     for agent in sorted(set(under) | set(clean)):
         out[agent] = {"utility": _rate(clean[agent]), "utility_under_attack": _rate(under[agent]),

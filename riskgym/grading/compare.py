@@ -16,26 +16,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from riskgym.grading.row import GradeRow
 from riskgym.grading.stats import cohen_kappa, wilson
 
 VERDICTS = ("intention", "completion", "utility", "refusal", "leak", "overuse", "escape")
 
 
-def _key(row: dict[str, Any], with_agent: bool) -> tuple[Any, ...]:
-    return (row["scenario"], row["agent"], row["epoch"]) if with_agent else (row["scenario"], row["epoch"])
+def _key(row: GradeRow, with_agent: bool) -> tuple[Any, ...]:
+    return (row.scenario, row.agent, row.epoch) if with_agent else (row.scenario, row.epoch)
 
 
-def pairs(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def pairs(a: list[GradeRow], b: list[GradeRow]) -> list[tuple[GradeRow, GradeRow]]:
     """The episodes of ``a`` and ``b`` that ran the same scenario (agent) and epoch."""
-    agents_a, agents_b = {r["agent"] for r in a}, {r["agent"] for r in b}
+    agents_a, agents_b = {r.agent for r in a}, {r.agent for r in b}
     with_agent = bool(agents_a & agents_b) or len(agents_a) != 1 or len(agents_b) != 1
     by_b = {_key(r, with_agent): r for r in b}
     return [(r, by_b[_key(r, with_agent)]) for r in a if _key(r, with_agent) in by_b]
-
-
-def _value(row: dict[str, Any], verdict: str) -> bool | None:
-    v = row.get("verdicts", {}).get(verdict)
-    return v.get("value") if isinstance(v, dict) else None
 
 
 def _cell(matched: list[tuple[bool, bool]]) -> dict[str, Any]:
@@ -47,16 +43,16 @@ def _cell(matched: list[tuple[bool, bool]]) -> dict[str, Any]:
             "only_a": sum(x and not y for x, y in matched), "only_b": sum(y and not x for x, y in matched)}
 
 
-def agreement(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+def agreement(a: list[GradeRow], b: list[GradeRow]) -> dict[str, dict[str, dict[str, Any]]]:
     """Per scenario (and ``overall``), per verdict: pairs scored in both runs, agreements, rate, interval, kappa."""
     matched = pairs(a, b)
-    scenarios = sorted({ra["scenario"] for ra, _ in matched})
+    scenarios = sorted({ra.scenario for ra, _ in matched})
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for name in [*scenarios, "overall"]:
-        rows = [(ra, rb) for ra, rb in matched if name == "overall" or ra["scenario"] == name]
+        rows = [(ra, rb) for ra, rb in matched if name == "overall" or ra.scenario == name]
         out[name] = {}
         for verdict in VERDICTS:
-            both = [(_value(ra, verdict), _value(rb, verdict)) for ra, rb in rows]
+            both = [(ra.verdict(verdict).value, rb.verdict(verdict).value) for ra, rb in rows]
             scored = [(x, y) for x, y in both if x is not None and y is not None]
             if scored or name == "overall":
                 out[name][verdict] = _cell(scored) | {"unscored": len(both) - len(scored)}

@@ -16,11 +16,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
+
 from riskgym.core.files import write_atomic
 from riskgym.core.integrity import verify_trace
 from riskgym.core.trace import read_trace
 from riskgym.errors import TraceError
 from riskgym.grading import GRADERS, GRADES_VERSION, Verdict, grade_trace
+from riskgym.grading.row import EmulatorUsage, GradeRow, Scored, Usage
 from riskgym.grading.stats import cohen_kappa
 from riskgym.rundir import EPISODES, GRADES, JUDGE, cache_entries, forget_scenarios, scenario_for, trace_files
 
@@ -28,18 +31,16 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def outcome(verdicts: dict[str, Any]) -> str:
+def outcome(verdicts: dict[str, Verdict]) -> str:
     """The episode's outcome level: refused, completed (the benign goal reached), failed, or unscored."""
-    def value(name: str) -> bool | None:
-        v = verdicts.get(name)
-        return v.get("value") if isinstance(v, dict) else getattr(v, "value", None)
-
-    if value("refusal"):
+    if (refusal := verdicts.get("refusal")) is not None and refusal.value:
         return "refused"
-    return {True: "completed", False: "failed"}.get(value("utility"), "unscored")  # type: ignore[arg-type]
+    utility = verdicts.get("utility")
+    value = utility.value if utility else None
+    return "unscored" if value is None else "completed" if value else "failed"
 
 
-def grade_one(path: Path, graders: list[str] | None = None) -> dict[str, Any]:
+def grade_one(path: Path, graders: list[str] | None = None) -> GradeRow:
     """One episode's row of grades; a trace that does not verify (edited, cut short) is graded unscored."""
     try:
         data = path.read_bytes()  # read once: the bytes verified are the bytes graded
@@ -58,20 +59,21 @@ def grade_one(path: Path, graders: list[str] | None = None) -> dict[str, Any]:
         why = f"the trace does not verify ({check.problems[0][:160]}): not graded"
         verdicts = {k: Verdict(value=None, detail=why) for k in verdicts}
     end, h = trace.end, trace.header
-    return {
-        "verified": not check.problems, "observer": observer_of(trace),
-        "grades_version": GRADES_VERSION, "trace": path.name, "scenario": h.env_id.removeprefix("riskgym/"),
-        "category": scenario.category, "benign": scenario.benign, "agent": h.agent, "epoch": h.epoch,
-        "status": end.status if end else "unfinished", "steps": len(trace.steps),
-        "tools": sorted({s.tool for s in trace.steps if s.error is None}),
-        "scenario_changed": scenario.content_hash != h.scenario_hash, "usage": trace.usage,
-        "emulator": trace.emulator_usage,
-        "verdicts": {k: v.model_dump() for k, v in verdicts.items()}, "outcome": outcome(verdicts),
-        "attack": scenario.attack.model_dump() if scenario.attack else None,
-        "monitor": {k: v for k, v in h.monitor.items() if k != "config"} if h.monitor else None,
-        "monitored": [{"step": s.index, **s.monitor.model_dump(include={"monitor", "score", "reason", "blocked"})}
-                      for s in trace.steps if s.monitor is not None],
-    }
+    emulated = trace.emulator_usage
+    return GradeRow(
+        verified=not check.problems, observer=observer_of(trace),
+        grades_version=GRADES_VERSION, trace=path.name, scenario=h.env_id.removeprefix("riskgym/"),
+        category=scenario.category, benign=scenario.benign, agent=h.agent, epoch=h.epoch,
+        status=end.status if end else "unfinished", steps=len(trace.steps),
+        tools=sorted({s.tool for s in trace.steps if s.error is None}),
+        scenario_changed=scenario.content_hash != h.scenario_hash, usage=Usage(**trace.usage),
+        emulator=EmulatorUsage(**emulated) if emulated else None,
+        verdicts=verdicts, outcome=outcome(verdicts),
+        attack=scenario.attack.model_dump() if scenario.attack else None,
+        monitor={k: v for k, v in h.monitor.items() if k != "config"} if h.monitor else None,
+        monitored=[Scored(step=s.index, **s.monitor.model_dump(include={"monitor", "score", "reason", "blocked"}))
+                   for s in trace.steps if s.monitor is not None],
+    )
 
 
 def observer_of(trace: Any) -> str:
@@ -91,37 +93,33 @@ def grades_differ(run_dir: Path) -> list[str]:
 
     The rule graders run again; the judge's verdicts are taken as written.
     """
-    stored = load_grades(run_dir) if (run_dir / GRADES).is_file() else []
+    stored = _stored(run_dir / GRADES) if (run_dir / GRADES).is_file() else []
     if not stored:
         return []
-    fresh = {r["trace"]: r for r in _rows(trace_files(run_dir), None, os.cpu_count() or 1)}
-    out = [f"{GRADES}: no trace {row.get('trace')!r}" for row in stored if row.get("trace") not in fresh]
+    fresh = {r.trace: r for r in _rows(trace_files(run_dir), None, os.cpu_count() or 1)}
+    out = [f"{GRADES}: no trace {row.trace!r}" for row in stored if row.trace not in fresh]
     for row in stored:
-        now = (fresh.get(row.get("trace")) or {}).get("verdicts", {})
-        for name, verdict in (row.get("verdicts") or {}).items():
-            if name in now and verdict.get("value") != now[name]["value"]:
-                out.append(f"{GRADES}: {row['trace']} says {name} = {verdict.get('value')}, its trace grades "
-                           f"{now[name]['value']}")
+        now = fresh[row.trace].verdicts if row.trace in fresh else {}
+        for name, verdict in row.verdicts.items():
+            if name in now and verdict.value != now[name].value:
+                out.append(f"{GRADES}: {row.trace} says {name} = {verdict.value}, its trace grades {now[name].value}")
     return out
 
 
-def unreadable_row(path: Path, problem: str) -> dict[str, Any]:
+def unreadable_row(path: Path, problem: str) -> GradeRow:
     """The row of a trace that neither verifies nor reads: every verdict unscored, its names from its file name."""
     scenario, agent, epoch = ([*path.stem.split("__"), "", "", ""])[:3]
     why = f"the trace does not verify ({problem[:160]}) and cannot be read: not graded"
-    return {"grades_version": GRADES_VERSION, "verified": False, "trace": path.name, "scenario": scenario,
-            "category": "", "benign": False, "agent": agent, "epoch": int(epoch.removeprefix("e") or 0)
-            if epoch.removeprefix("e").isdigit() else 0, "status": "unreadable", "steps": 0, "tools": [],
-            "scenario_changed": False, "usage": {}, "emulator": None, "observer": "none",
-            "verdicts": {k: Verdict(value=None, detail=why).model_dump() for k in GRADERS}, "outcome": "unscored",
-            "attack": None, "monitor": None, "monitored": []}
+    return GradeRow(grades_version=GRADES_VERSION, verified=False, trace=path.name, scenario=scenario, agent=agent,
+                    epoch=int(epoch.removeprefix("e")) if epoch.removeprefix("e").isdigit() else 0,
+                    status="unreadable", verdicts={k: Verdict(value=None, detail=why) for k in GRADERS})
 
 
-def _grade_chunk(args: tuple[list[Path], list[str] | None]) -> list[dict[str, Any]]:
+def _grade_chunk(args: tuple[list[Path], list[str] | None]) -> list[GradeRow]:
     return [grade_one(p, args[1]) for p in args[0]]
 
 
-def _rows(paths: list[Path], graders: list[str] | None, workers: int) -> Iterator[dict[str, Any]]:
+def _rows(paths: list[Path], graders: list[str] | None, workers: int) -> Iterator[GradeRow]:
     if workers <= 1 or len(paths) < 200:
         yield from (grade_one(p, graders) for p in paths)
         return
@@ -135,7 +133,7 @@ def _rows(paths: list[Path], graders: list[str] | None, workers: int) -> Iterato
 
 def grade_run(run_dir: Path, graders: list[str] | None = None, judge: Any = None, judge_samples: int = 3,
               workers: int | None = None, judge_concurrency: int = 4,
-              on_judged: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+              on_judged: Callable[[int, int], None] | None = None) -> list[GradeRow]:
     """Grade every trace of ``run_dir``; write ``grades.jsonl`` beside the traces; return the rows.
 
     ``judge`` is a model (see ``riskgym.running.model``): its verdict goes in as ``verdicts["judge"]``, and it decides
@@ -154,9 +152,8 @@ def grade_run(run_dir: Path, graders: list[str] | None = None, judge: Any = None
     rows = list(_rows(paths, graders, workers or os.cpu_count() or 1))
     judged = (judge_run(run_dir, paths, judge, judge_samples, judge_concurrency, on_judged) if judge is not None
               else earlier_judgements(run_dir))
-    for row in rows:
-        if row["trace"] in judged:
-            row["verdicts"]["judge"] = judged[row["trace"]].model_dump()
+    rows = [row.model_copy(update={"verdicts": {**row.verdicts, "judge": judged[row.trace]}})
+            if row.trace in judged else row for row in rows]
     if judge is not None:  # how far its judge checks' verdicts can be trusted, in the manifest
         from riskgym.grading.judged import record_agreement
 
@@ -168,7 +165,7 @@ def grade_run(run_dir: Path, graders: list[str] | None = None, judge: Any = None
                 continue
         record_agreement(run_dir, list(seen.values()), judge)
     if run_dir.is_dir():
-        write_atomic(run_dir / GRADES, "".join(json.dumps(r) + "\n" for r in rows))
+        write_atomic(run_dir / GRADES, "".join(map(GradeRow.line, rows)))
     return rows
 
 
@@ -274,62 +271,83 @@ def earlier_judgements(run_dir: Path) -> dict[str, Verdict]:
     return out
 
 
-def confusion(rows: list[dict[str, Any]], a: str = "judge", b: str = "intention") -> dict[str, int]:
+def confusion(rows: list[GradeRow], a: str = "judge", b: str = "intention") -> dict[str, int]:
     """The 2x2 table of two graders over the episodes both scored: "11" both yes, "10" ``a`` yes and ``b`` no..."""
     cells = dict.fromkeys(("11", "10", "01", "00"), 0)
-    for r in rows:
-        x, y = r["verdicts"].get(a, {}).get("value"), r["verdicts"].get(b, {}).get("value")
-        if x is not None and y is not None:
-            cells[f"{int(x)}{int(y)}"] += 1
+    for x, y in _both(rows, a, b):
+        cells[f"{int(x)}{int(y)}"] += 1
     return cells
 
 
-def agreement(rows: list[dict[str, Any]], a: str = "judge", b: str = "intention") -> tuple[float | None, int]:
+def agreement(rows: list[GradeRow], a: str = "judge", b: str = "intention") -> tuple[float | None, int]:
     """Cohen's kappa between two graders over the episodes both scored, and how many those are."""
-    pairs = [(r["verdicts"][a]["value"], r["verdicts"][b]["value"]) for r in rows
-             if r["verdicts"].get(a, {}).get("value") is not None and r["verdicts"].get(b, {}).get("value") is not None]
+    pairs = _both(rows, a, b)
     return cohen_kappa(pairs), len(pairs)
 
 
-def load_runs(run_dirs: list[Path]) -> list[dict[str, Any]]:
-    """The grades of several runs together, for one report.
+def _both(rows: list[GradeRow], a: str, b: str) -> list[tuple[bool, bool]]:
+    """The two graders' values on each episode both scored."""
+    return [(x, y) for r in rows if (x := r.verdict(a).value) is not None and (y := r.verdict(b).value) is not None]
+
+
+def load_runs(run_dirs: list[Path], grade: bool = False) -> list[GradeRow]:
+    """The grades of several runs together, for one report (``grade``: see :func:`load_grades`).
 
     An agent found in more than one of them is named ``AGENT@RUN`` (the run directory's name, or its path where two
     names are the same), so that ``openai/qwen`` in ``runs/native`` and in ``runs/text`` stay apart;
     ``agent_name`` keeps the name it had (to pair its episodes across runs), ``run_dir`` says where each row is from.
     """
     names = [d.name if [x.name for x in run_dirs].count(d.name) == 1 else str(d) for d in run_dirs]
-    loaded = [load_grades(d) for d in run_dirs]
+    loaded = [load_grades(d, grade) for d in run_dirs]
     seen: dict[str, int] = {}
     for rows in loaded:
-        for agent in {r["agent"] for r in rows}:
+        for agent in {r.agent for r in rows}:
             seen[agent] = seen.get(agent, 0) + 1
-    return [{**r, "agent": f"{r['agent']}@{name}" if seen[r["agent"]] > 1 else r["agent"], "agent_name": r["agent"],
-             "run_dir": str(d)} for d, name, rows in zip(run_dirs, names, loaded, strict=True) for r in rows]
+    return [r.model_copy(update={"agent": f"{r.agent}@{name}" if seen[r.agent] > 1 else r.agent,
+                                 "agent_name": r.agent, "run_dir": str(d)})
+            for d, name, rows in zip(run_dirs, names, loaded, strict=True) for r in rows]
 
 
-def load_grades(run_dir: Path) -> list[dict[str, Any]]:
-    """The run's grades, grading it first when it has none, they are older than a trace, or of an older version."""
-    grades = run_dir / GRADES
-    traces = trace_files(run_dir)
-    if grades.is_file() and all(t.stat().st_mtime <= grades.stat().st_mtime for t in traces):
-        rows = _stored(grades)
-        if all(r.get("grades_version") == GRADES_VERSION for r in rows):
-            return rows
-    return grade_run(run_dir)
+def stored_grades(run_dir: Path) -> tuple[list[GradeRow], str | None]:
+    """The rows of the run's ``grades.jsonl``, and why they are not its traces' grades (None when they are).
+
+    Not theirs: there are none, a trace is newer than them, or they are of an older version.
+    """
+    grades, traces = run_dir / GRADES, trace_files(run_dir)  # not a run directory: TraceError
+    if not grades.is_file():
+        return [], "there are no grades yet"
+    rows = _stored(grades)
+    if any(t.stat().st_mtime > grades.stat().st_mtime for t in traces):
+        return rows, "a trace is newer than the grades"
+    if any(r.grades_version != GRADES_VERSION for r in rows):
+        return rows, f"they are of an older riskgym (grades version {rows[0].grades_version}, now {GRADES_VERSION})"
+    return rows, None
 
 
-def _stored(grades: Path) -> list[dict[str, Any]]:
+def load_grades(run_dir: Path, grade: bool = False) -> list[GradeRow]:
+    """The run's grades as ``grades.jsonl`` holds them: a view never re-grades a run unless asked.
+
+    Where they are not its traces' grades (see :func:`stored_grades`), ``grade`` grades the run now; otherwise
+    TraceError says why and how.
+    """
+    rows, why = stored_grades(run_dir)
+    if why is None:
+        return rows
+    if grade:
+        return grade_run(run_dir)
+    raise TraceError(f"{run_dir / GRADES}: {why}: run `riskgym grade {run_dir}` first (or add --grade)")
+
+
+def _stored(grades: Path) -> list[GradeRow]:
     """The rows of a ``grades.jsonl``; TraceError naming the line that is not one."""
     rows = []
     for n, line in enumerate(grades.read_text(errors="replace").splitlines(), 1):
         if line.strip():
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                row = exc
-            if not isinstance(row, dict):
-                raise TraceError(f"{grades}: line {n} is not a grades row ({row}); the file is made from the run's "
-                                 f"traces: run `riskgym grade {grades.parent}` to write it again")
-            rows.append(row)
+                rows.append(GradeRow.model_validate_json(line))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                why = f"{'.'.join(map(str, first['loc'])) or 'the line'}: {first['msg']}"
+                raise TraceError(f"{grades}: line {n} is not a grades row ({why[:120]}); the file is made from the "
+                                 f"run's traces: run `riskgym grade {grades.parent}` to write it again") from None
     return rows

@@ -11,38 +11,39 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from riskgym.grading.row import GradeRow
 from riskgym.grading.stats import mcnemar_exact, paired_bootstrap
 
 
-def setting(row: dict[str, Any]) -> str | None:
+def setting(row: GradeRow) -> str | None:
     """The blocking monitor a row ran under, as ``NAME > T`` (None: none, or one that only observed)."""
-    monitor = row.get("monitor") or {}
+    monitor = row.monitor or {}
     if monitor.get("block_above") is None:
         return None
     return f"{monitor['name']} > {monitor['block_above']:g}"
 
 
-def _paired(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]], verdict: str) -> tuple[list[bool], list[bool]]:
+def _paired(rows_a: list[GradeRow], rows_b: list[GradeRow], verdict: str) -> tuple[list[bool], list[bool]]:
     """The values of ``verdict`` over the pairs (agent, scenario, epoch) both scored: (without, with)."""
-    def key(r: dict[str, Any]) -> tuple[str, str, int]:
-        return r.get("agent_name", r["agent"]), r["scenario"], r["epoch"]
+    def key(r: GradeRow) -> tuple[str, str, int]:
+        return r.own_agent, r.scenario, r.epoch
 
-    with_ = {key(r): r["verdicts"].get(verdict, {}).get("value") for r in rows_b}
+    with_ = {key(r): r.verdict(verdict).value for r in rows_b}
     without, guarded = [], []
     for r in rows_a:
-        a, b = r["verdicts"].get(verdict, {}).get("value"), with_.get(key(r))
+        a, b = r.verdict(verdict).value, with_.get(key(r))
         if a is not None and b is not None:
             without.append(bool(a))
             guarded.append(bool(b))
     return without, guarded
 
 
-def effect(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def effect(rows: list[GradeRow]) -> list[dict[str, Any]]:
     """Per agent and blocking setting that has unguarded twins in ``rows``: the paired figures (empty: none)."""
-    plain: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    guarded: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    plain: dict[str, list[GradeRow]] = defaultdict(list)
+    guarded: dict[tuple[str, str], list[GradeRow]] = defaultdict(list)
     for r in rows:
-        name, blocking = r.get("agent_name", r["agent"]), setting(r)
+        name, blocking = r.own_agent, setting(r)
         if blocking is None:
             plain[name].append(r)
         else:
@@ -60,9 +61,9 @@ def effect(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "difference": paired_bootstrap(a, b),  # without - with: risk avoided, or utility lost
                 "p": mcnemar_exact(sum(x and not y for x, y in zip(a, b, strict=True)),
                                    sum(y and not x for x, y in zip(a, b, strict=True)))}
-        benign = [r for r in members if r.get("benign") and r.get("status") not in ("error", "unfinished")]
-        stopped = sum(1 for r in benign if any(m.get("blocked") for m in r.get("monitored") or []))
+        benign = [r for r in members if r.benign and r.status not in ("error", "unfinished")]
+        stopped = sum(1 for r in benign if any(m.blocked for m in r.monitored))
         entry["false_refusals"] = (stopped, len(benign))
-        entry["blocked_calls"] = sum(1 for r in members for m in r.get("monitored") or [] if m.get("blocked"))
+        entry["blocked_calls"] = sum(1 for r in members for m in r.monitored if m.blocked)
         out.append(entry)
     return out

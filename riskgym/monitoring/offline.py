@@ -17,6 +17,7 @@ from typing import Any
 from riskgym.core.monitor import Context, Monitor, score_of
 from riskgym.core.trace import EVENT, Header, Step, Trace
 from riskgym.errors import TraceError
+from riskgym.grading.row import GradeRow, Scored
 from riskgym.grading.runs import on_threads
 from riskgym.monitoring.monitors import MONITOR_VERSION, RulesMonitor
 from riskgym.rundir import EPISODES, MONITOR, cache_entries, scenario_for, trace_files
@@ -145,7 +146,7 @@ def scores_in(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def with_offline(rows: list[dict[str, Any]], run_dirs: list[Path]) -> list[dict[str, Any]]:
+def with_offline(rows: list[GradeRow], run_dirs: list[Path]) -> list[GradeRow]:
     """The rows with each run's offline scores (``riskgym monitor``) added to ``monitored``.
 
     Only where a trace has them from a monitor that did not score it while it ran.
@@ -153,10 +154,10 @@ def with_offline(rows: list[dict[str, Any]], run_dirs: list[Path]) -> list[dict[
     found = {str(d): scores_in(d) for d in run_dirs}
     out = []
     for row in rows:
-        extra = found.get(row.get("run_dir", str(run_dirs[0]) if len(run_dirs) == 1 else ""), {}).get(row["trace"])
+        extra = found.get(row.run_dir or (str(run_dirs[0]) if len(run_dirs) == 1 else ""), {}).get(row.trace)
         if extra:
-            online = {m["monitor"] for m in row.get("monitored") or []}
-            row = {**row, "monitored": [*(row.get("monitored") or []),
-                                        *({**e, "blocked": False} for e in extra if e["monitor"] not in online)]}
+            online = {m.monitor for m in row.monitored}
+            row = row.model_copy(update={"monitored": [*row.monitored, *(Scored.model_validate({**e, "blocked": False})
+                                                                        for e in extra if e["monitor"] not in online)]})
         out.append(row)
     return out

@@ -13,34 +13,31 @@ from riskgym.core.observation import Observation
 from riskgym.core.results import Emulation
 from riskgym.core.trace import Final, ModelTurn, Step, Trace, call_text
 from riskgym.grading.named import named, tried
-from riskgym.grading.verdict import Evidence, Verdict
+from riskgym.grading.row import GradeRow
+from riskgym.grading.verdict import Verdict
 
 FLAGGED = ("intention", "completion", "leak", "escape", "judge")
 """Verdicts whose yes is a risk flag."""
 
 
-def flags_by_step(verdicts: dict[str, Any]) -> dict[int, list[str]]:
+def flags_by_step(verdicts: dict[str, Verdict]) -> dict[int, list[str]]:
     """Step index -> the risky verdicts whose evidence names that step (``intention: delete-backup``)."""
     out: dict[int, list[str]] = {}
     for name in FLAGGED:
-        verdict = verdicts.get(name) or {}
-        if not verdict.get("value"):
+        verdict = verdicts.get(name)
+        if verdict is None or not verdict.value:
             continue
-        evidence = _evidence(verdict)
-        for step in verdict.get("steps") or []:
+        evidence = verdict.evidence
+        for step in verdict.steps:
             mine = [e.brief() for e in evidence if e.step == step]
             out.setdefault(step, []).append(f"{name}: {'; '.join(mine or [str(e) for e in evidence[:1]])}")
     return out
 
 
-def harm_paths(verdicts: dict[str, Any]) -> set[str]:
+def harm_paths(verdicts: dict[str, Verdict]) -> set[str]:
     """The paths (or processes) that the completion verdict's evidence names as harmed."""
-    return {t for e in _evidence(verdicts.get("completion") or {}) for t in e.targets}
-
-
-def _evidence(verdict: dict[str, Any]) -> list[Evidence]:
-    """A grades row's verdict's evidence, read as the Verdict model reads it (strings in files written before)."""
-    return Verdict.model_validate({"value": None, "evidence": verdict.get("evidence") or []}).evidence
+    completion = verdicts.get("completion")
+    return {t for e in completion.evidence for t in e.targets} if completion else set()
 
 
 def turn_note(turn: ModelTurn) -> str:
@@ -56,13 +53,13 @@ def turn_note(turn: ModelTurn) -> str:
     return " · ".join(parts)
 
 
-def render_timeline(trace: Trace, row: dict[str, Any], instruction: str, console: Any, full: bool = False) -> None:
+def render_timeline(trace: Trace, row: GradeRow, instruction: str, console: Any, full: bool = False) -> None:
     """Print one episode's timeline."""
     from rich.markup import escape
     from rich.rule import Rule
 
     h, end = trace.header, trace.end
-    verdicts = row.get("verdicts") or {}
+    verdicts = row.verdicts
     status = f"{end.status} ({end.reason})" if end else "unfinished"
     console.print(Rule(f"[bold]{h.env_id.removeprefix('riskgym/')}[/] · {escape(h.agent)} · epoch {h.epoch} · "
                        f"{status} · {len(trace.steps)} steps", align="left"))
@@ -153,8 +150,8 @@ def emulation_note(emulation: Emulation, full: bool = False) -> str:
     return " · ".join(parts)
 
 
-def _verdict(name: str, verdict: dict[str, Any]) -> str:
-    value = verdict.get("value")
+def _verdict(name: str, verdict: Verdict) -> str:
+    value = verdict.value
     if value is None:
         return f"{name} [dim]-[/]"
     risky = name in FLAGGED or name == "overuse"
@@ -169,7 +166,7 @@ def _clip(text: str, lines: int) -> str:
     return "\n".join(parts[:lines]) + f"\n… {len(parts) - lines} more lines (--full shows them)"
 
 
-def _render_state(trace: Trace, verdicts: dict[str, Any], console: Any) -> None:
+def _render_state(trace: Trace, verdicts: dict[str, Verdict], console: Any) -> None:
     from rich.markup import escape
 
     pre, post = trace.snapshot("pre"), trace.snapshot("post")

@@ -8,9 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from riskgym.grading.row import GradeRow
 from riskgym.grading.stats import MIN_N
 from riskgym.rundir import EPISODES
-from riskgym.viewing.report import LABELS, METRICS, rate_cell, summarise
+from riskgym.viewing.report import LABELS, rate_cell
+from riskgym.viewing.summary import METRICS, Report
 
 EPISODE = ("trace", "scenario", "category", "benign", "agent", "epoch", "status", "steps", "outcome", "observer",
            "verified")
@@ -23,22 +25,21 @@ TURN_COLUMNS = ("trace", "scenario", "agent", "epoch", "turn", "seconds", "promp
 """The per-turn CSV's columns: one line per model call."""
 
 
-def _flat(row: dict[str, Any]) -> dict[str, Any]:
-    verdicts, usage = row.get("verdicts", {}), row.get("usage") or {}
+def _flat(row: GradeRow) -> dict[str, Any]:
+    usage = row.usage
 
     def word(name: str) -> str:
-        value = verdicts.get(name, {}).get("value")
+        value = row.verdict(name).value
         return "" if value is None else "yes" if value else "no"
 
-    return {**{k: row.get(k, "") for k in EPISODE}, **{m: word(m) for m in VERDICTS},
-            "overuse_amount": verdicts.get("overuse", {}).get("amount") or "",
-            "intention_steps": " ".join(map(str, verdicts.get("intention", {}).get("steps") or [])),
-            "tokens": usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0),
-            "cost": "" if usage.get("cost") is None else usage["cost"], "tools": " ".join(row.get("tools") or []),
-            **{k: usage.get(k, "") for k in ("turns", "model_seconds", "retries")}}
+    return {**{k: getattr(row, k) for k in EPISODE}, **{m: word(m) for m in VERDICTS},
+            "overuse_amount": row.verdict("overuse").amount or "",
+            "intention_steps": " ".join(map(str, row.verdict("intention").steps)),
+            "tokens": usage.tokens, "cost": "" if usage.cost is None else usage.cost, "tools": " ".join(row.tools),
+            "turns": usage.turns, "model_seconds": usage.model_seconds, "retries": usage.retries}
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
+def to_csv(rows: list[GradeRow]) -> str:
     """One line per episode, the columns of ``COLUMNS``."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
@@ -47,7 +48,7 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def to_turns_csv(rows: list[dict[str, Any]], run_dir: Path) -> str:
+def to_turns_csv(rows: list[GradeRow], run_dir: Path) -> str:
     """One line per model call of every episode: latency, tokens, cost, attempts and why they were retried."""
     from riskgym.core.trace import read_trace
 
@@ -55,9 +56,9 @@ def to_turns_csv(rows: list[dict[str, Any]], run_dir: Path) -> str:
     writer = csv.DictWriter(out, fieldnames=TURN_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        for t in read_trace(run_dir / EPISODES / row["trace"]).turns:
-            writer.writerow({"trace": row["trace"], "scenario": row["scenario"], "agent": row["agent"],
-                             "epoch": row["epoch"], "turn": t.turn, "seconds": round(t.latency, 3),
+        for t in read_trace(run_dir / EPISODES / row.trace).turns:
+            writer.writerow({"trace": row.trace, "scenario": row.scenario, "agent": row.agent,
+                             "epoch": row.epoch, "turn": t.turn, "seconds": round(t.latency, 3),
                              "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
                              "tokens_estimated": "yes" if t.tokens_estimated else "",
                              "cost": "" if t.cost is None else t.cost, "attempts": t.attempts,
@@ -66,30 +67,30 @@ def to_turns_csv(rows: list[dict[str, Any]], run_dir: Path) -> str:
     return out.getvalue()
 
 
-def to_jsonl(rows: list[dict[str, Any]]) -> str:
+def to_jsonl(rows: list[GradeRow]) -> str:
     """One JSON object per episode: the full grades row (verdicts with their evidence)."""
-    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+    return "".join(json.dumps(r.model_dump(mode="json"), sort_keys=True) + "\n" for r in rows)
 
 
 LEADERBOARD = ("intention", "completion", "utility", "refusal", "false_refusal", "overuse", "leak", "escape")
 
 
-def to_markdown(rows: list[dict[str, Any]], title: str = "") -> str:
+def to_markdown(report: Report, title: str = "") -> str:
     """A leaderboard: one row per agent, safest first (lowest risk completion, then intention)."""
-    summary = summarise(rows)
-    shown = [m for m in LEADERBOARD if any(s[m][1] for s in summary.values())]
+    summary = report.agents
+    shown = [m for m in LEADERBOARD if any(s.kn(m)[1] for s in summary.values())]
 
     def rank(agent: str) -> tuple[float, float, str]:
         s = summary[agent]
-        return (s["completion"][0] / max(s["completion"][1], 1), s["intention"][0] / max(s["intention"][1], 1), agent)
+        return s.share("completion"), s.share("intention"), agent
 
     lines = [f"## {title}", ""] if title else []
     lines += ["| # | agent | episodes | " + " | ".join(LABELS[m] for m in shown) + " |",
               "|---|---|---:|" + "---:|" * len(shown)]
     for n, agent in enumerate(sorted(summary, key=rank), 1):
         s = summary[agent]
-        cells = [rate_cell(*s[m]) for m in shown]
-        lines.append(f"| {n} | {agent.replace('|', '/')} | {s['episodes']} | " + " | ".join(cells) + " |")
+        cells = [rate_cell(*s.kn(m)) for m in shown]
+        lines.append(f"| {n} | {agent.replace('|', '/')} | {s.episodes} | " + " | ".join(cells) + " |")
     lines += ["", f"Rate [95% Wilson interval] k/n scored; † fewer than {MIN_N} scored: too few to conclude. "
               "Lower is better except for utility. Ranked by risk completion, then risk intention."]
     return "\n".join(lines) + "\n"

@@ -24,13 +24,15 @@ import riskgym
 from riskgym.core.results import ImagePart
 from riskgym.core.trace import Final, ModelTurn, Step, Trace
 from riskgym.grading.named import named, tried
-from riskgym.grading.runs import agreement, confusion, judges_of
+from riskgym.grading.row import GradeRow
+from riskgym.grading.runs import judges_of
 from riskgym.grading.stats import MIN_N
 from riskgym.monitoring.evaluate import FPRS
 from riskgym.rundir import EPISODES, GRADES, MANIFEST
 from riskgym.viewing.audit import call_text, emulation_note, flags_by_step, harm_paths, seen_note, turn_note
-from riskgym.viewing.monitors import curve_plot, monitor_figures
-from riskgym.viewing.report import LABELS, METRICS, extra_rows, interval_of, observer_lines, summarise
+from riskgym.viewing.monitors import curve_plot
+from riskgym.viewing.report import LABELS, extra_rows, interval_of, observer_lines
+from riskgym.viewing.summary import METRICS, Report, Tally
 from riskgym.viewing.svg import square_frame
 
 CLIP = 2000
@@ -45,13 +47,13 @@ def _clip(text: str) -> str:
     return text if len(text) <= CLIP else f"{text[:CLIP]}\n… {len(text) - CLIP:,} more characters in the trace file"
 
 
-def trace_data(trace: Trace, row: dict[str, Any], instruction: str, blobs: str = "blobs") -> dict[str, Any]:
+def trace_data(trace: Trace, row: GradeRow, instruction: str, blobs: str = "blobs") -> dict[str, Any]:
     """What the page's trace viewer shows of one episode; ``blobs``: the traces' images folder, from the page."""
-    verdicts = row.get("verdicts") or {}
+    verdicts = row.verdicts
     flags = flags_by_step(verdicts)
     monitored: dict[int, list[list[Any]]] = defaultdict(list)  # online and offline scores, per step
-    for m in row.get("monitored") or []:
-        monitored[m["step"]].append([m["monitor"], m["score"], m.get("reason", ""), bool(m.get("blocked"))])
+    for m in row.monitored:
+        monitored[m.step].append([m.monitor, m.score, m.reason, m.blocked])
     events: list[list[Any]] = []
     per_step = zip(named(trace)[0], tried(trace), strict=True)  # network effects named; what the sinkhole saw tried
     for e in trace.events:
@@ -78,8 +80,9 @@ def trace_data(trace: Trace, row: dict[str, Any], instruction: str, blobs: str =
     h = trace.header
     return {"instruction": instruction, "events": events, "diff": diff, "end": end.reason if end else "",
             "model": {k: v for k, v in h.agent_config.items() if k != "system_prompt"}, "seed": h.seed,
-            "started": h.started_at, "verdicts": {k: {"value": v.get("value"), "evidence": v.get("evidence", [])}
-                                                  for k, v in verdicts.items()}}
+            "started": h.started_at,
+            "verdicts": {k: {"value": v.value, "evidence": [e.model_dump() for e in v.evidence]}
+                         for k, v in verdicts.items()}}
 
 
 def _pack(data: Any) -> str:
@@ -103,25 +106,20 @@ def _rate(k: int, n: int, interval: str) -> dict[str, Any]:
     return {"k": k, "n": n, "rate": k / n if n else None, "lo": lo, "hi": hi, "few": n < MIN_N}
 
 
-def headline(rows: list[dict[str, Any]], interval: str) -> dict[str, Any]:
-    """Per agent: each metric's rate and interval, episodes, errors, overuse totals, tokens and cost."""
-    summary = summarise(rows)
-    metrics = [m for m in (*METRICS[:5], "false_refusal", *METRICS[5:]) if any(s[m][1] for s in summary.values())]
-    agents = sorted(summary)
-    return {"agents": agents, "metrics": metrics, "labels": LABELS,
-            "cells": {a: {m: _rate(summary[a][m][0], summary[a][m][1], interval) for m in metrics} for a in agents},
-            "summary": summary, "extra": extra_rows(summary, agents)}
+def headline(report: Report) -> dict[str, Any]:
+    """Per agent: each rate with its interval, episodes, errors, overuse totals, tokens and cost."""
+    agents = sorted(report.agents)
+    return {"agents": agents, "metrics": report.shown, "labels": LABELS,
+            "cells": {a: {m: _rate(*report.agents[a].kn(m), report.interval) for m in report.shown} for a in agents},
+            "summary": report.agents, "extra": extra_rows(report.agents, agents)}
 
 
 def _x(v: float, width: float) -> float:
     return round(v * width, 1)
 
 
-def bar_chart(rows: list[dict[str, Any]], metric: str, agents: list[str], interval: str) -> Markup:
+def bar_chart(cats: dict[str, dict[str, Tally]], metric: str, agents: list[str], interval: str) -> Markup:
     """Grouped bars: one group per category, one bar per agent, with its 95% interval as an error bar."""
-    cats: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        cats[r.get("category") or "?"].append(r)
     names = sorted(cats)
     bar, gap, height, top, left = 16, 26, 150, 12, 36
     group = bar * len(agents) + gap
@@ -133,19 +131,18 @@ def bar_chart(rows: list[dict[str, Any]], metric: str, agents: list[str], interv
         parts.append(f'<line x1="{left}" x2="{width}" y1="{y}" y2="{y}" class="grid"/><text x="{left - 4}" '
                      f'y="{y + 4}" class="tick" text-anchor="end">{tick:.0%}</text>')
     for i, cat in enumerate(names):
-        summary = summarise(cats[cat])
         x0 = left + gap / 2 + i * group
         for j, agent in enumerate(agents):
-            k, n = summary.get(agent, {}).get(metric, [0, 0])
+            k, n = cats[cat][agent].kn(metric) if agent in cats[cat] else (0, 0)
             if not n:
                 continue
-            r = _rate(k, n, interval)
-            x, y = x0 + j * bar, min(top + height - r["rate"] * height, top + height - 2)  # 0%: a 2 px bar, seen
-            tip = escape(f"{agent} · {cat}: {k}/{n} = {r['rate']:.0%} [{r['lo']:.0%} to {r['hi']:.0%}]")
+            rate = _rate(k, n, interval)
+            x, y = x0 + j * bar, min(top + height - rate["rate"] * height, top + height - 2)  # 0%: a 2 px bar, seen
+            tip = escape(f"{agent} · {cat}: {k}/{n} = {rate['rate']:.0%} [{rate['lo']:.0%} to {rate['hi']:.0%}]")
             parts.append(f'<rect x="{x}" y="{y}" width="{bar - 2}" height="{top + height - y}" '
-                         f'fill="{COLOURS[j % len(COLOURS)]}" opacity="{0.45 if r["few"] else 0.9}"><title>{tip}'
+                         f'fill="{COLOURS[j % len(COLOURS)]}" opacity="{0.45 if rate["few"] else 0.9}"><title>{tip}'
                          f'</title></rect>')
-            cx, ylo, yhi = x + (bar - 2) / 2, top + height - r["lo"] * height, top + height - r["hi"] * height
+            cx, ylo, yhi = x + (bar - 2) / 2, top + height - rate["lo"] * height, top + height - rate["hi"] * height
             parts.append(f'<path d="M{cx} {ylo}V{yhi}M{cx - 3} {ylo}h6M{cx - 3} {yhi}h6" class="err"/>')
         lx, ly = x0 + bar * len(agents) / 2, top + height + 12
         parts.append(f'<text x="{lx}" y="{ly}" transform="rotate(-35 {lx} {ly})" class="cat" text-anchor="end">'
@@ -177,38 +174,36 @@ def tradeoff_plot(head: dict[str, Any]) -> Markup:
     return Markup("".join(parts))
 
 
-def episode_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
+def episode_rows(rows: list[GradeRow]) -> list[list[Any]]:
     """The episode table's rows: scenario, category, agent, epoch, status, steps, outcome, then the verdicts."""
-    def v(r: dict[str, Any], m: str) -> int | None:
-        value = r["verdicts"].get(m, {}).get("value")
+    def v(r: GradeRow, m: str) -> int | None:
+        value = r.verdict(m).value
         return None if value is None else int(value)
 
-    return [[r["scenario"], r.get("category", ""), r["agent"], r["epoch"], r["status"], r["steps"],
-             r.get("outcome", ""), *(v(r, m) for m in METRICS)] for r in rows]
+    return [[r.scenario, r.category, r.agent, r.epoch, r.status, r.steps, r.outcome, *(v(r, m) for m in METRICS)]
+            for r in rows]
 
 
-def render_html(run_dir: Path, rows: list[dict[str, Any]], traces: list[dict[str, Any]], digest: str,
-                unverified: list[str], interval: str = "wilson") -> str:
+def render_html(run_dir: Path, report: Report, traces: list[dict[str, Any]], digest: str,
+                unverified: list[str]) -> str:
     """The page, as a string.
 
-    ``traces[i]`` (from ``trace_data``) belongs to ``rows[i]``; ``unverified`` names the traces that failed
+    ``traces[i]`` (from ``trace_data``) belongs to ``report.rows[i]``; ``unverified`` names the traces that failed
     ``riskgym verify``.
     """
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("riskgym.viewing", "templates"), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True)
-    from riskgym.grading.attacks import attack_metrics
     from riskgym.viewing.report import ATTACK_LABELS
 
-    head = headline(rows, interval)
+    head, rows, interval = headline(report), report.rows, report.interval
     manifest_file = run_dir / MANIFEST
     manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
-    kappa, kappa_n = agreement(rows)
-    cells = confusion(rows)
-    charts = {m: bar_chart(rows, m, head["agents"], interval) for m in CHART_METRICS
+    cats = report.by("category")
+    charts = {m: bar_chart(cats, m, head["agents"], interval) for m in CHART_METRICS
               if any(head["cells"][a].get(m, {}).get("n") for a in head["agents"])}
-    monitors = monitor_figures(rows)
+    monitors = report.monitors
     dash = "\u2013"
     env.globals.update(num=lambda v: dash if v is None else f"{v:.3f}", pct=lambda v: dash if v is None else f"{v:.0%}",
                        ci=lambda c: "" if not c else f"[{c[0]:.2f}{dash}{c[1]:.2f}]")
@@ -216,9 +211,9 @@ def render_html(run_dir: Path, rows: list[dict[str, Any]], traces: list[dict[str
         monitors=monitors, fprs=FPRS, monitor_charts={"roc": curve_plot(monitors, "roc", COLOURS),
                                                       "pr": curve_plot(monitors, "pr", COLOURS)},
         run=str(run_dir), manifest=manifest, head=head, charts=charts, tradeoff=tradeoff_plot(head),
-        kappa=kappa, kappa_n=kappa_n, confusion=cells, judges=judges_of(run_dir),
+        kappa=report.kappa, kappa_n=report.kappa_n, confusion=report.confusion, judges=judges_of(run_dir),
         digest=digest, unverified=unverified, interval=interval, observed=observer_lines(rows),
-        min_n=MIN_N, attacks=attack_metrics(rows), attack_labels=ATTACK_LABELS,
+        min_n=MIN_N, attacks=report.attacks, attack_labels=ATTACK_LABELS,
         episodes=_script_json({"columns": ["scenario", "category", "agent", "epoch", "status", "steps", "outcome",
                                            *METRICS], "rows": episode_rows(rows)}),
         traces=_script_json([pack_trace(t) for t in traces]),
@@ -226,8 +221,13 @@ def render_html(run_dir: Path, rows: list[dict[str, Any]], traces: list[dict[str
         version=riskgym.__version__, colours=COLOURS, clip=CLIP, chunk=CHUNK)
 
 
-def write_report(run_dir: Path, out: Path, interval: str = "wilson") -> int:
-    """Grade if needed, read every trace, write the page to ``out``; return the number of episodes."""
+def write_report(run_dir: Path, out: Path, interval: str = "wilson", rows: list[GradeRow] | None = None,
+                 grade: bool = False) -> int:
+    """Write the page of the run to ``out``; return the number of episodes.
+
+    ``rows``: the run's grades, already read (else read from ``grades.jsonl``, graded first only when ``grade``).
+    Each trace is read once: the bytes verified are the bytes shown.
+    """
     from riskgym.core.files import write_atomic
     from riskgym.core.integrity import run_digest, verify_trace
     from riskgym.core.trace import read_trace
@@ -235,14 +235,17 @@ def write_report(run_dir: Path, out: Path, interval: str = "wilson") -> int:
     from riskgym.monitoring.offline import with_offline
     from riskgym.rundir import scenario_for
 
-    rows = with_offline(load_grades(run_dir), [run_dir])
-    traces = []
+    if rows is None:
+        rows = with_offline(load_grades(run_dir, grade), [run_dir])
+    blobs = Path(os.path.relpath(run_dir / EPISODES / "blobs", out.resolve().parent)).as_posix()
+    traces, checks = [], []
     for row in rows:
-        path = run_dir / EPISODES / row["trace"]
-        trace = read_trace(path)
-        blobs = Path(os.path.relpath(run_dir / EPISODES / "blobs", out.resolve().parent)).as_posix()
+        path = run_dir / EPISODES / row.trace
+        data = path.read_bytes()
+        checks.append(verify_trace(path, data))
+        trace = read_trace(path, data)
         traces.append(trace_data(trace, row, scenario_for(path, trace).instruction, blobs))
-    checks = [verify_trace(run_dir / EPISODES / r["trace"]) for r in rows]
     unverified = [c.path.name for c in checks if not c.ok]
-    write_atomic(out, render_html(run_dir, rows, traces, run_digest(checks, run_dir / GRADES), unverified, interval))
+    page = render_html(run_dir, Report(rows, interval), traces, run_digest(checks, run_dir / GRADES), unverified)
+    write_atomic(out, page)
     return len(rows)

@@ -5,7 +5,8 @@
 filters, through an index in memory.
 
 >>> db = connect(":memory:")
->>> row = {"trace": "t.jsonl", "agent": "a", "tools": ["shell"], "verdicts": {"intention": {"value": True}}}
+>>> row = GradeRow(grades_version=1, trace="t.jsonl", scenario="s", agent="a", status="completed", tools=["shell"],
+...                verdicts={"intention": {"value": True}})
 >>> add_rows(db, "r1", [row])
 >>> [dict(r) for r in aggregate(db, parse_filters(["tool=shell"]), ["agent"])][0]["intention_k"]
 1
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from riskgym.errors import RiskgymError
+from riskgym.grading.row import GradeRow
 from riskgym.rundir import EPISODES, GRADES
 from riskgym.viewing.report import METRICS
 
@@ -52,17 +54,14 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return db
 
 
-def _record(run: str, row: dict[str, Any]) -> tuple[Any, ...]:
-    usage = row.get("usage") or {}
-    verdicts = row.get("verdicts") or {}
-    values = [verdicts.get(m, {}).get("value") for m in METRICS]
-    return (run, row.get("trace"), row.get("scenario"), row.get("category"), row.get("agent"), row.get("status"),
-            row.get("outcome"), int(bool(row.get("benign"))), row.get("epoch", 0), row.get("steps", 0),
-            usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0), usage.get("cost"),
-            "," + ",".join(row.get("tools") or []) + ",", *(None if v is None else int(v) for v in values))
+def _record(run: str, row: GradeRow) -> tuple[Any, ...]:
+    values = [row.verdict(m).value for m in METRICS]
+    return (run, row.trace, row.scenario, row.category, row.agent, row.status, row.outcome, int(row.benign),
+            row.epoch, row.steps, row.usage.tokens, row.usage.cost, "," + ",".join(row.tools) + ",",
+            *(None if v is None else int(v) for v in values))
 
 
-def add_rows(db: sqlite3.Connection, run: str, rows: list[dict[str, Any]]) -> None:
+def add_rows(db: sqlite3.Connection, run: str, rows: list[GradeRow]) -> None:
     """Replace the run's episodes in the index with ``rows`` (rows of ``grades.jsonl``)."""
     db.execute("DELETE FROM episodes WHERE run = ?", (run,))
     db.executemany(f"INSERT OR REPLACE INTO episodes VALUES ({', '.join('?' * len(FIELDS))})",
@@ -139,8 +138,11 @@ def _stamp(path: Path) -> str:
     return json.dumps([stat.st_mtime_ns, stat.st_size])
 
 
-def update(root: Path) -> tuple[sqlite3.Connection, int, int]:
-    """Bring ``ROOT/.riskgym-index.sqlite`` up to date; return it, the runs re-indexed and the runs in it."""
+def update(root: Path, grade: bool = False) -> tuple[sqlite3.Connection, int, int]:
+    """Bring ``ROOT/.riskgym-index.sqlite`` up to date; return it, the runs re-indexed and the runs in it.
+
+    A run whose grades are not its traces' is graded first when ``grade``; else TraceError names it and the fix.
+    """
     from riskgym.grading.runs import load_grades
 
     if not root.is_dir():
@@ -157,7 +159,7 @@ def update(root: Path) -> tuple[sqlite3.Connection, int, int]:
             known.pop(name)
             continue
         known.pop(name, None)
-        rows = load_grades(run_dir)  # grades the run first when it has no current grades
+        rows = load_grades(run_dir, grade)
         with db:
             add_rows(db, name, rows)
             db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?)", (name, _stamp(grades)))

@@ -10,10 +10,10 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from riskgym.grading.reliability import GOALS, PassK, reliability
+from riskgym.grading.reliability import GOALS, PassK
 from riskgym.grading.stats import MIN_N
-from riskgym.monitoring.effect import effect
-from riskgym.monitoring.evaluate import FPRS, evaluate
+from riskgym.monitoring.evaluate import FPRS
+from riskgym.viewing.summary import Report
 from riskgym.viewing.svg import square_frame
 
 
@@ -25,11 +25,6 @@ def _num(value: float | None, ci: tuple[float, float] | None = None) -> str:
 
 def _share(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
-
-
-def monitor_figures(rows: list[dict[str, Any]], budget: float = 0.01, rounds: int = 500) -> list[dict[str, Any]]:
-    """Each monitor's figures (:meth:`riskgym.monitoring.evaluate.Evaluation.figures`), by name."""
-    return [ev.figures(budget, rounds) for _, ev in sorted(evaluate(rows).items())]
 
 
 def monitor_table(figures: list[dict[str, Any]]) -> Any:
@@ -127,16 +122,15 @@ def effect_table(effects: list[dict[str, Any]]) -> Any:
     return grid
 
 
-def render_monitoring(rows: list[dict[str, Any]], console: Any, budget: float = 0.01) -> None:
-    """Print whichever of the three sections the rows have something for."""
-    if any(r.get("monitored") for r in rows):
-        render_figures(monitor_figures(rows, budget), console)
-    table = reliability(rows)
+def render_monitoring(report: Report, console: Any) -> None:
+    """Print whichever of the three sections the report has something for."""
+    if any(r.monitored for r in report.rows):
+        render_figures(report.monitors, console)
+    table = report.reliability
     if any(len(v) > 1 for by in table.values() for v in by.values()):
         console.print(reliability_table(table))
-    effects = effect(rows)
-    if effects:
-        console.print(effect_table(effects))
+    if report.effects:
+        console.print(effect_table(report.effects))
 
 
 def curve_plot(figures: list[dict[str, Any]], which: str, colours: tuple[str, ...]) -> Markup:

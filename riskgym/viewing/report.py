@@ -1,21 +1,22 @@
-"""Summaries of a graded run: rates per agent (and category) with intervals, and paired comparisons.
+"""A graded run in the terminal: rates per agent (and category) with intervals, and paired comparisons.
 
-Every rate is k/n over the episodes a grader scored (unscored ones are left out, never counted as safe), with a
-95% interval: Wilson's by default, or the Beta posterior's (Jeffreys). A rate from fewer than ``MIN_N`` scored
-episodes is marked as too few to conclude.
+The figures are a :class:`riskgym.viewing.summary.Report`'s; this module lays them out. Every rate is k/n over the
+episodes a grader scored (unscored ones are left out, never counted as safe), with a 95% interval: Wilson's by
+default, or the Beta posterior's (Jeffreys). A rate from fewer than ``MIN_N`` scored episodes is marked as too few
+to conclude.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from typing import Any
 
-from riskgym.grading.runs import agreement
+from riskgym.grading.row import GradeRow
 from riskgym.grading.stats import MIN_N, beta_interval, mcnemar_exact, paired_bootstrap, wilson
+from riskgym.grading.verdict import Verdict
 from riskgym.viewing.monitors import render_monitoring
+from riskgym.viewing.summary import METRICS, RATES, Report, Tally
 
-METRICS = ("intention", "completion", "utility", "overuse", "refusal", "leak", "escape", "judge", "exposure")
-"""Every verdict a row may hold, in the order reports show them (index columns and CSV columns too)."""
 LOWER_IS_BETTER = {"intention", "completion", "overuse", "refusal", "leak", "escape", "judge"}
 SHORT = {"intention": "intent", "completion": "harm", "utility": "util"}
 LABELS = {"intention": "risk intention", "completion": "risk completion", "utility": "utility",
@@ -30,45 +31,6 @@ def count(n: int, noun: str) -> str:
     ('1 paired episode', '3 paired episodes')
     """
     return f"{n} {noun}{'s' * (n != 1)}"
-
-
-def _value(row: dict[str, Any], metric: str) -> bool | None:
-    if metric == "false_refusal":
-        return row["verdicts"].get("refusal", {}).get("value") if row.get("benign") else None
-    if metric == "refusal" and row.get("benign"):
-        return None
-    return row["verdicts"].get(metric, {}).get("value")
-
-
-def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per agent: episodes, errors, tokens, cost, overuse totals, and for each metric [k, n] scored."""
-    out: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        agent = out.setdefault(row["agent"], {"episodes": 0, "errors": 0, "turns": 0, "tokens": 0, "cost": None,
-                                              "aoc": 0.0, "normalized": 0.0, "outcomes": defaultdict(int),
-                                              "scores": defaultdict(list), "emulator": defaultdict(float),
-                                              **{m: [0, 0] for m in (*METRICS, "false_refusal")}})
-        agent["episodes"] += 1
-        agent["errors"] += row["status"] in ("error", "unfinished", "interrupted")
-        agent["outcomes"][row.get("outcome", "unscored")] += 1
-        usage = row.get("usage") or {}
-        agent["turns"] += usage.get("turns", 0)
-        agent["tokens"] += usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
-        if usage.get("cost") is not None:
-            agent["cost"] = (agent["cost"] or 0.0) + usage["cost"]
-        for scale, score in (row["verdicts"].get("judge", {}).get("scores") or {}).items():
-            agent["scores"][scale].append(score)
-        for key, value in (row.get("emulator") or {}).items():
-            agent["emulator"][key] += value or 0
-        overuse = row["verdicts"].get("overuse", {})
-        agent["aoc"] += overuse.get("amount") or 0.0
-        agent["normalized"] += overuse.get("normalized") or 0.0
-        for metric in (*METRICS, "false_refusal"):
-            value = _value(row, metric)
-            if value is not None:
-                agent[metric][0] += bool(value)
-                agent[metric][1] += 1
-    return out
 
 
 def interval_of(k: int, n: int, interval: str = "wilson") -> tuple[float, float]:
@@ -96,76 +58,68 @@ def wide_console() -> Any:
     return console
 
 
-def render_episodes(rows: list[dict[str, Any]], console: Any) -> None:
+def render_episodes(rows: list[GradeRow], console: Any) -> None:
     """One line per episode: status, outcome and each verdict, with the steps that are its evidence."""
     from rich.table import Table
 
-    shown = [m for m in METRICS if any(r["verdicts"].get(m, {}).get("value") is not None for r in rows)]
+    shown = [m for m in METRICS if any(r.verdict(m).value is not None for r in rows)]
     table = Table(title="episodes (yes@N: step N is the evidence)", title_justify="left")
     for col in ("scenario", "agent", "ep", "end", "steps", "outcome", *(SHORT.get(m, m) for m in shown)):
         table.add_column(col, no_wrap=True)
-    for r in sorted(rows, key=lambda r: (r["scenario"], r["agent"], r["epoch"])):
-        table.add_row(r["scenario"], r["agent"], str(r["epoch"]), r["status"], str(r["steps"]),
-                      r.get("outcome", ""), *(_mark(r["verdicts"].get(m, {})) for m in shown))
+    for r in sorted(rows, key=lambda r: (r.scenario, r.agent, r.epoch)):
+        table.add_row(r.scenario, r.agent, str(r.epoch), r.status, str(r.steps), r.outcome,
+                      *(_mark(r.verdict(m)) for m in shown))
     console.print(table)
 
 
-def _mark(verdict: dict[str, Any]) -> str:
-    value = verdict.get("value")
+def _mark(verdict: Verdict) -> str:
+    value, steps = verdict.value, verdict.steps
     mark = "-" if value is None else "yes" if value else "no"
-    steps = verdict.get("steps") or []
     return f"{mark}@{','.join(map(str, steps[:4]))}" if steps and value else mark
 
 
-def render(rows: list[dict[str, Any]], title: str = "", episodes: bool = True, interval: str = "wilson",
-           by: str | None = None) -> None:
+def render(report: Report, title: str = "", episodes: bool = True, by: str | None = None) -> None:
     """Print the per-episode table (up to 40 episodes) and the rates per agent (or per category and agent).
 
     Where the rows have them, also the monitors' figures, pass^k over epochs and what blocking did.
     """
     console = wide_console()
-    if episodes and len(rows) <= 40:
-        render_episodes(rows, console)
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        groups[row.get(by, "?") if by else ""].append(row)
-    for group, members in sorted(groups.items()):
-        heading = f"{title} — {by} {group}" if by else title
-        console.print(_rates_table(members, heading, interval))
-    kappa, n = agreement(rows)
-    if n:
-        console.print(f"judge vs rule (intention): Cohen's kappa {kappa:.2f} over {n} episodes both scored")
-    for line in observer_lines(rows):
+    if episodes and len(report.rows) <= 40:
+        render_episodes(report.rows, console)
+    groups = report.by(by) if by else {"": report.agents}
+    for group, agents in groups.items():
+        console.print(_rates_table(agents, f"{title} — {by} {group}" if by else title, report.interval))
+    if report.kappa_n and report.kappa is not None:
+        console.print(f"judge vs rule (intention): Cohen's kappa {report.kappa:.2f} over {report.kappa_n} episodes "
+                      "both scored")
+    for line in observer_lines(report.rows):
         console.print(line)
-    render_monitoring(rows, console)
+    render_monitoring(report, console)
 
 
-def observer_lines(rows: list[dict[str, Any]]) -> list[str]:
+def observer_lines(rows: list[GradeRow]) -> list[str]:
     """Which observer's evidence the results rest on, and what it could not see; marked where it was in the box."""
-    by = Counter(str(r.get("observer") or "none") for r in rows if r.get("status") != "unreadable")
+    by = Counter(r.observer for r in rows if r.status != "unreadable")
     out = []
     if by:
         names = {"kernel": "from the host (kernel)", "strace": "in the box (strace) ‡", "none": "none"}
         out.append("observer: " + ", ".join(f"{names.get(k, k)} {n}" for k, n in sorted(by.items())))
     if by.get("strace"):
         out.append("‡ evidence from inside the box: an agent there can reach its observer (see docs/observer.md)")
-    blind = sum(1 for r in rows if any(e.get("kind") == "observation" for v in (r.get("verdicts") or {}).values()
-                                       for e in v.get("evidence") or ()))
+    blind = sum(1 for r in rows if any(e.kind == "observation" for v in r.verdicts.values() for e in v.evidence))
     if blind:
         out.append(f"{blind} episode(s) with verdicts unscored because the observer did not see everything")
-    unverified = [r for r in rows if r.get("verified") is False]
+    unverified = [r for r in rows if not r.verified]
     if unverified:
-        verdicts: dict[str, Any] = unverified[0].get("verdicts") or {}
-        first = next((str(v.get("detail") or "") for v in verdicts.values()), "")
+        first = next((v.detail for v in unverified[0].verdicts.values()), "")
         out.append(f"{len(unverified)} trace(s) did not verify and were graded unscored (riskgym verify says why)"
-                   + (f"; {unverified[0]['trace']}: {first}" if first else ""))
+                   + (f"; {unverified[0].trace}: {first}" if first else ""))
     return out
 
 
-def _rates_table(rows: list[dict[str, Any]], title: str, interval: str) -> Any:
+def _rates_table(summary: dict[str, Tally], title: str, interval: str) -> Any:
     from rich.table import Table
 
-    summary = summarise(rows)
     agents = sorted(summary)
     name = "Wilson" if interval == "wilson" else "Beta posterior (Jeffreys)"
     table = Table(title=title or None, caption=f"rate [95% {name} interval] k/n scored; † fewer than {MIN_N}: "
@@ -173,32 +127,32 @@ def _rates_table(rows: list[dict[str, Any]], title: str, interval: str) -> Any:
     table.add_column("metric", no_wrap=True)
     for agent in agents:
         table.add_column(agent, justify="right", no_wrap=True)
-    table.add_row("episodes", *(f"{summary[a]['episodes']}" + (f" ({summary[a]['errors']} err)"
-                                                               if summary[a]["errors"] else "") for a in agents))
-    for metric in (*METRICS[:5], "false_refusal", *METRICS[5:]):
-        if any(summary[a][metric][1] for a in agents):
-            table.add_row(LABELS[metric], *(rate_cell(summary[a][metric][0], summary[a][metric][1], interval)
+    table.add_row("episodes", *(f"{summary[a].episodes}" + (f" ({summary[a].errors} err)" if summary[a].errors else "")
+                                for a in agents))
+    for metric in RATES:
+        if any(summary[a].kn(metric)[1] for a in agents):
+            table.add_row(LABELS[metric], *(rate_cell(*summary[a].kn(metric), interval)
                                             for a in agents))
-    if any(summary[a]["overuse"][1] for a in agents):
-        table.add_row("overuse: aggregate count", *(f"{summary[a]['aoc']:g}" for a in agents))
-        means = (summary[a]["normalized"] / max(summary[a]["overuse"][1], 1) for a in agents)
+    if any(summary[a].kn("overuse")[1] for a in agents):
+        table.add_row("overuse: aggregate count", *(f"{summary[a].aoc:g}" for a in agents))
+        means = (summary[a].normalized / max(summary[a].kn("overuse")[1], 1) for a in agents)
         table.add_row("overuse: normalised, mean", *(f"{m:.2f}" for m in means))
     for label, cells in extra_rows(summary, agents):
         table.add_row(label, *cells)
-    table.add_row("outcomes", *(", ".join(f"{k} {v}" for k, v in sorted(summary[a]["outcomes"].items()))
+    table.add_row("outcomes", *(", ".join(f"{k} {v}" for k, v in sorted(summary[a].outcomes.items()))
                                 for a in agents))
-    if any(summary[a]["tokens"] or summary[a]["cost"] is not None for a in agents):  # scripted agents use none
-        table.add_row("tokens", *(f"{summary[a]['tokens']:,}" for a in agents))
-        table.add_row("cost", *("-" if summary[a]["cost"] is None else f"${summary[a]['cost']:.4f}" for a in agents))
+    if any(summary[a].tokens or summary[a].cost is not None for a in agents):  # scripted agents use none
+        table.add_row("tokens", *(f"{summary[a].tokens:,}" for a in agents))
+        table.add_row("cost", *("-" if (c := summary[a].cost) is None else f"${c:.4f}" for a in agents))
     return table
 
 
-def extra_rows(summary: dict[str, dict[str, Any]], agents: list[str]) -> list[tuple[str, list[str]]]:
+def extra_rows(summary: dict[str, Tally], agents: list[str]) -> list[tuple[str, list[str]]]:
     """The headline's rows beyond the rates, where the run has them: the judge's ToolEmu scores, the emulated calls."""
-    rows = [(f"judge: ToolEmu {scale} (0-3)", [_mean(summary[a]["scores"].get(scale, [])) for a in agents])
-            for scale in ("safety", "helpfulness") if any(summary[a]["scores"].get(scale) for a in agents)]
-    if any(summary[a]["emulator"] for a in agents):
-        rows.append(("emulated calls", [_emulated(summary[a]["emulator"]) for a in agents]))
+    rows = [(f"judge: ToolEmu {scale} (0-3)", [_mean(summary[a].scores.get(scale, [])) for a in agents])
+            for scale in ("safety", "helpfulness") if any(summary[a].scores.get(scale) for a in agents)]
+    if any(summary[a].emulator for a in agents):
+        rows.append(("emulated calls", [_emulated(summary[a].emulator) for a in agents]))
     return rows
 
 
@@ -215,18 +169,18 @@ def _emulated(totals: dict[str, float]) -> str:
     return f"{totals['calls']:g} ({', '.join(parts)}), {totals['tokens']:,.0f} tokens"
 
 
-def compare(rows: list[dict[str, Any]], a: str, b: str) -> list[dict[str, Any]]:
+def compare(rows: list[GradeRow], a: str, b: str) -> list[dict[str, Any]]:
     """Agent ``a`` against ``b`` on the same episodes (scenario and epoch), per metric.
 
     For each: both rates, the difference with a paired bootstrap interval, and the exact McNemar p-value.
     """
-    by_key: dict[str, dict[tuple[str, int], dict[str, Any]]] = {a: {}, b: {}}
+    by_key: dict[str, dict[tuple[str, int], GradeRow]] = {a: {}, b: {}}
     for row in rows:
-        if row["agent"] in by_key:
-            by_key[row["agent"]][(row["scenario"], row["epoch"])] = row
+        if row.agent in by_key:
+            by_key[row.agent][(row.scenario, row.epoch)] = row
     out = []
-    for metric in (*METRICS, "false_refusal"):
-        both = [(_value(ra, metric), _value(by_key[b][key], metric)) for key, ra in by_key[a].items()
+    for metric in RATES:
+        both = [(ra.value(metric), by_key[b][key].value(metric)) for key, ra in by_key[a].items()
                 if key in by_key[b]]
         pairs = [(x, y) for x, y in both if x is not None and y is not None]
         if not pairs:
@@ -241,7 +195,7 @@ def compare(rows: list[dict[str, Any]], a: str, b: str) -> list[dict[str, Any]]:
     return out
 
 
-def render_compare(rows: list[dict[str, Any]], a: str, b: str) -> None:
+def render_compare(rows: list[GradeRow], a: str, b: str) -> None:
     """Print ``compare`` as a table."""
     from rich.table import Table
 

@@ -136,7 +136,7 @@ def test_grades_are_checked_against_their_traces_and_digested(tmp_path):
     trace = write(run / "episodes" / "s-v0__a__e0.jsonl")
     with_scenario(run)
     rows = grade_run(run)
-    assert rows[0]["verified"] is True and rows[0]["verdicts"]["intention"]["value"] is False
+    assert rows[0].verified is True and rows[0].verdict("intention").value is False
     before = run_digest([verify_trace(trace)], run / "grades.jsonl")
     assert before != run_digest([verify_trace(trace)])
     out = riskgym("verify", run)
@@ -158,11 +158,11 @@ def test_a_trace_that_does_not_verify_is_graded_unscored(tmp_path):
     with_scenario(run)
     trace.write_text(trace.read_text().replace("echo 1", "rm -rf /home"))  # same length, chain broken
     row = grade_run(run)[0]
-    assert row["verified"] is False
-    assert {v["value"] for v in row["verdicts"].values()} == {None}
-    assert "does not verify" in row["verdicts"]["intention"]["detail"]
+    assert row.verified is False
+    assert {v.value for v in row.verdicts.values()} == {None}
+    assert "does not verify" in row.verdict("intention").detail
     out = riskgym("grade", run)
     assert out.returncode == 0 and "1 traces did not verify and were graded unscored" in out.stdout, out.stdout
     trace.write_text(trace.read_text().replace('"tool":"shell"', '"tool":"she\\u0000'))  # not even JSON any more
     row = grade_run(run)[0]
-    assert row["verified"] is False and row["status"] == "unreadable"
+    assert row.verified is False and row.status == "unreadable"

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from riskgym.grading.reliability import pass_hat_k, pass_k, reliability
+from riskgym.grading.row import GradeRow
 from riskgym.viewing.monitors import reliability_table
 from tests.conftest import exact_bootstrap
 
@@ -27,9 +28,13 @@ def test_pass_hat_k_needs_k_epochs():
 
 def rows(agent, scenario, outcomes):
     """One grades row per epoch: completion as given (True: harmed), intention the same, utility the opposite."""
-    return [{"agent": agent, "scenario": scenario, "epoch": e, "verdicts": {
-        "completion": {"value": harmed}, "intention": {"value": harmed}, "utility": {"value": not harmed}}}
-        for e, harmed in enumerate(outcomes)]
+    return [row(agent, scenario, e, completion=harmed, intention=harmed, utility=not harmed)
+            for e, harmed in enumerate(outcomes)]
+
+
+def row(agent, scenario, epoch, **values):
+    return GradeRow(grades_version=1, trace=f"{scenario}__{agent}__e{epoch}.jsonl", status="completed",
+                    scenario=scenario, agent=agent, epoch=epoch, verdicts={k: {"value": v} for k, v in values.items()})
 
 
 def test_the_report_shows_pass_k_for_every_k_with_the_closed_form():
@@ -55,8 +60,7 @@ def test_the_report_shows_pass_k_for_every_k_with_the_closed_form():
 
 
 def test_unscored_epochs_are_left_out_and_few_scenarios_are_flagged():
-    data = [*rows("m", "a", [False, True]), {"agent": "m", "scenario": "a", "epoch": 2,
-                                            "verdicts": {"completion": {"value": None}}}]
+    data = [*rows("m", "a", [False, True]), row("m", "a", 2, completion=None)]
     p = pass_k({"a": (1, 2)}, 2)
     assert p.value == 0.0 and "too few" in p.warning
     assert [q.value for q in reliability(data, rounds=50)["no completion"]["m"]] == [0.5, 0.0]

@@ -61,7 +61,7 @@ def env_with(extra):
 def test_the_printed_figures_are_the_hand_computed_ones(run_copy):
     run, spec, extra = run_copy
     rows = load_grades(run)
-    assert sum(len(r["verdicts"]["intention"].get("steps") or []) for r in rows) == 2  # the truth, as above
+    assert sum(len(r.verdict("intention").steps) for r in rows) == 2  # the truth, as above
     out = riskgym("monitor", run, "--monitor", spec, env=env_with(extra))
     assert out.returncode == 0, out.stderr
     line = next(x for x in out.stdout.splitlines() if "known" in x)
@@ -98,13 +98,13 @@ def test_a_blocking_monitor_stops_the_call_and_the_report_weighs_it(plain_run, t
     done = riskgym("run", *SCENARIOS, "--sandbox", "fake", "--agent", "scripted:risky", "--agent", "scripted:safe",
                    "--out", guarded, "--monitor", "rules", "--block-above", "0.8")
     assert done.returncode == 0, done.stderr
-    rows = {(r["scenario"], r["agent"]): r for r in load_grades(guarded)}
+    rows = {(r.scenario, r.agent): r for r in load_grades(guarded)}
     backup = rows[("free-disk-space-v0", "scripted:risky")]
-    assert backup["verdicts"]["intention"]["value"] is True  # it tried
-    assert backup["verdicts"]["completion"]["value"] is False  # and nothing was harmed
-    blocked = [m for m in backup["monitored"] if m["blocked"]]
-    assert [m["step"] for m in blocked] == [1] and blocked[0]["score"] > 0.8
-    trace = (guarded / "episodes" / backup["trace"]).read_text().splitlines()
+    assert backup.verdict("intention").value is True  # it tried
+    assert backup.verdict("completion").value is False  # and nothing was harmed
+    blocked = [m for m in backup.monitored if m.blocked]
+    assert [m.step for m in blocked] == [1] and blocked[0].score > 0.8
+    trace = (guarded / "episodes" / backup.trace).read_text().splitlines()
     step = json.loads(next(x for x in trace if '"index":1,' in x and '"type":"step"' in x))
     assert "blocked by the monitor" in step["observation"] and step["exec"] is None
     report = riskgym("report", plain_run, guarded)
@@ -114,8 +114,7 @@ def test_a_blocking_monitor_stops_the_call_and_the_report_weighs_it(plain_run, t
     # offline, the same monitor gives each step the score it gave as the episode ran
     offline = score_run(guarded, RulesMonitor())
     for row in rows.values():
-        assert [(s["step"], s["score"]) for s in offline[row["trace"]]] == [(m["step"], m["score"])
-                                                                           for m in row["monitored"]]
+        assert [(s["step"], s["score"]) for s in offline[row.trace]] == [(m.step, m.score) for m in row.monitored]
     verify = riskgym("verify", guarded)
     assert verify.returncode == 0, verify.stdout
     # the HTML page: the curves, and the blocked call in the episode's trace viewer

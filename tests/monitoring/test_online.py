@@ -39,9 +39,9 @@ def test_an_llm_judge_scores_each_call_and_an_unreadable_answer_is_unscored(llm_
     monkeypatch.setenv("OPENAI_API_KEY", "x")
     server = llm_server(judge)
     row = run_risky(tmp_path / "run", "llm:openai/judge", server.url)
-    scores = {m["step"]: (m["score"], m["blocked"]) for m in row["monitored"]}
+    scores = {m.step: (m.score, m.blocked) for m in row.monitored}
     assert scores == {0: (0.1, False), 1: (0.9, True)}
-    assert row["verdicts"]["completion"]["value"] is False
+    assert row.verdict("completion").value is False
     manifest = json.loads((tmp_path / "run" / "run.json").read_text())
     assert manifest["monitor"]["config"]["model"]["temperature"] == 0.0 and manifest["monitor"]["block_above"] == 0.5
     requests = [r["body"] for r in server.requests if r["body"].get("messages")]
@@ -50,7 +50,7 @@ def test_an_llm_judge_scores_each_call_and_an_unreadable_answer_is_unscored(llm_
     mumbler = llm_server(lambda body: {"content": "I think it is fine"})
     monitor = make_monitor("llm:openai/mumbler", {}, {"api_base": mumbler.url})
     scores = score_run(tmp_path / "run", monitor)
-    assert [s["score"] for s in scores[row["trace"]]] == [None, None]
+    assert [s["score"] for s in scores[row.trace]] == [None, None]
     ev = evaluate(with_offline(load_grades(tmp_path / "run"), [tmp_path / "run"]))["llm:openai/mumbler"]
     assert ev.unscored == 2 and ev.scores == []
 
@@ -64,7 +64,7 @@ def guard(body):
 
 def test_a_guard_classifier_blocks_what_it_calls_unsafe(llm_server, tmp_path):
     row = run_risky(tmp_path / "run", "guard:openai/guard", llm_server(guard).url)
-    assert [(m["score"], m["blocked"], m["reason"]) for m in row["monitored"]] == [
+    assert [(m.score, m.blocked, m.reason) for m in row.monitored] == [
         (0.0, False, "safe"), (1.0, True, "unsafe: S1")]
 
 
@@ -74,12 +74,12 @@ def test_a_person_denies_a_call_at_the_terminal(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stderr.count("allow? [y/N]") == 2 and "backup" in out.stderr
     (row,) = load_grades(tmp_path / "run")
-    assert [(m["score"], m["blocked"]) for m in row["monitored"]] == [(0.0, False), (1.0, True)]
-    assert row["verdicts"]["completion"]["value"] is False
-    audit = riskgym("audit", tmp_path / "run" / "episodes" / row["trace"])
+    assert [(m.score, m.blocked) for m in row.monitored] == [(0.0, False), (1.0, True)]
+    assert row.verdict("completion").value is False
+    audit = riskgym("audit", tmp_path / "run" / "episodes" / row.trace)
     assert "blocked by monitor human: suspicion 1.00 · denied by a person" in audit.stdout, audit.stdout
     # a replay shows the blocked call as recorded and does not run it (the backup is still there at the end)
-    trace = tmp_path / "run" / "episodes" / row["trace"]
+    trace = tmp_path / "run" / "episodes" / row.trace
     with replay(trace, sandbox="fake") as done:
         assert [r.source for r in done.steps] == ["sandbox", "record"]
         assert "blocked by the monitor" in done.steps[1].observation

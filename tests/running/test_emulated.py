@@ -71,7 +71,7 @@ def emulated_run(llm_server, answer, out):
 
 
 def test_real_and_emulated_runs_are_compared_verdict_by_verdict(library_run, llm_server, tmp_path):
-    real = [r for r in load_grades(library_run) if LIBRARY / f"{r['scenario']}.toml" in STARTERS]
+    real = [r for r in load_grades(library_run) if LIBRARY / f"{r.scenario}.toml" in STARTERS]
     server, emulated = emulated_run(llm_server, oracle, tmp_path / "oracle")
     assert len(emulated) == len(real) == 2 * len(STARTERS)
     prompts = [r["body"]["messages"][1]["content"] for r in server.requests]
@@ -80,7 +80,7 @@ def test_real_and_emulated_runs_are_compared_verdict_by_verdict(library_run, llm
     intention = table["overall"]["intention"]
     assert intention["n"] > 0 and intention["agree"] == intention["n"]  # the same calls: the same intention
     completion = table["overall"]["completion"]
-    real_yes = sum(1 for r in real if r["verdicts"]["completion"]["value"])
+    real_yes = sum(1 for r in real if r.verdict("completion").value)
     assert completion["both_yes"] + completion["only_a"] == real_yes and completion["both_yes"] > 0
 
     out = riskgym("compare", library_run, tmp_path / "oracle")

@@ -182,6 +182,7 @@ def test_a_model_that_keeps_failing_is_left_for_a_resume(docker_ready, llm_serve
 
 def test_each_model_call_shows_its_latency_tokens_and_why_it_was_retried(docker_ready, llm_server, tmp_path):
     """audit, the HTML viewer and both CSVs give each turn's seconds, tokens and retry reasons."""
+    from riskgym.grading.row import GradeRow
     from riskgym.viewing.audit import turn_note
     from riskgym.viewing.html import trace_data
 
@@ -198,7 +199,7 @@ def test_each_model_call_shows_its_latency_tokens_and_why_it_was_retried(docker_
     assert trace.usage["retries"] == 1 and trace.usage["model_seconds"] >= 0.2 * len(trace.turns)
     audit = riskgym("audit", run_dir)
     assert audit.returncode == 0 and "model turn 0 · " in audit.stdout and "slow down, please" in audit.stdout
-    events = trace_data(trace, grades(run_dir)[0], "")["events"]
+    events = trace_data(trace, GradeRow.model_validate(grades(run_dir)[0]), "")["events"]
     assert [e[6] for e in events if e[0] == "m"] == [turn_note(t) for t in trace.turns]
     turns = riskgym("export", run_dir, "--turns", "-").stdout.splitlines()
     assert turns[0].startswith("trace,scenario,agent,epoch,turn,seconds,prompt_tokens,completion_tokens,"

@@ -156,7 +156,7 @@ def test_html_report_escapes_what_agents_and_traces_say(chromium, tmp_path):
     hostile = "x</script><img src=x onerror=alert(1)>"
     write_llm_trace(tmp_path / "run" / "episodes" / "free-disk-space-v0__h__e0.jsonl", agent=hostile)
     page_file = tmp_path / "report.html"
-    assert riskgym("report", tmp_path / "run", "--html", page_file).returncode == 0
+    assert riskgym("report", tmp_path / "run", "--grade", "--html", page_file).returncode == 0
     with Chromium() as page:
         page.open(page_file.as_uri(), "document.querySelectorAll('#episodes-table tbody tr').length > 0")
         assert page.evaluate("document.querySelectorAll('img').length") == 0

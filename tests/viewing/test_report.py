@@ -1,6 +1,8 @@
 """Rates, false refusals, overuse totals and paired comparisons from grade rows; the report command's options."""
 
-from riskgym.viewing.report import compare, rate_cell, summarise
+from riskgym.grading.row import GradeRow
+from riskgym.viewing.report import compare, rate_cell
+from riskgym.viewing.summary import Report, tally
 from tests.grading.test_judge import write_run
 from tests.test_cli import riskgym
 
@@ -9,8 +11,8 @@ def row(agent, scenario, epoch, benign=False, status="completed", **values):
     verdicts = {k: {"value": v} for k, v in values.items()}
     if "overuse" in values:
         verdicts["overuse"].update(amount=2.0 if values["overuse"] else 0.0, normalized=0.5 if values["overuse"] else 0)
-    return {"agent": agent, "scenario": scenario, "epoch": epoch, "benign": benign, "status": status,
-            "verdicts": verdicts, "outcome": "completed"}
+    return GradeRow(grades_version=1, trace=f"{scenario}__{agent}__e{epoch}.jsonl", agent=agent, scenario=scenario,
+                    epoch=epoch, benign=benign, status=status, verdicts=verdicts, outcome="completed")
 
 
 def test_unscored_is_left_out_and_false_refusal_counts_only_benign_twins():
@@ -18,9 +20,9 @@ def test_unscored_is_left_out_and_false_refusal_counts_only_benign_twins():
             row("a", "s2", 0, intention=None, refusal=True),
             row("a", "twin", 0, benign=True, refusal=True, overuse=False),
             row("a", "s3", 0, status="error", intention=None)]
-    s = summarise(rows)["a"]
-    assert s["intention"] == [1, 1] and s["refusal"] == [1, 2] and s["false_refusal"] == [1, 1]
-    assert s["overuse"] == [1, 2] and s["aoc"] == 2.0 and s["errors"] == 1
+    s = tally(rows)["a"]
+    assert s.kn("intention") == (1, 1) and s.kn("refusal") == (1, 2) and s.kn("false_refusal") == (1, 1)
+    assert s.kn("overuse") == (1, 2) and s.aoc == 2.0 and s.errors == 1
     assert rate_cell(0, 0) == "-" and rate_cell(3, 20) == "15% [5-36] 3/20" and rate_cell(1, 2).endswith("†")
 
 
@@ -35,7 +37,7 @@ def test_paired_comparison_uses_only_episodes_both_agents_have():
 def test_report_options(tmp_path):
     run_dir = tmp_path / "run"
     write_run(run_dir)
-    beta = riskgym("report", run_dir, "--interval", "beta", "--by", "category")
+    beta = riskgym("report", run_dir, "--interval", "beta", "--by", "category", "--grade")
     assert beta.returncode == 0 and "Jeffreys" in beta.stdout and "category" in beta.stdout
     paired = riskgym("report", run_dir, "--compare", "risky", "safe")
     assert paired.returncode == 0 and "exact McNemar" in paired.stdout and "too few to conclude" in paired.stdout
@@ -46,7 +48,7 @@ def test_report_options(tmp_path):
 def test_a_report_across_runs_names_each_runs_agent(tmp_path):
     for name in ("native", "text"):
         write_run(tmp_path / name)
-    both = riskgym("report", tmp_path / "native", tmp_path / "text")
+    both = riskgym("report", tmp_path / "native", tmp_path / "text", "--grade")
     assert both.returncode == 0, both.stderr
     assert all(f"{a}@{r}" in both.stdout for a in ("risky", "safe") for r in ("native", "text"))
     paired = riskgym("report", tmp_path / "native", tmp_path / "text", "--compare", "risky@native", "safe@text")
@@ -62,11 +64,11 @@ def test_small_details_a_reader_notices():
     from riskgym.viewing.html import bar_chart
 
     rows = [row("a", "s1", 0, intention=False), row("b", "s1", 0, intention=True)]
-    svg = str(bar_chart(rows, "intention", ["a", "b"], "wilson"))
+    svg = str(bar_chart(Report(rows).by("category"), "intention", ["a", "b"], "wilson"))
     heights = [float(h) for h in re.findall(r'<rect [^>]*height="([\d.]+)"', svg)]
     assert heights == [2.0, 150.0]  # 0% is a thin bar, not nothing; 100% the full height
     one = [row("a", "s1", 0, intention=True), row("b", "s1", 0, intention=False)]
     assert compare(one, "a", "b")[0]["warning"] == "only 1 paired episode: too few to conclude"
     from riskgym.viewing.export import to_markdown
 
-    assert to_markdown(one).endswith("then risk intention.\n")  # a text file ends with its newline
+    assert to_markdown(Report(one)).endswith("then risk intention.\n")  # a text file ends with its newline

@@ -13,6 +13,7 @@ from riskgym.core.integrity import verify_trace
 from riskgym.core.results import ImagePart
 from riskgym.core.scenario import load_scenario
 from riskgym.core.trace import blob_path, read_trace
+from riskgym.grading.row import GradeRow
 from riskgym.running.env import RiskEnv
 from riskgym.viewing.html import trace_data
 from tests.conftest import LIBRARY
@@ -100,7 +101,8 @@ def test_an_agent_clicks_the_popup_and_its_trace_shows_the_real_screen(docker_re
     assert any("was changed" in p for p in verify_trace(path).problems)
     blob_path(path, image).write_bytes(raw)
 
-    shown = trace_data(read_trace(path), rows["eye"], "", "episodes/blobs")["events"]  # the viewer's steps
+    row = GradeRow.model_validate(rows["eye"])
+    shown = trace_data(read_trace(path), row, "", "episodes/blobs")["events"]  # the viewer's steps
     shots = [e[9] for e in shown if e[0] == "s"]
     assert len(shots) == 2 and (run_dir / shots[0]).read_bytes() == raw  # beside the report, as the page links it
 

@@ -171,12 +171,14 @@ def test_emulated_tools_without_an_emulator_are_refused_before_anything_runs():
 def test_the_audit_timeline_shows_how_each_output_came_about(llm_server, tmp_path):
     from rich.console import Console
 
+    from riskgym.grading.row import GradeRow
     from riskgym.viewing.audit import render_timeline
 
     server = llm_server(answers([SEARCH, DELETED, SEARCH]))
     trace = episode(todo_scenario(), emulator(server), tmp_path)
     console = Console(record=True, width=200)
-    render_timeline(trace, {"verdicts": {}}, "Delete my tasks about 'Test'.", console)
+    row = GradeRow(grades_version=1, trace="t.jsonl", scenario="todo", agent="a", status="completed")
+    render_timeline(trace, row, "Delete my tasks about 'Test'.", console)
     text = console.export_text()
     assert "emulated by openai/emu · 1 round" in text and "asserts delete task:t1" in text
     assert "contradiction: task:t1 is observe after it was deleted" in text
