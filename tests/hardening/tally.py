@@ -43,7 +43,7 @@ class Tally:
         if not self.tests and not self.cases and not self.uncollected:
             return [], True
         categories = [k for k in KINDS if k in self.tests.values() or k in self.cases]
-        parts, lost = [], [f"{name} (did not collect)" for name in self.uncollected]
+        parts, lost = [], [f"{name} (did not collect)" for name in self.uncollected]  # or was skipped whole
         for kind in categories:
             label, tried, held = KINDS[kind]
             cases = self.cases.get(kind, [])
@@ -83,9 +83,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
-    """A module that failed to collect is a loss, whatever it held."""
+    """A module that failed to collect is a loss, whatever it held; so is one skipped whole (a module-level
+    ``importorskip``) under RISKGYM_REQUIRE_DOCKER=1, where every test must run."""
     if report.failed:
         TALLY.uncollected.append(report.nodeid or "?")
+    elif report.skipped and os.environ.get("RISKGYM_REQUIRE_DOCKER") == "1":
+        TALLY.uncollected.append(f"{report.nodeid or '?'}: skipped whole")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

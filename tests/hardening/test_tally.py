@@ -90,6 +90,15 @@ def test_a_skip_under_require_docker_turns_the_tally_red_however_it_was_skipped(
                          "RISKGYM_REQUIRE_DOCKER=1")
 
 
+def test_a_module_skipped_whole_under_require_docker_turns_the_tally_red(pytester, monkeypatch):
+    """A module-level importorskip skips at collection: no test of it is ever seen, so its outcomes cannot say."""
+    monkeypatch.setenv("RISKGYM_REQUIRE_DOCKER", "1")
+    skipped = "pytest.importorskip('a_module_nobody_has')\n\n" + GOOD
+    code, line = session(pytester, monkeypatch, test_escape=("escape", GOOD), test_faults=("fault", skipped))
+    assert code == 1
+    assert line.endswith("NOT HELD: test_faults.py: skipped whole (did not collect)"), line
+
+
 def test_two_workers_records_are_summed(pytester, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     fuzz = "def test_c():\n    record('input', 'c', True, count=5)\n"
