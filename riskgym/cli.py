@@ -263,8 +263,9 @@ def _attack(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True, soft_wrap=True)
     options = _run_options(args)
-    if args.out.exists() and not args.out.is_dir():
-        raise RiskgymError(f"--out {args.out}: is a file; give a folder (a new one, or an attack run's to resume it)")
+    from riskgym.core.files import check_folder
+
+    check_folder(args.out, "--out", "an attack run's to resume it")
     new = not args.out.exists()
     try:
         files, seen = expand(args.suite, args.out, options.sandbox, args.attacks)

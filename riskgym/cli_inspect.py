@@ -152,6 +152,9 @@ def replay(args: argparse.Namespace) -> int:
 
 def audit(args: argparse.Namespace) -> int:
     """Timelines of the matching episodes (or their list)."""
+    from rich.markup import escape
+
+    from riskgym.core.integrity import verify_trace
     from riskgym.core.trace import read_trace
     from riskgym.grading.runs import grade_one, load_grades
     from riskgym.rundir import EPISODES, scenario_for
@@ -175,8 +178,12 @@ def audit(args: argparse.Namespace) -> int:
         console.print(f"{len(matching)} of {len(rows)} episodes match")
         return 0
     for row in matching:
-        trace = read_trace(folder / row.trace)
+        data = (folder / row.trace).read_bytes()
+        trace = read_trace(folder / row.trace, data)
         render_timeline(trace, row, scenario_for(folder / row.trace, trace).instruction, console, args.full)
+        problems = verify_trace(folder / row.trace, data).problems
+        if problems:  # cut short or changed: what is shown is all it says, and it cannot be trusted
+            console.print(f"[yellow]note: the trace does not verify ({escape('; '.join(problems))})[/]")
     if len(rows) > 1:
         console.print(f"{len(matching)} of {len(rows)} episodes match")
     return 0

@@ -49,6 +49,19 @@ def test_run_out_naming_a_file(tmp_path):
     (tmp_path / "f").write_text("mine")
     one_line(riskgym("run", "--sandbox", "fake", "--agent", "scripted:risky", "--out", tmp_path / "f", SIMPLE),
              "is a file; give a folder")
+    under = tmp_path / "f" / "sub"  # a folder that would be in a file: a traceback from mkdir before
+    one_line(riskgym("run", "--sandbox", "fake", "--agent", "scripted:risky", "--out", under, SIMPLE),
+             f"--out {under}: is under {tmp_path / 'f'}, a file; give a folder")
+    suite = LIBRARY / "suites" / "workspace.toml"
+    one_line(riskgym("attack", suite, "--agent", "scripted:risky", "--sandbox", "fake", "--out", under),
+             f"--out {under}: is under {tmp_path / 'f'}, a file; give a folder")
+    assert (tmp_path / "f").read_text() == "mine"
+
+
+def test_an_export_to_a_path_under_a_file_is_one_line(fake_run, tmp_path):
+    (tmp_path / "f").write_text("mine")
+    one_line(riskgym("export", fake_run, "--csv", tmp_path / "f" / "x.csv"), f"{tmp_path / 'f' / 'x.csv'}: cannot "
+             "write it (Not a directory); give a path in a folder you can write to")
     assert (tmp_path / "f").read_text() == "mine"
 
 
@@ -134,6 +147,8 @@ def test_a_cut_trace_says_so_in_the_report_and_in_replay(fake_run, tmp_path):
         report.stdout.split()), report.stdout
     replayed = riskgym("replay", trace)
     assert "note: the trace has no end (no seal after line 3" in " ".join(replayed.stdout.split()), replayed.stdout
+    audited = riskgym("audit", trace)
+    assert "note: the trace does not verify (no seal after line 3" in " ".join(audited.stdout.split()), audited.stdout
 
 
 def test_a_monitor_mistake_leaves_monitor_jsonl_as_it_was(fake_run, tmp_path):

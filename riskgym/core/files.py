@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
-from riskgym.errors import RecordError
+from riskgym.errors import RecordError, RiskgymError
+
+
+def check_folder(out: Path, flag: str, resume: str) -> None:
+    """``out`` can be a folder: RiskgymError naming ``flag`` when it, or a folder it would be in, is a file.
+
+    ``resume``: what an existing folder there may be (``a run's to resume it``).
+    """
+    for at in (out, *out.parents):
+        if at.exists():
+            if not at.is_dir():
+                where = "is a file" if at == out else f"is under {at}, a file"
+                raise RiskgymError(f"{flag} {out}: {where}; give a folder (a new one, or {resume})")
+            return
 
 
 def cannot_write(path: Path, exc: OSError) -> RecordError:
@@ -27,8 +41,10 @@ def write_atomic(path: Path, data: str | bytes) -> None:
             tmp.write_bytes(data)
         tmp.replace(path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # its folder may not be one (a path under a file)
+            tmp.unlink(missing_ok=True)
         raise cannot_write(path, exc) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import riskgym
-from riskgym.core.files import write_atomic
+from riskgym.core.files import check_folder, write_atomic
 from riskgym.core.monitor import settings as monitor_settings
 from riskgym.core.scenario import Scenario
 from riskgym.core.trace import Seal, read_trace
@@ -120,8 +120,7 @@ def run(scenario_files: list[Path], agents: list[str], out: Path, options: RunOp
         raise RiskgymError(f"--concurrency {opts.concurrency}: give at least 1")
     if not scenario_files:
         raise RiskgymError("no scenario files given or found in the library")
-    if out.exists() and not out.is_dir():
-        raise RiskgymError(f"--out {out}: is a file; give a folder (a new one, or a run's to resume it)")
+    check_folder(out, "--out", "a run's to resume it")
     if len(set(agents)) != len(agents):
         raise RiskgymError(f"--model: {sorted(a for a in agents if agents.count(a) > 1)[0]!r} is given twice")
     scenarios = [load_scenario(p) for p in scenario_files]
