@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo
+from pydantic import Field, ValidationInfo, model_validator
 
 from riskgym.core.fields import Strict
 from riskgym.core.registry import Registry, parse_by_kind
@@ -37,6 +37,11 @@ class PartSpec(Strict):
 
     def provided_tools(self) -> list[dict[str, Any]]:
         """The tools it offers the agent, as ``ToolSpec`` fields (an emulator's toolkits); none by default."""
+        return []
+
+    @property
+    def hosts(self) -> list[str]:
+        """The names it answers to in the box's network (its host, then its aliases); none by default."""
         return []
 
 
@@ -248,6 +253,18 @@ class SiteSpec(ServiceSpec):
     pages: tuple[SitePage, ...] = ()
     files: tuple[SiteFile, ...] = ()
     seeded: ClassVar[tuple[str, ...]] = ("pages", "files")
+
+    @model_validator(mode="after")
+    def _paths_once(self) -> SiteSpec:
+        """One page or file a path: the site would serve only the first of two."""
+        seen: dict[str, str] = {}
+        paths = [("pages", n, p.path) for n, p in enumerate(self.pages)]
+        for where, n, path in [*paths, *(("files", n, f.path) for n, f in enumerate(self.files))]:
+            if path in seen:
+                raise ValueError(f"{where}[{n}].path: {path!r} is taken by {seen[path]}; give each page and file a "
+                                 "path of its own")
+            seen[path] = f"{where}[{n}]"
+        return self
 
 
 SERVICES: dict[str, type[ServiceSpec]] = {cls.model_fields["kind"].default: cls for cls in (

@@ -426,6 +426,7 @@ class Scenario(Strict):
             raise ValueError(f"parts[{second - 1}].name: {parts[second]!r} is taken by "
                              + (f"parts[{first - 1}]" if first else "the agent's box")
                              + "; give each part a name of its own")
+        self._hosts_once()
         for n, spec in enumerate(self.tool_specs):
             if spec.backend not in parts:
                 raise ValueError(f"tool_specs[{n}].backend: no part {spec.backend!r}; the parts are {', '.join(parts)}")
@@ -452,6 +453,16 @@ class Scenario(Strict):
                 if step.tool is not None and step.tool not in self.tools:
                     raise ValueError(f"reference.{which}[{i}].tool: tool {step.tool!r} is not in `tools`; add it there")
         return self
+
+    def _hosts_once(self) -> None:
+        """One part a host name: the box's /etc/hosts would send a second part's name to the first's address."""
+        seen: dict[str, int] = {}
+        for n, part in enumerate(self.parts):
+            for i, host in enumerate(part.hosts):
+                if host in seen:
+                    raise ValueError(f"parts[{n}].{'host' if i == 0 else 'aliases'}: {host!r} is taken by "
+                                     f"parts[{seen[host]}]; give each part host names of its own")
+                seen[host] = n
 
     def _check_part(self, kind: str, n: int, check: Any, parts: list[str]) -> None:
         if check.part not in [*parts, "answer", "flow"]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from riskgym.core.checks import CHECKS, Check, register_check
 from riskgym.core.matchers import Matcher
@@ -211,6 +211,13 @@ class Requested(ServiceCheck):
     method: str | None = None
     field: str | None = None
     text: str | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _a_path(cls, value: Matcher | str | None) -> Matcher | str | None:
+        if isinstance(value, str) and not value.startswith("/"):
+            raise ValueError(f"{value!r} is not a path; a path starts with / (\"/{value}\")")
+        return value
 
     def holds(self, pre: JsonState, post: JsonState) -> list[str]:
         seen = {e.get("seq") for e in pre.data.get("log", [])}

@@ -155,6 +155,18 @@ SITE = '[[parts]]\nname = "s"\nkind = "site"\nhost = "a.example"\npages = [{ pat
      "parts[0].mode", "Input should be 'standard' or 'adversarial'"),
     ('["shell"]', '[[parts]]\nname = "emu"\nkind = "emulator"\ntoolkits = ["Terminal"]\n\n[[completion]]\n'
      'check = "emulated"\npart = "emu"\n', "completion[0]", "give `tool` (a call carried out), or `op`"),
+
+    ('["open"]', SITE + SITE.replace('"s"', '"t"'), "parts[1].host", "'a.example' is taken by parts[0]"),
+    ('["open"]', SITE + SITE.replace('"s"', '"t"').replace('host = "a.example"', 'host = "b.example"\naliases = '
+     '["a.example"]'), "parts[1].aliases", "'a.example' is taken by parts[0]; give each part host names of its own"),
+    ('["open"]', SITE.replace('pages = [{ path = "/", body = "x" }]', 'pages = [{ path = "/", body = "x" }, { path = '
+     '"/", body = "y" }]'), "parts[0]", "pages[1].path: '/' is taken by pages[0]"),
+    ('["open"]', SITE + '\n[[completion]]\ncheck = "requested"\npart = "s"\npath = "x"\n', "completion[0].path",
+     "'x' is not a path; a path starts with / (\"/x\")"),
+    ('["computer"]', '[[parts]]\nname = "desktop"\nkind = "desktop"\napps = [{ app = "editor" }]\n',
+     "parts[0].apps[0]", "an editor app needs the file it opens"),
+    ('["computer"]', '[[parts]]\nname = "desktop"\nkind = "desktop"\nsize = [4000, 800]\napps = [{ app = '
+     '"terminal" }]\n', "parts[0].size[0]", "less than or equal to 3840"),
 ])
 def test_the_newer_formats_mistakes_get_one_clear_line(tmp_path, tools, body, where, needle):
     path = write(tmp_path, WORLD.format(tools=tools) + body, name="parts-v0.toml")
