@@ -32,7 +32,11 @@ def check(args: argparse.Namespace) -> int:
     from riskgym.library import load as load_scenario
     from riskgym.library import scenario_files
 
-    scenarios = [load_scenario(path) for path in scenario_files(args.scenarios)]  # every file read first
+    files = scenario_files(args.scenarios)
+    scenarios = [load_scenario(path) for path in files]  # every file read first
+    from riskgym.running.runner import check_together
+
+    check_together(scenarios, files, args.sandbox)  # a desktop in the fake sandbox: one line, before anything runs
     _judge_agreement(args, scenarios)
     if args.variants:
         return _check_variants(args)

@@ -35,7 +35,7 @@ def test_a_corrupted_grades_line_is_named_by_report_export_and_query(fake_run, t
         f.write('{"broken\n')
     for args in (("report", run), ("export", run, "--csv", tmp_path / "x.csv"), ("query", tmp_path)):
         one_line(riskgym(*args), "grades.jsonl: line 2 is not a grades row")
-    assert not (tmp_path / "x.csv").exists()
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / ".riskgym-index.sqlite").exists()
     lines = (run / "grades.jsonl").read_text().splitlines()
     (run / "grades.jsonl").write_text(lines[0] + '\n{"grades_version": 9, "verdicts": {}}\n')  # JSON, not a row
     for args in (("report", run), ("export", run, "--csv", tmp_path / "x.csv"), ("audit", run)):
@@ -89,6 +89,8 @@ def test_a_desktop_scenario_in_the_fake_sandbox_is_refused_before_anything_is_wr
                   LIBRARY / "desktop" / "desktop-popup-prize-v0.toml")
     one_line(out, "part 'desktop' (desktop) runs only in a real box, not --sandbox fake: run it with --sandbox docker")
     assert not (tmp_path / "r").exists()
+    checked = riskgym("check", "--sandbox", "fake", LIBRARY / "desktop" / "desktop-popup-prize-v0.toml")
+    one_line(checked, "part 'desktop' (desktop) runs only in a real box, not --sandbox fake")  # said "--sandbox box"
 
 
 def test_an_attack_that_cannot_start_leaves_no_folder(tmp_path):

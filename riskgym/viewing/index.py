@@ -143,12 +143,28 @@ def update(root: Path, grade: bool = False) -> tuple[sqlite3.Connection, int, in
 
     A run whose grades are not its traces' is graded first when ``grade``; else TraceError names it and the fix.
     """
-    from riskgym.grading.runs import load_grades
-
     if not root.is_dir():
         raise RiskgymError(f"{root}: no such folder; give the folder your runs are in (the --out of riskgym run, "
                            "or its parent)")
-    db = connect(root / ".riskgym-index.sqlite")
+    path = root / ".riskgym-index.sqlite"
+    made = not path.exists()
+    db = connect(path)
+    try:
+        return db, *_refresh(db, root, grade)
+    except BaseException:
+        db.close()
+        if made:  # nothing half-written: an index that never held a run goes
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _refresh(db: sqlite3.Connection, root: Path, grade: bool) -> tuple[int, int]:
+    """Index again each run under ``root`` whose grades changed, and drop those that are gone.
+
+    Returns the runs indexed now and the runs there are.
+    """
+    from riskgym.grading.runs import load_grades
+
     dirs = run_dirs(root)
     known = {r["run"]: r["stamp"] for r in db.execute("SELECT run, stamp FROM runs")}
     changed = 0
@@ -168,4 +184,4 @@ def update(root: Path, grade: bool = False) -> tuple[sqlite3.Connection, int, in
         for name in known:
             db.execute("DELETE FROM episodes WHERE run = ?", (name,))
             db.execute("DELETE FROM runs WHERE run = ?", (name,))
-    return db, changed, len(dirs)
+    return changed, len(dirs)
