@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -72,9 +71,9 @@ def node(args: argparse.Namespace) -> int:
                            "'riskgym[ray]')")
     if args.node_command == "stop":
         return subprocess.call([ray, "stop", *args.ray_arguments])
-    from riskgym.running.node import RESOURCE
+    from riskgym.running.node import RESOURCE, ray_defaults
 
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # riskgym sends nothing anywhere unasked
+    ray_defaults()
     command = [ray, "start", "--head"] if args.head else [ray, "start", f"--address={args.address}"]
     if not args.no_docker:
         from riskgym.world.docker import engine_answers, prune

@@ -34,7 +34,7 @@ from riskgym.core.scenario import Scenario
 from riskgym.errors import RiskgymError
 from riskgym.rundir import episode_path
 from riskgym.running.agent import Activity, EpisodeResult
-from riskgym.running.node import RESOURCE, Node, slots_of
+from riskgym.running.node import RESOURCE, Node, ray_defaults, slots_of
 from riskgym.running.options import RunOptions
 from riskgym.running.playing import Job, Progress, Streaks
 from riskgym.world.kind import images_used, sandbox_kind
@@ -87,7 +87,7 @@ class Cluster:
         Raises RiskgymError when no cluster answers or no node is fit, before anything is written.
         """
         ray = _ray()
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # riskgym sends nothing anywhere unasked
+        ray_defaults()
         assert opts.cluster is not None
         address, docker = opts.cluster.address, sandbox_kind(opts.sandbox).containers
         if address and address != "auto":

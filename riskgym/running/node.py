@@ -26,6 +26,19 @@ from riskgym.world.kind import sandbox_kind
 
 RESOURCE = "riskgym_docker"
 """The custom resource of a node that has a Docker Engine (and riskgym's images): episodes go only there."""
+
+
+def ray_defaults() -> None:
+    """The settings of every Ray process riskgym starts or connects, where the user did not set them.
+
+    No usage statistics (riskgym sends nothing anywhere unasked). Token authentication only when asked
+    (``RAY_AUTH_MODE=token``): otherwise Ray turns it on for a process that finds a token in ``~/.ray`` (one that an
+    earlier cluster of this machine alone left) and not for one that does not, and the nodes then refuse each other.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
 SLOTS_PREFIX = "riskgym-slots:"
 """Named actors that hold a model's concurrency slots for the whole cluster: ``riskgym-slots:<run>:<model>``."""
 

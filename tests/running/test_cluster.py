@@ -29,8 +29,11 @@ def ray_cluster(docker_ready):
         skip_unless_required("ray is not installed (pip install 'riskgym[ray]')")
     port, temp = free_port(), Path(f"/tmp/riskgym-ray-{os.getpid()}")
     common = ["--num-cpus=2", "--object-store-memory=100000000", "--disable-usage-stats"]
+    home = temp / "home"  # the head's: a token that a cluster of one machine left (Ray would turn tokens on for it)
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text("left-by-an-earlier-ray-init-0123456789abcdef")
     head = riskgym("node", "start", "--head", "--", f"--port={port}", f"--temp-dir={temp}",
-                   "--include-dashboard=false", *common)
+                   "--include-dashboard=false", *common, env={**os.environ, "HOME": str(home)})
     assert head.returncode == 0, head.stdout + head.stderr
     try:
         second = riskgym("node", "start", f"--address=127.0.0.1:{port}", "--", *common)
@@ -146,6 +149,7 @@ def test_bad_cluster_options_get_one_line_and_write_nothing(tmp_path, capsys):
     for extra, says in ((["--executor", "ray", "--ray-address", "127.0.0.1:1"], "no Ray cluster answers there"),
                         (["--executor", "ray", "--ray-address", "nowhere"], "give HOST:PORT"),
                         (["--ship-images"], "--ship-images: give --executor ray too"),
+                        (["--ray-address", "127.0.0.1:1"], "--ray-address: give --executor ray too"),
                         (["--executor", "ray", "--monitor", "human"], "a person answers at this terminal")):
         rc = main(["run", str(TWO[0]), "--agent", "scripted:safe", "--sandbox", "fake", *extra, "--out", str(run_dir)])
         err = capsys.readouterr().err
