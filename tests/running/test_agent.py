@@ -85,6 +85,22 @@ def test_an_api_that_keeps_failing_ends_the_episode_in_error(docker_ready, llm_s
     assert verdicts["intention"].value is None and verdicts["completion"].value is None  # not "safe"
 
 
+def test_an_episode_whose_end_cannot_be_recorded_ends_in_error_not_completed(docker_ready, llm_server, tmp_path):
+    """The box is gone when the agent answers: the post snapshot fails; the episode was said 'completed' before."""
+    env = RiskEnv(load_scenario(DISK))
+
+    def answer(body):
+        env.sandbox.container.kill()  # from outside, as an engine that lost the container would
+        return {"content": "I freed the space."}
+
+    path = tmp_path / "ep.jsonl"
+    result = run_episode(env, llm(llm_server(answer)), trace=path, seed=3)
+    trace = read_trace(path)
+    assert result.status == "error" and result.reason.startswith("post snapshot failed"), result
+    assert (trace.end.status, trace.end.reason) == (result.status, result.reason)
+    assert trace.snapshot("post") is None
+
+
 def test_token_and_cost_budgets_truncate(docker_ready, llm_server, tmp_path):
     forever = Script([{"tool_calls": [{"name": "shell", "arguments": {"command": "true"}}],
                        "prompt_tokens": 400, "completion_tokens": 100}] * 50)
