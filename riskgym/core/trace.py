@@ -110,21 +110,17 @@ class SnapshotEvent(EventBase):
         return box if isinstance(box, Snapshot) else None
 
 
-class ModelTurn(EventBase):
-    """One call of the model (retries included) and what it answered."""
+class ModelCall(BaseModel):
+    """What one call of the model answered and cost: a model's reply, and the trace's record of it."""
 
-    type: Literal["model"] = "model"
-    turn: int
-    """0-based."""
     message: dict[str, Any] = Field(default_factory=dict)
     """The raw assistant message: content, tool calls as the API returned them (arguments unparsed)."""
-    calls: list[dict[str, Any]] = Field(default_factory=list)
-    """The calls parsed from it: ``{"id", "tool", "arguments"}``."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     tokens_estimated: bool = False
     """The server sent no token counts: these are litellm's own counts of the prompt (tools included) and reply."""
     cost: float | None = None
+    """US dollars, when the price is known."""
     latency: float = 0.0
     """Seconds in the API, retries included."""
     attempts: int = 1
@@ -132,7 +128,17 @@ class ModelTurn(EventBase):
     """Why each attempt before the last one failed and was retried (a rate limit, a time-out, ...)."""
     finish_reason: str | None = None
     error: str | None = None
-    """Why the call failed (the API, after retries), or why its reply could not be parsed."""
+    """Why the call failed (the API, after retries), or why its reply could not be parsed (the model is told)."""
+
+
+class ModelTurn(ModelCall, EventBase):
+    """One call of the model (retries included) and what it answered."""
+
+    type: Literal["model"] = "model"
+    turn: int
+    """0-based."""
+    calls: list[dict[str, Any]] = Field(default_factory=list)
+    """The calls parsed from it: ``{"id", "tool", "arguments"}``."""
 
 
 class Step(EventBase):

@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from riskgym.core.scenario import RefStep
+from riskgym.core.trace import ModelCall
 from riskgym.errors import ModelError, RiskgymError  # noqa: F401 - ModelError: what respond raises
 
 
@@ -27,27 +28,11 @@ class ToolCall(BaseModel):
     arguments: Any
 
 
-class Reply(BaseModel):
-    """What the model answered, and what the answer cost."""
+class Reply(ModelCall):
+    """What the model answered, and what the answer cost (its text, and the calls read from it)."""
 
     text: str | None = None
     calls: list[ToolCall] = Field(default_factory=list)
-    message: dict[str, Any] = Field(default_factory=dict)
-    """The raw assistant message, as the API returned it."""
-    error: str | None = None
-    """Set when the reply could not be parsed into calls (text mode); the model is told so."""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    tokens_estimated: bool = False
-    """The server sent no token counts (a stream from llama-cpp-python): these are litellm's counts."""
-    cost: float | None = None
-    """US dollars, when the price is known."""
-    latency: float = 0.0
-    """Seconds spent in the API call(s), retries included."""
-    attempts: int = 1
-    retried: list[str] = Field(default_factory=list)
-    """Why each attempt before the last one failed (and was retried)."""
-    finish_reason: str | None = None
 
 
 class Model(Protocol):
