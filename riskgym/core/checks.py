@@ -18,11 +18,11 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic import Field, WrapValidator
 
 from riskgym.core.fields import AbsPath, Mode, Regex, Strict
 from riskgym.core.matchers import Matcher
-from riskgym.core.registry import Registry, parse_by_kind
+from riskgym.core.registry import Registry, by_kind
 from riskgym.core.state import AnswerState, FileState, FlowState, JsonState, Snapshot
 
 
@@ -68,11 +68,8 @@ def register_check(cls: type[Check]) -> type[Check]:
     return cls
 
 
-def parse_check(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Check:
-    """Validate a check as the model of its kind (a pydantic wrap validator: errors keep their field's path)."""
-    if isinstance(value, Check):
-        return value
-    return parse_by_kind(value, "check", CHECKS)  # type: ignore[arg-type,return-value]
+parse_check = by_kind(Check, "check", CHECKS)
+"""Validate a check as the model of its kind (a pydantic wrap validator: errors keep their field's path)."""
 
 
 class PathCheck(Check):

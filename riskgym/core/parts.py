@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, model_validator
 
 from riskgym.core.fields import Strict
-from riskgym.core.registry import Registry, parse_by_kind
+from riskgym.core.registry import Registry, by_kind
 
 HostName = Annotated[str, Field(pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$", max_length=253)]
 """A host name such as ``mail.corp.example`` (lower case, at least one dot)."""
@@ -49,11 +49,8 @@ PARTS: Registry[type[PartSpec]] = Registry("world part kind")
 """Part kind -> the model of its fields. Environments register theirs (a web service, an emulator)."""
 
 
-def parse_part(value: Any, handler: Any, info: ValidationInfo) -> PartSpec:
-    """Validate a part as the model of its kind (a pydantic wrap validator)."""
-    if isinstance(value, PartSpec):
-        return value
-    return parse_by_kind(value, "kind", PARTS)  # type: ignore[arg-type,return-value]
+parse_part = by_kind(PartSpec, "kind", PARTS)
+"""Validate a part as the model of its kind (a pydantic wrap validator)."""
 
 
 class ServiceSpec(PartSpec):

@@ -12,7 +12,7 @@ adds its own with ``register`` before it loads scenarios that use them; nothing 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ValidationError, create_model
@@ -63,6 +63,23 @@ class Registry(Generic[T]):
     def items(self) -> list[tuple[str, T]]:
         """(name, item) pairs, in the order they were registered."""
         return list(self._items.items())
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def by_kind(base: type[M], key: str, registry: Registry[type[M]]) -> Callable[[Any, Any, Any], M]:
+    """A pydantic wrap validator for a field of ``base``'s kinds.
+
+    A TOML table becomes the model that its ``key`` names in ``registry`` (see :func:`parse_by_kind`); a ``base``
+    already made passes as it is.
+    """
+    def parse(value: Any, handler: Any, info: Any) -> M:
+        if isinstance(value, base):
+            return value
+        return parse_by_kind(value, key, registry)  # type: ignore[arg-type,return-value]
+
+    return parse
 
 
 def parse_by_kind(value: Any, key: str, registry: Registry[type[BaseModel]]) -> BaseModel:
