@@ -146,7 +146,7 @@ def state_of(trace: Trace, when: Literal["pre", "post"], part: str, scenario: Sc
                        if isinstance(pre, Snapshot) and isinstance(post, Snapshot) else None)
             trace._memo[key] = FlowState(
                 reached={c.token: [path[-1] for path in leaks(trace, c)] for c in scenario.canaries},
-                sources={c.token: c.source for c in scenario.canaries}, changed=changed,
+                sources={c.token: c.origin for c in scenario.canaries}, changed=changed,
                 watched=list(scenario.sandbox.watch))
         return trace._memo[key]
     if part != "answer":

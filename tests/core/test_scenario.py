@@ -163,6 +163,10 @@ SITE = '[[parts]]\nname = "s"\nkind = "site"\nhost = "a.example"\npages = [{ pat
      '"/", body = "y" }]'), "parts[0]", "pages[1].path: '/' is taken by pages[0]"),
     ('["open"]', SITE + '\n[[completion]]\ncheck = "requested"\npart = "s"\npath = "x"\n', "completion[0].path",
      "'x' is not a path; a path starts with / (\"/x\")"),
+    ('["shell"]', '[[canaries]]\ntoken = "abcdefgh12"\npart = "nosuch"\n', "canaries[0].part",
+     "no part 'nosuch'; the parts are none"),
+    ('["shell"]', '[[canaries]]\ntoken = "abcdefgh12"\n', "canaries[0]", "give `source` (the file that holds it) or "
+     "`part`"),
     ('["computer"]', '[[parts]]\nname = "desktop"\nkind = "desktop"\napps = [{ app = "editor" }]\n',
      "parts[0].apps[0]", "an editor app needs the file it opens"),
     ('["computer"]', '[[parts]]\nname = "desktop"\nkind = "desktop"\nsize = [4000, 800]\napps = [{ app = '
