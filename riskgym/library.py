@@ -25,12 +25,13 @@ def load(path: str | Path) -> Scenario:
     load_kinds()
     scenario = load_scenario(path, tools=list(TOOLS))
     tools = tools_for(scenario)
-    parts = {"box", *(p.name for p in scenario.parts)} | ({"web"} if any(KINDS[p.kind].web for p in scenario.parts)
-                                                          else set())
+    kinds = [p.kind for p in scenario.parts]  # a tool runs on the part of its backend's name, or the one of its kind
+    parts = {"box", *(p.name for p in scenario.parts), *(k for k in kinds if kinds.count(k) == 1)} | (
+        {"web"} if any(KINDS[p.kind].web for p in scenario.parts) else set())
     for name in scenario.tools:
         if tools[name].backend not in parts:
             need = "a service part (a site, mail, social, bank, shop or wiki)" if tools[name].backend == "web" else \
-                f"a part named {tools[name].backend!r}"
+                f"a part named {tools[name].backend!r} or one part of that kind"
             raise ScenarioError(f"{path}: tools: {name!r} runs on {need}, and the scenario has none; add it to "
                                 "[[parts]], or offer another tool")
     for which in ("risky", "safe"):

@@ -451,9 +451,11 @@ class Scenario(Strict):
             if canary.part is not None and canary.part not in parts[1:]:
                 raise ValueError(f"canaries[{n}].part: no part {canary.part!r}; the parts are "
                                  f"{', '.join(parts[1:]) or 'none'}")
+        kinds = [p.kind for p in self.parts]  # a tool runs on the part of its backend's name, or the one of its kind
         for n, spec in enumerate(self.tool_specs):
-            if spec.backend not in parts:
-                raise ValueError(f"tool_specs[{n}].backend: no part {spec.backend!r}; the parts are {', '.join(parts)}")
+            if spec.backend not in parts and kinds.count(spec.backend) != 1:
+                raise ValueError(f"tool_specs[{n}].backend: no part {spec.backend!r}, and no one part of that kind; "
+                                 f"the parts are {', '.join(parts)}")
         if {"answer", "flow", "sinkhole"} & set(parts):
             raise ValueError("parts: \"answer\" names the final answer, \"flow\" where canaries went and \"sinkhole\" "
                              "the box's outside world; give the part another name")

@@ -209,12 +209,18 @@ class Step(EventBase):
         return bool(self.exec and self.exec.timed_out)
 
 
-def call_text(step: Step) -> str:
-    """The call in one line: a shell command as it is, other tools as JSON arguments."""
+def command_line(step: Step) -> str | None:
+    """The command line the call runs, where its one argument is one (``shell``'s, a terminal toolkit's)."""
     args = step.arguments
-    if step.tool == "shell" and isinstance(args, dict) and isinstance(args.get("command"), str):
-        return str(args["command"])
-    return json.dumps(args, ensure_ascii=False)
+    if isinstance(args, dict) and list(args) == ["command"] and isinstance(args["command"], str):
+        return args["command"]
+    return None
+
+
+def call_text(step: Step) -> str:
+    """The call in one line: a command line as it is, other calls as JSON arguments."""
+    command = command_line(step)
+    return command if command is not None else json.dumps(step.arguments, ensure_ascii=False)
 
 
 class Final(EventBase):

@@ -25,7 +25,8 @@ from typing import Any
 from riskgym.core.kinds import Effect
 from riskgym.core.monitor import Context, Monitor, MonitorScore
 from riskgym.errors import ModelError, RiskgymError
-from riskgym.grading.effects import Shell, effects_of_call
+from riskgym.grading.effects import effects_of_call
+from riskgym.tools.commands import Shell
 
 MONITOR_VERSION = 1
 """Part of the offline cache's key: bumped when a shipped monitor's scoring changes."""

@@ -130,10 +130,12 @@ class RiskEnv(gymnasium.Env[str, dict[str, Any]]):
         """Run one validated tool call on the part of the world that backs it."""
         assert self.world is not None
         tool = self.tools[name]
-        part = self.world.parts.get(tool.backend)
+        part = self.world.part_for(tool.backend)
         if part is None:
             raise ToolCallError(f"{name}: its backend {tool.backend!r} is not a part of this world")
-        return tool(part, arguments, timeout=self.scenario.limits.command_timeout)
+        result = tool(part, arguments, timeout=self.scenario.limits.command_timeout)
+        named = next(n for n, p in self.world.parts.items() if p is part)  # bound by its kind: the part's own name
+        return result if result.backend == named else result.model_copy(update={"backend": named})
 
     def step(self, action: dict[str, Any]) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """Run one tool call (or take the final answer) and return what the agent sees."""

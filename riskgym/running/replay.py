@@ -191,7 +191,7 @@ def _reruns(env: RiskEnv, tool: str) -> bool:
     offered = env.tools.get(tool)
     if offered is None or env.world is None:
         return False
-    part = env.world.parts.get(offered.backend)
+    part = env.world.part_for(offered.backend)
     return part is not None and part.replayable
 
 

@@ -227,4 +227,4 @@ def back(web: Any, *, timeout: float = 30.0) -> ToolResult:
 
 for _fn in (open, click, fill, submit, back):
     register_tool(Tool.from_function(_fn, backend="web", effects=(
-        (lambda a: [Effect("network", _host_path(str(a.get("url", "")))[0], "GET")]) if _fn is open else None)))
+        (lambda a, _: [Effect("network", _host_path(str(a.get("url", "")))[0], "GET")]) if _fn is open else None)))

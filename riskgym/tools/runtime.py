@@ -28,7 +28,11 @@ from riskgym.core.results import ExecInfo, ToolResult
 from riskgym.core.scenario import Scenario, ToolSpec
 from riskgym.errors import ToolCallError, field_path
 from riskgym.tools.builtin import delete_path, list_dir, read_file, shell, write_file
+from riskgym.tools.commands import Shell, effects_of_command
 from riskgym.world.base import ExecResult
+
+EffectsOf = Callable[[dict[str, Any], Shell], list[Effect]]
+"""What a call does, from its arguments and where the terminal is (``Tool.effects``)."""
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,8 @@ class Tool:
     """A tool: its spec (name, description, argument model), the backend part that runs it, and how.
 
     ``fn(part, **arguments, timeout=...)`` returns an ExecResult, a ToolResult or text; with no ``fn`` the part runs
-    the call itself (``part.call_tool(name, arguments, timeout)``). ``effects(arguments)``, when given, tells the
-    graders what a call does (the built-in tools' effects are read by :mod:`riskgym.grading.effects`).
+    the call itself (``part.call_tool(name, arguments, timeout)``). ``effects(arguments, shell)``, when given, tells
+    the graders what a call does; ``shell`` is where the terminal is (a relative path's folder, the home, the user).
     """
 
     fn: Callable[..., Any] | None
@@ -45,11 +49,10 @@ class Tool:
     description: str = ""
     model: type[BaseModel] = field(default=BaseModel)
     backend: str = "box"
-    effects: Callable[[dict[str, Any]], list[Effect]] | None = None
+    effects: EffectsOf | None = None
 
     @classmethod
-    def from_function(cls, fn: Callable[..., Any], backend: str = "box",
-                      effects: Callable[[dict[str, Any]], list[Effect]] | None = None) -> Tool:
+    def from_function(cls, fn: Callable[..., Any], backend: str = "box", effects: EffectsOf | None = None) -> Tool:
         """Build the tool's name, description and argument model from ``fn``'s signature and docstring."""
         doc = inspect.getdoc(fn) or ""
         summary = doc.split("\n\n")[0].replace("\n", " ")
@@ -80,8 +83,9 @@ class Tool:
                                                                                                           "")))
         config = ConfigDict(extra="forbid", title=spec.name)
         model = create_model(f"{spec.name}_arguments", __config__=config, **fields)
+        declared = declared_effects(spec.effect, spec.target) if spec.effect else None
         return cls(fn=None, name=spec.name, description=spec.description, model=model, backend=spec.backend,
-                   effects=declared_effects(spec.effect, spec.target) if spec.effect else None)
+                   effects=(lambda arguments, _: declared(arguments)) if declared else None)
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -139,7 +143,7 @@ class Tool:
             out = self.fn(part, **values, timeout=timeout)
         result = as_result(out, self.backend)
         if self.effects is not None and self.fn is None and not result.effects:  # a declared tool's, as it declares
-            result = result.model_copy(update={"effects": self.effects(values)})
+            result = result.model_copy(update={"effects": self.effects(values, Shell())})
         return result
 
 
@@ -168,8 +172,17 @@ def register_tool(tool: Tool | Callable[..., Any]) -> Tool:
     return TOOLS.register(tool.name, tool)
 
 
-for _fn in (shell, read_file, write_file, list_dir, delete_path):
-    register_tool(_fn)
+def _path(arguments: dict[str, Any], at: Shell) -> str:
+    return at.path(str(arguments.get("path", ".")))
+
+
+for _fn, _effects in (
+        (shell, lambda a, at: effects_of_command(str(a.get("command", "")), at)),
+        (read_file, lambda a, at: [Effect("read", _path(a, at))]),
+        (list_dir, lambda a, at: [Effect("read", _path(a, at))]),
+        (write_file, lambda a, at: [Effect("write", _path(a, at))]),
+        (delete_path, lambda a, at: [Effect("delete", _path(a, at), recursive=bool(a.get("recursive")))])):
+    register_tool(Tool.from_function(_fn, effects=_effects))
 
 
 def tools_for(scenario: Scenario) -> dict[str, Tool]:

@@ -15,9 +15,9 @@ from riskgym.core.kinds import Effect
 from riskgym.core.paths import user_path
 from riskgym.core.records import addresses, fields_text, handle
 from riskgym.core.results import ToolResult
+from riskgym.tools.commands import Shell
 from riskgym.tools.runtime import Tool, register_tool
 
-HOME = "/home/agent"
 """The agent's home, where relative attachment paths start (as for the built-in file tools)."""
 MAX_BODY = 20_000
 """Characters of a response body the agent is shown."""
@@ -94,7 +94,7 @@ def http_request(web: Any, method: str, url: str, headers: dict[str, str] | None
     return ToolResult.of_text(f"HTTP {reply['status']}\n{head}\n\n{text[:MAX_BODY]}{cut}", backend="web")
 
 
-def _request_effects(args: dict[str, Any]) -> list[Effect]:
+def _request_effects(args: dict[str, Any], _at: Shell) -> list[Effect]:
     """A request's effects: to the network; a GET is a visit of the page, as the browser's is.
 
     Data sent (a body, or a query) is a submit, whatever the method; a JSON body's detail holds its fields as a
@@ -172,8 +172,8 @@ def send_email(web: Any, to: str, subject: str, body: str, attachments: list[str
     return f"error: {reply['error']}" if "error" in reply else f"sent to {to} (email {reply['sent']})"
 
 
-def _email_effects(args: dict[str, Any]) -> list[Effect]:
-    out = [Effect("read", user_path(str(p), HOME, HOME)) for p in args.get("attachments") or []]
+def _email_effects(args: dict[str, Any], at: Shell) -> list[Effect]:
+    out = [Effect("read", user_path(str(p), at.home, at.home)) for p in args.get("attachments") or []]  # as the tool
     said = f"{args.get('subject', '')}\n{args.get('body', '')}"  # (its attachments: the reads above)
     return out + [Effect("email", r, said) for r in addresses(args.get("to", ""))]
 
@@ -244,7 +244,7 @@ def transfer(web: Any, payee: str, amount: float, memo: str = "", date: str = ""
     return f"sent {amount:.2f} to {payee}; balance {reply['balance']:.2f}"
 
 
-def _transfer_effects(args: dict[str, Any]) -> list[Effect]:
+def _transfer_effects(args: dict[str, Any], _at: Shell) -> list[Effect]:
     when = f" on {args['date']}" if args.get("date") else ""
     return [Effect("transfer", str(args.get("account") or args.get("payee", "")), f"{args.get('amount')}{when}")]
 
@@ -255,9 +255,9 @@ WEB_TOOLS = [
     Tool.from_function(read_email, backend="web"),
     Tool.from_function(send_email, backend="web", effects=_email_effects),
     Tool.from_function(read_feed, backend="web"),
-    Tool.from_function(post, backend="web", effects=lambda a: [Effect("post", "social", str(a.get("text", "")))]),
+    Tool.from_function(post, backend="web", effects=lambda a, _: [Effect("post", "social", str(a.get("text", "")))]),
     Tool.from_function(send_dm, backend="web",
-                       effects=lambda a: [Effect("message", handle(a.get("to", "")), str(a.get("text", "")))]),
+                       effects=lambda a, _: [Effect("message", handle(a.get("to", "")), str(a.get("text", "")))]),
     Tool.from_function(get_balance, backend="web"),
     Tool.from_function(list_payees, backend="web"),
     Tool.from_function(list_transactions, backend="web"),

@@ -86,13 +86,13 @@ def remove_payee(web: Any, payee: str, *, timeout: float = 30.0) -> str:
 WEB_ACTIONS = [
     Tool.from_function(reply_email, backend="web"),  # (its effects: the email it sent, once sent)
     Tool.from_function(forward_email, backend="web",
-                       effects=lambda a: [Effect("email", r, "Fwd") for r in addresses(a.get("to", ""))]),
+                       effects=lambda a, _: [Effect("email", r, "Fwd") for r in addresses(a.get("to", ""))]),
     Tool.from_function(delete_post, backend="web",
-                       effects=lambda a: [Effect("retract", "social", f"post {a.get('post_id', '')}")]),
+                       effects=lambda a, _: [Effect("retract", "social", f"post {a.get('post_id', '')}")]),
     Tool.from_function(add_payee, backend="web",
-                       effects=lambda a: [Effect("payee", account(a.get("account")), f"added {a.get('name', '')}")]),
+                       effects=lambda a, _: [Effect("payee", account(a.get("account")), f"added {a.get('name', '')}")]),
     Tool.from_function(remove_payee, backend="web",
-                       effects=lambda a: [Effect("payee", str(a.get("payee", "")), "removed")]),
+                       effects=lambda a, _: [Effect("payee", str(a.get("payee", "")), "removed")]),
 ]
 for _tool in WEB_ACTIONS:
     register_tool(_tool)

@@ -37,6 +37,13 @@ class World:
         """The agent's box."""
         return self.parts["box"]  # type: ignore[return-value]
 
+    def part_for(self, backend: str) -> Part | None:
+        """The part a tool of ``backend`` runs on: the part of that name, else the one part of that kind."""
+        if backend in self.parts:
+            return self.parts[backend]
+        of_kind = [p for p in self.parts.values() if p.kind == backend]
+        return of_kind[0] if len(of_kind) == 1 else None
+
     @property
     def can_reset(self) -> bool:
         """Whether every part can be reset in place."""

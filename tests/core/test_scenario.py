@@ -149,7 +149,8 @@ SITE = '[[parts]]\nname = "s"\nkind = "site"\nhost = "a.example"\npages = [{ pat
      "parts[0].apps[0]", "a browser app needs the page it opens"),
     ('["computer"]', '[[parts]]\nname = "desktop"\nkind = "desktop"\nsize = [10, 800]\napps = [{ app = "terminal" }]\n',
      "parts[0].size[0]", "greater than or equal to 200"),
-    ('["computer"]', "", "tools", "'computer' runs on a part named 'desktop', and the scenario has none"),
+    ('["computer"]', "", "tools", "'computer' runs on a part named 'desktop' or one part of that kind, and the "
+     "scenario has none"),
     ('["open"]', "", "tools", "'open' runs on a service part (a site, mail, social, bank, shop or wiki)"),
     ('["shell"]', '[[parts]]\nname = "emu"\nkind = "emulator"\nmode = "sometimes"\ntoolkits = ["Terminal"]\n',
      "parts[0].mode", "Input should be 'standard' or 'adversarial'"),

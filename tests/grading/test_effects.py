@@ -4,9 +4,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from riskgym.core.kinds import Effect
 from riskgym.core.scenario import load_scenario
 from riskgym.grading import grade_trace
-from riskgym.grading.effects import Effect, covers, effects_of_command, effects_of_python
+from riskgym.grading.effects import covers
+from riskgym.tools.commands import effects_of_command, effects_of_python
 from tests.conftest import LIBRARY
 from tests.grading.test_graders import trace
 

@@ -9,9 +9,9 @@ import json
 import re
 
 from riskgym.grading.compare import agreement
-from riskgym.grading.effects import Shell, effects_of_command
 from riskgym.grading.runs import load_grades
 from riskgym.running.scripted_server import emulated_call
+from riskgym.tools.commands import Shell, effects_of_command
 from tests.conftest import LIBRARY, STARTERS
 from tests.test_cli import containers_of, riskgym
 

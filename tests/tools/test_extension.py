@@ -161,7 +161,7 @@ class Counter(BasePart):
 
 @pytest.fixture
 def extension(tmp_path):
-    register_tool(Tool.from_function(send_message, effects=lambda args: [Effect("notify", str(args["to"]))]))
+    register_tool(Tool.from_function(send_message, effects=lambda args, _: [Effect("notify", str(args["to"]))]))
     register_effect(EffectKind("notify", "a notification sent", sink=True, touches="mail"))
     register_check(MessageSent)
     register_check(CounterAtLeast)
@@ -195,6 +195,23 @@ def test_a_scenario_uses_an_extensions_kinds_end_to_end_without_docker(extension
     assert v["leak"].evidence[0].targets == ["file:/home/agent/notes/password.txt", "step:0", "step:1",
                                              "mail:mallory"]
     assert check_scenario(scenario, sandbox="fake")[1] == []  # both references graded as they must be
+
+
+def test_a_tool_binds_to_the_one_part_of_its_kind_whatever_its_name(extension, tmp_path):
+    """The bump tool's backend says "counter": the kind; the scenario names its counter "visits"."""
+    text = extension.read_text().replace('name = "counter"', 'name = "visits"').replace('part = "counter"',
+                                                                                          'part = "visits"')
+    assert 'name = "visits"\nkind = "counter"' in text and 'backend = "counter"' in text
+    path = tmp_path / "visits" / extension.name
+    path.parent.mkdir()
+    path.write_text(text)
+    scenario = load(path)
+    trace_path = tmp_path / "risky.jsonl"
+    run_episode(RiskEnv(scenario, sandbox="fake"), ScriptedModel(reference_actions(scenario.reference.safe)),
+                trace=trace_path)
+    trace = read_trace(trace_path)
+    assert [s.backend for s in trace.steps] == ["box", "visits"] and trace.steps[1].error is None
+    assert trace.state("post", "visits").data == {"value": 6} and grade_trace(scenario, trace)["utility"].value
 
 
 def test_the_new_kinds_are_validated_like_the_built_in_ones(extension, tmp_path):

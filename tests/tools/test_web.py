@@ -4,8 +4,9 @@ does not have; attachments read from the box; what each call reports for the gra
 import pytest
 
 from riskgym.core.scenario import Scenario
-from riskgym.grading.effects import Shell, effects_of_call
+from riskgym.grading.effects import effects_of_call
 from riskgym.running.env import RiskEnv
+from riskgym.tools.commands import Shell
 
 
 def world() -> RiskEnv:

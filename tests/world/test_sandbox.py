@@ -180,8 +180,8 @@ def test_the_documented_example_runs(docker_ready):
 
 
 def test_path_tools_take_paths_as_a_user_means_them(box):
-    from riskgym.grading.effects import Shell, _tool_effects
     from riskgym.tools import TOOLS
+    from riskgym.tools.commands import Shell
 
     def call(tool, **arguments):
         return TOOLS[tool].fn(box, **TOOLS[tool].validate(arguments))
@@ -193,7 +193,7 @@ def test_path_tools_take_paths_as_a_user_means_them(box):
     assert call("read_file", path="$HOME/inbox/note.txt").stdout == "hello"
     assert "note.txt" in call("list_dir", path="~/inbox").stdout
     # the graders read the same path the tool used
-    assert [e.target for e in _tool_effects("read_file", {"path": "~/inbox/note.txt"}, Shell(cwd="/tmp"))] == [
+    assert [e.target for e in TOOLS["read_file"].effects({"path": "~/inbox/note.txt"}, Shell(cwd="/tmp"))] == [
         "/home/agent/inbox/note.txt"]
     for recursive in (False, True):  # a path that is not there is an error, never "deleted"
         gone = call("delete_path", path="~/build_output", recursive=recursive)
