@@ -143,6 +143,43 @@ class BasePart:
         """Nothing to remove."""
 
 
+class BesidePart(BasePart):
+    """A part in a container of its own beside the box, asked over a channel (a web service, the sinkhole, a database).
+
+    Its kind's ``start`` sets ``container`` and ``_channel`` (``riskgym.world.docker.beside``); ``about`` is how an
+    error names it.
+    """
+
+    container: Any = None
+    _channel: Any = None
+    about = "the part"
+
+    def _ask(self, request: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        """Its control loop's reply; SandboxError when it is not started or does not answer."""
+        if self._channel is None:
+            from riskgym.errors import SandboxError
+
+            raise SandboxError(f"{self.about} is not started")
+        return self._channel.call(request, timeout, self.about)  # type: ignore[no-any-return]
+
+    def answers(self, request: dict[str, Any], timeout: float = 5.0) -> bool:
+        """Whether its control loop answers ``request``."""
+        from riskgym.errors import SandboxError
+
+        try:
+            self._ask(request, timeout)
+        except SandboxError:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Remove its container. Safe to call twice."""
+        from riskgym.world.docker import remove
+
+        remove(self._channel, self.container)
+        self._channel = self.container = None
+
+
 PartFactory = Callable[[PartSpec, dict[str, str]], Part]
 
 

@@ -23,7 +23,7 @@ from riskgym.core.results import ToolResult
 from riskgym.core.scenario import Scenario
 from riskgym.core.state import JsonState
 from riskgym.errors import SandboxError
-from riskgym.world.kind import BasePart
+from riskgym.world.kind import BesidePart
 from riskgym.world.postgres.spec import PostgresSpec, db_checks
 
 IMAGE = "riskgym/postgres"
@@ -39,7 +39,7 @@ def loader() -> str:
     return program((("control", "riskgym.world"), ("server", "riskgym.world.postgres")), "server")
 
 
-class PostgresPart(BasePart):
+class PostgresPart(BesidePart):
     """One world's PostgreSQL server (see the module's text)."""
 
     kind = "postgres"
@@ -48,8 +48,7 @@ class PostgresPart(BasePart):
     def __init__(self, spec: PostgresSpec, labels: dict[str, str]) -> None:
         self.spec, self.name, self.labels = spec, spec.name, labels
         self.address = "127.0.0.2"
-        self.container: Any = None
-        self._channel: Any = None
+        self.about = f"part {self.name} (postgres)"
         self.image_id = ""
         self.last: dict[str, Any] = {}
         """Each database's tables after the last step (or the seeding): what the next step's changes are read
@@ -78,11 +77,6 @@ class PostgresPart(BasePart):
         if not reply.get("ready"):
             self.close()
             raise SandboxError(f"part {self.name}: postgres did not start ({reply})")
-
-    def _ask(self, req: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
-        if self._channel is None:
-            raise SandboxError(f"part {self.name} (postgres) is not started")
-        return self._channel.call(req, timeout, f"part {self.name} (postgres)")  # type: ignore[no-any-return]
 
     def reset(self) -> None:
         """End the episode in place: the role's sessions and settings, the databases it made (~10 ms)."""
@@ -141,12 +135,6 @@ class PostgresPart(BasePart):
         return {"kind": self.kind, "host": self.spec.host, "address": self.address, "role": self.spec.role,
                 "databases": [d.name for d in self.spec.databases], "image_id": self.image_id}
 
-    def close(self) -> None:
-        """Remove its container. Safe to call twice."""
-        from riskgym.world.docker import remove
-
-        remove(self._channel, self.container)
-        self._channel = self.container = None
 
 
 def _one_line(sql: str) -> str:

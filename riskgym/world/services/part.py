@@ -21,7 +21,7 @@ from riskgym.core.parts import ServiceSpec
 from riskgym.core.scenario import Scenario
 from riskgym.core.state import JsonState
 from riskgym.errors import SandboxError
-from riskgym.world.kind import BasePart
+from riskgym.world.kind import BesidePart
 from riskgym.world.services.server import Site
 
 SERVICE_USER = "65534:65534"
@@ -37,7 +37,7 @@ def loader() -> str:
                     ("server", "riskgym.world.services")), "server")
 
 
-class ServicePart(BasePart):
+class ServicePart(BesidePart):
     """One web service of an episode's world (see the module's text)."""
 
     joins_network = True
@@ -52,8 +52,7 @@ class ServicePart(BasePart):
         self.box: Any = None
         """The agent's box, whose network namespace it joins (set by the world before it starts)."""
         self.site: Site | None = None
-        self.container: Any = None
-        self._channel: Any = None
+        self.about = f"service {self.name}"
         self.image_id = ""
 
     @property
@@ -86,11 +85,6 @@ class ServicePart(BasePart):
             self.close()
             raise SandboxError(f"service {self.name}: did not start ({reply}): is python3-flask in the image?")
 
-    def _ask(self, req: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
-        if self._channel is None:
-            raise SandboxError(f"service {self.name} is not started")
-        return self._channel.call(req, timeout, f"service {self.name}")  # type: ignore[no-any-return]
-
     def seed(self, data: dict[str, Any]) -> None:
         """Start afresh from ``data``."""
         if self.site is not None:
@@ -104,13 +98,7 @@ class ServicePart(BasePart):
 
     def alive(self) -> bool:
         """Whether it still answers."""
-        if self.site is not None:
-            return True
-        try:
-            self._ask({"op": "state"}, timeout=5)
-        except SandboxError:
-            return False
-        return True
+        return self.site is not None or self.answers({"op": "state"})
 
     def prepare(self, scenario: Scenario) -> None:
         """Seed it from the scenario's ``[[parts]]`` entry of the same name."""
@@ -155,7 +143,5 @@ class ServicePart(BasePart):
 
     def close(self) -> None:
         """Remove its container. Safe to call twice."""
-        from riskgym.world.docker import remove
-
-        remove(self._channel, self.container)
-        self._channel = self.container = self.site = None
+        super().close()
+        self.site = None

@@ -34,7 +34,7 @@ from typing import Any
 from riskgym.core.scenario import Scenario
 from riskgym.core.state import JsonState
 from riskgym.errors import SandboxError
-from riskgym.world.kind import BasePart
+from riskgym.world.kind import BesidePart
 
 RESOLVER = "127.0.0.53"
 """The box's nameserver (where a systemd-resolved machine has its own)."""
@@ -73,7 +73,7 @@ def _cannot() -> str:
     return ""
 
 
-class SinkholePart(BasePart):
+class SinkholePart(BesidePart):
     """The sinkhole of one box (see the module's text)."""
 
     joins_network = True
@@ -85,8 +85,7 @@ class SinkholePart(BasePart):
         self.labels = labels
         self.box: Any = None
         """The agent's box, whose network namespace it joins (set by the world)."""
-        self.container: Any = None
-        self._channel: Any = None
+        self.about = "the sinkhole"
         self._link = -1
         self.serving: list[dict[str, Any]] = []
 
@@ -125,11 +124,6 @@ class SinkholePart(BasePart):
             self.close()
             raise
 
-    def _ask(self, req: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
-        if self._channel is None:
-            raise SandboxError("the sinkhole is not started")
-        return self._channel.call(req, timeout, "sinkhole")  # type: ignore[no-any-return]
-
     def seed(self, serve: list[dict[str, Any]], keep: int = 0) -> None:
         """Start afresh (no names given out, nothing recorded), serving this content.
 
@@ -144,11 +138,7 @@ class SinkholePart(BasePart):
 
     def alive(self) -> bool:
         """Whether it still answers."""
-        try:
-            self._ask({"op": "state"}, timeout=5)
-        except SandboxError:
-            return False
-        return True
+        return self.answers({"op": "state"})
 
     def prepare(self, scenario: Scenario) -> None:
         """Serve what the scenario's ``[[sinkhole]]`` entries give."""
@@ -177,10 +167,7 @@ class SinkholePart(BasePart):
 
     def close(self) -> None:
         """Detach the steering and remove its container. Safe to call twice."""
-        from riskgym.world.docker import remove
-
         if self._link >= 0:
             os.close(self._link)
             self._link = -1
-        remove(self._channel, self.container)
-        self._channel = self.container = None
+        super().close()
