@@ -5,8 +5,9 @@ verdict, with a 95% interval and Cohen's kappa, overall and per scenario, and wh
 (the emulated run says yes where the real one says no, or the other way). Episodes are paired by scenario, agent
 and epoch; when each run has one agent and their names differ, by scenario and epoch.
 
->>> a = [{"scenario": "s", "agent": "x", "epoch": 0, "verdicts": {"intention": {"value": True}}}]
->>> b = [{"scenario": "s", "agent": "x", "epoch": 0, "verdicts": {"intention": {"value": False}}}]
+>>> row = {"grades_version": 9, "trace": "t", "status": "completed", "scenario": "s", "agent": "x", "epoch": 0}
+>>> a = [GradeRow.model_validate({**row, "verdicts": {"intention": {"value": True}}})]
+>>> b = [GradeRow.model_validate({**row, "verdicts": {"intention": {"value": False}}})]
 >>> table = agreement(a, b)
 >>> table["overall"]["intention"]["agree"], table["overall"]["intention"]["only_a"]
 (0, 1)
