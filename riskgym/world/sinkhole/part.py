@@ -29,6 +29,7 @@ import functools
 import os
 import socket
 import subprocess
+import time
 from typing import Any
 
 from riskgym.core.scenario import Scenario
@@ -97,8 +98,12 @@ class SinkholePart(BesidePart):
         @engine_errors
         def pids() -> tuple[int, int]:  # (the box's, and the sinkhole's process's) on the host
             self.box.container.reload()
-            return (int(self.box.container.attrs["State"]["Pid"]),
-                    int(docker_client().api.exec_inspect(self._channel.exec_id)["Pid"]))
+            deadline = time.monotonic() + 10
+            while True:  # a busy engine may say the exec's pid is 0 for a moment after it started
+                pid = int(docker_client().api.exec_inspect(self._channel.exec_id)["Pid"] or 0)
+                if pid > 0 or time.monotonic() > deadline:
+                    return int(self.box.container.attrs["State"]["Pid"]), pid
+                time.sleep(0.05)
 
         try:
             self.container, self._channel = beside(self.box, "sinkhole", USER, loader(), "128m", "4m", self.labels)
@@ -114,7 +119,8 @@ class SinkholePart(BesidePart):
                 if done.returncode != 0:
                     err = done.stderr.decode("utf-8", "replace").strip().splitlines()
                     raise SandboxError(f"sinkhole: the box's outside addresses could not be steered to it: "
-                                       f"{(err or ['no reason given'])[-1][:200]}")
+                                       f"{(err or ['no reason given'])[-1][:200]} (box pid {box_pid}, sinkhole pid "
+                                       f"{host_pid})")
                 mine.settimeout(5)
                 _, fds, _, _ = socket.recv_fds(mine, 1, 1)
             if len(fds) != 1:
