@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from riskgym.grading.row import GradeRow
     from riskgym.running.agent import Activity, EpisodeResult
     from riskgym.running.runner import RunOptions
+    from riskgym.viewing.summary import Report
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,7 +72,6 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--html", type=Path, metavar="FILE", help="also write one self-contained HTML page: rates, charts "
                      "and every episode's trace")
     cli_inspect.grade_flag(rep)
-
 
     cli_inspect.add_parsers(sub)
     cli_monitor.add_parsers(sub)
@@ -228,6 +228,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from riskgym.grading.runs import grade_run
     from riskgym.library import scenario_files
+    from riskgym.monitoring.offline import with_offline
     from riskgym.running.runner import run
     from riskgym.viewing.report import render
     from riskgym.viewing.summary import Report
@@ -245,10 +246,10 @@ def _run(args: argparse.Namespace) -> int:
                   f"{counts['sandboxes started']} sandboxes started, {counts['resets']} resets in place"
                   + (f"; on {counts['nodes']} Ray node{'s' * (counts['nodes'] != 1)}, {counts['retried']} "
                      "episodes sent again after a worker or node was lost" if "nodes" in counts else ""))
-    rows = grade_run(args.out)
-    render(Report(rows), title=f"riskgym run {args.out}")
+    report = Report(with_offline(grade_run(args.out), [args.out]))  # one report: the terminal's and the page's
+    render(report, title=f"riskgym run {args.out}")
     if args.html:
-        _write_html(args.out, args.html, rows)
+        _write_html(args.out, args.html, report)
     return 0
 
 
@@ -256,6 +257,7 @@ def _attack(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from riskgym.grading.runs import grade_run
+    from riskgym.monitoring.offline import with_offline
     from riskgym.running.attack import expand
     from riskgym.running.runner import run
     from riskgym.viewing.report import render_attacks
@@ -280,19 +282,18 @@ def _attack(args: argparse.Namespace) -> int:
         run(files, args.models, args.out, options, progress=progress)
     finally:
         progress.close()
-    rows = grade_run(args.out)
-    render_attacks(Report(rows).attacks, title=f"riskgym attack {args.suite.stem} -> {args.out}")
+    report = Report(with_offline(grade_run(args.out), [args.out]))
+    render_attacks(report.attacks, title=f"riskgym attack {args.suite.stem} -> {args.out}")
     if args.html:
-        _write_html(args.out, args.html, rows)
+        _write_html(args.out, args.html, report)
     return 0
 
 
-def _write_html(run_dir: Path, out: Path, rows: list[GradeRow], interval: str = "wilson") -> None:
-    """The page of ``rows`` (the run's grades, as the terminal's report showed them)."""
-    from riskgym.monitoring.offline import with_offline
+def _write_html(run_dir: Path, out: Path, report: Report) -> None:
+    """The page of the run: the report the terminal showed."""
     from riskgym.viewing.html import write_report
 
-    n = write_report(run_dir, out, interval, with_offline(rows, [run_dir]))
+    n = write_report(run_dir, out, report)
     size = out.stat().st_size
     shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
     print(f"wrote {out}: the HTML report of {n} episodes ({shown}); open it in a browser")
@@ -508,9 +509,10 @@ def _report(args: argparse.Namespace) -> int:
                                    f"{', '.join(sorted(agents))}")
         render_compare(rows, *args.compare)
         return 0
-    render(Report(rows, args.interval), title=f"riskgym report {runs}", by=args.by)
+    report = Report(rows, args.interval)
+    render(report, title=f"riskgym report {runs}", by=args.by)
     if args.html:
-        _write_html(args.run_dirs[0], args.html, rows, args.interval)
+        _write_html(args.run_dirs[0], args.html, report)
     return 0
 
 

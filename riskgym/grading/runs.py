@@ -309,16 +309,18 @@ def load_runs(run_dirs: list[Path], grade: bool = False) -> list[GradeRow]:
 
 
 def stored_grades(run_dir: Path) -> tuple[list[GradeRow], str | None]:
-    """The rows of the run's ``grades.jsonl``, and why they are not its traces' grades (None when they are).
+    """The rows of the run's ``grades.jsonl`` and None when they are its traces' grades; else why they are not.
 
-    Not theirs: there are none, a trace is newer than them, or they are of an older version.
+    Not theirs: there are none, a trace is newer than them (the file is then not read), or they are of an older
+    version.
     """
     grades, traces = run_dir / GRADES, trace_files(run_dir)  # not a run directory: TraceError
     if not grades.is_file():
         return [], "there are no grades yet"
+    written = grades.stat().st_mtime
+    if any(t.stat().st_mtime > written for t in traces):
+        return [], "a trace is newer than the grades"
     rows = _stored(grades)
-    if any(t.stat().st_mtime > grades.stat().st_mtime for t in traces):
-        return rows, "a trace is newer than the grades"
     if any(r.grades_version != GRADES_VERSION for r in rows):
         return rows, f"they are of an older riskgym (grades version {rows[0].grades_version}, now {GRADES_VERSION})"
     return rows, None

@@ -221,12 +221,12 @@ def render_html(run_dir: Path, report: Report, traces: list[dict[str, Any]], dig
         version=riskgym.__version__, colours=COLOURS, clip=CLIP, chunk=CHUNK)
 
 
-def write_report(run_dir: Path, out: Path, interval: str = "wilson", rows: list[GradeRow] | None = None,
-                 grade: bool = False) -> int:
+def write_report(run_dir: Path, out: Path, report: Report | None = None, grade: bool = False) -> int:
     """Write the page of the run to ``out``; return the number of episodes.
 
-    ``rows``: the run's grades, already read (else read from ``grades.jsonl``, graded first only when ``grade``).
-    Each trace is read once: the bytes verified are the bytes shown.
+    ``report``: the run's, as the terminal showed it (else made from ``grades.jsonl`` with the offline monitors'
+    scores, the run graded first only when ``grade``). Each trace is read once: the bytes verified are the bytes
+    shown.
     """
     from riskgym.core.files import write_atomic
     from riskgym.core.integrity import run_digest, verify_trace
@@ -235,8 +235,9 @@ def write_report(run_dir: Path, out: Path, interval: str = "wilson", rows: list[
     from riskgym.monitoring.offline import with_offline
     from riskgym.rundir import scenario_for
 
-    if rows is None:
-        rows = with_offline(load_grades(run_dir, grade), [run_dir])
+    if report is None:
+        report = Report(with_offline(load_grades(run_dir, grade), [run_dir]))
+    rows = report.rows
     blobs = Path(os.path.relpath(run_dir / EPISODES / "blobs", out.resolve().parent)).as_posix()
     traces, checks = [], []
     for row in rows:
@@ -246,6 +247,6 @@ def write_report(run_dir: Path, out: Path, interval: str = "wilson", rows: list[
         trace = read_trace(path, data)
         traces.append(trace_data(trace, row, scenario_for(path, trace).instruction, blobs))
     unverified = [c.path.name for c in checks if not c.ok]
-    page = render_html(run_dir, Report(rows, interval), traces, run_digest(checks, run_dir / GRADES), unverified)
+    page = render_html(run_dir, report, traces, run_digest(checks, run_dir / GRADES), unverified)
     write_atomic(out, page)
     return len(rows)
