@@ -4,17 +4,25 @@ PY := $(VENV)/bin/python
 RISKGYM := $(VENV)/bin/riskgym
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: setup lock demo test hardening bench lint images clean screenshots
+.PHONY: setup host lock demo test hardening bench lint images clean screenshots
 
-setup: $(VENV)/.installed
-	@sh containers/ensure-docker.sh && PYTHON=$(PY) sh containers/ensure-observer.sh
+# the host's Debian packages (one apt-get run) and its engine while the virtualenv installs; then the host observer
+# (built by the virtualenv's python) and the images
+setup:
+	@$(MAKE) --no-print-directory -j 2 --output-sync=target host $(VENV)/.installed
+	@PYTHON=$(PY) sh containers/ensure-observer.sh
 	@$(RISKGYM) images build
 
+HOST_PARTS := engine observer
+host:
+	@sh containers/host-packages.sh $(HOST_PARTS) && sh containers/ensure-docker.sh
+
 # exactly the locked set (hashes checked), then riskgym itself without resolving anything; then a check that
-# what is installed is what is locked
+# what is installed is what is locked. Nothing is byte-compiled ahead (half the install's time): Python compiles
+# each module the first time it is imported, and most of them never are
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m venv --clear $(VENV)
-	$(PY) -m pip install -qq --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip install -qq --disable-pip-version-check --no-compile --require-hashes --no-deps -r requirements.lock
 	$(PY) -m pip install -qq --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(PY) containers/check_lock.py requirements.lock
 	@touch $@
@@ -33,16 +41,16 @@ demo: setup
 	@rm -rf runs/demo
 	$(RISKGYM) run --agent scripted:risky --agent scripted:safe --monitor rules --out runs/demo --html runs/demo/report.html
 
-# Debian's chromium (host apt) installs and the linters run in the background while the images build (those FROM
-# the base at once). The tests run on two workers (whole files each: their module fixtures are not made twice; the
-# hardening tally sums both), then those that need the Docker Engine to themselves (it is restarted) alone
-test: $(VENV)/.installed
-	@sh containers/ensure-docker.sh && PYTHON=$(PY) sh containers/ensure-observer.sh
-	@mkdir -p .cache; sh containers/ensure-chromium.sh > .cache/chromium.log 2>&1 & chromium=$$!; \
-	  $(MAKE) --no-print-directory lint > .cache/lint.log 2>&1 & lint=$$!; \
-	  $(RISKGYM) images build; built=$$?; wait $$lint; linted=$$?; cat .cache/lint.log; \
-	  wait $$chromium; installed=$$?; cat .cache/chromium.log; [ $$built = 0 ] && [ $$linted = 0 ] && [ $$installed = 0 ]
-	@$(PY) -m pytest -q -n 2 --dist loadfile -m "not alone" --durations=12; shared=$$?; \
+# Debian's chromium comes with the host's other packages; the linters run while the images build (those FROM the
+# base at once). The tests run on two workers (whole files each: their module fixtures are not made twice; the
+# hardening tally sums both), the longest files first (tests/conftest.py), then those that need the Docker Engine to
+# themselves (it is restarted) alone
+test:
+	@$(MAKE) --no-print-directory -j 2 --output-sync=target host $(VENV)/.installed HOST_PARTS="engine observer chromium"
+	@sh containers/ensure-chromium.sh && PYTHON=$(PY) sh containers/ensure-observer.sh
+	@mkdir -p .cache; $(MAKE) --no-print-directory lint > .cache/lint.log 2>&1 & lint=$$!; \
+	  $(RISKGYM) images build; built=$$?; wait $$lint; linted=$$?; cat .cache/lint.log; [ $$built = 0 ] && [ $$linted = 0 ]
+	@$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not alone" --durations=12; shared=$$?; \
 	  $(PY) -m pytest -q -p no:xdist -m alone; alone=$$?; [ $$shared = 0 ] && [ $$alone = 0 ]
 
 # the escape suite, the faults and the fuzzing alone (make test runs them too); ends with the tally

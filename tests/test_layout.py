@@ -116,3 +116,16 @@ def test_a_branch_on_a_part_outside_its_kind_is_found(tmp_path):
                                     "y = isinstance(p, ServicePart)\nz = opts.sandbox != 'docker'\n")
     assert [line.split(": ", 1)[1] for line in part_branches(pkg)] == [
         "hasattr(part, 'offer')", "spec.kind == 'desktop'", "isinstance(p, ServicePart)", "opts.sandbox != 'docker'"]
+
+
+def test_the_longest_files_run_first_in_make_test():
+    from types import SimpleNamespace
+
+    from tests.conftest import LONGEST, pytest_collection_modifyitems
+
+    assert all((ROOT / name).is_file() for name in LONGEST), "LONGEST names a test file that is not there"
+    items = [SimpleNamespace(nodeid=n) for n in ("tests/a.py::x", f"{list(LONGEST)[1]}::y", "tests/b.py::z",
+                                                  f"{list(LONGEST)[0]}::w", f"{list(LONGEST)[1]}::v")]
+    pytest_collection_modifyitems(items)
+    assert [i.nodeid.split("::")[1] for i in items] == ["w", "y", "v", "x", "z"]
+    assert "--no-loadscope-reorder" in (ROOT / "Makefile").read_text()  # else xdist orders files by their size
