@@ -124,8 +124,9 @@ def test_the_longest_files_run_first_in_make_test():
     from tests.conftest import LONGEST, pytest_collection_modifyitems
 
     assert all((ROOT / name).is_file() for name in LONGEST), "LONGEST names a test file that is not there"
-    items = [SimpleNamespace(nodeid=n) for n in ("tests/a.py::x", f"{list(LONGEST)[1]}::y", "tests/b.py::z",
-                                                  f"{list(LONGEST)[0]}::w", f"{list(LONGEST)[1]}::v")]
+    first, second = list(LONGEST)[:2]
+    items = [SimpleNamespace(nodeid=n) for n in ("tests/a.py::x", f"{second}::y", "tests/b.py::z", f"{first}::w",
+                                                  f"{second}::v")]
     pytest_collection_modifyitems(items)
     assert [i.nodeid.split("::")[1] for i in items] == ["w", "y", "v", "x", "z"]
     assert "--no-loadscope-reorder" in (ROOT / "Makefile").read_text()  # else xdist orders files by their size
