@@ -4,18 +4,17 @@ PY := $(VENV)/bin/python
 RISKGYM := $(VENV)/bin/riskgym
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: setup host lock demo test hardening bench lint images clean screenshots
+.PHONY: setup engine lock demo test hardening bench lint images clean screenshots
 
-# the host's Debian packages (one apt-get run) and its engine while the virtualenv installs; then the host observer
-# (built by the virtualenv's python) and the images
+# the Docker Engine (Debian's packages for it in one apt-get run) while the virtualenv installs; then the host
+# observer (its packages, then built by the virtualenv's python) and the images
 setup:
-	@$(MAKE) --no-print-directory -j 2 --output-sync=target host $(VENV)/.installed
-	@PYTHON=$(PY) sh containers/ensure-observer.sh
+	@$(MAKE) --no-print-directory -j 2 --output-sync=target engine $(VENV)/.installed
+	@sh containers/host-packages.sh observer && PYTHON=$(PY) sh containers/ensure-observer.sh
 	@$(RISKGYM) images build
 
-HOST_PARTS := engine observer
-host:
-	@sh containers/host-packages.sh $(HOST_PARTS) && sh containers/ensure-docker.sh
+engine:
+	@sh containers/host-packages.sh engine && sh containers/ensure-docker.sh
 
 # exactly the locked set (hashes checked), then riskgym itself without resolving anything; then a check that
 # what is installed is what is locked. Byte-compiled here: with PYTHONDONTWRITEBYTECODE set (as on CI's machines),
@@ -41,15 +40,17 @@ demo: setup
 	@rm -rf runs/demo
 	$(RISKGYM) run --agent scripted:risky --agent scripted:safe --monitor rules --out runs/demo --html runs/demo/report.html
 
-# Debian's chromium comes with the host's other packages; the linters run while the images build (those FROM the
-# base at once). The tests run on two workers (whole files each: their module fixtures are not made twice; the
+# The engine and the virtualenv as for setup; then, while the images build (those FROM the base at once), the
+# observer's packages and Debian's chromium (one apt-get run), the observer's build and the linters. The tests run on two workers (whole files each: their module fixtures are not made twice; the
 # hardening tally sums both), the longest files first (tests/conftest.py), then those that need the Docker Engine to
 # themselves (it is restarted) alone
 test:
-	@$(MAKE) --no-print-directory -j 2 --output-sync=target host $(VENV)/.installed HOST_PARTS="engine observer chromium"
-	@sh containers/ensure-chromium.sh && PYTHON=$(PY) sh containers/ensure-observer.sh
-	@mkdir -p .cache; $(MAKE) --no-print-directory lint > .cache/lint.log 2>&1 & lint=$$!; \
-	  $(RISKGYM) images build; built=$$?; wait $$lint; linted=$$?; cat .cache/lint.log; [ $$built = 0 ] && [ $$linted = 0 ]
+	@$(MAKE) --no-print-directory -j 2 --output-sync=target engine $(VENV)/.installed
+	@mkdir -p .cache; (sh containers/host-packages.sh observer chromium && sh containers/ensure-chromium.sh && \
+	  PYTHON=$(PY) sh containers/ensure-observer.sh) > .cache/host.log 2>&1 & host=$$!; \
+	  $(MAKE) --no-print-directory lint > .cache/lint.log 2>&1 & lint=$$!; \
+	  $(RISKGYM) images build; built=$$?; wait $$lint; linted=$$?; wait $$host; hosted=$$?; \
+	  cat .cache/host.log .cache/lint.log; [ $$built = 0 ] && [ $$linted = 0 ] && [ $$hosted = 0 ]
 	@$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not alone" --durations=12; shared=$$?; \
 	  $(PY) -m pytest -q -p no:xdist -m alone; alone=$$?; [ $$shared = 0 ] && [ $$alone = 0 ]
 
