@@ -10,11 +10,11 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 # observer (its packages, then built by the virtualenv's python) and the images
 setup:
 	@$(MAKE) --no-print-directory -j 2 --output-sync=target engine $(VENV)/.installed
-	@sh containers/host-packages.sh observer && PYTHON=$(PY) sh containers/ensure-observer.sh
+	@PYTHON=$(PY) sh containers/ensure-observer.sh
 	@$(RISKGYM) images build
 
 engine:
-	@sh containers/host-packages.sh engine && sh containers/ensure-docker.sh
+	@sh containers/ensure-docker.sh
 
 # exactly the locked set (hashes checked), then riskgym itself without resolving anything; then a check that
 # what is installed is what is locked. Byte-compiled here: with PYTHONDONTWRITEBYTECODE set (as on CI's machines),
@@ -41,9 +41,10 @@ demo: setup
 	$(RISKGYM) run --agent scripted:risky --agent scripted:safe --monitor rules --out runs/demo --html runs/demo/report.html
 
 # The engine and the virtualenv as for setup; then, while the images build (those FROM the base at once), the
-# observer's packages and Debian's chromium (one apt-get run), the observer's build and the linters. The tests run on two workers (whole files each: their module fixtures are not made twice; the
-# hardening tally sums both), the longest files first (tests/conftest.py), then those that need the Docker Engine to
-# themselves (it is restarted) alone
+# observer's packages and Debian's chromium (one apt-get update), the observer's build and the linters. The tests
+# run on two workers (whole files each: their module fixtures are not made twice; the hardening tally sums both),
+# the longest files first (tests/conftest.py), then those that need the Docker Engine to themselves (it is
+# restarted) alone
 test:
 	@$(MAKE) --no-print-directory -j 2 --output-sync=target engine $(VENV)/.installed
 	@mkdir -p .cache; (sh containers/host-packages.sh observer chromium && sh containers/ensure-chromium.sh && \

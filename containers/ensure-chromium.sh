@@ -8,5 +8,4 @@ if [ "$(id -u)" != 0 ]; then
   echo "no chromium, and installing Debian's needs root: apt-get install chromium (its test is skipped until then)" >&2
   exit 0
 fi
-echo "installing Debian's chromium (for the HTML report's test) ..."
-apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+exec sh "$(dirname "$0")/host-packages.sh" chromium

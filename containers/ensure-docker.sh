@@ -10,8 +10,7 @@ need_root() { [ "$(id -u)" = 0 ] || { echo "no Docker Engine answers and $1 need
 if ! answers; then
   if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
     need_root "installing one"
-    echo "installing Debian's docker.io ..."
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+    sh "$(dirname "$0")/host-packages.sh" engine  # docker.io, and debootstrap with it
   fi
   if ! answers; then  # the package's own scripts may have started one
     need_root "starting dockerd"
@@ -27,7 +26,4 @@ if ! answers; then
 fi
 echo "docker engine: $(docker version --format '{{.Server.Version}}') answers"
 
-if ! command -v debootstrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  echo "installing debootstrap ..."
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-fi
+[ "$(id -u)" != 0 ] || sh "$(dirname "$0")/host-packages.sh" engine  # debootstrap, if the engine was there already

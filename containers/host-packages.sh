@@ -1,9 +1,9 @@
 #!/bin/sh
-# Install, in one apt-get run, the Debian packages the host lacks for what is asked: `engine` (docker.io and
+# Install the Debian packages the host lacks for what is asked, with one apt-get update: `engine` (docker.io and
 # debootstrap, for the Docker Engine and `riskgym images build`), `observer` (clang, bpftool, libbpf-dev, gcc and
-# iproute2, for the host observer) and `chromium` (for the HTML report's tests). One update and one install instead
-# of one each: `make setup` and `make test` run this beside the virtualenv's install. As root only; elsewhere the
-# ensure-*.sh scripts say what is missing. Each of them still installs what it needs when run alone.
+# iproute2, for the host observer) and `chromium` (for the HTML report's tests). The one place that knows them:
+# the ensure-*.sh scripts call it, and `make test` asks for the observer's and chromium's together. As root only;
+# elsewhere the ensure-*.sh scripts say what is missing.
 #   sh containers/host-packages.sh engine observer chromium
 set -eu
 [ "$(id -u)" = 0 ] || exit 0
