@@ -43,8 +43,7 @@ demo: setup
 # The engine and the virtualenv as for setup; then, while the images build (those FROM the base at once), the
 # observer's packages and Debian's chromium (one apt-get update), the observer's build and the linters. The tests
 # run on two workers (whole files each: their module fixtures are not made twice; the hardening tally sums both),
-# the longest files first (tests/conftest.py), then those that need the Docker Engine to themselves (it is
-# restarted) alone
+# then those that need the Docker Engine to themselves (it is restarted) alone
 test:
 	@$(MAKE) --no-print-directory -j 2 --output-sync=target engine $(VENV)/.installed
 	@mkdir -p .cache; (sh containers/host-packages.sh observer chromium && sh containers/ensure-chromium.sh && \
@@ -52,7 +51,7 @@ test:
 	  $(MAKE) --no-print-directory lint > .cache/lint.log 2>&1 & lint=$$!; \
 	  $(RISKGYM) images build; built=$$?; wait $$lint; linted=$$?; wait $$host; hosted=$$?; \
 	  cat .cache/host.log .cache/lint.log; [ $$built = 0 ] && [ $$linted = 0 ] && [ $$hosted = 0 ]
-	@$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not alone" --durations=12; shared=$$?; \
+	@$(PY) -m pytest -q -n 2 --dist loadfile -m "not alone" --durations=12; shared=$$?; \
 	  $(PY) -m pytest -q -p no:xdist -m alone; alone=$$?; [ $$shared = 0 ] && [ $$alone = 0 ]
 
 # the escape suite, the faults and the fuzzing alone (make test runs them too); ends with the tally

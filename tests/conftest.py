@@ -24,36 +24,6 @@ STARTERS = sorted(p for p in LIBRARY.glob("*.toml") if not {"[[parts]]", "[[sink
 """The six OS starter scenarios (no web services): the runs whose counts and timings the tests know."""
 
 
-LONGEST = {  # seconds each file took in `make test` (2 cores, 2026-12-07, the mean of two runs); see below
-    "tests/grading/test_variants_desktop.py": 145,  # first: it waits on the desktops more than it computes
-    "tests/running/test_run_llm.py": 162,
-    "tests/grading/test_variants.py": 155,
-    "tests/hardening/test_faults.py": 133,
-    "tests/world/test_desktop.py": 130,
-    "tests/test_cli.py": 125,
-    "tests/running/test_env.py": 99,
-    "tests/running/test_cluster.py": 84,
-    "tests/grading/test_judge.py": 62,
-    "tests/hardening/test_fuzz.py": 59,
-    "tests/hardening/test_evidence.py": 53,
-    "tests/hardening/test_escape.py": 53,
-    "tests/running/test_emulated.py": 44,
-    "tests/test_mistakes.py": 38,
-    "tests/viewing/test_audit.py": 33,
-    "tests/grading/test_observed.py": 33,
-}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest files first, in LONGEST's order, the others after them as they were collected.
-
-    `make test` hands whole files to two workers in this order (``--no-loadscope-reorder``): a long file started
-    last would leave the other worker idle to the end (two minutes of 15, as measured before this order).
-    """
-    rank = {name: i for i, name in enumerate(LONGEST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
-
-
 def example(doc: str | None) -> str:
     """The code of a docstring's ``Example ...::`` block, dedented, for a test to run as it is documented."""
     lines = (doc or "").splitlines()

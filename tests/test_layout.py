@@ -117,16 +117,3 @@ def test_a_branch_on_a_part_outside_its_kind_is_found(tmp_path):
     assert [line.split(": ", 1)[1] for line in part_branches(pkg)] == [
         "hasattr(part, 'offer')", "spec.kind == 'desktop'", "isinstance(p, ServicePart)", "opts.sandbox != 'docker'"]
 
-
-def test_the_longest_files_run_first_in_make_test():
-    from types import SimpleNamespace
-
-    from tests.conftest import LONGEST, pytest_collection_modifyitems
-
-    assert all((ROOT / name).is_file() for name in LONGEST), "LONGEST names a test file that is not there"
-    first, second = list(LONGEST)[:2]
-    items = [SimpleNamespace(nodeid=n) for n in ("tests/a.py::x", f"{second}::y", "tests/b.py::z", f"{first}::w",
-                                                  f"{second}::v")]
-    pytest_collection_modifyitems(items)
-    assert [i.nodeid.split("::")[1] for i in items] == ["w", "y", "v", "x", "z"]
-    assert "--no-loadscope-reorder" in (ROOT / "Makefile").read_text()  # else xdist orders files by their size
